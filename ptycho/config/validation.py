@@ -1,0 +1,60 @@
+"""Small validators shared by every config dataclass.
+
+Each raises ``ValueError`` with one line that names ``<Owner>.<field>``, the bad value
+and what is allowed, so a CLI can print it verbatim.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Iterable
+
+
+def _name(owner: str, field: str) -> str:
+    return f"{owner}.{field}" if owner else field
+
+
+def check_int(owner: str, field: str, value, lo: int | None = None, hi: int | None = None) -> None:
+    """Require an integer (bool excluded) in ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{_name(owner, field)}={value!r} must be an integer")
+    _check_range(owner, field, value, lo, hi)
+
+
+def check_float(owner: str, field: str, value, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> None:
+    """Require a finite real number in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{_name(owner, field)}={value!r} must be a finite number")
+    if lo_open and lo is not None and value <= lo:
+        hi_txt = f"{hi:g}" if hi is not None else "inf"
+        raise ValueError(f"{_name(owner, field)}={value!r} is out of range (allowed: > {lo:g} and <= {hi_txt})")
+    _check_range(owner, field, value, None if lo_open else lo, hi)
+
+
+def _check_range(owner, field, value, lo, hi) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_txt = "-inf" if lo is None else f"{lo:g}"
+        hi_txt = "inf" if hi is None else f"{hi:g}"
+        raise ValueError(f"{_name(owner, field)}={value!r} is out of range (allowed: {lo_txt}..{hi_txt})")
+
+
+def check_choice(owner: str, field: str, value, choices: Iterable) -> None:
+    """Require ``value`` to be one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{_name(owner, field)}={value!r} is not allowed (choose one of: {allowed})")
+
+
+def check_bool(owner: str, field: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{_name(owner, field)}={value!r} must be true or false")
+
+
+def unknown_key_error(kind: str, key: str, valid: Iterable[str]) -> ValueError:
+    """Error for an unknown key, suggesting the closest valid names."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ValueError(f"unknown {kind} {key!r}{hint} (valid keys: {', '.join(valid)})")
