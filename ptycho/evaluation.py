@@ -1,0 +1,409 @@
+"""Reconstruction metrics against a known ground truth (numpy + scikit-image only).
+
+The recipe follows the reference study (see shared/reference/REFERENCE.md, "Metrics
+recipe") but reports physically meaningful numbers:
+
+1. Trim ``trim`` (default 2) pixels from every side of both complex images.
+2. Amplitude: scale the predicted amplitude by ``mean(|gt|) / mean(|pred|)`` (global
+   scale is not recoverable from far-field data without a calibrated probe).
+3. Phase: ``np.angle`` of each image, then fit and remove a plane ``a*x + b*y + c``
+   from each separately (a constant offset and a linear ramp, i.e. a real-space shift
+   of the diffraction pattern, are not determined by the data). Phases are NOT
+   unwrapped: a ramp that wraps around +-pi is not removed by the fit.
+4. Per channel (amplitude, phase): MAE, MSE, PSNR with the true data range, SSIM,
+   FRC (crossings of 0.5 and 1/7 in cycles/pixel; Hann-apodized, see
+   :func:`frc_curve`), plus the legacy fixed-peak PSNR.
+
+Sign ambiguity: a reconstruction of the complex conjugate (twin image, phase -> -phase)
+is a known ambiguity. It is NOT flipped automatically; it shows up as a negative
+``phase_correlation`` (near -1 for a clean twin) and poor phase metrics.
+
+Coordinates: images are indexed ``[row, col]``; in the plane fit ``x`` is the column and
+``y`` the row (both centred on the image).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "remove_phase_plane",
+    "align_for_metrics",
+    "frc_curve",
+    "frc_threshold_crossing",
+    "evaluate_reconstruction",
+    "metrics_table",
+    "METRIC_NAMES",
+]
+
+# A Fourier ring whose power is below this fraction of the image's total spectral power
+# is treated as empty (numerically zero in float64), e.g. every ring of a constant image
+# after mean subtraction. Rounding noise of float32 data is ~1e-14 of the power, far above.
+_EMPTY_RING_REL = 1e-24
+
+# OpenCV's cv2.PSNR: 20*log10(R / (sqrt(mse) + DBL_EPSILON)).
+_DBL_EPSILON = float(np.finfo(np.float64).eps)
+
+# skimage structural_similarity default window (7 x 7) needs images at least this big.
+_MIN_SIDE = 7
+
+# Keys of evaluate_reconstruction(...)["metrics"], in order.
+METRIC_NAMES = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7")
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_real_2d(img, name: str) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D real image (H, W), got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a real image, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or inf; allowed finite values only")
+    return arr
+
+
+def _check_pair(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two complex (or real) 2-D images of equal shape; return complex128."""
+    arrs = []
+    for name, a in (("pred", pred), ("gt", gt)):
+        arr = np.asarray(a)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name}: expected a 2-D complex image (H, W), got shape {arr.shape}"
+            )
+        if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.bool_)):
+            raise ValueError(f"{name}: expected a numeric (complex) image, got dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name}: contains NaN or inf; allowed finite values only")
+        arrs.append(arr.astype(np.complex128))
+    p, g = arrs
+    if p.shape != g.shape:
+        raise ValueError(f"pred: shape {p.shape} does not match gt shape {g.shape}")
+    return p, g
+
+
+def _check_trim(trim, shape) -> int:
+    if isinstance(trim, (bool, np.bool_)) or not isinstance(trim, (int, np.integer)) or trim < 0:
+        raise ValueError(f"trim: got {trim!r}, allowed an integer >= 0")
+    trim = int(trim)
+    h, w = shape
+    if h - 2 * trim < _MIN_SIDE or w - 2 * trim < _MIN_SIDE:
+        raise ValueError(
+            f"gt: shape {shape} is too small for trim={trim}; need H, W >= "
+            f"2*trim + {_MIN_SIDE} = {2 * trim + _MIN_SIDE}"
+        )
+    return trim
+
+
+def _align(pred: np.ndarray, gt: np.ndarray, trim: int):
+    """Alignment on validated complex128 arrays; also returns the amplitude scale."""
+    if trim:
+        pred = pred[trim:-trim, trim:-trim]
+        gt = gt[trim:-trim, trim:-trim]
+    amp_gt = np.abs(gt)
+    amp_pred = np.abs(pred)
+    mean_pred = float(amp_pred.mean())
+    # An all-zero prediction cannot be rescaled; leave it as is (metrics show failure).
+    scale = float(amp_gt.mean()) / mean_pred if mean_pred > 0 else 1.0
+    amp_pred = amp_pred * scale
+    phase_pred = remove_phase_plane(np.angle(pred))
+    phase_gt = remove_phase_plane(np.angle(gt))
+    return amp_pred, amp_gt, phase_pred, phase_gt, scale
+
+
+# ------------------------------------------------------------------- public functions
+def remove_phase_plane(phase, mask=None) -> np.ndarray:
+    """Subtract the least-squares plane ``a*x + b*y + c`` from a phase image.
+
+    Parameters
+    ----------
+    phase : (H, W) real array (radians).
+    mask : optional (H, W) bool array; if given, the plane is fitted on ``mask`` pixels
+        only (at least 3) and subtracted everywhere.
+
+    Returns
+    -------
+    (H, W) array ``phase - plane``, dtype ``np.result_type(phase.dtype, np.float32)``
+    (float32 in -> float32 out, float64 stays float64); the fit runs in float64.
+    ``x`` is the column index and ``y`` the row index (centred for conditioning).
+    """
+    ph = _check_real_2d(phase, "phase")
+    h, w = ph.shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x -= (w - 1) / 2.0
+    y -= (h - 1) / 2.0
+    ph64 = ph.astype(np.float64)
+    if mask is None:
+        sel = np.ones((h, w), dtype=bool)
+    else:
+        sel = np.asarray(mask)
+        if sel.shape != ph.shape or sel.dtype != np.bool_:
+            raise ValueError(
+                f"mask: expected a bool array of shape {ph.shape}, got "
+                f"{sel.dtype} array of shape {sel.shape}"
+            )
+        if int(sel.sum()) < 3:
+            raise ValueError(f"mask: selects {int(sel.sum())} pixels; need at least 3")
+    design = np.stack([x[sel], y[sel], np.ones(int(sel.sum()))], axis=1)
+    coef, *_ = np.linalg.lstsq(design, ph64[sel], rcond=None)
+    plane = coef[0] * x + coef[1] * y + coef[2]
+    return (ph64 - plane).astype(np.result_type(ph.dtype, np.float32))
+
+
+def align_for_metrics(pred, gt, trim: int = 2):
+    """Apply the reference alignment recipe to two complex images.
+
+    Parameters
+    ----------
+    pred, gt : (H, W) complex arrays (prediction and ground truth, same shape).
+    trim : pixels removed from every side before anything else.
+
+    Returns
+    -------
+    (amp_pred, amp_gt, phase_pred, phase_gt), each (H - 2*trim, W - 2*trim) float64:
+    ``amp_pred = |pred| * mean(|gt|)/mean(|pred|)`` (unscaled if ``mean(|pred|) == 0``),
+    ``amp_gt = |gt|``, and each phase ``np.angle`` with its own fitted plane removed
+    (no unwrapping, no automatic sign flip).
+    """
+    p, g = _check_pair(pred, gt)
+    trim = _check_trim(trim, g.shape)
+    amp_pred, amp_gt, phase_pred, phase_gt, _ = _align(p, g, trim)
+    return amp_pred, amp_gt, phase_pred, phase_gt
+
+
+def frc_curve(img1, img2, *, window: str | None = "hann"):
+    """Fourier ring correlation of two real 2-D images.
+
+    Non-square images are cropped to their central square (side = min(H, W)).
+
+    ``window="hann"`` (default): each image has its mean subtracted and is multiplied
+    by a separable 2-D Hann window before the FFT. Without apodization the jump at the
+    borders of a non-periodic image (a stitched reconstruction and its ground truth
+    share the same borders) puts strongly correlated power on the kx = 0 and ky = 0
+    axes at every frequency, so the FRC stays near 1 up to Nyquist even for a blurred
+    prediction. ``window=None`` uses the raw images (the reference's un-apodized FRC).
+
+    With
+    ``n`` the side, rings are one frequency bin wide: pixel ``(ky, kx)`` (integer FFT
+    indices in ``[-n/2, n/2)``) belongs to ring ``round(sqrt(kx**2 + ky**2))``; rings
+    ``0 .. n//2`` are kept (corners beyond the Nyquist circle are dropped).
+
+    ``FRC(r) = Re(sum F1 conj(F2)) / sqrt(sum |F1|^2 * sum |F2|^2)`` over ring ``r``.
+    A ring that is numerically empty (power < 1e-24 of the image's total spectral
+    power, e.g. the DC ring of an exactly mean-free image) gets FRC 1.0 if it is empty
+    in both images and 0.0 if only in one.
+
+    Returns
+    -------
+    freqs : (n//2 + 1,) float64, ``r / n`` in cycles/pixel (0 .. 0.5 for even n).
+    frc : (n//2 + 1,) float64.
+    """
+    a = _check_real_2d(img1, "img1")
+    b = _check_real_2d(img2, "img2")
+    if a.shape != b.shape:
+        raise ValueError(f"img2: shape {b.shape} does not match img1 shape {a.shape}")
+    n = min(a.shape)
+    if n < 2:
+        raise ValueError(f"img1: shape {a.shape} too small for FRC; need at least 2 x 2")
+    r0 = (a.shape[0] - n) // 2
+    c0 = (a.shape[1] - n) // 2
+    a = a[r0 : r0 + n, c0 : c0 + n].astype(np.float64)
+    b = b[r0 : r0 + n, c0 : c0 + n].astype(np.float64)
+    if window == "hann":
+        w1 = np.hanning(n)
+        w2 = np.outer(w1, w1)
+        a = (a - a.mean()) * w2
+        b = (b - b.mean()) * w2
+    elif window is not None:
+        raise ValueError(f"window: got {window!r}, allowed 'hann' or None")
+    f1 = np.fft.fft2(a)
+    f2 = np.fft.fft2(b)
+    k = np.rint(np.fft.fftfreq(n) * n)
+    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(np.int64)
+    n_rings = n // 2 + 1
+    keep = ring < n_rings
+    idx = ring[keep]
+    p1_all = np.abs(f1) ** 2
+    p2_all = np.abs(f2) ** 2
+    cross = np.bincount(idx, weights=(f1 * np.conj(f2)).real[keep], minlength=n_rings)
+    p1 = np.bincount(idx, weights=p1_all[keep], minlength=n_rings)
+    p2 = np.bincount(idx, weights=p2_all[keep], minlength=n_rings)
+    empty1 = p1 <= _EMPTY_RING_REL * p1_all.sum()
+    empty2 = p2 <= _EMPTY_RING_REL * p2_all.sum()
+    frc = np.zeros(n_rings, dtype=np.float64)
+    ok = ~(empty1 | empty2)
+    frc[ok] = cross[ok] / np.sqrt(p1[ok] * p2[ok])
+    frc[empty1 & empty2] = 1.0
+    freqs = np.arange(n_rings, dtype=np.float64) / n
+    return freqs, frc
+
+
+def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
+    """First frequency where ``frc`` drops below ``threshold`` (cycles/pixel).
+
+    Linear interpolation between the last ring at or above the threshold and the first
+    ring below it; ``freqs[0]`` if the very first ring is already below; 0.5 (Nyquist)
+    if the curve never drops below. NaN entries never count as below.
+    """
+    f = np.asarray(freqs, dtype=np.float64).ravel()
+    c = np.asarray(frc, dtype=np.float64).ravel()
+    if f.shape != c.shape or f.size == 0:
+        raise ValueError(
+            f"frc: expected the same non-zero length as freqs, got {c.size} and {f.size}"
+        )
+    below = np.flatnonzero(c < threshold)
+    if below.size == 0:
+        return 0.5
+    i = int(below[0])
+    if i == 0:
+        return float(f[0])
+    f0, f1, c0, c1 = f[i - 1], f[i], c[i - 1], c[i]
+    if not np.isfinite(c0):  # previous ring NaN: no interpolation possible
+        return float(f[i])
+    return float(f0 + (c0 - threshold) * (f1 - f0) / (c0 - c1))
+
+
+def _psnr(mse: float, data_range: float) -> float:
+    if mse == 0.0:
+        return math.inf
+    if data_range <= 0.0:
+        return math.nan
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def _psnr_legacy255(target: np.ndarray, pred: np.ndarray) -> float:
+    """OpenCV cv2.PSNR(target, pred) on float32 copies: 20*log10(255/(rmse + DBL_EPS))."""
+    d = target.astype(np.float32).astype(np.float64) - pred.astype(np.float32).astype(np.float64)
+    rmse = math.sqrt(float(np.mean(d * d)))
+    return float(20.0 * np.log10(255.0 / (rmse + _DBL_EPSILON)))
+
+
+def _ssim(target: np.ndarray, pred: np.ndarray, data_range: float) -> float:
+    from skimage.metrics import structural_similarity
+
+    if data_range <= 0.0:
+        return math.nan
+    return float(structural_similarity(target, pred, data_range=data_range))
+
+
+def evaluate_reconstruction(pred, gt, *, trim: int = 2) -> dict:
+    """Score a complex reconstruction against the ground truth (reference recipe).
+
+    Parameters
+    ----------
+    pred, gt : (H, W) complex arrays of the same shape, finite (e.g. the stitched
+        reconstruction and ``clip_to_region(YY_ground_truth[..., 0], region)``).
+        ValueError naming ``pred`` / ``gt`` otherwise.
+    trim : border pixels removed on every side (reference: 2).
+
+    Returns
+    -------
+    dict with
+
+    ``metrics`` : ``{name: [amplitude_value, phase_value]}`` (python floats):
+        * ``mae``, ``mse`` -- of the aligned images (:func:`align_for_metrics`);
+          amplitude in ground-truth units, phase in radians.
+        * ``psnr`` -- ``10*log10(data_range**2 / mse)`` with ``data_range = max - min``
+          of the aligned ground-truth image of that channel (amplitude; plane-removed
+          phase in radians); ``inf`` when mse == 0, NaN if the gt channel is constant.
+        * ``psnr_legacy255`` -- LEGACY, for comparison with the reference's published
+          numbers only: OpenCV's ``cv2.PSNR`` with its fixed peak 255,
+          ``20*log10(255 / (sqrt(mse) + DBL_EPSILON))``, computed on float32 copies of
+          the same aligned images the reference used (amplitude: ground-truth units,
+          prediction mean-scaled; phase: plane-removed radians, no shift). Not a
+          physically meaningful PSNR (values ~60-80 dB); finite (~361 dB) at mse == 0.
+        * ``ssim`` -- ``skimage.metrics.structural_similarity(gt, pred, data_range)``,
+          default 7x7 window. Amplitude: data_range = range of aligned gt. Phase: both
+          mapped by ``(phi + pi) / (2*pi)``, data_range 1.0. NaN if the gt amplitude is
+          constant.
+        * ``frc50``, ``frc_1_7`` -- frequency (cycles/pixel, in [0, 0.5]) where the FRC
+          of the aligned images first drops below 0.5 and 1/7 (:func:`frc_curve` with
+          its default mean subtraction + Hann window, :func:`frc_threshold_crossing`;
+          0.5 = never drops). The reference reported ring indices, not frequencies.
+
+    ``phase_correlation`` : Pearson correlation of the aligned phases (NaN if one is
+        constant). Near -1 signals the conjugate (twin) solution, not flipped here.
+    ``phase_strength_ratio`` : ``std(phase_pred) / std(phase_gt)`` after plane removal
+        (1 = right phase contrast; NaN if the gt phase is flat).
+    ``amplitude_scale`` : the factor ``mean(|gt|)/mean(|pred|)`` applied to the
+        prediction (after trimming); far from 1 means the absolute scale is off.
+    ``frc`` : ``{"freqs": list, "amplitude": list, "phase": list}`` full FRC curves.
+    """
+    p, g = _check_pair(pred, gt)
+    trim = _check_trim(trim, g.shape)
+    amp_pred, amp_gt, ph_pred, ph_gt, scale = _align(p, g, trim)
+
+    channels = ((amp_pred, amp_gt), (ph_pred, ph_gt))
+    mae, mse, psnr, legacy, ssim, frc50, frc17 = ([] for _ in range(7))
+    curves = []
+    for ci, (pr, tg) in enumerate(channels):
+        diff = tg - pr
+        m_abs = float(np.mean(np.abs(diff)))
+        m_sq = float(np.mean(diff * diff))
+        data_range = float(tg.max() - tg.min())
+        mae.append(m_abs)
+        mse.append(m_sq)
+        psnr.append(_psnr(m_sq, data_range))
+        legacy.append(_psnr_legacy255(tg, pr))
+        if ci == 0:
+            ssim.append(_ssim(tg, pr, data_range))
+        else:
+            ssim.append(_ssim((tg + np.pi) / (2 * np.pi), (pr + np.pi) / (2 * np.pi), 1.0))
+        freqs, frc = frc_curve(tg, pr)
+        curves.append(frc)
+        frc50.append(frc_threshold_crossing(freqs, frc, 0.5))
+        frc17.append(frc_threshold_crossing(freqs, frc, 1.0 / 7.0))
+
+    sd_pred = float(ph_pred.std())
+    sd_gt = float(ph_gt.std())
+    if sd_pred > 0 and sd_gt > 0:
+        corr = float(np.mean((ph_pred - ph_pred.mean()) * (ph_gt - ph_gt.mean())) / (sd_pred * sd_gt))
+    else:
+        corr = math.nan
+    ratio = sd_pred / sd_gt if sd_gt > 0 else math.nan
+
+    return {
+        "metrics": {
+            "mae": mae,
+            "mse": mse,
+            "psnr": psnr,
+            "psnr_legacy255": legacy,
+            "ssim": ssim,
+            "frc50": frc50,
+            "frc_1_7": frc17,
+        },
+        "phase_correlation": corr,
+        "phase_strength_ratio": float(ratio),
+        "amplitude_scale": float(scale),
+        "frc": {
+            "freqs": [float(v) for v in freqs],
+            "amplitude": [float(v) for v in curves[0]],
+            "phase": [float(v) for v in curves[1]],
+        },
+    }
+
+
+def _fmt(v) -> str:
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.4g}"
+
+
+def metrics_table(result) -> str:
+    """Markdown table of ``result["metrics"]`` (or of a bare ``{name: [amp, phase]}``):
+    one row per metric, columns ``amplitude`` and ``phase``, 4 significant digits."""
+    metrics = result.get("metrics", result) if isinstance(result, dict) else None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"result: expected a dict from evaluate_reconstruction, got {type(result).__name__}")
+    lines = ["| metric | amplitude | phase |", "|---|---|---|"]
+    for name, val in metrics.items():
+        if not isinstance(val, (list, tuple)) or len(val) != 2:
+            raise ValueError(f"result: metric {name!r} must be [amplitude, phase], got {val!r}")
+        lines.append(f"| {name} | {_fmt(val[0])} | {_fmt(val[1])} |")
+    return "\n".join(lines)

@@ -1,0 +1,232 @@
+"""Tests for ptycho.evaluation: the reference metric recipe with physical values."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+from skimage.draw import line
+
+from ptycho.evaluation import (
+    align_for_metrics,
+    evaluate_reconstruction,
+    frc_curve,
+    frc_threshold_crossing,
+    METRIC_NAMES,
+    metrics_table,
+    remove_phase_plane,
+)
+
+METRICS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7")
+assert METRIC_NAMES == METRICS
+
+
+def grid_lines_object(n=96, n_lines=40, seed=0, dtype=np.complex128):
+    """Small grid-lines-like object (same recipe as the study, scaled down)."""
+    rng = np.random.default_rng(seed)
+    big = 2 * n
+    canvas = np.zeros((big, big))
+    for r0, c0, r1, c1 in rng.integers(0, big, size=(n_lines, 4)):
+        rr, cc = line(r0, c0, r1, c1)
+        canvas[rr, cc] = 1.0
+    amp = gaussian_filter(canvas, 1) + 2 * gaussian_filter(canvas, 5) + 5 * gaussian_filter(canvas, 10)
+    o = (big - n) // 2
+    amp = amp[o : o + n, o : o + n]
+    phase = np.pi * np.tanh((amp - amp.max() / 2) / (3 * amp.mean()))
+    return (amp * np.exp(1j * phase)).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def gt():
+    return grid_lines_object()
+
+
+def _assert_perfect_phase(m, res, tol=1e-9):
+    assert m["mae"][1] < tol and m["mse"][1] < tol**2
+    assert m["psnr"][1] > 120
+    assert m["ssim"][1] == pytest.approx(1.0, abs=1e-9)
+    assert m["frc50"][1] == 0.5 and m["frc_1_7"][1] == 0.5
+    assert res["phase_correlation"] == pytest.approx(1.0, abs=1e-9)
+    assert res["phase_strength_ratio"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_self_comparison_is_perfect(gt):
+    res = evaluate_reconstruction(gt, gt)
+    m = res["metrics"]
+    assert set(m) == set(METRICS)
+    for ch in (0, 1):
+        assert m["mae"][ch] == 0.0 and m["mse"][ch] == 0.0
+        assert m["psnr"][ch] == math.inf
+        assert m["ssim"][ch] == pytest.approx(1.0, abs=1e-12)
+        assert m["frc50"][ch] == 0.5 and m["frc_1_7"][ch] == 0.5
+        # OpenCV's PSNR at zero error: 20*log10(255 / DBL_EPSILON).
+        assert m["psnr_legacy255"][ch] == pytest.approx(20 * math.log10(255 / np.finfo(float).eps))
+    assert res["phase_correlation"] == pytest.approx(1.0, abs=1e-12)
+    assert res["phase_strength_ratio"] == pytest.approx(1.0, abs=1e-12)
+    assert res["amplitude_scale"] == pytest.approx(1.0, abs=1e-12)
+    # Values are python floats and the result is JSON-serializable.
+    assert all(type(v) is float for vals in m.values() for v in vals)
+    assert len(res["frc"]["freqs"]) == len(res["frc"]["amplitude"]) == len(res["frc"]["phase"])
+    json.dumps(res)
+
+
+def test_amplitude_scale_invariance(gt):
+    res = evaluate_reconstruction(3.0 * gt, gt)
+    m = res["metrics"]
+    assert res["amplitude_scale"] == pytest.approx(1 / 3, rel=1e-12)
+    assert m["mae"][0] < 1e-12 and m["psnr"][0] > 200
+    assert m["ssim"][0] == pytest.approx(1.0, abs=1e-12)
+    assert m["frc50"][0] == 0.5 and m["frc_1_7"][0] == 0.5
+    _assert_perfect_phase(m, res)
+
+
+def test_phase_plane_invariance(gt):
+    h, w = gt.shape
+    y, x = np.mgrid[0:h, 0:w]
+    ramp = 0.01 * x - 0.007 * y + 0.3  # small enough that no phase wraps
+    res = evaluate_reconstruction(gt * np.exp(1j * ramp), gt)
+    m = res["metrics"]
+    _assert_perfect_phase(m, res)
+    assert m["mae"][0] < 1e-12  # amplitude untouched
+
+
+def test_complex64_self_comparison_is_exact(gt):
+    gt32 = gt.astype(np.complex64)
+    res = evaluate_reconstruction(gt32, gt32)
+    assert res["metrics"]["mae"] == [0.0, 0.0]
+
+
+def test_blurred_prediction_scores_worse(gt):
+    blurred = gaussian_filter(gt.real, 2) + 1j * gaussian_filter(gt.imag, 2)
+    m = evaluate_reconstruction(blurred, gt)["metrics"]
+    for ch in (0, 1):
+        assert m["ssim"][ch] < 0.95
+        assert m["frc50"][ch] < 0.5
+        assert m["frc_1_7"][ch] >= m["frc50"][ch]
+        assert math.isfinite(m["psnr"][ch]) and 10 < m["psnr"][ch] < 60
+        assert 0 < m["mae"][ch] < 1
+
+
+def test_noise_lowers_psnr_monotonically(gt):
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(gt.shape) + 1j * rng.standard_normal(gt.shape)
+    scale = np.abs(gt).mean()
+    results = [evaluate_reconstruction(gt + s * scale * z, gt) for s in (0.003, 0.01, 0.03, 0.1)]
+    for ch in (0, 1):
+        psnr = [r["metrics"]["psnr"][ch] for r in results]
+        ssim = [r["metrics"]["ssim"][ch] for r in results]
+        frc50 = [r["metrics"]["frc50"][ch] for r in results]
+        legacy = [r["metrics"]["psnr_legacy255"][ch] for r in results]
+        assert all(np.diff(psnr) < -5), psnr  # ~10 dB per factor sqrt(10) in noise
+        assert all(np.diff(legacy) < -5), legacy
+        assert all(np.diff(ssim) < 0), ssim
+        assert all(np.diff(frc50) <= 0) and frc50[-1] < 0.4, frc50
+    # Legacy PSNR differs from the true-range PSNR by 20*log10(255/data_range).
+    a_p, a_g, p_p, p_g = align_for_metrics(gt + 0.01 * scale * z, gt)
+    r = results[1]["metrics"]
+    assert r["psnr_legacy255"][0] - r["psnr"][0] == pytest.approx(
+        20 * math.log10(255 / (a_g.max() - a_g.min())), abs=1e-3
+    )
+
+
+def test_conjugate_is_reported_not_flipped(gt):
+    res = evaluate_reconstruction(np.conj(gt), gt)
+    assert res["phase_correlation"] == pytest.approx(-1.0, abs=1e-9)
+    assert res["metrics"]["mae"][1] > 0.1
+    assert res["metrics"]["mae"][0] < 1e-12
+
+
+def test_remove_phase_plane_exact_plane_and_mask():
+    h, w = 40, 50
+    y, x = np.mgrid[0:h, 0:w]
+    plane = 0.13 * x - 0.21 * y + 1.7
+    np.testing.assert_allclose(remove_phase_plane(plane), 0.0, atol=1e-10)
+    # Plane + bump: fitting only where the bump is absent recovers the bump exactly.
+    bump = np.zeros((h, w))
+    bump[10:20, 10:20] = 1.0
+    out = remove_phase_plane(plane + bump, mask=bump == 0)
+    np.testing.assert_allclose(out, bump, atol=1e-10)
+    assert remove_phase_plane(plane.astype(np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match="mask: expected a bool array of shape"):
+        remove_phase_plane(plane, mask=np.ones((3, 3), dtype=bool))
+
+
+def test_align_for_metrics_shapes_and_trim(gt):
+    pred = 2.0 * gt
+    a_p, a_g, p_p, p_g = align_for_metrics(pred, gt, trim=2)
+    assert a_p.shape == a_g.shape == p_p.shape == p_g.shape == (92, 92)
+    np.testing.assert_allclose(a_g, np.abs(gt[2:-2, 2:-2]))
+    assert a_p.mean() == pytest.approx(a_g.mean(), rel=1e-12)
+    # Each phase has its plane removed: zero mean and no residual gradient.
+    for ph in (p_p, p_g):
+        assert abs(ph.mean()) < 1e-12
+        np.testing.assert_allclose(remove_phase_plane(ph), ph, atol=1e-12)
+    assert align_for_metrics(pred, gt, trim=0)[0].shape == gt.shape
+
+
+def test_frc_identical_is_one_everywhere():
+    rng = np.random.default_rng(0)
+    img = rng.standard_normal((64, 64))
+    for window in ("hann", None):
+        freqs, frc = frc_curve(img, img, window=window)
+        assert freqs.shape == frc.shape == (33,)
+        assert freqs[0] == 0.0 and freqs[-1] == 0.5
+        np.testing.assert_allclose(frc, 1.0, atol=1e-12)
+        assert frc_threshold_crossing(freqs, frc) == 0.5
+
+
+def test_frc_independent_noise_is_low_and_non_square_crop():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((70, 64))
+    b = rng.standard_normal((70, 64))
+    freqs, frc = frc_curve(a, b)
+    assert freqs.shape == (33,)  # cropped to the central 64 x 64
+    # Uncorrelated: rings of many pixels average to ~0 (std ~ 1/sqrt(ring size)).
+    assert np.abs(frc[10:]).mean() < 0.15
+    assert frc_threshold_crossing(freqs, frc) < 0.1
+    # Cropping is central: same result as cropping by hand.
+    np.testing.assert_allclose(frc, frc_curve(a[3:67], b[3:67])[1])
+
+
+def test_frc_threshold_crossing_interpolates():
+    freqs = np.array([0.0, 0.1, 0.2, 0.3])
+    frc = np.array([1.0, 0.8, 0.4, 0.1])
+    # Between 0.1 (0.8) and 0.2 (0.4): 0.5 reached at 0.1 + 0.3/0.4*0.1.
+    assert frc_threshold_crossing(freqs, frc) == pytest.approx(0.175)
+    assert frc_threshold_crossing(freqs, frc, threshold=1 / 7) == pytest.approx(0.2 + 0.1 * (0.4 - 1 / 7) / 0.3)
+    assert frc_threshold_crossing(freqs, np.array([0.3, 0.2, 0.1, 0.0])) == 0.0
+    assert frc_threshold_crossing(freqs, np.ones(4)) == 0.5
+
+
+def test_input_errors(gt):
+    with pytest.raises(ValueError, match=r"pred: shape \(96, 90\) does not match gt shape \(96, 96\)"):
+        evaluate_reconstruction(gt[:, :90], gt)
+    bad = gt.copy()
+    bad[5, 5] = np.nan
+    with pytest.raises(ValueError, match="pred: contains NaN or inf"):
+        evaluate_reconstruction(bad, gt)
+    with pytest.raises(ValueError, match="gt: contains NaN or inf"):
+        evaluate_reconstruction(gt, bad)
+    with pytest.raises(ValueError, match="pred: expected a 2-D complex image"):
+        evaluate_reconstruction(gt[None], gt)
+    with pytest.raises(ValueError, match="gt: expected a 2-D complex image"):
+        evaluate_reconstruction(gt, gt[..., None])
+    with pytest.raises(ValueError, match="trim: got -1"):
+        evaluate_reconstruction(gt, gt, trim=-1)
+    with pytest.raises(ValueError, match="gt: shape .* is too small for trim=45"):
+        evaluate_reconstruction(gt, gt, trim=45)
+    with pytest.raises(ValueError, match="img2: shape"):
+        frc_curve(np.zeros((8, 8)), np.zeros((8, 9)))
+
+
+def test_metrics_table_format(gt):
+    res = evaluate_reconstruction(gt, gt)
+    table = metrics_table(res)
+    lines = table.splitlines()
+    assert lines[0] == "| metric | amplitude | phase |"
+    assert lines[1] == "|---|---|---|"
+    assert len(lines) == 2 + len(METRICS)
+    assert "| psnr | inf | inf |" in lines
+    assert "| mae | 0 | 0 |" in lines
+    assert metrics_table(res["metrics"]) == table
