@@ -1,0 +1,86 @@
+"""In-memory training data for the Lightning module: tensors, split, loaders.
+
+The loader of ``ptycho.io`` returns channel-first numpy arrays; this module turns the
+training patterns into a seeded train/validation split (the validation patterns are carved
+from the training scan, never from the test scan) and batches of
+``(x (B,C,N,N) float32, positions (B,C,1,2) float32, input_scale_factor (B,1,1,1) float32)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class PatchDataset(Dataset):
+    """Diffraction patches with their relative positions and the input scale factor."""
+
+    def __init__(self, diffraction: np.ndarray, positions: np.ndarray, input_scale: float):
+        if diffraction.ndim != 4:
+            raise ValueError(f"diffraction must be (n, C, N, N), got shape {diffraction.shape}")
+        if positions.shape != (diffraction.shape[0], diffraction.shape[1], 1, 2):
+            raise ValueError(f"positions must be (n, C, 1, 2), got shape {positions.shape}")
+        self.x = torch.from_numpy(np.ascontiguousarray(diffraction, dtype=np.float32))
+        self.positions = torch.from_numpy(np.ascontiguousarray(positions, dtype=np.float32))
+        self.scale = torch.full((1, 1, 1), float(input_scale), dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i):
+        return self.x[i], self.positions[i], self.scale
+
+
+@dataclass(frozen=True)
+class TrainValSplit:
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def split_indices(n: int, val_fraction: float, seed: int, max_train: int = 0) -> TrainValSplit:
+    """Seeded random split of ``n`` patterns; at least one pattern in each part.
+
+    ``max_train`` > 0 caps the number of training patterns (a random subset).
+    """
+    if n < 2:
+        raise ValueError(f"training set has {n} pattern(s); at least 2 are needed for a validation split")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_val = min(max(1, int(round(n * val_fraction))), n - 1)
+    val, train = np.sort(perm[:n_val]), perm[n_val:]
+    if max_train and max_train < train.size:
+        train = train[:max_train]
+    return TrainValSplit(train_idx=np.sort(train), val_idx=val)
+
+
+def input_scale_from(diffraction: np.ndarray) -> float:
+    """Dataset-wide input normalisation: 1 / RMS of the diffraction amplitudes."""
+    rms = float(np.sqrt(np.mean(np.square(diffraction, dtype=np.float64))))
+    if not np.isfinite(rms) or rms <= 0:
+        raise ValueError("diffraction has zero or non-finite RMS; cannot normalise the input")
+    return 1.0 / rms
+
+
+def make_loaders(train: dict, split: TrainValSplit, input_scale: float, batch_size: int,
+                 seed: int) -> tuple[DataLoader, DataLoader]:
+    """Training (shuffled, seeded) and validation loaders from the loader's mapping."""
+    x, pos = train["diffraction"], train["coords_nominal"]
+    ds_train = PatchDataset(x[split.train_idx], pos[split.train_idx], input_scale)
+    ds_val = PatchDataset(x[split.val_idx], pos[split.val_idx], input_scale)
+    gen = torch.Generator().manual_seed(seed)
+    return (DataLoader(ds_train, batch_size=batch_size, shuffle=True, generator=gen, drop_last=False),
+            DataLoader(ds_val, batch_size=max(batch_size, 64), shuffle=False))
+
+
+def object_amplitude_estimate(diffraction: np.ndarray, probe: np.ndarray) -> float:
+    """Typical object amplitude from Parseval: sqrt(mean_patches sum A^2 / sum |P|^2).
+
+    Used to start the generator at a uniform object of the right brightness.
+    """
+    energy = float(np.mean(np.sum(np.square(diffraction, dtype=np.float64), axis=(-2, -1))))
+    probe_energy = float(np.sum(np.abs(probe) ** 2))
+    if not (energy > 0 and probe_energy > 0):
+        raise ValueError("cannot estimate the object amplitude: zero diffraction or probe energy")
+    return float(np.sqrt(energy / probe_energy))

@@ -1,0 +1,59 @@
+"""CNN generator: the PtychoPINN-style convolutional encoder-decoder baseline.
+
+Filters ``f = n_filters_scale * (16, 32, 64)`` (32, 64, 128 at the default scale 2)::
+
+    x (B, C, N, N) float32
+      encoder, for each f_i:  Conv3x3 -> ReLU -> Conv3x3 -> ReLU -> MaxPool 2x2   N -> N/8
+      decoder, for f_i reversed:  Conv3x3 -> ReLU -> Conv3x3 -> ReLU -> nearest 2x up   -> N
+      -> ComplexOutputHead -> (B, C, N, N) complex64
+
+No skip connections (as the reference); zero ("same") padding; nearest-neighbour
+upsampling as Keras ``UpSampling2D`` (implemented with ``expand``, deterministic on CUDA).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ptycho_torch.generators.layers import (
+    ComplexOutputHead, UpsampleNearest2x, check_generator_input, init_conv_weights, conv3x3,
+)
+
+BASE_FILTERS = (16, 32, 64)
+
+
+def _conv_pair(in_ch: int, out_ch: int) -> list[nn.Module]:
+    return [conv3x3(in_ch, out_ch), nn.ReLU(), conv3x3(out_ch, out_ch), nn.ReLU()]
+
+
+class CNNGenerator(nn.Module):
+    """Encoder-decoder baseline; see the module docstring.
+
+    Attributes: ``filters`` (per level), ``encoder`` and ``decoder`` (``nn.Sequential``),
+    ``head`` (:class:`ComplexOutputHead`).
+    """
+
+    def __init__(self, model_config) -> None:
+        super().__init__()
+        c = int(model_config.gridsize) ** 2
+        scale = int(model_config.n_filters_scale)
+        self.channels, self.N = c, int(model_config.N)
+        self.filters = [scale * f for f in BASE_FILTERS]
+        enc: list[nn.Module] = []
+        in_ch = c
+        for f in self.filters:
+            enc += _conv_pair(in_ch, f) + [nn.MaxPool2d(2)]
+            in_ch = f
+        dec: list[nn.Module] = []
+        for f in reversed(self.filters):
+            dec += _conv_pair(in_ch, f) + [UpsampleNearest2x()]
+            in_ch = f
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+        init_conv_weights(self)  # before the head, which keeps its own init
+        self.head = ComplexOutputHead(in_ch, c, model_config.generator_output_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C, N, N) float32 -> object patches (B, C, N, N) complex64."""
+        check_generator_input(x, self.channels, self.N, "CNNGenerator")
+        return self.head(self.decoder(self.encoder(x)))

@@ -1,0 +1,111 @@
+"""Batched prediction of object patches with CPU aggregation.
+
+Only one batch of inputs and outputs is on the accelerator at a time: each slice of
+``infer_batch_size`` patterns is copied to the model's device (from pinned memory,
+non-blocking, on CUDA), predicted with ``forward_predict`` under ``inference_mode``, and
+its output copied straight back to CPU. On an out-of-memory error the batch is halved
+and retried from the failed batch; results are identical to an un-halved run.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def prediction_inputs(model, test_data: Mapping):
+    """CPU tensors (x, positions, probe, input_scale (n,1,1,1)) built from the test data.
+
+    Missing positions default to zeros; a missing probe to the model's probe buffer (or
+    ones); a missing ``input_scale_factor`` to ``model.data_config.input_scale`` (or 1).
+    """
+    x = torch.as_tensor(np.asarray(test_data["diffraction"], dtype=np.float32))
+    if x.ndim != 4:
+        raise ValueError(f"test_data['diffraction'] must be (n, C, N, N), got shape {tuple(x.shape)}")
+    n, c, N, _ = x.shape
+    pos = test_data.get("coords_nominal")
+    positions = (torch.zeros(n, c, 1, 2) if pos is None
+                 else torch.as_tensor(np.asarray(pos, dtype=np.float32)))
+    if positions.shape != (n, c, 1, 2):
+        raise ValueError(f"test_data['coords_nominal'] must be ({n}, {c}, 1, 2), got {tuple(positions.shape)}")
+    probe = test_data.get("probeGuess")
+    if probe is None:
+        buf = getattr(model, "probe", None)
+        probe = buf.detach().cpu() if isinstance(buf, torch.Tensor) else torch.ones(N, N)
+    probe = torch.as_tensor(np.asarray(probe)).to(torch.complex64)
+    scale = test_data.get("input_scale_factor")
+    if scale is None:
+        dc = getattr(model, "data_config", None)
+        scale = getattr(dc, "input_scale", 1.0)
+    scale = torch.as_tensor(np.asarray(scale, dtype=np.float32))
+    scale = (scale.expand(n) if scale.ndim == 0 else scale.reshape(n)).reshape(n, 1, 1, 1).clone()
+    return x, positions, probe, scale
+
+
+def run_torch_inference(model, test_data: Mapping, cfg, *,
+                        on_batch_size_change: Callable[[int], None] | None = None) -> np.ndarray:
+    """Predict every test pattern; returns numpy complex64 (n, C, N, N) in input order.
+
+    ``model`` has ``forward_predict(x, positions, probe, input_scale_factor)``;
+    ``test_data`` is the mapping of ``ptycho.io.load_dataset`` (channel-first);
+    ``cfg`` is anything with ``infer_batch_size``.
+    """
+    batch = int(cfg.infer_batch_size)
+    if batch < 1:
+        raise ValueError(f"infer_batch_size={batch} must be >= 1")
+    x, positions, probe, scale = prediction_inputs(model, test_data)
+    device = _model_device(model)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        x, positions, scale = x.pin_memory(), positions.pin_memory(), scale.pin_memory()
+    probe_dev = probe.to(device)
+    n = x.shape[0]
+    out = torch.empty(x.shape, dtype=torch.complex64)
+    was_training = model.training
+    model.eval()
+    start = 0
+    try:
+        with torch.inference_mode():
+            while start < n:
+                stop = min(start + batch, n)
+                try:
+                    pred = model.forward_predict(
+                        x[start:stop].to(device, non_blocking=on_cuda),
+                        positions[start:stop].to(device, non_blocking=on_cuda),
+                        probe_dev,
+                        scale[start:stop].to(device, non_blocking=on_cuda))
+                    out[start:stop] = pred.to("cpu").to(torch.complex64)
+                    del pred
+                except Exception as err:  # noqa: BLE001 - only OOM is handled
+                    if not _is_oom(err) or batch == 1:
+                        raise
+                    if on_cuda:
+                        torch.cuda.empty_cache()
+                    batch = max(1, batch // 2)
+                    log.warning("out of memory at infer_batch_size=%d; retrying from pattern %d "
+                                "with infer_batch_size=%d", batch * 2, start, batch)
+                    if on_batch_size_change is not None:
+                        on_batch_size_change(batch)
+                    continue
+                start = stop
+    finally:
+        model.train(was_training)
+    return out.numpy()

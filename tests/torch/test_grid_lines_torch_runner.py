@@ -1,0 +1,221 @@
+"""The grid-lines runner: inference contract, batching, config threading, CLI, end to end."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import grid_lines_torch_runner as runner
+from ptycho_torch.inference import run_torch_inference
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
+              "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
+              "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",
+              "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar"]
+
+
+class SpyModel(torch.nn.Module):
+    """Records every forward_predict call; model(X) must never be used for prediction."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(2.0))
+        self.calls = []
+
+    def forward(self, *args, **kwargs):
+        raise AssertionError("model(X) was called; prediction must use forward_predict")
+
+    def forward_predict(self, x, positions, probe, input_scale_factor):
+        self.calls.append(dict(x=x, positions=positions, probe=probe, scale=input_scale_factor,
+                               training=self.training, grad=torch.is_grad_enabled()))
+        # depends on every argument and on the pattern's identity (its mean)
+        obj = (x * input_scale_factor * self.w).to(torch.complex64)
+        return obj * probe + positions[..., 0, :1, None]
+
+
+def _test_data(n=37, C=1, N=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"diffraction": rng.random((n, C, N, N), dtype=np.float32),
+            "coords_nominal": rng.standard_normal((n, C, 1, 2)).astype(np.float32),
+            "probeGuess": (rng.random((N, N)) + 1j * rng.random((N, N))).astype(np.complex64)}
+
+
+class _Cfg:
+    def __init__(self, b):
+        self.infer_batch_size = b
+
+
+@pytest.mark.parametrize("batch", [1, 5, 16, 37, 100])
+def test_forward_predict_called_with_four_arguments_in_batches(batch):
+    spy, data = SpyModel(), _test_data()
+    out = run_torch_inference(spy, data, _Cfg(batch))
+    assert len(spy.calls) == -(-37 // batch)
+    for call in spy.calls:
+        b = call["x"].shape[0]
+        assert 1 <= b <= batch
+        assert call["x"].dtype == torch.float32 and call["x"].shape[1:] == (1, 8, 8)
+        assert call["positions"].dtype == torch.float32 and call["positions"].shape == (b, 1, 1, 2)
+        assert call["probe"].dtype == torch.complex64 and call["probe"].shape == (8, 8)
+        assert call["scale"].dtype == torch.float32 and call["scale"].shape == (b, 1, 1, 1)
+        assert not call["training"] and not call["grad"]
+    assert isinstance(out, np.ndarray) and out.dtype == np.complex64 and out.shape == (37, 1, 8, 8)
+    # order preserved and equal to one unbatched prediction
+    with torch.no_grad():
+        full = spy.forward_predict(torch.from_numpy(data["diffraction"]),
+                                   torch.from_numpy(data["coords_nominal"]),
+                                   torch.from_numpy(data["probeGuess"]), torch.ones(37, 1, 1, 1))
+    np.testing.assert_array_equal(out, full.numpy())
+    assert spy.training  # mode restored
+
+
+def test_safe_defaults_and_model_input_scale():
+    spy = SpyModel()
+    spy.data_config = type("D", (), {"input_scale": 3.0})()
+    data = {"diffraction": np.ones((4, 1, 8, 8), np.float32)}
+    out = run_torch_inference(spy, data, _Cfg(3))
+    assert torch.equal(spy.calls[0]["positions"], torch.zeros(3, 1, 1, 2))
+    assert torch.equal(spy.calls[0]["probe"], torch.ones(8, 8, dtype=torch.complex64))
+    assert torch.equal(spy.calls[0]["scale"], torch.full((3, 1, 1, 1), 3.0))
+    np.testing.assert_allclose(out.real, 6.0)
+
+
+def test_outputs_come_back_to_cpu_per_batch():
+    class DeviceSpy(SpyModel):
+        def forward_predict(self, *a):
+            out = super().forward_predict(*a)
+            self.calls[-1]["out"] = out
+            return out
+    spy = DeviceSpy()
+    run_torch_inference(spy, _test_data(n=10), _Cfg(4))
+    assert all(c["out"].device.type == "cpu" for c in spy.calls)
+    assert [c["x"].shape[0] for c in spy.calls] == [4, 4, 2]
+
+
+def test_inference_halves_batch_on_out_of_memory():
+    class OOMSpy(SpyModel):
+        def forward_predict(self, x, *a):
+            if x.shape[0] > 6:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+            return super().forward_predict(x, *a)
+    data = _test_data(n=30)
+    sizes = []
+    out = run_torch_inference(OOMSpy(), data, _Cfg(32), on_batch_size_change=sizes.append)
+    assert sizes == [16, 8, 4]
+    np.testing.assert_array_equal(out, run_torch_inference(SpyModel(), data, _Cfg(4)))
+
+
+def test_non_oom_errors_propagate():
+    class Broken(SpyModel):
+        def forward_predict(self, *a):
+            raise RuntimeError("shape mismatch")
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        run_torch_inference(Broken(), _test_data(n=3), _Cfg(2))
+
+
+def test_cli_flags_reach_the_generator():
+    from neuralop.layers.spectral_convolution import SpectralConv
+    from ptycho_torch.config_factory import create_training_payload
+    from ptycho_torch.generators import build_generator
+    cfg = runner.config_from_argv(["--architecture", "fno", "--fno-modes", "6", "--fno-width", "24",
+                                   "--fno-blocks", "3", "--fno-cnn-blocks", "1"])
+    assert (cfg.fno_modes, cfg.fno_width, cfg.fno_blocks, cfg.fno_cnn_blocks) == (6, 24, 3, 1)
+    payload = create_training_payload(cfg.canonical(), overrides={"input_scale": 1.0})
+    gen = build_generator(payload.model_config)
+    spectral = [m for m in gen.modules() if isinstance(m, SpectralConv)]
+    assert len(spectral) == 3
+    assert all(m.in_channels == 24 and m.out_channels == 24 for m in spectral)
+    assert len(gen.refiners) == 1
+
+
+def test_every_field_has_a_flag_and_back():
+    from dataclasses import fields
+    parser = runner.build_parser()
+    flags = {a.dest: a.option_strings for a in parser._actions if a.dest != "help"}
+    names = [f.name for f in fields(runner.TorchRunnerConfig)]
+    assert sorted(flags) == sorted(names)
+    for name in names:
+        assert "--" + name.replace("_", "-") in flags[name]
+    text = parser.format_help()
+    assert "--infer-batch-size" in text and "--fno-width" in text
+
+
+def test_presets_and_explicit_flags():
+    quick = runner.config_from_argv(["--preset", "quick"])
+    assert quick.preset == "quick" and quick.max_train_minutes > 0
+    paper = runner.config_from_argv(["--preset", "paper", "--epochs", "3"])
+    assert (paper.N, paper.learning_rate, paper.seed, paper.scheduler) == (128, 2e-4, 3, "plateau")
+    assert paper.epochs == 3  # explicit flag wins
+    default = runner.config_from_argv([])
+    assert default == runner.TorchRunnerConfig()
+    assert (default.architecture, default.infer_batch_size, default.epochs) == ("hybrid", 128, 50)
+
+
+def test_runner_config_validation_messages():
+    with pytest.raises(ValueError, match=re.escape("ModelConfig.fno_modes=20 exceeds N//2=16 for N=32")):
+        runner.TorchRunnerConfig(N=32, fno_modes=20)
+    with pytest.raises(ValueError, match="TorchRunnerConfig.test_stride=40 exceeds N=32"):
+        runner.TorchRunnerConfig(N=32, test_stride=40, fno_modes=8)
+    with pytest.raises(ValueError, match="train_npz and TorchRunnerConfig.test_npz must be given together"):
+        runner.TorchRunnerConfig(train_npz="a.npz")
+
+
+def _run_cli(args, cwd=REPO, timeout=600):
+    env = {"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin", **{k: v for k, v in __import__("os").environ.items()}}
+    return subprocess.run([sys.executable, str(REPO / "scripts/studies/grid_lines_torch_runner.py"), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path):
+    out = tmp_path / "study"
+    r = _run_cli([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out),
+                  "--infer-batch-size", "7"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = out / "runs" / "pinn_fno"
+    for p in [run / "metrics.json", run / "history.json", run / "config.json", run / "model.ckpt",
+              out / "recons" / "pinn_fno" / "recon.npz", out / "visuals" / "pinn_fno_reconstruction.png",
+              out / "visuals" / "pinn_fno_frc.png"]:
+        assert p.is_file() and p.stat().st_size > 0, p
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("mae", "mse", "psnr", "ssim", "frc50"):
+        assert len(m["metrics"][key]) == 2 and all(np.isfinite(m["metrics"][key])), key
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["runner"]["fno_width"] == 8 and cfg["torch"]["model"]["fno_width"] == 8
+    assert cfg["runner"]["infer_batch_size"] == 7
+    hist = json.loads((run / "history.json").read_text())
+    assert len(hist["train_loss"]) == 1 and np.isfinite(hist["val_loss"][0])
+    rec = np.load(out / "recons" / "pinn_fno" / "recon.npz")
+    side = ((64 - 32) // 8 + 1) * 8
+    assert rec["reconstruction"].shape == (side, side) and rec["reconstruction"].dtype == np.complex64
+    assert "pinn_fno" in r.stdout and "ssim" in r.stdout
+    # a second run into the finished study is refused without --overwrite, nothing changed
+    before = (run / "metrics.json").read_bytes()
+    r2 = _run_cli([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out)])
+    assert r2.returncode == 2 and "already holds a finished study" in r2.stderr
+    assert "Traceback" not in r2.stderr and (run / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
+    (["--architecture", "unet"], "invalid choice: 'unet'"),
+    (["--epochs", "0"], "epochs=0 is out of range"),
+    (["--train-npz", "/nonexistent/train.npz", "--test-npz", "/nonexistent/test.npz"], "cannot read NPZ"),
+])
+def test_bad_input_is_refused_before_training(tmp_path, args, needle):
+    out = tmp_path / "never"
+    r = _run_cli([*args, "--output-dir", str(out)])
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    r = _run_cli(["--output-dir", str(f)])
+    assert r.returncode == 2 and "is a file" in r.stderr and "--output-dir" in r.stderr
+    assert f.read_text() == "x"
