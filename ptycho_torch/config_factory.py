@@ -7,7 +7,7 @@ no key is ever dropped silently.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Mapping
 
 from ptycho.config.config import (
@@ -85,22 +85,12 @@ def create_training_payload(base=None, overrides: Mapping | None = None) -> Trai
     overrides = dict(overrides or {})
     canonical = apply_overrides(base, overrides)
     m, t = canonical.model, canonical.training
-    model_config = tp.ModelConfig(
-        N=m.N, gridsize=m.gridsize, architecture=m.architecture, fno_modes=m.fno_modes,
-        fno_width=m.fno_width, fno_blocks=m.fno_blocks, fno_cnn_blocks=m.fno_cnn_blocks,
-        n_filters_scale=m.n_filters_scale, generator_output_mode=m.generator_output_mode,
-        overlap_constraint=m.overlap_constraint)
+    model_config = tp.ModelConfig(**asdict(m))
     data_config = tp.DataConfig(
         N=m.N, gridsize=m.gridsize, nphotons=t.nphotons, val_fraction=t.val_fraction,
         input_scale=float(overrides.get("input_scale", 1.0)),
         photon_scale=float(overrides.get("photon_scale", 1.0)))
-    training_config = tp.TrainingConfig(
-        epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate, loss=t.loss,
-        optimizer=t.optimizer, weight_decay=t.weight_decay, scheduler=t.scheduler,
-        plateau_factor=t.plateau_factor, plateau_patience=t.plateau_patience, min_lr=t.min_lr,
-        early_stopping_patience=t.early_stopping_patience,
-        max_train_patterns=t.max_train_patterns, seed=t.seed, device=t.device,
-        devices=t.devices, strategy=t.strategy, deterministic=t.deterministic)
+    training_config = tp.TrainingConfig(**asdict(t))
     return TrainingPayload(canonical=canonical, model_config=model_config,
                            data_config=data_config, training_config=training_config,
                            inference_config=canonical.inference)

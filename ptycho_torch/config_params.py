@@ -31,27 +31,8 @@ class _DictMixin:
 
 
 @dataclass(frozen=True)
-class ModelConfig(_DictMixin):
-    """What the generator is: see ``ptycho.config.ModelConfig`` for field meanings."""
-
-    N: int = 64
-    gridsize: int = 1
-    architecture: str = "hybrid"
-    fno_modes: int = 12
-    fno_width: int = 32
-    fno_blocks: int = 4
-    fno_cnn_blocks: int = 2
-    n_filters_scale: int = 2
-    generator_output_mode: str = "real_imag"
-    overlap_constraint: bool = True
-
-    def __post_init__(self) -> None:
-        # Same rules as the canonical class: validate by constructing it.
-        canonical.ModelConfig(**asdict(self))
-
-    @property
-    def channels(self) -> int:
-        return self.gridsize * self.gridsize
+class ModelConfig(canonical.ModelConfig, _DictMixin):
+    """What the generator is: the canonical fields and rules (see ``ptycho.config.ModelConfig``)."""
 
 
 @dataclass(frozen=True)
@@ -86,27 +67,5 @@ class DataConfig(_DictMixin):
 
 
 @dataclass(frozen=True)
-class TrainingConfig(_DictMixin):
-    """Optimiser, loss, schedule, seed and devices for Lightning."""
-
-    epochs: int = 50
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    loss: str = "mae"
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    scheduler: str = "plateau"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-4
-    early_stopping_patience: int = 0
-    max_train_patterns: int = 0
-    seed: int = 42
-    device: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
-    deterministic: bool = True
-
-    def __post_init__(self) -> None:
-        # Every field is a canonical TrainingConfig field: validate with its rules.
-        canonical.TrainingConfig(**asdict(self))
+class TrainingConfig(canonical.TrainingConfig, _DictMixin):
+    """Optimiser, loss, schedule, seed and devices for Lightning (canonical fields and rules)."""

@@ -52,7 +52,7 @@ class PtychoPINN_Lightning(L.LightningModule):
             self.probe.copy_(probe.to(self.probe.device))
 
     def _object_patches(self, x, positions, input_scale_factor):
-        obj = self.generator(x * input_scale_factor)
+        obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
         if self.model_config.gridsize > 1 and self.model_config.overlap_constraint:
             obj = physics.apply_overlap_constraint(obj, positions)
         return obj
@@ -80,7 +80,7 @@ class PtychoPINN_Lightning(L.LightningModule):
         pred = self(x, positions, self.probe, scale)
         loss = self.loss_fn(pred, x)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=x.shape[0], sync_dist=stage == "val")
+                 batch_size=x.shape[0], sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -100,6 +100,13 @@ class PtychoPINN_Lightning(L.LightningModule):
             min_lr=min(tc.min_lr, tc.learning_rate))
         return {"optimizer": opt,
                 "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+
+
+_INPUT_TRANSFORMS = {
+    "none": lambda v: v,
+    "sqrt": lambda v: torch.sqrt(torch.clamp(v, min=0.0)),
+    "log1p": lambda v: torch.log1p(torch.clamp(v, min=0.0)),
+}
 
 
 def _as_dict(cfg) -> dict:

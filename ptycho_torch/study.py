@@ -26,6 +26,7 @@ class Reconstruction:
     inference_time_s: float
     stitch_time_s: float
     n_patterns: int
+    infer_batch_size: int      # the batch size that finished (smaller after OOM back-off)
 
 
 def object0_selection(test: dict) -> np.ndarray:
@@ -73,8 +74,9 @@ def reconstruct_test_object(model, test: dict, infer_batch_size: int, default_st
         pass
     cfg = _Cfg()
     cfg.infer_batch_size = infer_batch_size
+    sizes = [int(infer_batch_size)]
     t0 = time.perf_counter()
-    patches = run_torch_inference(model, sub, cfg)
+    patches = run_torch_inference(model, sub, cfg, on_batch_size_change=sizes.append)
     t_inf = time.perf_counter() - t0
 
     N, g = int(test["N"]), int(test["gridsize"])
@@ -95,7 +97,7 @@ def reconstruct_test_object(model, test: dict, infer_batch_size: int, default_st
         raise ValueError(f"ground truth region {gt.shape} does not match reconstruction {recon.shape}")
     return Reconstruction(recon=recon.astype(np.complex64), ground_truth=gt.astype(np.complex64),
                           region=region, inference_time_s=t_inf, stitch_time_s=t_st,
-                          n_patterns=int(sel.size))
+                          n_patterns=int(sel.size), infer_batch_size=sizes[-1])
 
 
 def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:

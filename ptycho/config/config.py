@@ -18,6 +18,7 @@ from ptycho.config.validation import check_bool, check_choice, check_float, chec
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
 OUTPUT_MODES = ("real_imag", "amp_phase")
+INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
 LOSSES = ("mae", "poisson")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("plateau", "none")
@@ -38,6 +39,9 @@ class ModelConfig:
     ``n_filters_scale``: width multiplier of the CNN baseline (base 16 filters).
     ``generator_output_mode``: how the two output channels per patch are read:
     ``real_imag`` or ``amp_phase`` (sigmoid amplitude, pi*tanh phase).
+    ``input_transform``: fixed compression of the scaled amplitudes before the generator
+    (``none``, ``sqrt`` or ``log1p``): it lifts the weak high-angle signal, which carries
+    the fine detail, towards the bright centre of the pattern. The physics is unaffected.
     """
 
     N: int = 64
@@ -49,6 +53,7 @@ class ModelConfig:
     fno_cnn_blocks: int = 2
     n_filters_scale: int = 2
     generator_output_mode: str = "real_imag"
+    input_transform: str = "none"
     overlap_constraint: bool = True
 
     def __post_init__(self) -> None:
@@ -66,6 +71,7 @@ class ModelConfig:
         check_int(o, "fno_cnn_blocks", self.fno_cnn_blocks, 0, 16)
         check_int(o, "n_filters_scale", self.n_filters_scale, 1, 16)
         check_choice(o, "generator_output_mode", self.generator_output_mode, OUTPUT_MODES)
+        check_choice(o, "input_transform", self.input_transform, INPUT_TRANSFORMS)
         check_bool(o, "overlap_constraint", self.overlap_constraint)
 
     @property

@@ -26,17 +26,28 @@ def check_float(owner: str, field: str, value, lo: float | None = None, hi: floa
     """Require a finite real number in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{_name(owner, field)}={value!r} must be a finite number")
-    if lo_open and lo is not None and value <= lo:
-        hi_txt = f"{hi:g}" if hi is not None else "inf"
-        raise ValueError(f"{_name(owner, field)}={value!r} is out of range (allowed: > {lo:g} and <= {hi_txt})")
-    _check_range(owner, field, value, None if lo_open else lo, hi)
+    if lo_open and lo is not None:
+        if value <= lo or (hi is not None and value > hi):
+            hi_txt = f" and <= {_fmt(hi)}" if hi is not None else ""
+            raise ValueError(f"{_name(owner, field)}={value!r} is out of range "
+                             f"(allowed: > {_fmt(lo)}{hi_txt})")
+        return
+    _check_range(owner, field, value, lo, hi)
+
+
+def _fmt(v) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
 
 
 def _check_range(owner, field, value, lo, hi) -> None:
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_txt = "-inf" if lo is None else f"{lo:g}"
-        hi_txt = "inf" if hi is None else f"{hi:g}"
-        raise ValueError(f"{_name(owner, field)}={value!r} is out of range (allowed: {lo_txt}..{hi_txt})")
+        if hi is None:
+            allowed = f">= {_fmt(lo)}"
+        elif lo is None:
+            allowed = f"<= {_fmt(hi)}"
+        else:
+            allowed = f"{_fmt(lo)}..{_fmt(hi)}"
+        raise ValueError(f"{_name(owner, field)}={value!r} is out of range (allowed: {allowed})")
 
 
 def check_choice(owner: str, field: str, value, choices: Iterable) -> None:
