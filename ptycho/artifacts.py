@@ -1,4 +1,10 @@
-"""Study artifact layout and atomic writes (temporary name, then rename)."""
+"""Study artifact layout and atomic writes.
+
+Every artifact is written to a hidden temporary name in its final directory
+(``.<name>.tmp-<pid>``), fsync'ed, and renamed over the final name with ``os.replace``:
+a reader (or a run killed at any moment) sees the old file or the complete new one,
+never a partial file, and a failed write leaves no temporary file behind.
+"""
 from __future__ import annotations
 
 import json
@@ -69,14 +75,28 @@ def _clean(obj):
     return obj
 
 
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """fsync ``tmp`` then rename it over ``path`` (the rename is atomic on POSIX)."""
+    try:
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: Path, obj) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     text = json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=2,
                       allow_nan=False)
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, path)
     return path
 
 
@@ -84,8 +104,12 @@ def save_npz_atomic(path: Path, **arrays) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **arrays)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, path)
     return path
 
 
@@ -93,8 +117,12 @@ def copy_atomic(src: Path, dst: Path) -> Path:
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    try:
+        shutil.copyfile(src, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, dst)
     return dst
 
 
@@ -102,6 +130,10 @@ def save_figure_atomic(fig, path: Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace_durably(tmp, path)
     return path

@@ -30,7 +30,7 @@ if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
 from ptycho.config.config import (  # noqa: E402
-    ARCHITECTURES, DEVICES, LOSSES, OPTIMIZERS, OUTPUT_MODES, SCHEDULERS, STRATEGIES,
+    ARCHITECTURES, DEVICES, INPUT_TRANSFORMS, LOSSES, OPTIMIZERS, OUTPUT_MODES, SCHEDULERS, STRATEGIES,
     CanonicalConfig, InferenceConfig, ModelConfig, TrainingConfig,
 )
 from ptycho.config.validation import check_bool, check_choice, check_float, check_int  # noqa: E402
@@ -79,6 +79,8 @@ class TorchRunnerConfig:
     val_fraction: float = _f(0.05, "fraction of training patterns held out for validation")
     max_train_patterns: int = _f(0, "use at most this many training patterns (0: all)")
     early_stopping_patience: int = _f(0, "stop after this many epochs without validation improvement (0: off)")
+    snapshot_every: int = _f(0, "every this many epochs, write a PNG of a few predicted test patches to "
+                             "visuals/snapshots/<model_id>_epoch<k>.png (0: off)")
     infer_batch_size: int = _f(128, "test patterns moved to the device per inference batch")
     fno_modes: int = _f(12, "Fourier modes kept per axis by each spectral layer (<= N/2)")
     fno_width: int = _f(32, "channel width of the spectral blocks")
@@ -87,14 +89,20 @@ class TorchRunnerConfig:
     n_filters_scale: int = _f(2, "width multiplier of the CNN baseline")
     generator_output_mode: str = _f("real_imag", "how the generator's two output channels are read",
                                     choices=OUTPUT_MODES)
+    input_transform: str = _f("none", "compression of the scaled diffraction amplitudes before the generator "
+                              "(sqrt or log1p lift the weak high-angle signal)", choices=INPUT_TRANSFORMS)
     device: str = _f("auto", "where to train and predict", choices=DEVICES)
     devices: int = _f(1, "number of devices (processes) to train on")
     strategy: str = _f("auto", "Lightning strategy; ddp for data-parallel training", choices=STRATEGIES)
+    num_nodes: int = _f(1, "machines for multi-node DDP (SLURM or torchrun start the processes); "
+                        "num_nodes x devices processes in all")
     num_threads: int = _f(0, "torch CPU threads (0: torch's default)")
     deterministic: bool = _f(True, "ask torch for deterministic algorithms (warn where unavailable)")
     progress_bar: bool = _f(True, "show Lightning's progress bar")
-    overwrite: bool = _f(False, "replace a finished study of the same model in --output-dir")
-    resume: bool = _f(False, "continue an interrupted study from its last checkpoint")
+    overwrite: bool = _f(False, "replace a finished study (or discard an interrupted run) of the same "
+                         "model in --output-dir")
+    resume: bool = _f(False, "continue an interrupted study from its last checkpoint "
+                      "(<output-dir>/.work/<model_id>/checkpoints/last.ckpt)")
     preset: str = _f("none", "starting values: quick (10-minute CPU study) or paper (published contract); "
                      "explicit flags override them", choices=PRESETS)
 
@@ -105,7 +113,7 @@ class TorchRunnerConfig:
             if choices:
                 check_choice(o, f.name, getattr(self, f.name), choices)
         check_int(o, "object_size", self.object_size, 16, 8192)
-        check_int(o, "n_lines", self.n_lines, 0, 100000)
+        check_int(o, "n_lines", self.n_lines, 1, 100000)
         check_int(o, "n_train_objects", self.n_train_objects, 1, 64)
         check_int(o, "n_test_objects", self.n_test_objects, 1, 64)
         check_int(o, "train_stride", self.train_stride, 1, 1024)
@@ -120,6 +128,11 @@ class TorchRunnerConfig:
         check_int(o, "test_seed", self.test_seed, 0, 2**32 - 1)
         check_float(o, "max_train_minutes", self.max_train_minutes, 0.0, 1e6)
         check_int(o, "num_threads", self.num_threads, 0, 1024)
+        check_int(o, "num_nodes", self.num_nodes, 1, 1024)
+        check_int(o, "snapshot_every", self.snapshot_every, 0, 100000)
+        if self.num_nodes > 1 and self.strategy != "ddp":
+            raise ValueError(f"{o}.num_nodes={self.num_nodes} needs strategy='ddp' "
+                             f"(allowed with strategy={self.strategy!r}: 1)")
         for name in ("deterministic", "progress_bar", "overwrite", "resume"):
             check_bool(o, name, getattr(self, name))
         if (self.train_npz is None) != (self.test_npz is None):
@@ -128,6 +141,19 @@ class TorchRunnerConfig:
         if not str(self.output_dir).strip():
             raise ValueError(f"{o}.output_dir is empty (allowed: a directory path)")
         self.canonical()  # model / training / inference validation
+        if self.train_npz is None:
+            self._check_simulation()
+
+    def _check_simulation(self) -> None:
+        """Refuse a simulated dataset that could not be trained on (before simulating)."""
+        from ptycho.datagen.grid_lines import n_groups
+        self.grid_lines_spec()  # GridLinesSpec's own rules (e.g. nphotons <= 1e15)
+        n = n_groups(self.object_size, self.N, self.train_stride, self.gridsize) * self.n_train_objects
+        if n < 2:
+            raise ValueError(
+                f"TorchRunnerConfig.train_stride={self.train_stride} gives {n} training pattern(s) "
+                f"for object_size={self.object_size}, N={self.N}, n_train_objects="
+                f"{self.n_train_objects} (allowed: settings giving >= 2 patterns, one for validation)")
 
     @property
     def model_id(self) -> str:
@@ -174,16 +200,31 @@ def from_preset(preset: str = "none", **explicit) -> TorchRunnerConfig:
 
 
 # ----------------------------------------------------------------------------- CLI
+class StudyError(ValueError):
+    """Refused input: one line for the user, exit code 2, nothing written."""
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`StudyError` (one line) instead of printing usage."""
+
+    def error(self, message: str):  # noqa: D401 - argparse hook
+        raise StudyError(f"{message.splitlines()[0]} (run with --help to list the flags)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per TorchRunnerConfig field; defaults are left out so presets can apply."""
-    p = argparse.ArgumentParser(
+    """One flag per TorchRunnerConfig field; defaults are left out so presets can apply.
+
+    Flags must be spelled out (no abbreviations); a bad flag or value raises
+    :class:`StudyError` with one line.
+    """
+    p = _Parser(
         prog="grid_lines_torch_runner.py",
         description="Simulate, train, reconstruct and score a grid-lines ptychography study.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     defaults = TorchRunnerConfig()
     for f in fields(TorchRunnerConfig):
         kw = dict(dest=f.name, default=argparse.SUPPRESS,
@@ -199,39 +240,146 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unknown_arguments(extra: list[str], parser: argparse.ArgumentParser) -> StudyError:
+    import difflib
+    flags = sorted(o for a in parser._actions for o in a.option_strings if o.startswith("--"))
+    for tok in extra:
+        if tok.startswith("-"):
+            name = tok.split("=", 1)[0]
+            close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            return StudyError(f"unknown flag {name!r}{hint} (allowed: the flags listed by --help, "
+                              "one per TorchRunnerConfig field)")
+    return StudyError(f"unexpected argument {extra[0]!r} (allowed: --flag VALUE pairs only; "
+                      "see --help)")
+
+
 def config_from_argv(argv=None) -> TorchRunnerConfig:
-    ns = vars(build_parser().parse_args(argv))
+    """Parse CLI flags into a validated config; raises ValueError (one line) when refused."""
+    parser = build_parser()
+    ns, extra = parser.parse_known_args(argv)
+    if extra:
+        raise _unknown_arguments(extra, parser)
+    ns = vars(ns)
     preset = ns.pop("preset", "none")
     return from_preset(preset, **ns)
 
 
 def _flag_hint(message: str) -> str:
+    """Append ``[flag --x]`` when the message names a TorchRunnerConfig field's value."""
+    if "[flag --" in message:
+        return message
     for f in fields(TorchRunnerConfig):
-        if f".{f.name}=" in message or message.startswith(f"{f.name}="):
-            return f"{message} [flag {_flag(f.name)}]"
+        if (f".{f.name}=" in message or f".{f.name} = " in message
+                or message.startswith(f"{f.name}=")):
+            flag = _flag(f.name)
+            return message if flag in message else f"{message} [flag {flag}]"
     return message
 
 
 # ------------------------------------------------------------------------- the study
-class StudyError(ValueError):
-    """Refused input: one line for the user, exit code 2."""
+# Runner fields that may differ between an interrupted run and its --resume (everything
+# else must match: a changed learning rate, say, would be silently replaced by the
+# optimizer state stored in the checkpoint). batch_size may change, e.g. after a training OOM.
+RESUME_MAY_CHANGE = frozenset({
+    "epochs", "max_train_minutes", "early_stopping_patience", "infer_batch_size", "batch_size",
+    "device", "devices", "num_nodes", "strategy", "num_threads", "progress_bar", "overwrite",
+    "resume", "preset", "output_dir", "cache_dir", "snapshot_every", "deterministic"})
+_RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+
+
+def is_launch_rank_zero() -> bool:
+    """False in the extra processes of a distributed launch (Lightning's DDP launcher,
+    torchrun, SLURM and MPI set these variables); only rank 0 writes into the output
+    directory."""
+    for var in _RANK_VARS:
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) != 0:
+            return False
+    return True
+
+
+def _check_dir_target(name: str, path: Path) -> None:
+    """``path`` must be a directory or creatable as one (its nearest existing parent a
+    writable directory). Writes nothing."""
+    if path.exists() and not path.is_dir():
+        raise StudyError(f"{name}={str(path)!r} is a file (allowed: a directory path) "
+                         f"[flag {_flag(name)}]")
+    parent = path.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StudyError(f"{name}={str(path)!r} lies under {str(parent)!r}, which is a file "
+                         f"(allowed: a directory path) [flag {_flag(name)}]")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StudyError(f"{name}={str(path)!r} is not writable ({str(parent)!r}) "
+                         f"(allowed: a writable directory) [flag {_flag(name)}]")
+
+
+def _last_checkpoint(layout) -> Path:
+    return layout.work_dir / "checkpoints" / "last.ckpt"
+
+
+def _check_resume(cfg: TorchRunnerConfig, layout) -> None:
+    """Refuse --resume from an unreadable checkpoint or with changed training settings."""
+    from ptycho_torch.training import read_checkpoint_epoch
+    last = _last_checkpoint(layout)
+    try:
+        read_checkpoint_epoch(last)
+    except ValueError as err:
+        raise StudyError(f"cannot resume: {err}; drop --resume and pass --overwrite to start "
+                         "over") from None
+    saved_path = layout.work_dir / "runner_config.json"
+    try:
+        saved = json.loads(saved_path.read_text())["runner"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing to compare with (older run); Lightning checks the weights' shapes
+    now = asdict(cfg)
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != now[k]]
+    if changed:
+        k = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise StudyError(f"cannot resume: {k}={now[k]!r} but the interrupted run used "
+                         f"{k}={saved[k]!r}{more} (allowed: the interrupted run's value; or drop "
+                         f"--resume and pass --overwrite to start over) [flag {_flag(k)}]")
 
 
 def _prepare_output(cfg: TorchRunnerConfig):
+    """Check the output directory and the resume state. Writes nothing.
+
+    Every rank of a distributed launch runs the same read-only checks (so a refusal stops
+    all of them alike); only rank 0 writes, later, in :func:`_start_work`.
+    """
     from ptycho.artifacts import StudyLayout
     out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise StudyError(f"output_dir={str(out)!r} is a file (allowed: a directory path) "
-                         "[flag --output-dir]")
+    _check_dir_target("output_dir", out)
+    if cfg.cache_dir:
+        _check_dir_target("cache_dir", Path(cfg.cache_dir))
     layout = StudyLayout(out, cfg.model_id)
     if layout.is_finished() and not cfg.overwrite:
         raise StudyError(f"output_dir={str(out)!r} already holds a finished study of "
                          f"{cfg.model_id} ({layout.metrics_path}); pass --overwrite to replace it "
                          "or choose another --output-dir")
+    last = _last_checkpoint(layout)
+    if last.exists() and not cfg.resume and not cfg.overwrite:
+        try:
+            from ptycho_torch.training import read_checkpoint_epoch
+            where = f"checkpoint after epoch {read_checkpoint_epoch(last) + 1}: {last}"
+        except ValueError:
+            where = f"unreadable checkpoint {last}"
+        raise StudyError(f"output_dir={str(out)!r} holds an interrupted run of {cfg.model_id} "
+                         f"({where}); pass --resume to continue it or --overwrite to start over")
+    if cfg.resume and last.exists():
+        _check_resume(cfg, layout)
     return layout
 
 
 def _load_data(cfg: TorchRunnerConfig):
+    """Simulate (or reuse) and load both splits, validated against --N and --gridsize.
+
+    With --train-npz/--test-npz nothing is written; a simulated dataset is written to the
+    cache (``<output_dir>/datasets`` by default) before it is loaded.
+    """
     from ptycho.datagen.grid_lines import simulate_grid_lines
     from ptycho.io import load_dataset
     if cfg.train_npz is not None:
@@ -244,53 +392,170 @@ def _load_data(cfg: TorchRunnerConfig):
         train_path, test_path, cached = paths.train, paths.test, paths.cached
         log.info("dataset %s in %.1f s: %s", "reused" if cached else "simulated",
                  time.perf_counter() - t0, train_path.parent)
-    train = load_dataset(train_path, expect_N=cfg.N, expect_gridsize=cfg.gridsize)
-    test = load_dataset(test_path, expect_N=cfg.N, expect_gridsize=cfg.gridsize,
-                        require_ground_truth=True)
+    try:
+        train = load_dataset(train_path, expect_N=cfg.N, expect_gridsize=cfg.gridsize)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --train-npz]" if cfg.train_npz else str(err)) from None
+    try:
+        test = load_dataset(test_path, expect_N=cfg.N, expect_gridsize=cfg.gridsize,
+                            require_ground_truth=True)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --test-npz]" if cfg.test_npz else str(err)) from None
     return train, test, {"train_npz": str(train_path), "test_npz": str(test_path), "cached": cached}
 
 
-def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
-    """Run one study; returns the metrics dict that is also written to metrics.json."""
+def _check_data(cfg: TorchRunnerConfig, train: dict, test: dict) -> tuple[float, float]:
+    """Every data check that training, stitching and scoring would otherwise hit late.
+
+    Returns ``(input_scale, photon_scale)``. Raises StudyError (one line) naming the file
+    and key.
+    """
     import numpy as np
+
+    from ptycho.stitching import clip_to_region, grid_region
+    from ptycho_torch.data import input_scale_from, split_indices
+    from ptycho_torch.study import object0_selection, scan_geometry
+
+    def bad(ds, key, what, expected, flag):
+        hint = f" [flag {flag}]" if cfg.train_npz else ""
+        return StudyError(f"dataset '{ds['path']}': key '{key}' {what} (expected {expected}){hint}")
+
+    n = train["diffraction"].shape[0]
+    if n < 2:
+        raise bad(train, "diffraction", f"has {n} pattern(s)",
+                  "at least 2: one is held out for validation", "--train-npz")
+    split_indices(n, cfg.val_fraction, cfg.seed, cfg.max_train_patterns)
+    try:
+        input_scale = input_scale_from(train["diffraction"])
+    except ValueError:
+        raise bad(train, "diffraction", "is all zeros", "some positive amplitudes",
+                  "--train-npz") from None
+    if not float(np.sum(np.abs(train["probeGuess"]) ** 2)) > 0:
+        raise bad(train, "probeGuess", "is all zeros", "a probe with nonzero intensity",
+                  "--train-npz")
+    photon_scale = (train.get("metadata") or {}).get("scale", 1.0)
+    if isinstance(photon_scale, bool) or not isinstance(photon_scale, (int, float)) \
+            or not np.isfinite(photon_scale) or photon_scale <= 0:
+        raise bad(train, "_metadata", f"has scale={photon_scale!r}",
+                  "a positive number (the simulation scale s), or no 'scale' entry",
+                  "--train-npz")
+    # test object 0 must stitch and be scored exactly as after training
+    try:
+        sel = object0_selection(test)
+        n_side, stride = scan_geometry(test, cfg.test_stride)
+    except ValueError as err:
+        raise StudyError(f"{err}{' [flag --test-npz]' if cfg.test_npz else ''}") from None
+    g = int(test["gridsize"])
+    if (n_side - g + 1) ** 2 != sel.size:
+        raise bad(test, "_metadata", f"has n_side={n_side}, which gives {(n_side - g + 1) ** 2} "
+                  f"patterns, but test object 0 has {sel.size}",
+                  "n_side consistent with the scan of object 0", "--test-npz")
+    if not 1 <= stride <= cfg.N:
+        raise bad(test, "_metadata", f"has stride={stride}", f"1..N = 1..{cfg.N}", "--test-npz")
+    region = grid_region(cfg.N, stride, n_side)
+    try:
+        clip_to_region(test["YY_ground_truth"], region)
+    except ValueError:
+        raise bad(test, "YY_ground_truth", f"has shape {test['YY_ground_truth'].shape}, too small "
+                  f"for the stitched region {region} (row0, col0, height, width)",
+                  "an object covering the scan of test object 0", "--test-npz") from None
+    return input_scale, float(photon_scale)
+
+
+def _check_device(cfg: TorchRunnerConfig) -> str:
+    import torch
+
+    from ptycho_torch.training import resolve_accelerator
+    accelerator = resolve_accelerator(cfg.device)
+    if accelerator == "cuda" and cfg.devices > torch.cuda.device_count():
+        raise StudyError(f"TorchRunnerConfig.devices={cfg.devices} but {torch.cuda.device_count()} "
+                         f"CUDA device(s) are visible (allowed: 1..{torch.cuda.device_count()} "
+                         "per node) [flag --devices]")
+    return accelerator
+
+
+def _start_work(cfg: TorchRunnerConfig, layout) -> None:
+    """First writes into output_dir (rank 0 only): reset or keep the training state."""
+    from ptycho.artifacts import write_json_atomic
+    if cfg.overwrite and layout.is_finished():
+        layout.metrics_path.unlink()  # the old study no longer counts as finished
+    keep = cfg.resume and _last_checkpoint(layout).exists()
+    if not keep:
+        if cfg.resume:
+            log.info("--resume: no checkpoint under %s; starting from scratch", layout.work_dir)
+        if layout.work_dir.exists():
+            shutil.rmtree(layout.work_dir)  # a stale run without a checkpoint, or --overwrite
+        for old in (layout.visuals_dir / "snapshots").glob(f"{cfg.model_id}_epoch*.png"):
+            old.unlink()
+    else:  # a checkpoint write cut short by a kill leaves its temporary file behind
+        for stale in (layout.work_dir / "checkpoints").glob(".*.tmp-*"):
+            stale.unlink()
+    layout.work_dir.mkdir(parents=True, exist_ok=True)
+    saved = layout.work_dir / "runner_config.json"
+    if not keep or not saved.exists():
+        write_json_atomic(saved, {"runner": asdict(cfg)})
+
+
+def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
+    """Run one study; returns the metrics dict that is also written to metrics.json.
+
+    Every check (config, output directory, resume state, device, both datasets, the
+    stitching geometry) runs before anything is written into ``output_dir`` (except the
+    simulated-dataset cache, which is only written for data that pass those checks by
+    construction); a refusal raises :class:`StudyError`. In a distributed launch only
+    global rank 0 writes; the other ranks return ``{}`` after training.
+    """
     import torch
 
     from ptycho.artifacts import copy_atomic, write_json_atomic
     from ptycho.plotting import save_study_figures
     from ptycho_torch.config_factory import create_training_payload
-    from ptycho_torch.data import input_scale_from
     from ptycho_torch.generators import count_parameters
     from ptycho_torch.study import reconstruct_test_object, save_reconstruction, score
-    from ptycho_torch.training import fit_model, resolve_accelerator
+    from ptycho_torch.training import fit_model
 
     t_start = time.perf_counter()
-    layout = _prepare_output(cfg)
-    resolve_accelerator(cfg.device)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    t0 = time.perf_counter()
-    train, test, data_info = _load_data(cfg)
-    data_time = time.perf_counter() - t0
+    rank_zero = is_launch_rank_zero()
+    try:
+        layout = _prepare_output(cfg)
+        accelerator = _check_device(cfg)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if cfg.deterministic:  # cuBLAS reads it when its first handle is created
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        t0 = time.perf_counter()
+        train, test, data_info = _load_data(cfg)
+        data_time = time.perf_counter() - t0
+        input_scale, photon_scale = _check_data(cfg, train, test)
+        payload = create_training_payload(cfg.canonical(), overrides={
+            "input_scale": input_scale, "photon_scale": photon_scale})
+    except StudyError:
+        raise
+    except ValueError as err:
+        raise StudyError(_flag_hint(str(err).splitlines()[0])) from None
     probe = train["probeGuess"]
-    input_scale = input_scale_from(train["diffraction"])
-    photon_scale = float((train.get("metadata") or {}).get("scale", 1.0))
-    payload = create_training_payload(cfg.canonical(), overrides={
-        "input_scale": input_scale, "photon_scale": photon_scale})
 
-    if cfg.overwrite and layout.is_finished():
-        layout.metrics_path.unlink()  # the old study no longer counts as finished
-        if not cfg.resume and layout.work_dir.exists():
-            shutil.rmtree(layout.work_dir)
-    if not cfg.resume and layout.work_dir.exists():
-        shutil.rmtree(layout.work_dir)  # a stale interrupted run: start fresh
-    layout.work_dir.mkdir(parents=True, exist_ok=True)
-
-    fit = fit_model(payload, train, probe, layout.work_dir, resume=cfg.resume,
-                    max_minutes=cfg.max_train_minutes, progress_bar=cfg.progress_bar)
+    # ---- first write into output_dir (besides the simulated-dataset cache) ----
+    if rank_zero:
+        _start_work(cfg, layout)
+    callbacks = []
+    if cfg.snapshot_every:
+        from ptycho_torch.snapshots import SnapshotCallback
+        callbacks.append(SnapshotCallback(test, layout.visuals_dir / "snapshots", cfg.model_id,
+                                          cfg.snapshot_every))
+    try:
+        fit = fit_model(payload, train, probe, layout.work_dir, resume=cfg.resume,
+                        max_minutes=cfg.max_train_minutes, progress_bar=cfg.progress_bar,
+                        extra_callbacks=callbacks, num_nodes=cfg.num_nodes)
+    except (KeyboardInterrupt, SystemExit):
+        log.error("training interrupted: no metrics.json written; continue with --resume")
+        raise
     if not fit.extra.get("is_global_zero", True):
         return {}
+    if fit.interrupted:
+        raise KeyboardInterrupt
     model = fit.model
-    device = torch.device(resolve_accelerator(cfg.device))
+    device = torch.device(accelerator)
     model.to(device)
     rec = reconstruct_test_object(model, test, cfg.infer_batch_size, cfg.test_stride)
     result, (amp, amp_gt, ph, ph_gt) = score(rec)
@@ -302,8 +567,9 @@ def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
                   "training": payload.training_config.to_dict()},
         "data": data_info})
     write_json_atomic(layout.run_dir / "history.json", fit.history)
-    if fit.checkpoint is not None and Path(fit.checkpoint).exists():
-        copy_atomic(fit.checkpoint, layout.run_dir / "model.ckpt")
+    ckpt = fit.checkpoint if fit.checkpoint is not None else _last_checkpoint(layout)
+    if Path(ckpt).exists():
+        copy_atomic(ckpt, layout.run_dir / "model.ckpt")
     save_reconstruction(layout.recon_dir / "recon.npz", rec)
     figures = save_study_figures(layout.visuals_dir, cfg.model_id, amp_gt, ph_gt, amp, ph,
                                  result["frc"], title=f"{cfg.model_id}: test object 0")
@@ -316,6 +582,9 @@ def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
         "frc": result["frc"],
         "n_parameters": n_params,
         "epochs_completed": len(fit.history.get("epoch", [])),
+        "stop_reason": fit.extra.get("stop_reason"),
+        "resumed_from_epoch": fit.extra.get("resumed_from_epoch"),
+        "world_size": fit.extra.get("world_size", 1),
         "n_train_patterns": fit.n_train, "n_val_patterns": fit.n_val,
         "n_test_patterns_scored": rec.n_patterns,
         "region": list(rec.region),
@@ -323,6 +592,7 @@ def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
         "train_patterns_per_s": n_train_seen / max(fit.train_time_s, 1e-9),
         "inference_time_s": rec.inference_time_s,
         "inference_patterns_per_s": rec.n_patterns / max(rec.inference_time_s, 1e-9),
+        "infer_batch_size_used": rec.infer_batch_size,
         "stitch_time_s": rec.stitch_time_s,
         "data_time_s": data_time,
         "total_time_s": time.perf_counter() - t_start,
@@ -330,6 +600,7 @@ def run_grid_lines_torch(cfg: TorchRunnerConfig) -> dict:
         "final_val_loss": (fit.history.get("val_loss") or [float("nan")])[-1],
         "device": str(device), "torch_version": torch.__version__,
         "figures": [str(p) for p in figures],
+        "snapshots": [str(p) for p in callbacks[0].written] if callbacks else [],
         "input_scale": input_scale,
     }
     write_json_atomic(layout.metrics_path, metrics)  # written last: marks the study finished
@@ -349,15 +620,24 @@ def summary_table(m: dict) -> str:
     return "\n".join(rows)
 
 
+def _refuse(err: BaseException) -> int:
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    print(f"error: {_flag_hint(msg)}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
+    """CLI entry point. Exit codes: 0 done; 2 refused input (one ``error:`` line on
+    stderr, nothing written); 130 interrupted (resume with --resume)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         cfg = config_from_argv(argv)
+    except ValueError as err:
+        return _refuse(err)
+    try:
         metrics = run_grid_lines_torch(cfg)
-    except (ValueError, FileNotFoundError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"error: {_flag_hint(msg)}", file=sys.stderr)
-        return 2
+    except StudyError as err:
+        return _refuse(err)
     except KeyboardInterrupt:
         print("error: interrupted; resume with --resume", file=sys.stderr)
         return 130

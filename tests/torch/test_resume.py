@@ -1,0 +1,75 @@
+"""Kill a study with SIGKILL after its first checkpoint, then --resume it to the end.
+
+The resumed study must finish every artifact, keep the per-epoch history of the killed
+session (HistoryCallback state is saved in the checkpoints) and never retrain an epoch:
+history epochs are exactly 0..E-1, the epochs up to the checkpoint's ended before the
+kill and the rest after it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"
+EPOCHS = 6
+
+
+def _cmd(tiny_paths, out, *extra):
+    return [sys.executable, str(SCRIPT), "--N", "32", "--test-stride", "8", "--architecture", "fno",
+            "--fno-width", "8", "--fno-modes", "4", "--fno-blocks", "1", "--fno-cnn-blocks", "1",
+            "--batch-size", "4", "--epochs", str(EPOCHS), "--num-threads", "1",
+            "--no-progress-bar", "--train-npz", str(tiny_paths.train),
+            "--test-npz", str(tiny_paths.test), "--output-dir", str(out), *extra]
+
+
+def test_sigkill_then_resume_finishes_without_repeating_epochs(tmp_path, tiny_paths):
+    out = tmp_path / "study"
+    last = out / ".work" / "pinn_fno" / "checkpoints" / "last.ckpt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "first.log", "wb")
+    proc = subprocess.Popen(_cmd(tiny_paths, out), stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 120
+    try:
+        while not last.exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    killed_at = time.time()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "runs" / "pinn_fno" / "metrics.json").exists()
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    k = int(ckpt["epoch"])
+    assert 0 <= k < EPOCHS - 1, "the run was killed too late to test resuming"
+    assert [r["epoch"] for r in ckpt["callbacks"]["HistoryCallback"]["rows"]] == list(range(k + 1))
+
+    r = subprocess.run(_cmd(tiny_paths, out, "--resume"), capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = out / "runs" / "pinn_fno"
+    for p in (run / "metrics.json", run / "history.json", run / "config.json", run / "model.ckpt",
+              out / "recons" / "pinn_fno" / "recon.npz"):
+        assert p.is_file() and p.stat().st_size > 0, p
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["resumed_from_epoch"] == k and m["epochs_completed"] == EPOCHS
+    assert m["stop_reason"] == "max_epochs"
+    h = json.loads((run / "history.json").read_text())
+    assert h["epoch"] == list(range(EPOCHS))  # strictly increasing, no duplicates, no gaps
+    assert all(t < killed_at for t in h["time_s"][: k + 1]), "epochs before the kill were retrained"
+    assert all(t > killed_at for t in h["time_s"][k + 1:])
+    assert int(torch.load(run / "model.ckpt", map_location="cpu", weights_only=False)["epoch"]) == EPOCHS - 1
+    assert not list(out.rglob(".*.tmp-*"))
