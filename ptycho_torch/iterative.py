@@ -1,0 +1,451 @@
+"""Iterative baseline: reconstruct the test scan with Pty-chi (LSQML, ePIE), known probe and positions.
+
+Pty-chi (``ptychi`` on PyPI, the optional extra ``iterative``) is imported lazily inside
+the functions here, so the rest of the project never needs it. Without it every entry
+point raises :class:`IterativeUnavailableError` (a ``ValueError`` with one line that
+names the extra).
+
+Conventions and the exact conversion (checked by ``tests/torch/test_iterative.py``):
+
+* Our stored network input is ``x = sqrt(counts) / s`` with ``s`` the simulation scale
+  (``_metadata['scale']``) and, noise-free, ``x = A = fftshift(|fft2(O*P, norm="ortho")|)``.
+* Pty-chi's far-field model is ``y = |fft2(O_patch * P_c)|^2`` with the *unnormalized*
+  FFT (``= N * ortho``) and DC at index 0; with ``fft_shift=True`` it shifts the given
+  (DC-centred) intensities itself. So Pty-chi gets the measured **counts**
+  ``(s * x)^2`` (DC-centred, as stored) and the probe ``P_c = P * s / N``: then
+  ``y = N^2 (s/N)^2 |fft2_ortho(O P)|^2 = (s A)^2``, the expected counts, for the true
+  object. Without ``scale`` in the metadata, ``s = 1`` (intensities ``x^2``).
+* Pty-chi's positions are patch centres in pixels, (y, x) in its arrays, and a patch
+  centred at ``p`` starts at pixel ``p + origin - (N - 1)/2``. Ours start at
+  ``c - N//2``. We give Pty-chi our centres ``(x, y)`` (as ``position_x_px`` /
+  ``position_y_px``) with ``position_origin_coords = margin - 0.5`` on an object buffer
+  padded by ``margin`` pixels per side, so buffer pixel ``(r + margin, c + margin)`` is
+  object pixel ``(r, c)`` and every patch is read at an integer offset (no interpolation).
+
+torchvision: Pty-chi imports ``torchvision.transforms.GaussianBlur`` at module level
+(used only to smooth *random* initial guesses, which this adapter never asks for).
+PyPI's torchvision wheels are CUDA builds that fail to import next to a CPU torch, and a
+broken torchvision also breaks ``import lightning`` (torchmetrics imports it). Where
+torchvision is not installed at all, :func:`import_ptychi` imports Pty-chi with a
+stand-in ``GaussianBlur`` (same kernel and reflect padding as torchvision's) placed in
+``sys.modules`` only for the duration of that import. See docs/studies.md for the
+install routes.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import logging
+import math
+import sys
+import time
+import types
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ENGINES = ("lsqml", "epie")
+EXTRA_HINT = "pip install -e '.[iterative]'"
+_MISSING = ("Pty-chi is not installed: the iterative baseline needs the optional extra "
+            f"'iterative' ({EXTRA_HINT}; CPU-only torch: see docs/studies.md)")
+
+log = logging.getLogger(__name__)
+
+
+class IterativeUnavailableError(ValueError):
+    """Pty-chi (the optional extra ``iterative``) cannot be imported; one-line message."""
+
+
+# ----------------------------------------------------------------------------- import
+def _gaussian_blur_stand_in():
+    """A class with torchvision's ``GaussianBlur(kernel_size, sigma)(img)`` behaviour.
+
+    Separable Gaussian kernel ``exp(-x^2 / (2 sigma^2))`` normalised to sum 1 on
+    ``x = -(k-1)/2 .. (k-1)/2``, reflect padding, applied to the last two axes of a
+    real (..., H, W) tensor. Only what Pty-chi calls is supported (fixed sigma).
+    """
+    import torch
+
+    class GaussianBlur(torch.nn.Module):
+        def __init__(self, kernel_size, sigma=(0.1, 2.0)):
+            super().__init__()
+            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+            sg = (float(sigma), float(sigma)) if isinstance(sigma, (int, float)) else tuple(sigma)
+            if len(sg) == 2 and sg[0] != sg[1] and not isinstance(sigma, (int, float)):
+                sg = (sg[0], sg[0])  # torchvision samples in [min, max]; Pty-chi passes min == max
+            self.kernel_size, self.sigma = ks, sg
+
+        def forward(self, img):
+            shape = img.shape
+            x = img.reshape(-1, 1, shape[-2], shape[-1])
+            for axis, (k, s) in enumerate(zip(self.kernel_size, self.sigma)):
+                t = torch.arange(k, dtype=x.dtype, device=x.device) - (k - 1) / 2
+                w = torch.exp(-0.5 * (t / s) ** 2)
+                w = w / w.sum()
+                if axis == 0:  # rows (y)
+                    x = torch.nn.functional.pad(x, (0, 0, k // 2, (k - 1) // 2), mode="reflect")
+                    x = torch.nn.functional.conv2d(x, w.reshape(1, 1, k, 1))
+                else:  # columns (x)
+                    x = torch.nn.functional.pad(x, (k // 2, (k - 1) // 2, 0, 0), mode="reflect")
+                    x = torch.nn.functional.conv2d(x, w.reshape(1, 1, 1, k))
+            return x.reshape(shape)
+
+    return GaussianBlur
+
+
+@contextlib.contextmanager
+def _torchvision_stand_in():
+    """Put a minimal ``torchvision.transforms`` into ``sys.modules`` for one import, then remove it."""
+    if "torchvision" in sys.modules:
+        yield
+        return
+    tv = types.ModuleType("torchvision")
+    tr = types.ModuleType("torchvision.transforms")
+    tr.GaussianBlur = _gaussian_blur_stand_in()
+    tv.transforms = tr
+    tv.__version__ = "0+ptychopinn-stand-in"
+    sys.modules["torchvision"], sys.modules["torchvision.transforms"] = tv, tr
+    try:
+        yield
+    finally:
+        for name, mod in (("torchvision", tv), ("torchvision.transforms", tr)):
+            if sys.modules.get(name) is mod:
+                del sys.modules[name]
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def import_ptychi():
+    """Import Pty-chi lazily; returns ``(api, PtychographyTask)``.
+
+    Raises :class:`IterativeUnavailableError` (one line naming the extra) when Pty-chi is
+    missing or cannot be imported.
+    """
+    try:
+        import ptychi  # noqa: F401  (the top-level package imports no torchvision)
+    except ImportError:
+        raise IterativeUnavailableError(_MISSING) from None
+    if "ptychi.api.task" not in sys.modules:
+        tv_state = "ok"
+        if "torchvision" not in sys.modules:
+            if importlib.util.find_spec("torchvision") is None:
+                tv_state = "absent"
+            else:
+                try:
+                    importlib.import_module("torchvision.transforms")
+                except Exception as err:  # noqa: BLE001 - any failure: explain, one line
+                    raise IterativeUnavailableError(
+                        f"torchvision is installed but does not import next to this torch "
+                        f"({_first_line(err)}); install the torchvision build that matches "
+                        "torch (CPU torch: the CPU wheel), or uninstall torchvision to use the "
+                        "built-in stand-in; see docs/studies.md") from None
+        ctx = _torchvision_stand_in() if tv_state == "absent" else contextlib.nullcontext()
+        try:
+            with ctx:
+                for name in ("ptychi.utils", "ptychi.api", "ptychi.api.task"):
+                    importlib.import_module(name)
+        except ImportError as err:
+            raise IterativeUnavailableError(
+                f"Pty-chi is installed but cannot be imported ({_first_line(err)}); "
+                f"reinstall the optional extra 'iterative' ({EXTRA_HINT})") from None
+    api = sys.modules["ptychi.api"]
+    return api, sys.modules["ptychi.api.task"].PtychographyTask
+
+
+def ptychi_available() -> bool:
+    """True when :func:`import_ptychi` succeeds."""
+    try:
+        import_ptychi()
+    except IterativeUnavailableError:
+        return False
+    return True
+
+
+def check_engines(engines) -> tuple[str, ...]:
+    """Validate engine names (``lsqml``, ``epie``); returns them as a tuple, order kept."""
+    out = []
+    for e in engines:
+        e = str(e).strip().lower()
+        if e not in ENGINES:
+            raise ValueError(f"iterative engine {e!r} is not supported (allowed: {', '.join(ENGINES)})")
+        if e not in out:
+            out.append(e)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------ conversion
+@dataclass(frozen=True)
+class PtychiScan:
+    """One object's scan in Pty-chi's conventions (see the module docstring).
+
+    patterns: (n, N, N) float32 measured counts ``(s*x)^2``, DC centred as stored.
+    probe: (1, 1, N, N) complex64, ``P * s / N`` (unnormalized FFT).
+    positions_xy: (n, 2) float32 patch centres (x, y) in object pixels (our convention).
+    object_shape: (H, W) of the object frame; the buffer is padded by ``margin`` per side.
+    photon_scale: s. amplitude_guess: Parseval estimate of the mean object amplitude.
+    """
+
+    patterns: np.ndarray
+    probe: np.ndarray
+    positions_xy: np.ndarray
+    object_shape: tuple
+    photon_scale: float
+    margin: int
+    amplitude_guess: float
+
+    @property
+    def N(self) -> int:
+        return int(self.probe.shape[-1])
+
+    @property
+    def buffer_shape(self) -> tuple:
+        return (self.object_shape[0] + 2 * self.margin, self.object_shape[1] + 2 * self.margin)
+
+    @property
+    def origin(self) -> float:
+        """``position_origin_coords`` (both axes) that makes our centres Pty-chi positions."""
+        return self.margin - 0.5
+
+
+def scan_for_ptychi(test: dict, object_index: int = 0, margin: int = 2) -> PtychiScan:
+    """Convert one test object's patterns (``ptycho.io.load_dataset`` mapping) for Pty-chi.
+
+    gridsize > 1: every scan position appears in several groups; each position's pattern
+    is used once (identified by its absolute centre ``coords_offsets + coords_nominal``).
+    """
+    idx = np.flatnonzero(np.asarray(test["object_index"]) == object_index)
+    if idx.size == 0:
+        raise ValueError(f"dataset '{test.get('path')}': no patterns of test object {object_index}")
+    diff = np.asarray(test["diffraction"])[idx]                       # (n, C, N, N)
+    n, C, N, _ = diff.shape
+    centres = (np.asarray(test["coords_offsets"]) + np.asarray(test["coords_nominal"]))[idx, :, 0, :]
+    flat_c = centres.reshape(n * C, 2).astype(np.float64)
+    _, first = np.unique(np.floor(flat_c + 0.5), axis=0, return_index=True)  # one per position
+    first = np.sort(first)
+    patterns_amp = diff.reshape(n * C, N, N)[first]
+    pos = flat_c[first].astype(np.float32)  # sub-pixel positions are kept (Pty-chi shifts the probe)
+    meta = test.get("metadata") or {}
+    s = float(meta.get("scale", 1.0))
+    if not (math.isfinite(s) and s > 0):
+        raise ValueError(f"dataset '{test.get('path')}': _metadata scale={s!r} (allowed: a positive number)")
+    if "YY_ground_truth_all" in test and object_index < len(test["YY_ground_truth_all"]):
+        shape = tuple(int(v) for v in np.shape(test["YY_ground_truth_all"][object_index]))
+    elif "YY_ground_truth" in test and object_index == 0:
+        shape = tuple(int(v) for v in np.shape(test["YY_ground_truth"])[:2])
+    else:  # smallest frame that holds every patch
+        shape = (int(pos[:, 1].max()) - N // 2 + N, int(pos[:, 0].max()) - N // 2 + N)
+    if pos.min() < N // 2 or pos[:, 1].max() - N // 2 + N > shape[0] or pos[:, 0].max() - N // 2 + N > shape[1]:
+        raise ValueError(f"dataset '{test.get('path')}': scan positions fall outside the object "
+                         f"frame {shape} (allowed: patches inside the object)")
+    probe = np.asarray(test["probeGuess"], dtype=np.complex64)
+    energy = float(np.mean(np.sum(np.square(patterns_amp, dtype=np.float64), axis=(-2, -1))))
+    amp_guess = math.sqrt(energy / float(np.sum(np.abs(probe.astype(np.complex128)) ** 2)))
+    counts = np.square(s * patterns_amp.astype(np.float64)).astype(np.float32)
+    return PtychiScan(
+        patterns=counts, probe=(probe.astype(np.complex128) * (s / N)).astype(np.complex64)[None, None],
+        positions_xy=pos, object_shape=shape, photon_scale=s, margin=int(margin),
+        amplitude_guess=amp_guess)
+
+
+def pad_object(obj: np.ndarray, margin: int) -> np.ndarray:
+    """(H, W) object -> (H + 2m, W + 2m) buffer, edge values replicated."""
+    return np.pad(np.asarray(obj, dtype=np.complex64), margin, mode="edge")
+
+
+def unpad_object(buf: np.ndarray, scan: PtychiScan) -> np.ndarray:
+    m = scan.margin
+    H, W = scan.object_shape
+    return np.asarray(buf)[m:m + H, m:m + W]
+
+
+def convention_intensity(obj: np.ndarray, scan: PtychiScan) -> np.ndarray:
+    """Our own reimplementation of Pty-chi's stated far-field convention (numpy).
+
+    ``obj`` (H, W) complex object frame. For each position p = (y, x): the patch starts at
+    buffer pixel ``round(p + origin - (N-1)/2)`` of the margin-padded buffer, the exit
+    wave ``patch * scan.probe`` goes through the *unnormalized* FFT (DC at index 0), and
+    the intensity is returned DC-centred (fftshift), i.e. comparable with
+    ``scan.patterns``. Returns float64 (n, N, N).
+    """
+    N = scan.N
+    buf = pad_object(obj, scan.margin).astype(np.complex128)
+    p_yx = scan.positions_xy[:, ::-1].astype(np.float64) + scan.origin
+    top = np.round(p_yx - (N - 1) / 2.0).astype(np.int64)          # (n, 2) (row, col)
+    ar = np.arange(N)
+    rows = top[:, 0, None, None] + ar[None, :, None]
+    cols = top[:, 1, None, None] + ar[None, None, :]
+    patches = buf[rows, cols]                                       # (n, N, N)
+    far = np.fft.fft2(patches * scan.probe[0, 0].astype(np.complex128))  # norm="backward"
+    return np.fft.fftshift(np.abs(far) ** 2, axes=(-2, -1))
+
+
+# --------------------------------------------------------------------------- Pty-chi
+@contextlib.contextmanager
+def _restore_torch_defaults():
+    """Pty-chi sets torch's default device and dtype globally; put them back afterwards.
+
+    Also quiets Pty-chi's INFO logging (some of it on the root logger) and its warnings.
+    """
+    import torch
+    dtype = torch.get_default_dtype()
+    device = torch.get_default_device()
+    quiet = [logging.getLogger("ptychi"), logging.getLogger()]  # Pty-chi also logs on the root logger
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pty-chi's internal torch UserWarnings
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_default_device(device)
+        for lg, lv in zip(quiet, levels):
+            lg.setLevel(lv)
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA device is available (allowed here: auto, cpu)")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not supported (allowed: auto, cpu, cuda)")
+    return device
+
+
+def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: int | None = None,
+               device: str = "auto", seed: int = 0, initial_object: np.ndarray | None = None):
+    """A Pty-chi ``PtychographyTask`` for ``engine`` with the known probe and positions.
+
+    The probe and positions are fixed (not optimized); the object starts at
+    ``initial_object`` (H, W) or at a flat object of the Parseval amplitude. Pty-chi's
+    probe rescaling and object/probe ambiguity removal are off (the probe is known).
+    Call inside :func:`_restore_torch_defaults` (it changes torch's defaults).
+    """
+    engine = check_engines([engine])[0]
+    api, PtychographyTask = import_ptychi()
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+        raise ValueError(f"iterative epochs={epochs!r} is out of range (allowed: an integer >= 1)")
+    n = scan.patterns.shape[0]
+    if batch_size is None:
+        batch_size = min(n, 100) if engine == "lsqml" else min(n, 16)
+    opts = api.LSQMLOptions() if engine == "lsqml" else api.EPIEOptions()
+    opts.data_options.fft_shift = True
+    ro = opts.reconstructor_options
+    ro.num_epochs = int(epochs)
+    ro.batch_size = int(batch_size)
+    ro.random_seed = int(seed)
+    ro.default_device = api.Devices.GPU if _resolve_device(device) == "cuda" else api.Devices.CPU
+    ro.displayed_loss_function = None
+    if engine == "lsqml":
+        ro.rescale_probe_intensity_in_first_epoch = False
+    oo = opts.object_options
+    oo.optimizable = True
+    oo.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED
+    oo.position_origin_coords = [scan.origin, scan.origin]
+    oo.remove_object_probe_ambiguity.enabled = False
+    opts.probe_options.optimizable = False
+    opts.probe_position_options.optimizable = False
+    if initial_object is None:
+        obj = np.full(scan.buffer_shape, scan.amplitude_guess, dtype=np.complex64)
+    else:
+        obj = pad_object(initial_object, scan.margin)
+    return PtychographyTask(
+        opts, diffraction_data=scan.patterns, object_data=obj[None],
+        probe_data=scan.probe, probe_position_x_px=scan.positions_xy[:, 0].copy(),
+        probe_position_y_px=scan.positions_xy[:, 1].copy())
+
+
+def ptychi_forward_intensity(obj: np.ndarray, scan: PtychiScan, device: str = "cpu") -> np.ndarray:
+    """Pty-chi's own forward model applied to ``obj`` (H, W): counts (n, N, N), DC centred."""
+    import torch
+    with _restore_torch_defaults():
+        task = build_task("lsqml", scan, epochs=1, device=device, initial_object=obj)
+        fm = task.reconstructor.forward_model
+        with torch.no_grad():
+            y = fm.forward(torch.arange(scan.patterns.shape[0])).detach().cpu().numpy()
+    return np.fft.fftshift(y, axes=(-2, -1))
+
+
+@dataclass
+class IterativeResult:
+    engine: str
+    obj: np.ndarray            # (H, W) complex64, object frame
+    time_s: float              # task build + all epochs (the reconstruction time)
+    epochs: int
+    n_patterns: int
+    batch_size: int
+    device: str
+    loss: list = field(default_factory=list)
+
+
+def run_ptychi(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: int | None = None,
+               device: str = "auto", seed: int = 0, warmup: bool = True) -> IterativeResult:
+    """Reconstruct ``scan`` with ``engine`` for ``epochs``; timed (device synchronised).
+
+    ``warmup`` first runs one untimed epoch, so one-off costs (torch's lazy imports on the
+    first optimizer, CUDA context and kernels) are not counted, as for the network side.
+    """
+    import torch
+    dev = _resolve_device(device)
+    with _restore_torch_defaults():
+        if warmup:
+            build_task(engine, scan, epochs=1, batch_size=batch_size, device=dev, seed=seed).run()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        task = build_task(engine, scan, epochs=epochs, batch_size=batch_size, device=dev, seed=seed)
+        task.run()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        buf = task.get_data_to_cpu("object", as_numpy=True)[0]
+        loss = _loss_history(task)
+        bs = int(task.reconstructor_options.batch_size)
+    return IterativeResult(engine=engine, obj=unpad_object(buf, scan).astype(np.complex64),
+                           time_s=elapsed, epochs=int(epochs), n_patterns=int(scan.patterns.shape[0]),
+                           batch_size=bs, device=dev, loss=loss)
+
+
+def _loss_history(task) -> list:
+    tracker = getattr(task.reconstructor, "loss_tracker", None)
+    table = getattr(tracker, "table", None)
+    try:
+        return [float(v) for v in table["loss"].tolist()]
+    except Exception:  # noqa: BLE001 - the history is informative only
+        return []
+
+
+def reconstruct_iterative(engine: str, test: dict, default_stride: int, *, epochs: int = 100,
+                          batch_size: int | None = None, device: str = "auto", seed: int = 0):
+    """Pty-chi reconstruction of test object 0 on the network's scoring region.
+
+    Returns ``(Reconstruction, IterativeResult)``: the first is the same dataclass the
+    network path gives (``ptycho_torch.study``), clipped with ``grid_region`` /
+    ``clip_to_region`` on the object frame, so ``ptycho_torch.study.score`` applies as is.
+    Its ``inference_time_s`` holds the whole iterative reconstruction time and its
+    ``infer_batch_size`` Pty-chi's batch size.
+    """
+    from ptycho.stitching import clip_to_region, grid_region
+    from ptycho_torch.study import Reconstruction, scan_geometry
+    if "YY_ground_truth" not in test:
+        raise ValueError(f"dataset '{test.get('path')}': key 'YY_ground_truth' is missing "
+                         "(needed to score the reconstruction)")
+    scan = scan_for_ptychi(test, 0)
+    res = run_ptychi(engine, scan, epochs=epochs, batch_size=batch_size, device=device, seed=seed)
+    n_side, stride = scan_geometry(test, default_stride)
+    region = grid_region(int(test["N"]), stride, n_side)
+    gt = clip_to_region(np.asarray(test["YY_ground_truth"]), region)
+    recon = clip_to_region(res.obj, region)
+    rec = Reconstruction(recon=np.ascontiguousarray(recon, dtype=np.complex64),
+                         ground_truth=np.ascontiguousarray(gt, dtype=np.complex64), region=region,
+                         inference_time_s=res.time_s, stitch_time_s=0.0, n_patterns=res.n_patterns,
+                         infer_batch_size=res.batch_size)
+    return rec, res
