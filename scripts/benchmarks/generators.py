@@ -21,7 +21,6 @@ iteration counts so CI finishes in seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,6 +28,8 @@ import sys
 import time
 
 import torch
+
+from bench_common import select_device, write_json
 
 from ptycho_torch.config_params import ModelConfig
 from ptycho_torch.generators import GENERATORS, build_generator, count_parameters
@@ -124,14 +125,9 @@ def _parse(argv) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device=cuda but no CUDA device is available (allowed: cpu, auto)",
-              file=sys.stderr)
+    device = select_device(args.device)
+    if device is None:
         return 2
-    else:
-        device = torch.device(args.device)
     if args.smoke:
         N, batch, iters, warmup = 32, 2, 2, 1
     else:
@@ -161,8 +157,7 @@ def main(argv=None) -> int:
              "  (note: MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 not set)"))
     print(markdown_table(results))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "results": results}, fh, indent=2)
+        write_json(args.json, {"meta": meta, "results": results})
     return 0
 
 

@@ -24,7 +24,6 @@ so CI finishes in seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_common import select_device, write_json  # noqa: E402
 
 THROUGHPUT_TARGET = 0.95
 MEMORY_TARGET = 1.10
@@ -160,11 +160,9 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     a = _parse(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device=cuda but no CUDA device is available (allowed: cpu, auto)", file=sys.stderr)
+    device = select_device(a.device)
+    if device is None:
         return 2
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          (a.device if a.device != "auto" else "cpu"))
     if a.smoke:
         N, n, n_mem, batch, width, modes, blocks, repeats = 32, 48, 40, 16, 8, 4, 1, 2
     else:
@@ -210,8 +208,7 @@ def main(argv=None) -> int:
         result["memory"] = {"skipped": "CUDA not available"}
         print("peak accelerator memory vs test-set size: CUDA not available: skipped")
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(a.json, result)
     return 0
 
 

@@ -40,6 +40,7 @@ for _p in (str(_REPO), str(_REPO / "scripts" / "studies")):
         sys.path.insert(0, _p)
 
 import torch  # noqa: E402
+from bench_common import select_device, write_json  # noqa: E402
 
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
                    n_train_objects=1, n_test_objects=1, epochs=1, batch_size=16, fno_width=8,
@@ -129,12 +130,10 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     a = _parse(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device=cuda but no CUDA device is available (allowed: cpu, auto)", file=sys.stderr)
+    device = select_device(a.device)
+    if device is None:
         return 2
-    dev = "cuda" if a.device == "auto" and torch.cuda.is_available() else (
-        a.device if a.device != "auto" else "cpu")
-    device = torch.device(dev)
+    dev = device.type
     epochs = 3 if a.smoke else a.epochs
     repeats = 1 if a.smoke else a.repeats
     for name, v, lo in (("--epochs", epochs, 1), ("--repeats", repeats, 1), ("--threads", a.threads, 1)):
@@ -197,8 +196,7 @@ def main(argv=None) -> int:
         result["ptychi"] = ptychi_note
         print(f"Pty-chi not available: network side only ({ptychi_note})")
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(a.json, result)
     return 0
 
 

@@ -21,7 +21,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -34,6 +33,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import numpy as np  # noqa: E402
+from bench_common import write_json  # noqa: E402
 
 from ptycho.stitching import stitch_by_positions, stitch_grid_tiles  # noqa: E402
 
@@ -146,8 +146,7 @@ def main(argv=None) -> int:
           f"(target <= 1): {verdict}; loop / vectorized = {r['loop_over_vectorized']:.2f}; "
           f"max |vectorized - loop| = {r['max_abs_diff_vs_loop']:.3g}")
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
+        write_json(a.json, r)
     return 0
 
 

@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -41,6 +40,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_common import select_device, write_json  # noqa: E402
 
 ARCHS = ("cnn", "fno", "hybrid")
 
@@ -151,12 +151,10 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     a = _parse(argv)
-    if a.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device=cuda but no CUDA device is available (allowed: cpu, auto)", file=sys.stderr)
+    device = select_device(a.device)
+    if device is None:
         return 2
-    dev = "cuda" if a.device == "auto" and torch.cuda.is_available() else (
-        a.device if a.device != "auto" else "cpu")
-    device = torch.device(dev)
+    dev = device.type
     if a.smoke:
         N, batch, width, modes, blocks, iters, warmup, rounds = 32, 4, 8, 4, 1, 2, 1, 1
     else:
@@ -205,8 +203,7 @@ def main(argv=None) -> int:
     print("ratio = Lightning training_step path (loader + physics + loss + optimizer) / bare "
           "generator forward+backward+step")
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+        write_json(a.json, {"meta": meta, "results": rows})
     return 0
 
 
