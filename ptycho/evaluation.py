@@ -386,13 +386,20 @@ def evaluate_reconstruction(pred, gt, *, trim: int = 2) -> dict:
     }
 
 
-def _fmt(v) -> str:
-    v = float(v)
+def format_number(v, digits: int = 4) -> str:
+    """A metric for a table: ``digits`` significant digits, 'inf'/'nan' spelled out,
+    ``None`` as '-', and anything non-numeric as its text."""
+    if v is None:
+        return "-"
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
     if math.isnan(v):
         return "nan"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    return f"{v:.4g}"
+    return f"{v:.{digits}g}"
 
 
 def metrics_table(result) -> str:
@@ -405,5 +412,5 @@ def metrics_table(result) -> str:
     for name, val in metrics.items():
         if not isinstance(val, (list, tuple)) or len(val) != 2:
             raise ValueError(f"result: metric {name!r} must be [amplitude, phase], got {val!r}")
-        lines.append(f"| {name} | {_fmt(val[0])} | {_fmt(val[1])} |")
+        lines.append(f"| {name} | {format_number(val[0])} | {format_number(val[1])} |")
     return "\n".join(lines)

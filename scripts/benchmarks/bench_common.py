@@ -1,9 +1,18 @@
-"""What every benchmark script shares: device choice and JSON output."""
+"""What every benchmark script shares: common flags, device choice and JSON output."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
+
+def add_common_args(p, *, device_default: str | None = "auto") -> None:
+    """The flags every benchmark has: --device (unless ``device_default`` is None),
+    --threads and --json."""
+    if device_default is not None:
+        p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=device_default)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
 def select_device(name: str):

@@ -29,7 +29,7 @@ import time
 
 import torch
 
-from bench_common import select_device, write_json
+from bench_common import add_common_args, select_device, write_json
 
 from ptycho_torch.config_params import ModelConfig
 from ptycho_torch.generators import GENERATORS, build_generator, count_parameters
@@ -113,13 +113,11 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny sizes and iterations (CI)")
     p.add_argument("--N", type=int, default=64, help="patch size (default 64)")
     p.add_argument("--batch", type=int, default=16, help="patches per batch (default 16)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     p.add_argument("--iters", type=int, default=10, help="timed iterations (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="warmup iterations (default 3)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--arch", choices=tuple(GENERATORS), action="append",
                    help="architecture(s) to run (default: all)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_common_args(p, device_default="cpu")
     return p.parse_args(argv)
 
 

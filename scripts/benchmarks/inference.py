@@ -37,7 +37,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
 THROUGHPUT_TARGET = 0.95
 MEMORY_TARGET = 1.10
@@ -142,7 +142,6 @@ def _verdict(ok: bool) -> str:
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--architecture", choices=("cnn", "fno", "hybrid"), default="fno")
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--n", type=int, default=512, help="test patterns for the throughput ratio")
@@ -153,8 +152,7 @@ def _parse(argv):
     p.add_argument("--modes", type=int, default=12, help="fno_modes")
     p.add_argument("--blocks", type=int, default=4, help="fno_blocks")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_common_args(p, device_default="auto")
     return p.parse_args(argv)
 
 

@@ -40,7 +40,7 @@ for _p in (str(_REPO), str(_REPO / "scripts" / "studies")):
         sys.path.insert(0, _p)
 
 import torch  # noqa: E402
-from bench_common import select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
                    n_train_objects=1, n_test_objects=1, epochs=1, batch_size=16, fno_width=8,
@@ -121,10 +121,8 @@ def _parse(argv):
     p.add_argument("--train-minutes", type=float, default=2.0,
                    help="training budget when --study-dir is not given (default 2)")
     p.add_argument("--epochs", type=int, default=100, help="Pty-chi LSQML epochs (default 100)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--repeats", type=int, default=3, help="timed network reconstructions (median)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_common_args(p, device_default="auto")
     return p.parse_args(argv)
 
 

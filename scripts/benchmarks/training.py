@@ -40,7 +40,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
 ARCHS = ("cnn", "fno", "hybrid")
 
@@ -133,7 +133,6 @@ def bare_throughput(payload, n_batches: int, warmup: int, device: torch.device) 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--arch", choices=ARCHS, action="append", help="architecture(s) (default: all)")
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--batch", type=int, default=16, help="training batch size (default 16)")
@@ -144,8 +143,7 @@ def _parse(argv):
     p.add_argument("--warmup", type=int, default=3, help="warm-up batches (default 3)")
     p.add_argument("--rounds", type=int, default=2,
                    help="measure both paths this many times, alternating; keep the best (default 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_common_args(p, device_default="auto")
     return p.parse_args(argv)
 
 

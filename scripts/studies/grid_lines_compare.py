@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ for _p in (str(_REPO), str(_HERE)):
 
 import grid_lines_torch_runner as runner  # noqa: E402
 from ptycho.config.config import ARCHITECTURES  # noqa: E402
+from ptycho.evaluation import format_number  # noqa: E402
 
 log = logging.getLogger("grid_lines_compare")
 
@@ -298,20 +298,6 @@ def run_comparison(cc: CompareConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- outputs
-def _fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
-
-
 def _value(metric) -> float:
     """JSON-cleaned metric values may be the strings 'inf' / 'nan'."""
     try:
@@ -326,11 +312,11 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["method"]]
-        cells += [_fmt(_value(r["metrics"][key][ch])) for _, key, ch in _METRIC_COLUMNS]
-        cells += [_fmt(r.get("phase_correlation"), 3), _fmt(r.get("phase_strength_ratio"), 3),
+        cells += [format_number(_value(r["metrics"][key][ch])) for _, key, ch in _METRIC_COLUMNS]
+        cells += [format_number(r.get("phase_correlation"), 3), format_number(r.get("phase_strength_ratio"), 3),
                   "-" if r.get("n_parameters") is None else f"{int(r['n_parameters']):,}",
-                  _fmt(r.get("train_time_s"), 3), _fmt(r.get("inference_time_s"), 3),
-                  _fmt(r.get("patterns_per_s"), 4)]
+                  format_number(r.get("train_time_s"), 3), format_number(r.get("inference_time_s"), 3),
+                  format_number(r.get("patterns_per_s"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
