@@ -29,9 +29,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ptycho_torch.config_factory import TrainingPayload
-from ptycho_torch.data import (
-    input_scale_from, make_loaders, object_amplitude_estimate, split_indices,
-)
+from ptycho_torch.data import make_loaders, object_amplitude_estimate, split_indices
 from ptycho_torch.model import PtychoPINN_Lightning
 
 
@@ -214,20 +212,19 @@ def fit_model(payload: TrainingPayload, train: dict, probe: np.ndarray, work_dir
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
     train_time = time.perf_counter() - t0
-    best = checkpoint.last_model_path or None
+    # The weights the study reconstructs with: after a wall-time stop they are newer than
+    # last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0 writes.
+    final = ckpt_dir / "final.ckpt"
+    trainer.save_checkpoint(final)
     return FitResult(model=model, history=history.as_columns(), train_time_s=train_time,
                      n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
                      epochs_completed=int(trainer.current_epoch),
-                     checkpoint=Path(best) if best else None,
+                     checkpoint=final,
                      interrupted=bool(trainer.interrupted),
                      extra={"is_global_zero": trainer.is_global_zero,
                             "accelerator": accelerator,
                             "world_size": int(trainer.world_size),
                             "stop_reason": _stop_reason(trainer, early, tc.epochs),
                             "resumed_from_epoch": resumed_from})
-
-
-def default_input_scale(train: dict) -> float:
-    return input_scale_from(train["diffraction"])
 
 

@@ -192,6 +192,14 @@ def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path):
     side = ((64 - 32) // 8 + 1) * 8
     assert rec["reconstruction"].shape == (side, side) and rec["reconstruction"].dtype == np.complex64
     assert "pinn_fno" in r.stdout and "ssim" in r.stdout
+    # the saved checkpoint holds exactly the weights the reconstruction was made with
+    from ptycho.io import load_dataset
+    from ptycho_torch.model import PtychoPINN_Lightning
+    from ptycho_torch.study import reconstruct_test_object
+    loaded = PtychoPINN_Lightning.load_from_checkpoint(run / "model.ckpt", map_location="cpu")
+    test = load_dataset(cfg["data"]["test_npz"])
+    again = reconstruct_test_object(loaded, test, 7, 8)
+    np.testing.assert_array_equal(again.recon, rec["reconstruction"])
     # a second run into the finished study is refused without --overwrite, nothing changed
     before = (run / "metrics.json").read_bytes()
     r2 = _run_cli([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out)])
