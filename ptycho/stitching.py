@@ -1,6 +1,7 @@
 """Reassembly of predicted object patches into one object image (numpy only).
 
-Two ways to stitch, both vectorized (no Python loop over patches):
+Two ways to stitch, both vectorized (no Python loop over patches, except the optional
+phase-alignment pass):
 
 * :func:`stitch_grid_tiles` -- the reference study's method for a regular grid scan at
   gridsize 1: every patch contributes only its central ``stride x stride`` tile and the
@@ -9,7 +10,13 @@ Two ways to stitch, both vectorized (no Python loop over patches):
   :func:`clip_to_region` before comparing).
 * :func:`stitch_by_positions` -- the general method (irregular scans, gridsize > 1):
   shift each patch (or its central ``crop x crop`` region) to its scan position on a
-  canvas, sum, and divide by the coverage count (average of overlaps).
+  canvas, sum, and divide by the coverage count (average of overlaps). Optionally with
+  sub-pixel placement (``subpixel="fourier"`` or ``"bilinear"``), per-patch constant
+  phase alignment (``align_phase=True``) and weights; :func:`canvas_for_positions`
+  sizes a canvas for scans whose positions may be negative.
+
+:class:`StitchOptions` (validated record of the ``--stitch`` choices) and :func:`stitch`
+dispatch between the two.
 
 Conventions (project-wide): images are indexed ``[row, col]``; positions are
 ``(x, y) = (column, row)`` in object pixels, in that order (the reference stored offsets
@@ -21,20 +28,34 @@ starts at patch pixel ``(N - crop)//2`` on both axes, the same offset that
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from ptycho.config.validation import check_bool, check_choice, check_int
 
 __all__ = [
     "stitch_grid_tiles",
     "grid_region",
     "clip_to_region",
     "stitch_by_positions",
+    "canvas_for_positions",
     "stitch_patches",
+    "StitchOptions",
+    "STITCH_MODES",
+    "SUBPIXEL_MODES",
+    "stitch",
 ]
 
 # Elements (patch pixels) summed per np.bincount call in stitch_by_positions. Chunking
 # keeps the temporary index array cache-sized and the memory bounded; it is a loop over
 # blocks of ~2**20 pixels, not over patches.
 _CHUNK_ELEMENTS = 1 << 20
+
+#: Stitching methods of :class:`StitchOptions` (``--stitch``).
+STITCH_MODES = ("positions", "tiles")
+#: Sub-pixel placement modes of :func:`stitch_by_positions`.
+SUBPIXEL_MODES = ("none", "fourier", "bilinear")
 
 
 def _as_patch_stack(patches, name: str = "patches") -> np.ndarray:
@@ -164,7 +185,171 @@ def _box_sum(counts: np.ndarray, k: int, out_shape: tuple[int, int]) -> np.ndarr
     )
 
 
-def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = None):
+def _fourier_shift_last(x: np.ndarray, f: np.ndarray, cdtype) -> np.ndarray:
+    """Shift the content of ``x`` (m, A, L) along its last axis by ``f`` (m,) pixels
+    (``out[..., j] = x[..., j - f]``) with a Fourier phase ramp applied to the even
+    (mirror) extension of period 2L, i.e. DCT-II interpolation.
+
+    The mirror extension is continuous across the period boundary, so there is no
+    wrap-around jump: the error of a band-limited signal is confined to a few pixels at
+    the patch border instead of ringing across the whole patch (as a plain N-periodic
+    FFT shift of a windowed patch does). The Nyquist bin of an even extension is zero, so
+    the operator maps real data to real data.
+    """
+    L = x.shape[-1]
+    ext = np.concatenate([x, x[..., ::-1]], axis=-1).astype(cdtype, copy=False)
+    u = np.fft.fftfreq(2 * L)  # cycles per sample
+    ramp = np.exp(-2j * np.pi * (f[:, None] * u[None, :])).astype(cdtype)
+    spec = np.fft.fft(ext, axis=-1)
+    spec *= ramp[:, None, :]
+    return np.fft.ifft(spec, axis=-1)[..., :L]
+
+
+def _bilinear_shift_last(x: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Shift the content of ``x`` (m, A, L) along its last axis by ``f`` (m,) pixels,
+    ``|f| <= 1``, by linear interpolation between the two nearest pixels (the border
+    pixel is repeated where the neighbour would fall outside the patch)."""
+    a = np.abs(f)[:, None, None]
+    prev = np.concatenate([x[..., :1], x[..., :-1]], axis=-1)  # x[j - 1], clamped
+    nxt = np.concatenate([x[..., 1:], x[..., -1:]], axis=-1)  # x[j + 1], clamped
+    neighbour = np.where((f > 0)[:, None, None], prev, nxt)
+    return (1.0 - a) * x + a * neighbour
+
+
+def _shift_and_crop(stack, frac, o, k, subpixel, out_dtype) -> np.ndarray:
+    """Central ``k x k`` region (from patch pixel ``o``) of every patch, with patches
+    whose fractional offset ``frac`` (n, 2) (x, y) is non-zero shifted by it first.
+
+    Patches with an integer centre are copied untouched, so every sub-pixel mode equals
+    ``"none"`` exactly for integer centres. The work is done in blocks of patches to
+    bound the FFT temporaries.
+    """
+    used = np.array(stack[:, o : o + k, o : o + k], dtype=out_dtype)
+    moving = np.flatnonzero(np.any(frac != 0.0, axis=1))
+    if moving.size == 0:
+        return used
+    N = stack.shape[-1]
+    is_complex = np.issubdtype(out_dtype, np.complexfloating)
+    cdtype = np.result_type(out_dtype, np.complex64)
+    block = max(1, _CHUNK_ELEMENTS // (2 * N * N))
+    for s in range(0, moving.size, block):
+        idx = moving[s : s + block]
+        sub = stack[idx]
+        fx, fy = frac[idx, 0], frac[idx, 1]
+        if subpixel == "fourier":
+            # Rows first (transpose so the row axis is last), keep only the used rows,
+            # then columns, keep only the used columns.
+            t = _fourier_shift_last(np.swapaxes(sub, -1, -2), fy, cdtype)
+            t = np.swapaxes(t, -1, -2)[:, o : o + k, :]
+            t = _fourier_shift_last(t, fx, cdtype)[:, :, o : o + k]
+        else:  # bilinear
+            work = cdtype if is_complex else np.float64
+            t = _bilinear_shift_last(np.swapaxes(sub, -1, -2).astype(work), fy)
+            t = np.swapaxes(t, -1, -2)[:, o : o + k, :]
+            t = _bilinear_shift_last(t, fx)[:, :, o : o + k]
+        used[idx] = t if is_complex else t.real
+    return used
+
+
+def _as_weights(weights, n: int, N: int, o: int, k: int):
+    """Normalise ``weights`` to ``None``, per-patch scalars (n,), or per-pixel maps of the
+    used region (n or 1, k, k), all float64, finite and >= 0."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim >= 2 and w.shape[-2:] == (N, N):
+        w = w.reshape(-1, N, N)
+        if w.shape[0] not in (1, n):
+            raise ValueError(
+                f"weights: per-pixel maps must be (N, N) or (n, N, N) with n = {n}, "
+                f"got shape {np.shape(weights)}"
+            )
+        w = w[:, o : o + k, o : o + k]
+    elif w.size == n:
+        w = w.reshape(n)
+    else:
+        raise ValueError(
+            f"weights: expected (n,) per-patch weights, an (N, N) map or (n, N, N) maps "
+            f"with n = {n}, N = {N}; got shape {np.shape(weights)}"
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights: must be finite and >= 0")
+    return w
+
+
+def _weights_block(w, s: int, e: int, kk: int) -> np.ndarray:
+    """Per-pixel weights (e - s, kk) of patches s..e-1 (``w`` from :func:`_as_weights`)."""
+    if w.ndim == 1:
+        return np.broadcast_to(w[s:e, None], (e - s, kk))
+    if w.shape[0] == 1:
+        return np.broadcast_to(w.reshape(1, kk), (e - s, kk))
+    return w[s:e].reshape(e - s, kk)
+
+
+def _patch_weight(w, i: int):
+    """Weight (scalar or (k, k) map) of patch ``i``, 1.0 when unweighted."""
+    if w is None:
+        return 1.0
+    if w.ndim == 1:
+        return w[i]
+    return w[0] if w.shape[0] == 1 else w[i]
+
+
+def _align_phases(used, r0, c0, k: int, shape, w) -> np.ndarray:
+    """Per-patch constant phases ``theta`` (n,) such that ``used * exp(-1j*theta)`` agree
+    on their overlaps (see :func:`stitch_by_positions`, ``align_phase``)."""
+    n = used.shape[0]
+    H, W = shape
+    acc = np.zeros((H, W), dtype=np.complex128)  # weighted sum of aligned patches
+    cnt = np.zeros((H, W), dtype=np.int64)
+    theta = np.zeros(n, dtype=np.float64)
+    # Visit patches by distance from the one nearest the scan's centroid, so every patch
+    # (of a connected scan) tends to overlap patches already placed.
+    centre = np.stack([r0, c0], axis=1).astype(np.float64)
+    seed = int(np.argmin(((centre - centre.mean(axis=0)) ** 2).sum(axis=1)))
+    order = np.argsort(((centre - centre[seed]) ** 2).sum(axis=1), kind="stable")
+
+    # Pass 1: greedy, each patch aligned to the sum of the patches placed before it.
+    for i in order:
+        sl = (slice(r0[i], r0[i] + k), slice(c0[i], c0[i] + k))
+        p = used[i] * _patch_weight(w, i)
+        if cnt[sl].any():
+            z = np.vdot(acc[sl], p)  # sum conj(canvas) * patch
+            if z != 0:
+                theta[i] = np.angle(z)
+        acc[sl] += p * np.exp(-1j * theta[i])
+        cnt[sl] += 1
+
+    # Pass 2: Gauss-Seidel refinement, each patch re-aligned to all the others
+    # (leave-one-out: its own contribution is removed from the sum first).
+    for i in order:
+        sl = (slice(r0[i], r0[i] + k), slice(c0[i], c0[i] + k))
+        if cnt[sl].max() < 2:
+            continue  # overlaps nothing: its phase is arbitrary, keep it
+        p = used[i] * _patch_weight(w, i)
+        rest = acc[sl] - p * np.exp(-1j * theta[i])
+        z = np.vdot(rest, p)
+        if z != 0:
+            theta[i] = np.angle(z)
+        acc[sl] = rest + p * np.exp(-1j * theta[i])
+
+    # Fix the free global phase: zero circular mean rotation (consistent input -> ~0).
+    m = np.exp(1j * theta).sum()
+    if abs(m) > 1e-12 * n:
+        theta -= np.angle(m)
+    return theta
+
+
+def stitch_by_positions(
+    patches,
+    centres,
+    canvas_shape,
+    *,
+    crop: int | None = None,
+    subpixel: str = "none",
+    align_phase: bool = False,
+    weights=None,
+):
     """Shift-and-sum stitching: place each patch at its scan position, average overlaps.
 
     Parameters
@@ -174,22 +359,54 @@ def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = No
         (n, C, 1, 2)), float: absolute patch centres ``(x, y) = (column, row)`` in canvas
         pixels, matched to ``patches`` in flattened order. Rounded half-up to integers
         (``floor(v + 0.5)``); the patch top-left is then ``(y - N//2, x - N//2)``.
-    canvas_shape : (H, W) of the output canvas.
+    canvas_shape : (H, W) of the output canvas (see :func:`canvas_for_positions` for
+        scans whose positions may be negative).
     crop : int or None
         Use only the central ``crop x crop`` region of each patch, starting at patch
         pixel ``(N - crop)//2`` (``crop = stride`` reproduces :func:`stitch_grid_tiles`
         on a grid scan). Default ``None`` = the whole patch (``crop = N``).
+    subpixel : "none" | "fourier" | "bilinear"
+        What to do with the fractional part ``f = centre - round(centre)`` (in
+        ``[-0.5, 0.5)`` per axis). ``"none"`` (default): ignore it (integer placement).
+        Otherwise each patch is first resampled so that its content moves by ``f``
+        (``q[j] = patch[j - f]``), then placed at the rounded position:
+        ``"fourier"`` applies a Fourier phase ramp, separably per axis, to the patch's
+        mirror (even) extension of period 2N -- DCT interpolation: exact for smooth
+        content away from the patch border, and without the wrap-around ringing a plain
+        N-periodic FFT shift of a windowed patch produces (use ``crop`` to drop the few
+        border pixels); ``"bilinear"`` interpolates linearly between the 2 x 2
+        neighbours (border pixel repeated). Patches whose centre is integer are not
+        resampled, so both modes equal ``"none"`` exactly for integer centres. Batched
+        over patches, in blocks to bound memory.
+    align_phase : bool
+        Complex patches only. Remove an unknown constant phase per patch before
+        averaging (the phase ambiguity of a reconstruction): patch ``k`` is multiplied by
+        ``exp(-1j*theta_k)``. Patches are visited by distance from the patch nearest the
+        scan's centroid; pass 1 sets ``theta_k = angle(sum over its (cropped) region of
+        conj(S) * w * patch_k)`` with ``S`` the weighted sum of the patches already
+        placed (``theta_k = 0`` if nothing overlaps yet); pass 2 repeats that against
+        the sum of all the other patches (leave-one-out, updated in place). The free
+        global phase is then fixed so that the circular mean of ``theta`` is zero. Needs
+        overlapping (cropped) patches; a loop over patches, O(n * crop**2).
+    weights : None, array (n,), (N, N) or (n, N, N), optional
+        Non-negative weights for a weighted average ``sum(w * p) / sum(w)``: one scalar
+        per patch, one map in patch pixels shared by all patches (e.g. the probe
+        intensity) or one map per patch. Maps are cropped like the patches and are not
+        sub-pixel shifted. Default: plain mean.
 
     Returns
     -------
     canvas : ndarray (H, W)
-        Mean of the overlapping contributions at each pixel, 0 where nothing lands.
-        dtype ``np.result_type(patches.dtype, np.float32)`` (complex64 stays complex64,
+        Mean (weighted mean if ``weights``) of the overlapping contributions at each
+        pixel, 0 where nothing lands (or the weights sum to 0). dtype
+        ``np.result_type(patches.dtype, np.float32)`` (complex64 stays complex64,
         float32 stays float32; sums are accumulated in float64).
     coverage : ndarray (H, W) int64
         Number of (cropped) patches covering each pixel.
 
-    Raises ValueError naming ``centres`` when any used patch pixel falls off the canvas.
+    Raises ValueError naming ``centres`` when any used patch pixel falls off the canvas,
+    and naming the argument for an invalid ``crop``, ``subpixel``, ``align_phase`` (or
+    ``align_phase=True`` on real patches) or ``weights``.
     """
     stack = _as_patch_stack(patches)
     n, N, _ = stack.shape
@@ -207,6 +424,16 @@ def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = No
     W = _check_int(canvas_shape[1], "canvas_shape[1]", 1)
     k = N if crop is None else _check_int(crop, "crop", 1, N)
     o = (N - k) // 2
+    check_choice("", "subpixel", subpixel, SUBPIXEL_MODES)
+    check_bool("", "align_phase", align_phase)
+
+    out_dtype = np.result_type(stack.dtype, np.float32)
+    is_complex = np.issubdtype(out_dtype, np.complexfloating)
+    if align_phase and not is_complex:
+        raise ValueError(
+            f"align_phase=True needs complex patches (got dtype {stack.dtype}); a constant "
+            "phase offset is undefined for real images"
+        )
 
     xy = np.floor(c + 0.5).astype(np.int64)
     # Top-left of the used (cropped) region on the canvas.
@@ -221,11 +448,16 @@ def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = No
             f"[{N // 2 - o}, {W - k + N // 2 - o}], y in [{N // 2 - o}, {H - k + N // 2 - o}] "
             f"(patch N={N}, crop={k})"
         )
+    w = _as_weights(weights, n, N, o, k)
 
-    out_dtype = np.result_type(stack.dtype, np.float32)
-    is_complex = np.issubdtype(out_dtype, np.complexfloating)
+    if subpixel == "none":
+        used = stack[:, o : o + k, o : o + k]
+    else:
+        used = _shift_and_crop(stack, c - xy, o, k, subpixel, out_dtype)
+    if align_phase:
+        theta = _align_phases(used, r0, c0, k, (H, W), w)
+        used = used * np.exp(-1j * theta).astype(out_dtype)[:, None, None]
 
-    used = stack[:, o : o + k, o : o + k]
     # Linear canvas index of every used pixel = base[patch] + offset[pixel].
     base = r0 * W + c0
     ar = np.arange(k, dtype=np.int64)
@@ -233,10 +465,16 @@ def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = No
     size = H * W
     acc_re = np.zeros(size, dtype=np.float64)
     acc_im = np.zeros(size, dtype=np.float64) if is_complex else None
+    acc_w = np.zeros(size, dtype=np.float64) if w is not None else None
     per_chunk = max(1, _CHUNK_ELEMENTS // (k * k))
     for s in range(0, n, per_chunk):  # blocks of ~1M pixels, not one patch at a time
-        idx = (base[s : s + per_chunk, None] + offset[None, :]).ravel()
-        vals = used[s : s + per_chunk].reshape(-1)
+        e = min(s + per_chunk, n)
+        idx = (base[s:e, None] + offset[None, :]).ravel()
+        vals = used[s:e].reshape(-1)
+        if w is not None:
+            wb = _weights_block(w, s, e, k * k).reshape(-1)
+            vals = vals * wb
+            acc_w += np.bincount(idx, weights=wb, minlength=size)
         if is_complex:
             acc_re += np.bincount(idx, weights=vals.real, minlength=size)
             acc_im += np.bincount(idx, weights=vals.imag, minlength=size)
@@ -250,9 +488,50 @@ def stitch_by_positions(patches, centres, canvas_shape, *, crop: int | None = No
     total = acc_re if not is_complex else acc_re + 1j * acc_im
     total = total.reshape(H, W)
     canvas = np.zeros((H, W), dtype=out_dtype)
-    covered = coverage > 0
-    canvas[covered] = (total[covered] / coverage[covered]).astype(out_dtype)
+    if w is None:
+        covered = coverage > 0
+        canvas[covered] = (total[covered] / coverage[covered]).astype(out_dtype)
+    else:
+        wsum = acc_w.reshape(H, W)
+        covered = wsum > 0
+        canvas[covered] = (total[covered] / wsum[covered]).astype(out_dtype)
     return canvas, coverage
+
+
+def canvas_for_positions(centres, N: int, crop: int | None = None, margin: int = 0):
+    """Smallest canvas holding every used patch pixel, and the shift that puts it at 0.
+
+    Parameters
+    ----------
+    centres : array (..., 2), (x, y) patch centres in object pixels (may be negative).
+    N : patch size. crop : used central region as in :func:`stitch_by_positions`
+        (default N). margin : extra empty pixels on every side (>= 0).
+
+    Returns
+    -------
+    canvas_shape : (H, W) ints.
+    origin : (ox, oy) ints, the (x, y) shift to add to the centres:
+        ``stitch_by_positions(patches, centres + np.asarray(origin), canvas_shape,
+        crop=crop)`` then fits exactly (the used region's first row/column lands at
+        ``margin``). Canvas pixel ``(r, c)`` is object pixel ``(r - oy, c - ox)``. The
+        shift is an integer, so the half-up rounding of the centres is unchanged.
+    """
+    N = _check_int(N, "N", 1)
+    k = N if crop is None else _check_int(crop, "crop", 1, N)
+    margin = _check_int(margin, "margin", 0)
+    o = (N - k) // 2
+    c = np.asarray(centres, dtype=np.float64)
+    if c.ndim < 1 or c.shape[-1] != 2 or c.size == 0:
+        raise ValueError(f"centres: expected shape (n, 2) with n >= 1, got shape {c.shape}")
+    c = c.reshape(-1, 2)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("centres: contains NaN or inf; allowed finite (x, y) pixel values")
+    xy = np.floor(c + 0.5).astype(np.int64)
+    lo = xy.min(axis=0) - N // 2 + o  # (x, y) of the first used column / row
+    hi = xy.max(axis=0) - N // 2 + o + k  # one past the last
+    ox, oy = (int(margin - v) for v in lo)
+    W, H = (int(v) for v in hi - lo + 2 * margin)
+    return (H, W), (ox, oy)
 
 
 def stitch_patches(
@@ -312,3 +591,140 @@ def stitch_patches(
             f"(got canvas_shape={canvas_shape!r}, crop={crop!r})"
         )
     return stitch_grid_tiles(patches, n_side, stride)
+
+
+# ----------------------------------------------------------------------------------
+# Options record and dispatcher
+# ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StitchOptions:
+    """How to reassemble patches (validated on construction; errors are one line).
+
+    mode : "positions" (:func:`stitch_by_positions`, any scan) or "tiles" (the reference
+        recipe :func:`stitch_grid_tiles`, regular grid scans at gridsize 1 only).
+    crop : central region used per patch, 1..N, or None (positions: whole patch; tiles:
+        always ``stride``, so it must be None or equal the stride).
+    subpixel : one of :data:`SUBPIXEL_MODES` (positions mode only).
+    align_phase : per-patch constant-phase alignment (positions mode only).
+    """
+
+    mode: str = "positions"
+    crop: int | None = None
+    subpixel: str = "none"
+    align_phase: bool = False
+
+    def __post_init__(self):
+        owner = "StitchOptions"
+        check_choice(owner, "mode", self.mode, STITCH_MODES)
+        if self.crop is not None:
+            check_int(owner, "crop", self.crop)
+            if self.crop < 1:
+                raise ValueError(f"{owner}.crop={self.crop!r} is out of range (allowed: 1..N)")
+        check_choice(owner, "subpixel", self.subpixel, SUBPIXEL_MODES)
+        check_bool(owner, "align_phase", self.align_phase)
+        if self.mode == "tiles" and self.subpixel != "none":
+            raise ValueError(
+                f"{owner}.subpixel={self.subpixel!r} is not allowed with mode='tiles' "
+                "(tiles sit on the integer scan grid; use mode='positions')"
+            )
+        if self.mode == "tiles" and self.align_phase:
+            raise ValueError(
+                f"{owner}.align_phase=True is not allowed with mode='tiles' "
+                "(tiles do not overlap; use mode='positions')"
+            )
+
+
+def _tiles_refusal(reason: str) -> ValueError:
+    return ValueError(
+        f"stitch mode 'tiles' needs a regular grid scan at gridsize 1 with "
+        f"grid=(n_side, stride) ({reason}); use --stitch positions"
+    )
+
+
+def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=None):
+    """Stitch patches as ``options`` says; returns ``(image, coverage)``.
+
+    Parameters
+    ----------
+    patches : (n, C, N, N) or (n, N, N).
+    centres : (n, C, 2), (n, C, 1, 2) or (n, 2) absolute (x, y) patch centres (e.g.
+        ``PtychoDataset.centres``); may be None in tiles mode.
+    options : :class:`StitchOptions`.
+    canvas_shape : positions mode: (H, W) of the canvas, in the centres' coordinates.
+        Default: per axis, if every used patch pixel has a non-negative coordinate the
+        canvas starts at object pixel 0 (image pixel = object pixel, as in
+        :func:`stitch_patches`) and ends at the last used pixel; otherwise it starts at
+        the first used pixel, i.e. the centres are shifted by the origin of
+        :func:`canvas_for_positions` (call that function to learn the shift).
+    grid : tiles mode: ``(n_side, stride)`` of the regular, row-major scan.
+
+    Returns
+    -------
+    image : positions: the canvas of :func:`stitch_by_positions`; tiles: the
+        ``(n_side*stride)``-square image of :func:`stitch_grid_tiles` (object region
+        :func:`grid_region`).
+    coverage : int64 per-pixel patch count (all ones in tiles mode).
+    """
+    if not isinstance(options, StitchOptions):
+        raise ValueError(f"options: expected a StitchOptions, got {type(options).__name__}")
+    arr = np.asarray(patches)
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"patches: expected shape (n, C, N, N) or (n, N, N), got {arr.shape}")
+    N = arr.shape[-1]
+    if options.crop is not None and options.crop > N:
+        raise ValueError(f"StitchOptions.crop={options.crop!r} is out of range (allowed: 1..{N})")
+
+    if options.mode == "tiles":
+        if grid is None:
+            raise _tiles_refusal("no grid given")
+        if arr.ndim == 4 and arr.shape[1] != 1:
+            raise _tiles_refusal(f"got gridsize > 1 patches of shape {arr.shape}")
+        if len(grid) != 2:
+            raise _tiles_refusal(f"grid={grid!r}")
+        n_side = _check_int(grid[0], "grid[0] (n_side)", 1)
+        stride = _check_int(grid[1], "grid[1] (stride)", 1)
+        stack = arr.reshape(-1, N, N)
+        if stack.shape[0] != n_side * n_side:
+            raise _tiles_refusal(
+                f"{stack.shape[0]} patches for n_side={n_side} (expected {n_side * n_side})"
+            )
+        if options.crop is not None and options.crop != stride:
+            raise ValueError(
+                f"StitchOptions.crop={options.crop!r} does not match the grid stride "
+                f"{stride} (tiles always use crop = stride; leave crop unset)"
+            )
+        if centres is not None:
+            c = np.asarray(centres, dtype=np.float64)
+            if c.size != 2 * stack.shape[0] or c.shape[-1] != 2:
+                raise ValueError(
+                    f"centres: expected shape (n, 2) with n = {stack.shape[0]}, got {c.shape}"
+                )
+            c = c.reshape(-1, 2)
+            i, j = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
+            expected = c[0] + stride * np.stack([j.ravel(), i.ravel()], axis=1)
+            if not np.allclose(c, expected, rtol=0.0, atol=1e-3):
+                raise _tiles_refusal(
+                    f"the centres are not a row-major {n_side}x{n_side} grid with step {stride}"
+                )
+        image = stitch_grid_tiles(stack, n_side, stride)
+        return image, np.ones(image.shape, dtype=np.int64)
+
+    if centres is None:
+        raise ValueError("centres: required for stitch mode 'positions'")
+    c = np.asarray(centres, dtype=np.float64)
+    if canvas_shape is None:
+        (h, w), (ox, oy) = canvas_for_positions(c, N, options.crop)
+        # Per axis: keep object coordinates (origin 0) when every used pixel is at a
+        # non-negative coordinate, else shift by the tight canvas's origin.
+        sx, sy = max(ox, 0), max(oy, 0)
+        canvas_shape = (h - oy + sy, w - ox + sx)
+        c = c + np.asarray([sx, sy], dtype=np.float64)
+    return stitch_by_positions(
+        arr,
+        c,
+        canvas_shape,
+        crop=options.crop,
+        subpixel=options.subpixel,
+        align_phase=options.align_phase,
+    )
