@@ -7,6 +7,7 @@ never a partial file, and a failed write leaves no temporary file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -75,9 +76,17 @@ def _clean(obj):
     return obj
 
 
-def _replace_durably(tmp: Path, path: Path) -> None:
-    """fsync ``tmp`` then rename it over ``path`` (the rename is atomic on POSIX)."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on success fsync it and rename it over
+    ``path`` (atomic on POSIX). On any error the temporary file is removed and ``path``
+    is untouched. ``suffix`` keeps an extension some writers need (``.npz``, ``.png``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.name[: -len(suffix)] if suffix and path.name.endswith(suffix) else path.name
+    tmp = path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
     try:
+        yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -85,55 +94,32 @@ def _replace_durably(tmp: Path, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, obj) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def write_text_atomic(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json_atomic(path, obj) -> Path:
     text = json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=2,
                       allow_nan=False)
-    try:
-        tmp.write_text(text + "\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace_durably(tmp, path)
-    return path
+    return write_text_atomic(path, text + "\n")
 
 
-def save_npz_atomic(path: Path, **arrays) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    try:
+def save_npz_atomic(path, **arrays) -> Path:
+    with atomic_path(path, ".npz") as tmp:
         np.savez(tmp, **arrays)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace_durably(tmp, path)
-    return path
+    return Path(path)
 
 
-def copy_atomic(src: Path, dst: Path) -> Path:
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+def copy_atomic(src, dst) -> Path:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace_durably(tmp, dst)
-    return dst
+    return Path(dst)
 
 
-def save_figure_atomic(fig, path: Path, dpi: int = 110) -> Path:
+def save_figure_atomic(fig, path, dpi: int = 110) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path, path.suffix) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _replace_durably(tmp, path)
     return path

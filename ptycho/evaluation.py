@@ -1,7 +1,7 @@
 """Reconstruction metrics against a known ground truth (numpy + scikit-image only).
 
-The recipe follows the reference study (see shared/reference/REFERENCE.md, "Metrics
-recipe") but reports physically meaningful numbers:
+The recipe follows the reference study's, but reports physically meaningful numbers:
+
 
 1. Trim ``trim`` (default 2) pixels from every side of both complex images.
 2. Amplitude: scale the predicted amplitude by ``mean(|gt|) / mean(|pred|)`` (global
@@ -34,7 +34,6 @@ __all__ = [
     "frc_curve",
     "frc_threshold_crossing",
     "evaluate_reconstruction",
-    "metrics_table",
     "METRIC_NAMES",
 ]
 
@@ -384,33 +383,3 @@ def evaluate_reconstruction(pred, gt, *, trim: int = 2) -> dict:
             "phase": [float(v) for v in curves[1]],
         },
     }
-
-
-def format_number(v, digits: int = 4) -> str:
-    """A metric for a table: ``digits`` significant digits, 'inf'/'nan' spelled out,
-    ``None`` as '-', and anything non-numeric as its text."""
-    if v is None:
-        return "-"
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
-
-
-def metrics_table(result) -> str:
-    """Markdown table of ``result["metrics"]`` (or of a bare ``{name: [amp, phase]}``):
-    one row per metric, columns ``amplitude`` and ``phase``, 4 significant digits."""
-    metrics = result.get("metrics", result) if isinstance(result, dict) else None
-    if not isinstance(metrics, dict):
-        raise ValueError(f"result: expected a dict from evaluate_reconstruction, got {type(result).__name__}")
-    lines = ["| metric | amplitude | phase |", "|---|---|---|"]
-    for name, val in metrics.items():
-        if not isinstance(val, (list, tuple)) or len(val) != 2:
-            raise ValueError(f"result: metric {name!r} must be [amplitude, phase], got {val!r}")
-        lines.append(f"| {name} | {format_number(val[0])} | {format_number(val[1])} |")
-    return "\n".join(lines)

@@ -9,7 +9,7 @@ key                  shape                    dtype
 ``Y_I``, ``Y_phi``   same as diffraction      float32 (optional labels)
 ``coords_nominal``   (n, 1, 2, C) or (n, 2)   float32, (x, y) patch offset from group centre
 ``coords_offsets``   (n, 1, 2, C) or (n, 2)   float32, (x, y) group centre in object pixels
-``probeGuess``       (N, N)                   complex64 (required)
+``probeGuess``       (N, N) or (K, N, N)      complex64 (required; K incoherent modes)
 ``YY_ground_truth``  (H, W, 1) or (H, W)      complex64 (optional; test object 0)
 ``YY_ground_truth_all`` (K, H, W)             complex64 (optional; every test object)
 ``norm_Y_I``         scalar                   float32 (optional, default 1.0)
@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from ptycho.dataset import PtychoDataset
 
 __all__ = ["load_dataset", "save_dataset", "METADATA_KEY"]
 
@@ -169,23 +171,16 @@ def _coords(key: str, arr: np.ndarray, chk: _Checker, n: int, C: int) -> np.ndar
 
 def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
                  expect_gridsize: int | None = None,
-                 require_ground_truth: bool = False) -> dict[str, Any]:
+                 require_ground_truth: bool = False) -> PtychoDataset:
     """Load and validate a ptychography NPZ; return channel-first arrays.
 
-    Returns a dict with:
-
-    - ``diffraction`` (n, C, N, N) float32 (finite, >= 0)
-    - ``Y_I``, ``Y_phi`` (n, C, N, N) float32 -- only if present in the file
-    - ``coords_nominal``, ``coords_offsets`` (n, C, 1, 2) float32, (x, y); zeros if absent
-    - ``probeGuess`` (N, N) complex64
-    - ``YY_ground_truth`` (H, W) complex64 -- only if present
-    - ``YY_ground_truth_all`` (K, H, W) complex64 -- only if present
-    - ``norm_Y_I`` float (1.0 if absent), ``object_index`` (n,) int64 (zeros if absent)
-    - ``metadata`` dict (parsed ``_metadata`` JSON, ``{}`` if absent)
-    - ``path`` str, ``N`` int, ``gridsize`` int (sqrt of C)
-
-    Optional keys that the file lacks are *omitted* from the dict (use ``"Y_I" in d``).
-    Keys not listed above are ignored.
+    Returns a :class:`ptycho.dataset.PtychoDataset`: ``diffraction`` (n, C, N, N)
+    float32 (finite, >= 0); ``coords_nominal`` / ``coords_offsets`` (n, C, 1, 2) float32
+    (x, y), zeros if absent; ``probe`` from ``probeGuess`` ((N, N) or (modes, N, N))
+    complex64; ``ground_truth`` / ``ground_truth_all`` from ``YY_ground_truth`` (H, W) /
+    ``YY_ground_truth_all`` (K, H, W), ``Y_I`` / ``Y_phi`` -- None when absent;
+    ``norm_Y_I`` (1.0 if absent), ``object_index`` (n,) int64 (zeros if absent),
+    ``metadata`` (parsed ``_metadata`` JSON, ``{}`` if absent). Other keys are ignored.
 
     Raises:
         ValueError: one line naming the path and key for any defect (unreadable file,
@@ -234,12 +229,11 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
     if "probeGuess" not in raw:
         raise chk.fail("probeGuess", "is missing", f"a ({N}, {N}) complex64 array")
     pr = raw["probeGuess"]
-    if pr.ndim != 2:
-        raise chk.fail("probeGuess", f"has shape {_shape(pr)} (ndim {pr.ndim})",
-                       f"({N}, {N}) to match 'diffraction' N = {N}")
-    if pr.shape != (N, N):
+    if pr.ndim not in (2, 3) or pr.shape[-2:] != (N, N) or (pr.ndim == 3 and pr.shape[0] < 1):
         raise chk.fail("probeGuess", f"has shape {_shape(pr)}",
-                       f"({N}, {N}) to match 'diffraction' N = {N}")
+                       f"({N}, {N}), or (modes, {N}, {N}), to match 'diffraction' N = {N}")
+    if pr.ndim == 3 and pr.shape[0] == 1:
+        pr = pr[0]
     out["probeGuess"] = chk.complex_("probeGuess", pr)
 
     # -- optional labels -----------------------------------------------------------
@@ -315,19 +309,21 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
     else:
         out["metadata"] = {}
 
-    out["path"] = str(path)
-    out["N"] = int(N)
-    out["gridsize"] = int(g)
-    return out
+    return PtychoDataset(
+        path=str(path), diffraction=out["diffraction"], coords_nominal=out["coords_nominal"],
+        coords_offsets=out["coords_offsets"], probe=out["probeGuess"],
+        object_index=out["object_index"], norm_Y_I=out["norm_Y_I"], metadata=out["metadata"],
+        ground_truth=out.get("YY_ground_truth"), ground_truth_all=out.get("YY_ground_truth_all"),
+        Y_I=out.get("Y_I"), Y_phi=out.get("Y_phi"))
 
 
 def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],
                  metadata: Mapping[str, Any]) -> Path:
     """Write ``arrays`` (channel-LAST, as on disk) plus ``_metadata`` JSON atomically.
 
-    The archive is written uncompressed (``np.savez``) to ``<stem>.tmp.npz`` (with the
-    process id, so concurrent writers do not collide) in the same directory, then moved
-    over ``path`` with ``os.replace``: readers never see a half-written file.
+    The archive is written uncompressed (``np.savez``) through
+    :func:`ptycho.artifacts.atomic_path` (temporary file beside it, fsync, rename):
+    readers never see a half-written file.
 
     Args:
         path: destination file (written exactly there; no ``.npz`` is appended).
@@ -354,14 +350,8 @@ def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],
         raise ValueError(f"dataset '{dest}': key '{METADATA_KEY}' is not JSON-serialisable "
                          f"({exc}) (expected str / number / bool / list / dict values)") from None
     payload[METADATA_KEY] = np.array(text)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stem = dest.name[:-4] if dest.name.endswith(".npz") else dest.name
-    tmp = dest.with_name(f"{stem}.{os.getpid()}.tmp.npz")
-    try:
+    from ptycho.artifacts import atomic_path
+    with atomic_path(dest, ".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **payload)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest

@@ -83,3 +83,22 @@ def save_study_figures(visuals_dir: Path, model_id: str, gt_amp, gt_phase, amp, 
     p2 = save_figure_atomic(fig, visuals_dir / f"{model_id}_frc.png")
     plt.close(fig)
     return [p1, p2]
+
+
+def save_reconstruction_figure(visuals_dir: Path, model_id: str, recon, title: str = "") -> Path:
+    """``<model_id>_reconstruction.png``: amplitude and phase of a reconstruction without
+    ground truth."""
+    import numpy as np
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, img, name, cmap in ((axes[0], np.abs(recon), "amplitude", "gray"),
+                                (axes[1], np.angle(recon), "phase (rad)", "twilight")):
+        im = ax.imshow(img, cmap=cmap)
+        ax.set_title(name)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    try:
+        return save_figure_atomic(fig, Path(visuals_dir) / f"{model_id}_reconstruction.png")
+    finally:
+        plt.close(fig)

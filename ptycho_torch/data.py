@@ -1,6 +1,6 @@
 """In-memory training data for the Lightning module: tensors, split, loaders.
 
-The loader of ``ptycho.io`` returns channel-first numpy arrays; this module turns the
+The readers return a channel-first :class:`ptycho.dataset.PtychoDataset`; this module turns the
 training patterns into a seeded train/validation split (the validation patterns are carved
 from the training scan, never from the test scan) and batches of
 ``(x (B,C,N,N) float32, positions (B,C,1,2) float32, input_scale_factor (B,1,1,1) float32)``.
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from ptycho.dataset import PtychoDataset
 
 
 class PatchDataset(Dataset):
@@ -63,10 +65,10 @@ def input_scale_from(diffraction: np.ndarray) -> float:
     return 1.0 / rms
 
 
-def make_loaders(train: dict, split: TrainValSplit, input_scale: float, batch_size: int,
-                 seed: int) -> tuple[DataLoader, DataLoader]:
-    """Training (shuffled, seeded) and validation loaders from the loader's mapping."""
-    x, pos = train["diffraction"], train["coords_nominal"]
+def make_loaders(train: PtychoDataset, split: TrainValSplit, input_scale: float,
+                 batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
+    """Training (shuffled, seeded) and validation loaders over a dataset's groups."""
+    x, pos = train.diffraction, train.coords_nominal
     ds_train = PatchDataset(x[split.train_idx], pos[split.train_idx], input_scale)
     ds_val = PatchDataset(x[split.val_idx], pos[split.val_idx], input_scale)
     gen = torch.Generator().manual_seed(seed)
@@ -75,7 +77,8 @@ def make_loaders(train: dict, split: TrainValSplit, input_scale: float, batch_si
 
 
 def object_amplitude_estimate(diffraction: np.ndarray, probe: np.ndarray) -> float:
-    """Typical object amplitude from Parseval: sqrt(mean_patches sum A^2 / sum |P|^2).
+    """Typical object amplitude from Parseval: sqrt(mean_patches sum A^2 / sum |P|^2)
+    (``probe`` (N, N) or (modes, N, N): the modes' intensities add).
 
     Used to start the generator at a uniform object of the right brightness.
     """

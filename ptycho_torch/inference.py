@@ -14,6 +14,8 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from ptycho.dataset import PtychoDataset
+
 log = logging.getLogger(__name__)
 
 
@@ -31,27 +33,39 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def prediction_inputs(model, test_data: Mapping):
+_FIELDS = {"diffraction": "diffraction", "coords_nominal": "coords_nominal",
+           "probeGuess": "probe"}
+
+
+def _get(test_data, key: str):
+    """``key`` of a mapping (the NPZ key names) or the matching field of a PtychoDataset."""
+    if isinstance(test_data, PtychoDataset):
+        return getattr(test_data, _FIELDS[key]) if key in _FIELDS else None
+    return test_data.get(key)
+
+
+def prediction_inputs(model, test_data: PtychoDataset | Mapping):
     """CPU tensors (x, positions, probe, input_scale (n,1,1,1)) built from the test data.
 
-    Missing positions default to zeros; a missing probe to the model's probe buffer (or
+    ``test_data`` is a :class:`ptycho.dataset.PtychoDataset` or a mapping with the NPZ key
+    names. Missing positions default to zeros; a missing probe to the model's probe (or
     ones); a missing ``input_scale_factor`` to ``model.data_config.input_scale`` (or 1).
     """
-    x = torch.as_tensor(np.asarray(test_data["diffraction"], dtype=np.float32))
+    x = torch.as_tensor(np.asarray(_get(test_data, "diffraction"), dtype=np.float32))
     if x.ndim != 4:
         raise ValueError(f"test_data['diffraction'] must be (n, C, N, N), got shape {tuple(x.shape)}")
     n, c, N, _ = x.shape
-    pos = test_data.get("coords_nominal")
+    pos = _get(test_data, "coords_nominal")
     positions = (torch.zeros(n, c, 1, 2) if pos is None
                  else torch.as_tensor(np.asarray(pos, dtype=np.float32)))
     if positions.shape != (n, c, 1, 2):
         raise ValueError(f"test_data['coords_nominal'] must be ({n}, {c}, 1, 2), got {tuple(positions.shape)}")
-    probe = test_data.get("probeGuess")
+    probe = _get(test_data, "probeGuess")
     if probe is None:
         buf = getattr(model, "probe", None)
         probe = buf.detach().cpu() if isinstance(buf, torch.Tensor) else torch.ones(N, N)
     probe = torch.as_tensor(np.asarray(probe)).to(torch.complex64)
-    scale = test_data.get("input_scale_factor")
+    scale = _get(test_data, "input_scale_factor")
     if scale is None:
         dc = getattr(model, "data_config", None)
         scale = getattr(dc, "input_scale", 1.0)
@@ -60,15 +74,22 @@ def prediction_inputs(model, test_data: Mapping):
     return x, positions, probe, scale
 
 
-def run_torch_inference(model, test_data: Mapping, cfg, *,
+def run_torch_inference(model, test_data: PtychoDataset | Mapping, cfg, *,
                         on_batch_size_change: Callable[[int], None] | None = None) -> np.ndarray:
     """Predict every test pattern; returns numpy complex64 (n, C, N, N) in input order.
 
     ``model`` has ``forward_predict(x, positions, probe, input_scale_factor)``;
-    ``test_data`` is the mapping of ``ptycho.io.load_dataset`` (channel-first);
-    ``cfg`` is anything with ``infer_batch_size``.
+    ``test_data`` a :class:`ptycho.dataset.PtychoDataset` (or a channel-first mapping);
+    ``cfg`` is anything with ``infer_batch_size`` (e.g. ``InferenceConfig``).
     """
-    batch = int(cfg.infer_batch_size)
+    return predict_patches(model, test_data, int(cfg.infer_batch_size),
+                           on_batch_size_change=on_batch_size_change)
+
+
+def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, *,
+                    on_batch_size_change: Callable[[int], None] | None = None) -> np.ndarray:
+    """:func:`run_torch_inference` with the batch size given directly."""
+    batch = int(batch_size)
     if batch < 1:
         raise ValueError(f"infer_batch_size={batch} must be >= 1")
     x, positions, probe, scale = prediction_inputs(model, test_data)

@@ -46,6 +46,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ptycho.dataset import PtychoDataset
+from ptycho_torch.device import resolve_device
+
 ENGINES = ("lsqml", "epie")
 EXTRA_HINT = "pip install -e '.[iterative]'"
 _MISSING = ("Pty-chi is not installed: the iterative baseline needs the optional extra "
@@ -212,42 +215,39 @@ class PtychiScan:
         return self.margin - 0.5
 
 
-def scan_for_ptychi(test: dict, object_index: int = 0, margin: int = 2) -> PtychiScan:
-    """Convert one test object's patterns (``ptycho.io.load_dataset`` mapping) for Pty-chi.
+def scan_for_ptychi(test: PtychoDataset, object_index: int = 0, margin: int = 2) -> PtychiScan:
+    """Convert one test object's patterns (a :class:`ptycho.dataset.PtychoDataset`) for Pty-chi.
 
     gridsize > 1: every scan position appears in several groups; each position's pattern
     is used once (identified by its absolute centre ``coords_offsets + coords_nominal``).
     """
-    idx = np.flatnonzero(np.asarray(test["object_index"]) == object_index)
-    if idx.size == 0:
-        raise ValueError(f"dataset '{test.get('path')}': no patterns of test object {object_index}")
-    diff = np.asarray(test["diffraction"])[idx]                       # (n, C, N, N)
+    idx = test.object_selection(object_index)
+    diff = test.diffraction[idx]                                      # (n, C, N, N)
     n, C, N, _ = diff.shape
-    centres = (np.asarray(test["coords_offsets"]) + np.asarray(test["coords_nominal"]))[idx, :, 0, :]
+    centres = test.centres[idx]
     flat_c = centres.reshape(n * C, 2).astype(np.float64)
     _, first = np.unique(np.floor(flat_c + 0.5), axis=0, return_index=True)  # one per position
     first = np.sort(first)
     patterns_amp = diff.reshape(n * C, N, N)[first]
     pos = flat_c[first].astype(np.float32)  # sub-pixel positions are kept (Pty-chi shifts the probe)
-    meta = test.get("metadata") or {}
-    s = float(meta.get("scale", 1.0))
+    s = float(test.photon_scale)
     if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"dataset '{test.get('path')}': _metadata scale={s!r} (allowed: a positive number)")
-    if "YY_ground_truth_all" in test and object_index < len(test["YY_ground_truth_all"]):
-        shape = tuple(int(v) for v in np.shape(test["YY_ground_truth_all"][object_index]))
-    elif "YY_ground_truth" in test and object_index == 0:
-        shape = tuple(int(v) for v in np.shape(test["YY_ground_truth"])[:2])
+        raise ValueError(f"dataset '{test.path}': _metadata scale={s!r} (allowed: a positive number)")
+    if test.ground_truth_all is not None and object_index < len(test.ground_truth_all):
+        shape = tuple(int(v) for v in test.ground_truth_all[object_index].shape)
+    elif test.ground_truth is not None and object_index == 0:
+        shape = tuple(int(v) for v in test.ground_truth.shape[:2])
     else:  # smallest frame that holds every patch
         shape = (int(pos[:, 1].max()) - N // 2 + N, int(pos[:, 0].max()) - N // 2 + N)
     if pos.min() < N // 2 or pos[:, 1].max() - N // 2 + N > shape[0] or pos[:, 0].max() - N // 2 + N > shape[1]:
-        raise ValueError(f"dataset '{test.get('path')}': scan positions fall outside the object "
+        raise ValueError(f"dataset '{test.path}': scan positions fall outside the object "
                          f"frame {shape} (allowed: patches inside the object)")
-    probe = np.asarray(test["probeGuess"], dtype=np.complex64)
+    probe = np.asarray(test.probe_modes, dtype=np.complex64)             # (modes, N, N)
     energy = float(np.mean(np.sum(np.square(patterns_amp, dtype=np.float64), axis=(-2, -1))))
     amp_guess = math.sqrt(energy / float(np.sum(np.abs(probe.astype(np.complex128)) ** 2)))
     counts = np.square(s * patterns_amp.astype(np.float64)).astype(np.float32)
     return PtychiScan(
-        patterns=counts, probe=(probe.astype(np.complex128) * (s / N)).astype(np.complex64)[None, None],
+        patterns=counts, probe=(probe.astype(np.complex128) * (s / N)).astype(np.complex64)[None],
         positions_xy=pos, object_shape=shape, photon_scale=s, margin=int(margin),
         amplitude_guess=amp_guess)
 
@@ -307,17 +307,6 @@ def _restore_torch_defaults():
         torch.set_default_device(device)
         for lg, lv in zip(quiet, levels):
             lg.setLevel(lv)
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is available (allowed here: auto, cpu)")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r} is not supported (allowed: auto, cpu, cuda)")
-    return device
 
 
 def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: int | None = None,
@@ -394,7 +383,7 @@ def run_ptychi(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     first optimizer, CUDA context and kernels) are not counted, as for the network side.
     """
     import torch
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     with _restore_torch_defaults():
         if warmup:
             build_task(engine, scan, epochs=1, batch_size=batch_size, device=dev, seed=seed).run()
@@ -423,29 +412,50 @@ def _loss_history(task) -> list:
         return []
 
 
-def reconstruct_iterative(engine: str, test: dict, default_stride: int, *, epochs: int = 100,
+def object_patches(obj: np.ndarray, centres: np.ndarray, N: int) -> np.ndarray:
+    """(n, C, N, N) patches of ``obj`` at the (rounded) centres (n, C, 2) (x, y)."""
+    c = np.floor(np.asarray(centres, dtype=np.float64) + 0.5).astype(np.int64)
+    r0 = c[..., 1] - N // 2
+    c0 = c[..., 0] - N // 2
+    ar = np.arange(N)
+    rows = r0[..., None, None] + ar[:, None]
+    cols = c0[..., None, None] + ar[None, :]
+    return obj[np.clip(rows, 0, obj.shape[0] - 1), np.clip(cols, 0, obj.shape[1] - 1)]
+
+
+def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100,
                           batch_size: int | None = None, device: str = "auto", seed: int = 0):
-    """Pty-chi reconstruction of test object 0 on the network's scoring region.
+    """Pty-chi reconstruction of test object 0, clipped to the network's scoring region.
 
     Returns ``(Reconstruction, IterativeResult)``: the first is the same dataclass the
-    network path gives (``ptycho_torch.study``), clipped with ``grid_region`` /
-    ``clip_to_region`` on the object frame, so ``ptycho_torch.study.score`` applies as is.
-    Its ``inference_time_s`` holds the whole iterative reconstruction time and its
+    network path gives (``ptycho_torch.study``), clipped to the grid region of a grid scan
+    (or to the region the scan covers), so ``ptycho_torch.study.score`` applies as is. Its
+    ``patches`` are the object's patches at the scan positions (for the data residual), its
+    ``inference_time_s`` the whole iterative reconstruction time and its
     ``infer_batch_size`` Pty-chi's batch size.
     """
     from ptycho.stitching import clip_to_region, grid_region
-    from ptycho_torch.study import Reconstruction, scan_geometry
-    if "YY_ground_truth" not in test:
-        raise ValueError(f"dataset '{test.get('path')}': key 'YY_ground_truth' is missing "
-                         "(needed to score the reconstruction)")
+    from ptycho_torch.study import Reconstruction, grid_geometry
     scan = scan_for_ptychi(test, 0)
     res = run_ptychi(engine, scan, epochs=epochs, batch_size=batch_size, device=device, seed=seed)
-    n_side, stride = scan_geometry(test, default_stride)
-    region = grid_region(int(test["N"]), stride, n_side)
-    gt = clip_to_region(np.asarray(test["YY_ground_truth"]), region)
+    N = test.N
+    grid = grid_geometry(test)
+    sub = test.select(test.object_selection(0))
+    if grid is not None:
+        region = grid_region(N, grid[1], grid[0])
+    else:  # the central half of every patch is covered
+        c = sub.centres.reshape(-1, 2)
+        lo = np.floor(c.min(0) - N // 4).astype(int).clip(0)
+        hi = np.ceil(c.max(0) + N // 4).astype(int)
+        hi = np.minimum(hi, (res.obj.shape[1], res.obj.shape[0]))
+        region = (int(lo[1]), int(lo[0]), int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    gt = None if test.ground_truth is None else np.ascontiguousarray(
+        clip_to_region(test.ground_truth, region), dtype=np.complex64)
     recon = clip_to_region(res.obj, region)
     rec = Reconstruction(recon=np.ascontiguousarray(recon, dtype=np.complex64),
-                         ground_truth=np.ascontiguousarray(gt, dtype=np.complex64), region=region,
+                         ground_truth=gt, region=tuple(int(v) for v in region),
+                         patches=object_patches(res.obj, sub.centres, N).astype(np.complex64),
                          inference_time_s=res.time_s, stitch_time_s=0.0, n_patterns=res.n_patterns,
-                         infer_batch_size=res.batch_size)
+                         infer_batch_size=res.batch_size,
+                         stitch={"mode": "none", "note": "Pty-chi reconstructs the whole object"})
     return rec, res

@@ -10,17 +10,21 @@ from functools import partial
 import lightning as L
 import torch
 
+from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho_torch import physics
-from ptycho_torch.config_params import DataConfig, ModelConfig, TrainingConfig
 from ptycho_torch.generators import build_generator
 
 
 class PtychoPINN_Lightning(L.LightningModule):
     """Physics-informed, unsupervised ptychography reconstruction.
 
-    Args are the PyTorch-side configs (or their ``to_dict()`` forms, as restored by
-    ``load_from_checkpoint``). The probe used for training is a buffer (``self.probe``,
-    complex64 (N, N)) saved with the weights; set it with :meth:`set_probe`.
+    Args are the configs (or their ``to_dict()`` forms, as restored by
+    ``load_from_checkpoint``). The forward operator is ``self.physics``, a
+    :class:`~ptycho_torch.physics.FarFieldPtychography` holding the probe ((N, N), or
+    (modes, N, N) with ``data_config.probe_modes`` modes) as a buffer saved with the
+    weights; set it with :meth:`set_probe`. ``self.valid_mask`` ((N, N), 1 = measured) is
+    the detector mask the loss uses (all ones unless bad pixels are set with
+    :meth:`set_bad_pixels`).
     """
 
     def __init__(self, model_config, data_config, training_config):
@@ -34,22 +38,41 @@ class PtychoPINN_Lightning(L.LightningModule):
             "training_config": self.training_config.to_dict(),
         })
         self.generator = build_generator(self.model_config)
-        n = self.model_config.N
-        self.register_buffer("probe", torch.ones(n, n, dtype=torch.complex64))
+        n, k = self.model_config.N, self.data_config.probe_modes
+        shape = (n, n) if k == 1 else (k, n, n)
+        self.physics = physics.FarFieldPtychography(torch.ones(shape, dtype=torch.complex64))
+        self.register_buffer("valid_mask", torch.ones(n, n))
         loss = physics.get_loss(self.training_config.loss)
         if self.training_config.loss == "poisson":
             loss = partial(loss, photon_scale=self.data_config.photon_scale)
         self.loss_fn = loss
 
     # ------------------------------------------------------------------ physics path
+    @property
+    def probe(self) -> torch.Tensor:
+        """The forward operator's probe buffer (complex64)."""
+        return self.physics.probe
+
     def set_probe(self, probe) -> None:
-        """Copy the known probe (N, N) complex into the module's buffer."""
+        """Copy the known probe ((N, N), or (modes, N, N)) into the operator's buffer."""
         probe = torch.as_tensor(probe).to(torch.complex64)
-        n = self.model_config.N
-        if probe.shape != (n, n):
-            raise ValueError(f"probe has shape {tuple(probe.shape)}; expected ({n}, {n}) for N={n}")
+        if probe.ndim == 3 and probe.shape[0] == 1:
+            probe = probe[0]
+        if probe.shape != self.physics.probe.shape:
+            raise ValueError(f"probe has shape {tuple(probe.shape)}; expected "
+                             f"{tuple(self.physics.probe.shape)} for N={self.model_config.N} and "
+                             f"probe_modes={self.data_config.probe_modes}")
         with torch.no_grad():
-            self.probe.copy_(probe.to(self.probe.device))
+            self.physics.probe.copy_(probe.to(self.physics.probe.device))
+
+    def set_bad_pixels(self, bad_pixels) -> None:
+        """Exclude detector pixels (``bad_pixels`` (N, N) bool, True = not measured) from the loss."""
+        bad = torch.as_tensor(bad_pixels, dtype=torch.bool)
+        if bad.shape != self.valid_mask.shape:
+            raise ValueError(f"bad_pixels has shape {tuple(bad.shape)}; expected "
+                             f"{tuple(self.valid_mask.shape)}")
+        with torch.no_grad():
+            self.valid_mask.copy_((~bad).to(self.valid_mask.dtype).to(self.valid_mask.device))
 
     def _object_patches(self, x, positions, input_scale_factor):
         obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
@@ -61,10 +84,14 @@ class PtychoPINN_Lightning(L.LightningModule):
         """Predicted diffraction amplitude.
 
         x (B,C,N,N) float32 measured amplitudes; positions (B,C,1,2) float32 (x, y)
-        offsets from the group centre; probe complex64 broadcastable to (B,C,N,N);
-        input_scale_factor (B,1,1,1) float32. Returns (B,C,N,N) float32.
+        offsets from the group centre; probe complex64 broadcastable to (B,C,N,N) (or
+        (modes, N, N)), or None for the operator's own probe; input_scale_factor
+        (B,1,1,1) float32. Returns (B,C,N,N) float32.
         """
-        return physics.diffraction_amplitude(self._object_patches(x, positions, input_scale_factor), probe)
+        obj = self._object_patches(x, positions, input_scale_factor)
+        if probe is None or probe is self.physics.probe:
+            return self.physics(obj)
+        return physics.diffraction_amplitude(obj, probe, probe_modes=probe.ndim == 3)
 
     def forward_predict(self, x, positions, probe, input_scale_factor):
         """Object patches (B,C,N,N) complex64 (after the overlap constraint when gridsize > 1).
@@ -77,8 +104,8 @@ class PtychoPINN_Lightning(L.LightningModule):
     # ----------------------------------------------------------------- training loop
     def _step(self, batch, stage: str):
         x, positions, scale = batch
-        pred = self(x, positions, self.probe, scale)
-        loss = self.loss_fn(pred, x)
+        pred = self(x, positions, None, scale)
+        loss = self.loss_fn(pred, x, mask=self.valid_mask)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=x.shape[0], sync_dist=True)
         return loss
@@ -102,6 +129,7 @@ class PtychoPINN_Lightning(L.LightningModule):
                 "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
 
 
+# keys = ptycho.config.config.INPUT_TRANSFORMS (tested)
 _INPUT_TRANSFORMS = {
     "none": lambda v: v,
     "sqrt": lambda v: torch.sqrt(torch.clamp(v, min=0.0)),

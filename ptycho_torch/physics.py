@@ -1,6 +1,6 @@
 """Differentiable far-field ptychography forward model, losses and overlap constraint.
 
-Conventions (see DESIGN.md):
+Conventions (stated once for the whole project in ``ptycho/dataset.py`` and ``docs/design.md``):
 
 * Exit wave ``psi = O_patch * P``; detector amplitude
   ``A = fftshift(|fft2(psi, norm="ortho")|)`` over the last two axes (unitary FFT, the
@@ -217,23 +217,35 @@ def _check_pair(pred: Tensor, obs: Tensor, fn: str) -> None:
         raise ValueError(f"{fn}: pred_amp and obs_amp must be real amplitudes, got complex input")
 
 
-def normalized_amplitude_mae(pred_amp: Tensor, obs_amp: Tensor, *, eps: float = 1e-12) -> Tensor:
+def _masked_mean(x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Mean of ``x`` over the measured pixels (``mask`` broadcast over the last two axes)."""
+    if mask is None:
+        return x.mean()
+    w = mask.to(x.dtype).expand_as(x)
+    return (x * w).sum() / w.sum().clamp_min(1.0)
+
+
+def normalized_amplitude_mae(pred_amp: Tensor, obs_amp: Tensor, *, eps: float = 1e-12,
+                             mask: Optional[Tensor] = None) -> Tensor:
     """Amplitude MAE normalized by the mean observed amplitude (reference default loss).
 
-    ``mean(|pred_amp - obs_amp|) / max(mean(obs_amp).detach(), eps)``.
+    ``mean(|pred_amp - obs_amp|) / max(mean(obs_amp).detach(), eps)``, both means taken
+    over the measured pixels only when ``mask`` ((N, N), 1 = measured, 0 = bad pixel) is
+    given: a bad pixel contributes nothing, it is not treated as a zero measurement.
 
     Args:
         pred_amp, obs_amp: real amplitudes of equal shape (e.g. ``(B, C, N, N)`` float32).
         eps: floor for the denominator, so an all-zero observation gives a finite (huge
             unless ``pred_amp`` is also zero) loss instead of NaN. No host/device sync.
+        mask: optional (N, N) detector mask.
 
     Returns:
         0-dim real tensor. Exactly 0 at ``pred_amp == obs_amp``; the subgradient there is
         0 (``torch.abs`` has gradient 0 at 0).
     """
     _check_pair(pred_amp, obs_amp, "normalized_amplitude_mae")
-    denom = obs_amp.detach().mean().clamp_min(eps)
-    return (pred_amp - obs_amp).abs().mean() / denom
+    denom = _masked_mean(obs_amp.detach(), mask).clamp_min(eps)
+    return _masked_mean((pred_amp - obs_amp).abs(), mask) / denom
 
 
 def poisson_nll(
@@ -242,6 +254,7 @@ def poisson_nll(
     photon_scale: float | Tensor = 1.0,
     *,
     eps: float = 1e-8,
+    mask: Optional[Tensor] = None,
 ) -> Tensor:
     """Poisson negative log-likelihood of counts, normalized to be O(1).
 
@@ -260,6 +273,7 @@ def poisson_nll(
         pred_amp, obs_amp: real non-negative amplitudes of equal shape.
         photon_scale: simulation scale ``s`` turning amplitudes into sqrt(counts).
         eps: relative floor inside the log (default 1e-8).
+        mask: optional (N, N) detector mask (1 = measured); means run over measured pixels.
 
     Returns:
         0-dim real tensor.
@@ -268,9 +282,9 @@ def poisson_nll(
     s2 = photon_scale * photon_scale
     i_pred = s2 * pred_amp.square()
     i_obs = (s2 * obs_amp.square()).detach()
-    m = i_obs.mean().clamp_min(torch.finfo(i_obs.dtype).tiny)
+    m = _masked_mean(i_obs, mask).clamp_min(torch.finfo(i_obs.dtype).tiny)
     nll = i_pred - i_obs * torch.log(i_pred + eps * m)
-    return nll.mean() / m
+    return _masked_mean(nll, mask) / m
 
 
 LOSSES: Dict[str, Callable[..., Tensor]] = {

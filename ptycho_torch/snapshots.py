@@ -12,23 +12,21 @@ do not change the training result.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
-
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from ptycho.artifacts import save_figure_atomic
+from ptycho.dataset import PtychoDataset
 
 
-def snapshot_indices(test: Mapping, n_patches: int) -> np.ndarray:
+def snapshot_indices(test: PtychoDataset, n_patches: int) -> np.ndarray:
     """``n_patches`` pattern indices of test object 0, evenly spread over its scan."""
     if n_patches < 1:
         raise ValueError(f"n_patches={n_patches} must be >= 1")
-    obj = np.asarray(test.get("object_index", np.zeros(len(test["diffraction"]), np.int64)))
-    idx = np.flatnonzero(obj == 0)
+    idx = np.flatnonzero(test.object_index == 0)
     if idx.size == 0:
-        idx = np.arange(len(test["diffraction"]))
+        idx = np.arange(test.n)
     pick = np.unique(np.linspace(0, idx.size - 1, min(n_patches, idx.size)).round().astype(int))
     return idx[pick]
 
@@ -57,13 +55,13 @@ class SnapshotCallback(Callback):
         self.out_dir = Path(out_dir)
         self.model_id = str(model_id)
         idx = snapshot_indices(test, n_patches)
-        self.x = torch.from_numpy(np.ascontiguousarray(test["diffraction"][idx], np.float32))
+        self.x = torch.from_numpy(np.ascontiguousarray(test.diffraction[idx], np.float32))
         self.positions = torch.from_numpy(
-            np.ascontiguousarray(test["coords_nominal"][idx], np.float32))
-        self.probe = torch.as_tensor(np.asarray(test["probeGuess"])).to(torch.complex64)
+            np.ascontiguousarray(test.coords_nominal[idx], np.float32))
+        self.probe = torch.as_tensor(np.asarray(test.probe)).to(torch.complex64)
         self.truth = None
-        if "Y_I" in test and "Y_phi" in test:
-            self.truth = (np.asarray(test["Y_I"][idx][:, 0]), np.asarray(test["Y_phi"][idx][:, 0]))
+        if test.Y_I is not None and test.Y_phi is not None:
+            self.truth = (np.asarray(test.Y_I[idx][:, 0]), np.asarray(test.Y_phi[idx][:, 0]))
         self.written: list[Path] = []
 
     def predict(self, pl_module) -> np.ndarray:

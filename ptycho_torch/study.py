@@ -1,103 +1,162 @@
-"""Steps of a grid-lines study, called in order by the runner script.
+"""One study, end to end: :func:`run_study` (the runner script only calls it).
 
-prepare data -> train -> batched inference -> stitch test object 0 -> metrics ->
-artifacts. Each step takes what it needs as arguments; nothing is global.
+preflight (config, output directory, resume state, device, both datasets) -> first write
+-> train -> batched ``forward_predict`` over the scored scan -> stitch -> metrics against
+the ground truth (when the scan has one) and the data residual (always) -> artifacts,
+``metrics.json`` last. Each step takes what it needs as arguments; nothing is global.
 """
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ptycho.artifacts import StudyLayout, copy_atomic, save_npz_atomic, write_json_atomic
+from ptycho.config.config import DataConfig, InferenceConfig, StudyConfig
+from ptycho.config.validation import StudyError
+from ptycho.dataset import PtychoDataset
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
-from ptycho.stitching import clip_to_region, grid_region, stitch_by_positions, stitch_grid_tiles
-from ptycho_torch.inference import run_torch_inference
+from ptycho.stitching import StitchOptions, canvas_for_positions, clip_to_region, grid_region, stitch
+from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.data_residual import data_residual
+from ptycho_torch.inference import predict_patches
+
+log = logging.getLogger(__name__)
 
 
+# ------------------------------------------------------------------ reconstruction
 @dataclass
 class Reconstruction:
-    """Stitched test object 0 and its ground truth, clipped to the same region."""
+    """A stitched object and what it took. With ground truth, ``recon`` and
+    ``ground_truth`` are clipped to the same ``region`` (row0, col0, height, width) of the
+    object frame; without, ``recon`` is the covered part of the canvas and ``region`` its
+    place there."""
 
-    recon: np.ndarray          # (H, W) complex64
-    ground_truth: np.ndarray   # (H, W) complex64
-    region: tuple              # (row0, col0, height, width) in the object frame
+    recon: np.ndarray
+    ground_truth: np.ndarray | None
+    region: tuple
+    patches: np.ndarray           # predicted patches (n, C, N, N) complex64, scan order
     inference_time_s: float
     stitch_time_s: float
     n_patterns: int
-    infer_batch_size: int      # the batch size that finished (smaller after OOM back-off)
+    infer_batch_size: int         # the batch size that finished (smaller after OOM back-off)
+    stitch: dict
 
 
-def object0_selection(test: dict) -> np.ndarray:
-    """Indices of the patterns that belong to test object 0."""
-    idx = np.flatnonzero(np.asarray(test["object_index"]) == 0)
-    if idx.size == 0:
-        raise ValueError(f"dataset '{test.get('path')}': no patterns of test object 0")
-    return idx
+def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None:
+    """``(n_side, stride)`` of a regular square grid scan of object ``index`` (from the
+    simulator's metadata), or None for any other scan."""
+    meta = data.metadata
+    if "n_side" not in meta or "stride" not in meta:
+        return None
+    n_side, stride = int(meta["n_side"]), int(meta["stride"])
+    n0 = data.object_selection(index).size
+    if (n_side - data.gridsize + 1) ** 2 != n0:
+        raise ValueError(f"dataset '{data.path}': key '_metadata' has n_side={n_side}, which "
+                         f"gives {(n_side - data.gridsize + 1) ** 2} patterns, but object "
+                         f"{index} has {n0} (expected n_side consistent with the scan)")
+    return n_side, stride
 
 
-def scan_geometry(test: dict, default_stride: int) -> tuple[int, int]:
-    """(n_side, stride) of test object 0's regular scan, from metadata or the pattern count."""
-    meta = test.get("metadata") or {}
-    stride = int(meta.get("stride", default_stride))
-    n_side = meta.get("n_side")
-    if n_side is None:
-        n0 = object0_selection(test).size
-        g = int(test["gridsize"])
-        side = int(round(np.sqrt(n0))) + (g - 1)
-        if (side - g + 1) ** 2 != n0:
-            raise ValueError(f"dataset '{test.get('path')}': {n0} patterns of object 0 are not a "
-                             "square grid; cannot stitch without 'n_side' in _metadata")
-        n_side = side
-    return int(n_side), stride
+def covered_box(coverage: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box (row0, col0, height, width) of the covered pixels, shrunk until
+    every pixel in it is covered."""
+    rows, cols = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
+    if rows.size == 0:
+        raise ValueError("no pixel of the canvas is covered by a patch")
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    while r1 - r0 > 1 and c1 - c0 > 1 and not coverage[r0:r1, c0:c1].all():
+        sides = (coverage[r0, c0:c1].sum(), coverage[r1 - 1, c0:c1].sum(),
+                 coverage[r0:r1, c0].sum(), coverage[r0:r1, c1 - 1].sum())
+        worst = int(np.argmin([(s == 0) * 1e9 - s for s in sides]) if False else np.argmin(
+            [sides[0] / (c1 - c0), sides[1] / (c1 - c0), sides[2] / (r1 - r0),
+             sides[3] / (r1 - r0)]))
+        if worst == 0:
+            r0 += 1
+        elif worst == 1:
+            r1 -= 1
+        elif worst == 2:
+            c0 += 1
+        else:
+            c1 -= 1
+    return int(r0), int(c0), int(r1 - r0), int(c1 - c0)
 
 
-def reconstruct_test_object(model, test: dict, infer_batch_size: int, default_stride: int
-                            ) -> Reconstruction:
-    """Predict object 0's patterns in batches and stitch them.
+def stitch_options(inference: InferenceConfig, N: int) -> StitchOptions:
+    """The stitching options of an inference config (tiles: the reference recipe, whose
+    tiles sit on integer grid positions; crop, sub-pixel and phase options are for
+    ``positions``)."""
+    if inference.stitch == "tiles":
+        return StitchOptions(mode="tiles")
+    return StitchOptions(mode="positions", crop=inference.crop_for(N),
+                         subpixel=inference.stitch_subpixel, align_phase=inference.align_phase)
 
-    gridsize 1: central stride x stride tiles on the scan grid (the reference recipe).
-    gridsize > 1: every channel's central tile shifted to its absolute scan position
-    (``coords_offsets + coords_nominal``) and overlaps averaged.
+
+def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
+                            object_index: int = 0) -> Reconstruction:
+    """Predict object ``object_index``'s patterns in batches and stitch them.
+
+    ``stitch='tiles'``: the central ``stride x stride`` tiles on the scan grid (the
+    reference recipe; regular grid scans at gridsize 1). ``stitch='positions'``: each
+    patch's central ``crop x crop`` region at its (sub-pixel) scan position, overlaps
+    averaged. With ground truth and a grid scan both are scored on the grid region, so
+    their numbers compare.
     """
-    if "YY_ground_truth" not in test:
-        raise ValueError(f"dataset '{test.get('path')}': key 'YY_ground_truth' is missing "
-                         "(needed to score the reconstruction)")
-    sel = object0_selection(test)
-    sub = {k: test[k][sel] for k in ("diffraction", "coords_nominal")}
-    sub["probeGuess"] = test["probeGuess"]
-    if "input_scale_factor" in test:
-        sub["input_scale_factor"] = test["input_scale_factor"]
-
-    class _Cfg:  # only infer_batch_size is read
-        pass
-    cfg = _Cfg()
-    cfg.infer_batch_size = infer_batch_size
-    sizes = [int(infer_batch_size)]
+    sel = test.object_selection(object_index)
+    sub = test.select(sel)
+    sizes = [int(inference.infer_batch_size)]
     t0 = time.perf_counter()
-    patches = run_torch_inference(model, sub, cfg, on_batch_size_change=sizes.append)
+    patches = predict_patches(model, sub, inference.infer_batch_size,
+                                  on_batch_size_change=sizes.append)
     t_inf = time.perf_counter() - t0
-
-    N, g = int(test["N"]), int(test["gridsize"])
-    n_side, stride = scan_geometry(test, default_stride)
-    region = grid_region(N, stride, n_side)
-    gt_full = np.asarray(test["YY_ground_truth"])
+    N = test.N
+    options = stitch_options(inference, N)
+    grid = grid_geometry(test, object_index)
+    gt_full = None
+    if test.ground_truth is not None and object_index == 0:
+        gt_full = test.ground_truth
+    elif test.ground_truth_all is not None and object_index < len(test.ground_truth_all):
+        gt_full = test.ground_truth_all[object_index]
     t0 = time.perf_counter()
-    if g == 1:
-        recon = stitch_grid_tiles(patches[:, 0], n_side, stride)
-    else:
-        centres = (test["coords_offsets"][sel] + test["coords_nominal"][sel])[:, :, 0, :]
-        canvas, _ = stitch_by_positions(patches.reshape(-1, N, N), centres.reshape(-1, 2),
-                                        gt_full.shape, crop=stride)
+    centres = sub.centres.astype(np.float64)
+    if options.mode == "tiles":
+        if grid is None:
+            raise StudyError(f"dataset '{test.path}': stitch='tiles' needs a regular grid scan "
+                             "('n_side' and 'stride' in _metadata) (allowed here: --stitch "
+                             "positions) [flag --stitch]")
+        image, _ = stitch(patches, centres, options, grid=grid)
+        region = grid_region(N, grid[1], grid[0])
+        recon = image
+    elif gt_full is not None:
+        canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
+        region = grid_region(N, grid[1], grid[0]) if grid is not None else covered_box(coverage)
         recon = clip_to_region(canvas, region)
+    else:
+        shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
+        canvas, coverage = stitch(patches, centres + np.asarray(origin), options,
+                                  canvas_shape=shape)
+        box = covered_box(coverage)
+        recon = clip_to_region(canvas, box)
+        region = (box[0] - origin[1], box[1] - origin[0], box[2], box[3])
     t_st = time.perf_counter() - t0
-    gt = clip_to_region(gt_full, region)
-    if gt.shape != recon.shape:
-        raise ValueError(f"ground truth region {gt.shape} does not match reconstruction {recon.shape}")
-    return Reconstruction(recon=recon.astype(np.complex64), ground_truth=gt.astype(np.complex64),
-                          region=region, inference_time_s=t_inf, stitch_time_s=t_st,
-                          n_patterns=int(sel.size), infer_batch_size=sizes[-1])
+    gt = None
+    if gt_full is not None:
+        gt = clip_to_region(gt_full, region)
+        if gt.shape != recon.shape:
+            raise ValueError(f"ground truth region {gt.shape} does not match the "
+                             f"reconstruction {recon.shape}")
+        gt = gt.astype(np.complex64)
+    return Reconstruction(recon=recon.astype(np.complex64), ground_truth=gt,
+                          region=tuple(int(v) for v in region), patches=patches,
+                          inference_time_s=t_inf, stitch_time_s=t_st, n_patterns=int(sel.size),
+                          infer_batch_size=sizes[-1],
+                          stitch={"mode": options.mode, "crop": options.crop,
+                                  "subpixel": options.subpixel,
+                                  "align_phase": options.align_phase})
 
 
 def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
@@ -108,7 +167,253 @@ def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
 
 
 def save_reconstruction(path: Path, rec: Reconstruction) -> Path:
-    from ptycho.artifacts import save_npz_atomic
-    return save_npz_atomic(path, reconstruction=rec.recon, amplitude=np.abs(rec.recon),
-                           phase=np.angle(rec.recon), ground_truth=rec.ground_truth,
-                           region=np.asarray(rec.region, dtype=np.int64))
+    arrays = dict(reconstruction=rec.recon, amplitude=np.abs(rec.recon),
+                  phase=np.angle(rec.recon), region=np.asarray(rec.region, dtype=np.int64))
+    if rec.ground_truth is not None:
+        arrays["ground_truth"] = rec.ground_truth
+    return save_npz_atomic(path, **arrays)
+
+
+# ------------------------------------------------------------------------- data
+def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dict]:
+    """Simulate (or reuse) the grid-lines dataset, or read the user's files.
+
+    With --train-npz/--test-npz nothing is written; a simulated dataset is written to the
+    cache (``<output_dir>/datasets`` by default) before it is loaded. Any refusal is a
+    :class:`StudyError` naming the file, the key and the flag.
+    """
+    from ptycho.formats.study_input import read_dataset
+    N, g = cfg.model.N, cfg.model.gridsize
+    if cfg.run.train_npz is not None:
+        train_path = Path(cfg.run.train_npz)
+        test_path = Path(cfg.run.test_npz) if cfg.run.test_npz else train_path
+        info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": False}
+    else:
+        from ptycho.datagen.grid_lines import simulate_grid_lines
+        cache = Path(cfg.run.cache_dir) if cfg.run.cache_dir else Path(cfg.run.output_dir) / "datasets"
+        probe = None
+        if cfg.run.probe_npz:
+            probe = read_probe_file(cfg.run.probe_npz, N)
+        t0 = time.perf_counter()
+        paths = simulate_grid_lines(cfg.grid_lines_spec(), cache, probe=probe)
+        train_path, test_path = paths.train, paths.test
+        log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
+                 time.perf_counter() - t0, train_path.parent)
+        info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": True,
+                "cache_key": cfg.grid_lines_spec().cache_key()}
+    flags = ("--train-npz", "--test-npz") if cfg.run.train_npz else ("", "")
+    out = []
+    for path, flag in zip((train_path, test_path), flags):
+        try:
+            out.append(read_dataset(path, N=N, gridsize=g, unit=cfg.run.data_unit))
+        except ValueError as err:
+            hint = f" [flag {flag}]" if flag else ""
+            raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
+    return out[0], out[1], info
+
+
+def read_probe_file(path: str, N: int) -> np.ndarray:
+    """The probe of any supported file, fitted to N (see ``ptycho.formats.fit_probe``)."""
+    from ptycho.formats.study_input import fit_probe, read_probe
+    try:
+        return fit_probe(read_probe(path), N)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --probe-npz]") from None
+
+
+def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> DataConfig:
+    """Every data check that training, stitching and scoring would otherwise hit late.
+
+    Returns the data-derived config. Raises StudyError (one line) naming file and key.
+    """
+    from ptycho_torch.data import input_scale_from, split_indices
+    user = cfg.run.train_npz is not None
+
+    def bad(ds, key, what, expected, flag):
+        hint = f" [flag {flag}]" if user else ""
+        return StudyError(f"dataset '{ds.path}': key '{key}' {what} (expected {expected}){hint}")
+
+    if train.n < 2:
+        raise bad(train, "diffraction", f"has {train.n} pattern(s)",
+                  "at least 2: one is held out for validation", "--train-npz")
+    split_indices(train.n, cfg.training.val_fraction, cfg.training.seed,
+                  cfg.training.max_train_patterns)
+    try:
+        input_scale = input_scale_from(train.diffraction)
+    except ValueError:
+        raise bad(train, "diffraction", "is all zeros", "some positive amplitudes",
+                  "--train-npz") from None
+    if not float(np.sum(np.abs(train.probe) ** 2)) > 0:
+        raise bad(train, "probeGuess", "is all zeros", "a probe with nonzero intensity",
+                  "--train-npz")
+    photon_scale = train.photon_scale
+    if isinstance(photon_scale, bool) or not isinstance(photon_scale, (int, float)) \
+            or not np.isfinite(photon_scale) or photon_scale <= 0:
+        raise bad(train, "_metadata", f"has scale={photon_scale!r}",
+                  "a positive number (the photon scale s), or no 'scale' entry", "--train-npz")
+    if test.probe.shape != train.probe.shape:
+        raise bad(test, "probeGuess", f"has shape {test.probe.shape}",
+                  f"{train.probe.shape}, as in the training scan", "--test-npz")
+    try:  # the scored object must stitch and score exactly as after training
+        test.object_selection(0)
+        grid = grid_geometry(test)
+    except ValueError as err:
+        raise StudyError(f"{err}{' [flag --test-npz]' if user else ''}") from None
+    if cfg.inference.stitch == "tiles" and grid is None:
+        raise StudyError(f"dataset '{test.path}': stitch='tiles' needs a regular grid scan "
+                         "('n_side' and 'stride' in _metadata) (allowed here: --stitch "
+                         "positions) [flag --stitch]")
+    if grid is not None and test.ground_truth is not None:
+        n_side, stride = grid
+        if not 1 <= stride <= cfg.model.N:
+            raise bad(test, "_metadata", f"has stride={stride}", f"1..N = 1..{cfg.model.N}",
+                      "--test-npz")
+        region = grid_region(cfg.model.N, stride, n_side)
+        try:
+            clip_to_region(test.ground_truth, region)
+        except ValueError:
+            raise bad(test, "YY_ground_truth", f"has shape {test.ground_truth.shape}, too small "
+                      f"for the stitched region {region} (row0, col0, height, width)",
+                      "an object covering the scan of test object 0", "--test-npz") from None
+    return DataConfig(input_scale=input_scale, photon_scale=float(photon_scale),
+                      probe_modes=int(train.probe_modes.shape[0]))
+
+
+def check_device(cfg: StudyConfig) -> str:
+    import torch
+
+    from ptycho_torch.device import resolve_device
+    try:
+        accelerator = resolve_device(cfg.training.device)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --device]") from None
+    if accelerator == "cuda" and cfg.training.devices > torch.cuda.device_count():
+        raise StudyError(f"TrainingConfig.devices={cfg.training.devices} but "
+                         f"{torch.cuda.device_count()} CUDA device(s) are visible (allowed: "
+                         f"1..{torch.cuda.device_count()} per node) [flag --devices]")
+    return accelerator
+
+
+# ------------------------------------------------------------------------ study
+@dataclass
+class StudyResult:
+    """What a finished study wrote: its metrics record and where its files are."""
+
+    metrics: StudyMetrics
+    layout: StudyLayout
+
+
+def run_study(cfg: StudyConfig) -> StudyResult | None:
+    """Run one study; returns its result (``None`` on the extra ranks of a DDP launch).
+
+    Every check (config, output directory, resume state, device, both datasets, the
+    stitching geometry) runs before anything is written into ``output_dir`` (except the
+    simulated-dataset cache, which is only written for data that pass those checks by
+    construction); a refusal raises :class:`StudyError`.
+    """
+    import torch
+
+    from ptycho.plotting import save_study_figures
+    from ptycho_torch.generators import count_parameters
+    from ptycho_torch.resume import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
+    from ptycho_torch.training import fit_model
+
+    t_start = time.perf_counter()
+    rank_zero = is_launch_rank_zero()
+    try:
+        layout = prepare_output(cfg)
+        accelerator = check_device(cfg)
+        if cfg.run.num_threads:
+            torch.set_num_threads(cfg.run.num_threads)
+        if cfg.training.deterministic:  # cuBLAS reads it when its first handle is created
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        t0 = time.perf_counter()
+        train, test, data_info = load_study_data(cfg)
+        data_time = time.perf_counter() - t0
+        data_config = check_data(cfg, train, test)
+    except StudyError:
+        raise
+    except ValueError as err:
+        from ptycho.config.cli import flag_hint
+        raise StudyError(flag_hint(err)) from None
+    normalisation = train.metadata.get("normalisation")
+    if normalisation:
+        log.info("normalisation: %s", normalisation)
+    log.info("input scale 1/RMS(training amplitudes) = %.4g; photon scale s = %.4g",
+             data_config.input_scale, data_config.photon_scale)
+
+    # ---- first write into output_dir (besides the simulated-dataset cache) ----
+    if rank_zero:
+        start_work(cfg, layout)
+    callbacks = []
+    if cfg.run.snapshot_every:
+        from ptycho_torch.snapshots import SnapshotCallback
+        callbacks.append(SnapshotCallback(test, layout.visuals_dir / "snapshots", cfg.model_id,
+                                          cfg.run.snapshot_every))
+    try:
+        fit = fit_model(cfg.model, cfg.training, data_config, train, layout.work_dir,
+                        resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
+                        extra_callbacks=callbacks)
+    except (KeyboardInterrupt, SystemExit):
+        log.error("training interrupted: no metrics.json written; continue with --resume")
+        raise
+    if not fit.is_global_zero:
+        return None
+    if fit.interrupted:
+        raise KeyboardInterrupt
+    if fit.stop_reason == "max_time":
+        log.warning("the wall-clock cap --max-train-minutes=%g stopped training before its "
+                    "epoch/step budget; metrics.json records wall_time_cap_hit=true",
+                    cfg.training.max_train_minutes)
+    model = fit.model
+    device = torch.device(accelerator)
+    model.to(device)
+    rec = reconstruct_test_object(model, test, cfg.inference)
+    sub = test.select(test.object_selection(0))
+    residual = data_residual(rec.patches, sub.diffraction, test.probe,
+                             photon_scale=data_config.photon_scale, bad_pixels=test.bad_pixels)
+
+    m = StudyMetrics(model_id=cfg.model_id, kind="network",
+                     ground_truth=rec.ground_truth is not None, data_residual=residual,
+                     stitch=rec.stitch, region=list(rec.region),
+                     n_test_patterns_scored=rec.n_patterns,
+                     inference_time_s=rec.inference_time_s,
+                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
+                     infer_batch_size_used=rec.infer_batch_size,
+                     stitch_time_s=rec.stitch_time_s, device=str(device),
+                     architecture=cfg.model.architecture,
+                     n_parameters=count_parameters(model.generator),
+                     epochs_completed=len(fit.history.get("epoch", [])),
+                     steps_completed=fit.steps_completed, stop_reason=fit.stop_reason,
+                     wall_time_cap_hit=fit.stop_reason == "max_time",
+                     resumed_from_epoch=fit.resumed_from_epoch, world_size=fit.world_size,
+                     n_train_patterns=fit.n_train, n_val_patterns=fit.n_val,
+                     train_time_s=fit.train_time_s,
+                     train_patterns_per_s=(fit.steps_completed * cfg.training.batch_size
+                                           * fit.world_size / max(fit.train_time_s, 1e-9)),
+                     final_train_loss=(fit.history.get("train_loss") or [float("nan")])[-1],
+                     final_val_loss=(fit.history.get("val_loss") or [float("nan")])[-1],
+                     input_scale=data_config.input_scale, normalisation=normalisation,
+                     data_time_s=data_time, torch_version=torch.__version__)
+    write_json_atomic(layout.run_dir / "config.json", {
+        "study": cfg.to_dict(), "data_config": data_config.to_dict(), "data": data_info})
+    write_json_atomic(layout.run_dir / "history.json", fit.history)
+    ckpt = fit.checkpoint if fit.checkpoint is not None else last_checkpoint(layout)
+    if Path(ckpt).exists():
+        copy_atomic(ckpt, layout.run_dir / "model.ckpt")
+    save_reconstruction(layout.recon_dir / "recon.npz", rec)
+    if rec.ground_truth is not None:
+        result, (amp, amp_gt, ph, ph_gt) = score(rec)
+        m.set_scores(result)
+        figures = save_study_figures(layout.visuals_dir, cfg.model_id, amp_gt, ph_gt, amp, ph,
+                                     result["frc"], title=f"{cfg.model_id}: test object 0")
+    else:
+        from ptycho.plotting import save_reconstruction_figure
+        figures = [save_reconstruction_figure(layout.visuals_dir, cfg.model_id, rec.recon,
+                                              title=f"{cfg.model_id}: reconstruction (no "
+                                                    "ground truth)")]
+    m.figures = [str(p) for p in figures]
+    m.snapshots = [str(p) for p in callbacks[0].written] if callbacks else []
+    m.total_time_s = time.perf_counter() - t_start
+    write_json_atomic(layout.metrics_path, m.to_json())  # written last: marks the study finished
+    return StudyResult(metrics=m, layout=layout)

@@ -1,4 +1,4 @@
-"""Lightning training of a :class:`PtychoPINN_Lightning` from a training payload.
+"""Lightning training of a :class:`PtychoPINN_Lightning` from the study's configs.
 
 ``fit_model`` builds the module, the seeded train/validation split, the loaders and a
 ``lightning.Trainer`` (progress bar, CSV log, checkpoints, optional early stopping,
@@ -16,61 +16,43 @@ Reliability:
 """
 from __future__ import annotations
 
-import os
+import logging
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ptycho_torch.config_factory import TrainingPayload
+from ptycho.artifacts import atomic_path
+from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
+from ptycho.dataset import PtychoDataset
 from ptycho_torch.data import make_loaders, object_amplitude_estimate, split_indices
+from ptycho_torch.device import resolve_device
 from ptycho_torch.model import PtychoPINN_Lightning
+from ptycho_torch.resume import read_checkpoint_epoch
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint writes that are atomic on a local or network file system.
-
-    ``torch.save`` goes to ``.<name>.tmp-<pid>`` beside the target, is flushed and
-    fsync'ed, then renamed over the target with ``os.replace``. (Lightning's own writer
-    stages the bytes in the system temp dir and *moves* them, which is a plain copy when
-    that dir is on another file system, and leaves stale temp files behind on SIGKILL.)
+    """Checkpoint writes through :func:`ptycho.artifacts.atomic_path` (temporary file beside
+    the target, fsync, ``os.replace``): a run killed at any moment leaves the previous or the
+    new complete checkpoint. (Lightning's own writer stages the bytes in the system temp dir
+    and *moves* them, which is a plain copy when that dir is on another file system, and
+    leaves stale temp files behind on SIGKILL.)
     """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def read_checkpoint_epoch(path) -> int:
-    """The epoch index stored in a Lightning checkpoint (0-based: the last finished epoch).
-
-    Raises ValueError (one line) when the file is missing, truncated or not a checkpoint.
-    """
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        return int(ckpt["epoch"])
-    except Exception as exc:  # noqa: BLE001 - any failure means "not resumable"
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise ValueError(f"checkpoint '{path}' is unreadable ({reason}) "
-                         "(expected a complete Lightning checkpoint)") from None
 
 
 class HistoryCallback(Callback):
@@ -117,31 +99,9 @@ def _scalar(v) -> float:
     return float(v.detach().cpu()) if isinstance(v, torch.Tensor) else float("nan")
 
 
-@dataclass
-class FitResult:
-    model: PtychoPINN_Lightning
-    history: dict
-    train_time_s: float
-    n_train: int
-    n_val: int
-    epochs_completed: int
-    checkpoint: Path | None
-    interrupted: bool = False
-    extra: dict = field(default_factory=dict)
-
-
-def resolve_accelerator(device: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without CUDA is an error."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is available (allowed here: auto, cpu)")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _strategy(tc, accelerator: str, num_nodes: int):
+def _strategy(tc, accelerator: str):
     """'auto' for one process; DDP (gloo on CPU, NCCL on CUDA) for several."""
-    if tc.strategy != "ddp" and tc.devices * num_nodes == 1:
+    if tc.strategy != "ddp" and tc.devices * tc.num_nodes == 1:
         return "auto"
     from lightning.pytorch.strategies import DDPStrategy
     # start_method "popen" (the default): Lightning re-runs the launching script for each
@@ -149,38 +109,111 @@ def _strategy(tc, accelerator: str, num_nodes: int):
     return DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else None)
 
 
-def _stop_reason(trainer, early: EarlyStopping | None, max_epochs: int) -> str:
+class EpochLogCallback(Callback):
+    """One log line per epoch (for batch jobs, SLURM and CI logs, where a progress bar would
+    write thousands of carriage-return updates): epoch, optimizer step, train and validation
+    loss, learning rate, elapsed time. ``fit_model`` logs the stop reason at the end."""
+
+    def __init__(self, logger: logging.Logger, max_epochs: int) -> None:
+        self._logger = logger
+        self.max_epochs = max_epochs
+        self.t0 = time.perf_counter()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.t0 = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        self._logger.info(format_epoch_line(int(trainer.current_epoch), self.max_epochs,
+                                        int(trainer.global_step), _scalar(m.get("train_loss")),
+                                        _scalar(m.get("val_loss")), float(lr),
+                                        time.perf_counter() - self.t0))
+
+
+def format_epoch_line(epoch: int, max_epochs: int, step: int, train_loss: float,
+                      val_loss: float, lr: float, elapsed_s: float) -> str:
+    """``epoch 3/50  step 2460  train_loss 0.09120  val_loss 0.09340  lr 0.002  121 s``
+    (``epoch`` is 0-based on input, printed 1-based)."""
+    return (f"epoch {epoch + 1}/{max_epochs}  step {step}  train_loss {train_loss:.5g}  "
+            f"val_loss {val_loss:.5g}  lr {lr:.3g}  {elapsed_s:.0f} s")
+
+
+def show_progress_bar(requested: bool, stream=None) -> bool:
+    """Lightning's bar only when asked for and the stream (stderr) is a terminal; otherwise
+    :class:`EpochLogCallback` writes one line per epoch."""
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(requested) and bool(isatty and isatty())
+
+
+STOP_REASONS = ("max_epochs", "max_steps", "early_stopping", "max_time", "interrupted")
+
+
+@dataclass
+class FitResult:
+    """What training produced. ``stop_reason`` is one of :data:`STOP_REASONS`;
+    ``resumed_from_epoch`` the checkpoint's epoch (0-based) or None; on the extra ranks of
+    a distributed run ``is_global_zero`` is False (they write nothing)."""
+
+    model: PtychoPINN_Lightning
+    history: dict
+    train_time_s: float
+    n_train: int
+    n_val: int
+    epochs_completed: int
+    steps_completed: int
+    checkpoint: Path | None
+    stop_reason: str
+    resumed_from_epoch: int | None
+    world_size: int
+    accelerator: str
+    is_global_zero: bool = True
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == "interrupted"
+
+
+def _stop_reason(trainer, early: EarlyStopping | None, max_epochs: int, max_steps: int) -> str:
     if trainer.interrupted:
         return "interrupted"
     if early is not None and early.stopped_epoch > 0:
         return "early_stopping"
+    if max_steps > 0 and trainer.global_step >= max_steps:
+        return "max_steps"
     if trainer.current_epoch >= max_epochs:
         return "max_epochs"
     return "max_time"
 
 
-def fit_model(payload: TrainingPayload, train: dict, probe: np.ndarray, work_dir: Path, *,
-              resume: bool = False, max_minutes: float = 0.0, progress_bar: bool = True,
-              extra_callbacks: list | None = None, num_nodes: int = 1) -> FitResult:
-    """Train on ``train`` (the loader's channel-first mapping) with the known ``probe``.
+def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
+              data_config: DataConfig, train: PtychoDataset, work_dir: Path, *,
+              resume: bool = False, progress_bar: bool = True,
+              extra_callbacks: list | None = None) -> FitResult:
+    """Train on ``train`` with its probe (and bad-pixel mask) in the forward operator.
 
     ``resume``: continue from ``work_dir/checkpoints/last.ckpt`` when it exists (weights,
     optimizer, scheduler, epoch counter, history, early-stopping state).
-    ``num_nodes`` x ``training_config.devices`` processes train with DDP when > 1.
-    ``extra.stop_reason`` is one of ``max_epochs``, ``early_stopping``, ``max_time``,
-    ``interrupted``; ``extra.resumed_from_epoch`` the checkpoint's epoch (or None).
+    ``training_config.num_nodes`` x ``devices`` processes train with DDP when > 1.
+    The budget is ``epochs`` and ``max_steps`` (when > 0); ``max_train_minutes`` is a
+    wall-clock cap whose stop is reported as ``stop_reason == "max_time"``.
     """
-    tc, dc = payload.training_config, payload.data_config
+    tc = training_config
     work_dir = Path(work_dir)
     L.seed_everything(tc.seed, workers=True, verbose=False)
-    split = split_indices(train["diffraction"].shape[0], dc.val_fraction, tc.seed,
-                          tc.max_train_patterns)
-    model = PtychoPINN_Lightning(payload.model_config, dc, tc)
-    model.set_probe(probe)
+    split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
+    model = PtychoPINN_Lightning(model_config, data_config, tc)
+    model.set_probe(train.probe)
+    if train.bad_pixels is not None:
+        model.set_bad_pixels(train.bad_pixels)
     # start from a uniform object as bright as the data say (restored weights replace it)
     model.generator.head.set_initial_amplitude(
-        object_amplitude_estimate(train["diffraction"][split.train_idx[:2048]], probe))
-    train_loader, val_loader = make_loaders(train, split, dc.input_scale, tc.batch_size, tc.seed)
+        object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))
+    train_loader, val_loader = make_loaders(train, split, data_config.input_scale,
+                                            tc.batch_size, tc.seed)
     history = HistoryCallback()
     ckpt_dir = work_dir / "checkpoints"
     # last.ckpt after every epoch (at train-epoch end, after HistoryCallback recorded it);
@@ -189,19 +222,23 @@ def fit_model(payload: TrainingPayload, train: dict, probe: np.ndarray, work_dir
                                  auto_insert_metric_name=False, save_last=True, save_top_k=1,
                                  monitor="val_loss", mode="min", every_n_epochs=1,
                                  save_on_train_epoch_end=True)
+    bar = show_progress_bar(progress_bar)
     callbacks = [history, checkpoint] + list(extra_callbacks or [])
+    if not bar:
+        callbacks.append(EpochLogCallback(log, tc.epochs))
     early = None
     if tc.early_stopping_patience > 0:
         early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience)
         callbacks.append(early)
-    accelerator = resolve_accelerator(tc.device)
+    accelerator = resolve_device(tc.device)
     trainer = L.Trainer(
-        max_epochs=tc.epochs, accelerator=accelerator, devices=tc.devices, num_nodes=num_nodes,
-        strategy=_strategy(tc, accelerator, num_nodes), plugins=[AtomicCheckpointIO()],
+        max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
+        accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
+        strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
         logger=CSVLogger(str(work_dir), name="logs", version=""), callbacks=callbacks,
-        enable_progress_bar=progress_bar, enable_model_summary=False,
+        enable_progress_bar=bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else None,
-        max_time={"minutes": max_minutes} if max_minutes and max_minutes > 0 else None,
+        max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,
         log_every_n_steps=50, num_sanity_val_steps=0)
     ckpt_path = None
     resumed_from = None
@@ -212,19 +249,19 @@ def fit_model(payload: TrainingPayload, train: dict, probe: np.ndarray, work_dir
     t0 = time.perf_counter()
     trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
     train_time = time.perf_counter() - t0
-    # The weights the study reconstructs with: after a wall-time stop they are newer than
-    # last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0 writes.
+    reason = _stop_reason(trainer, early, tc.epochs, tc.max_steps)
+    if trainer.is_global_zero:
+        log.info("training stopped (%s) after %d epoch(s), %d step(s), %.0f s", reason,
+                 int(trainer.current_epoch), int(trainer.global_step), train_time)
+    # The weights the study reconstructs with: after a wall-time or step stop they are
+    # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
+    # writes.
     final = ckpt_dir / "final.ckpt"
     trainer.save_checkpoint(final)
     return FitResult(model=model, history=history.as_columns(), train_time_s=train_time,
                      n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
                      epochs_completed=int(trainer.current_epoch),
-                     checkpoint=final,
-                     interrupted=bool(trainer.interrupted),
-                     extra={"is_global_zero": trainer.is_global_zero,
-                            "accelerator": accelerator,
-                            "world_size": int(trainer.world_size),
-                            "stop_reason": _stop_reason(trainer, early, tc.epochs),
-                            "resumed_from_epoch": resumed_from})
-
-
+                     steps_completed=int(trainer.global_step), checkpoint=final,
+                     stop_reason=reason, resumed_from_epoch=resumed_from,
+                     world_size=int(trainer.world_size), accelerator=accelerator,
+                     is_global_zero=bool(trainer.is_global_zero))

@@ -1,10 +1,8 @@
-"""Canonical configuration dataclasses (no framework imports)."""
+"""The project's one config family (``config``), its validators and its CLI generator."""
 from ptycho.config.config import (
-    ARCHITECTURES,
-    CanonicalConfig,
-    InferenceConfig,
-    ModelConfig,
-    TrainingConfig,
+    DataConfig, InferenceConfig, ModelConfig, RunConfig, SimulationConfig, StudyConfig,
+    TrainingConfig, from_preset,
 )
 
-__all__ = ["ARCHITECTURES", "CanonicalConfig", "InferenceConfig", "ModelConfig", "TrainingConfig"]
+__all__ = ["DataConfig", "InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig",
+           "StudyConfig", "TrainingConfig", "from_preset"]

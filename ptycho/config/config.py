@@ -1,20 +1,29 @@
-"""Canonical, framework-free configuration of a study.
+"""The project's one config family: frozen dataclasses, validated when constructed.
 
-Three frozen dataclasses, each validated when constructed:
+* :class:`ModelConfig`       what network is built (architecture and hyperparameters);
+* :class:`TrainingConfig`    how it is trained (optimizer, loss, schedule, budget, devices);
+* :class:`InferenceConfig`   how the test scan is predicted and stitched;
+* :class:`SimulationConfig`  the simulated grid-lines dataset (objects, scan, photons);
+* :class:`RunConfig`         where a study writes and how it runs (paths, resume, logging);
+* :class:`DataConfig`        values derived from the data (input and photon scale), not flags;
+* :class:`StudyConfig`       the five user-facing configs of one study, nested.
 
-* :class:`ModelConfig`      what network is built (architecture and hyperparameters),
-* :class:`TrainingConfig`   how it is trained (data photons, optimizer, loss, seed, devices),
-* :class:`InferenceConfig`  how the test scan is predicted.
-
-Defaults follow the reference study (fno 12/32/4/2, N 64, gridsize 1, batch 16, lr 1e-3,
-inference batch 128). Field names are unique across the three classes so a flat override
-dictionary is unambiguous (see ``ptycho_torch.config_factory``).
+Each default is declared once, here. Field names are unique across the five user-facing
+classes, so a study's flat view (``StudyConfig.flat()``, one CLI flag per field) is
+unambiguous. Every field carries a one-sentence help text (``metadata["help"]``) and, for
+enumerations, its ``choices``; the choice tuples equal the keys of the implementation
+maps (tested). Defaults follow the reference study (fno 12/32/4/2, N 64, gridsize 1,
+batch 16, lr 1e-3, inference batch 128).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Optional
 
-from ptycho.config.validation import check_bool, check_choice, check_float, check_int
+from ptycho.config.validation import (
+    ConfigError, check_bool, check_choice, check_float, check_int, refuse, unknown_key_error,
+)
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
 OUTPUT_MODES = ("real_imag", "amp_phase")
@@ -24,54 +33,75 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("plateau", "none")
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("auto", "ddp")
+STITCH_MODES = ("positions", "tiles")
+SUBPIXEL_MODES = ("none", "fourier", "bilinear")
+DATA_UNITS = ("auto", "counts", "amplitude")
+PRESETS = ("none", "quick", "paper")
 SUPPORTED_N = (16, 32, 64, 128, 256)
 SUPPORTED_GRIDSIZE = (1, 2)
 
 
+def _f(default, help: str, **meta):
+    """A dataclass field with its help text (and optional ``choices``)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+class _Record:
+    """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys refused)."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping):
+        if isinstance(data, cls):
+            return data
+        valid = field_names(cls)
+        for key in data:
+            if key not in valid:
+                raise unknown_key_error(f"{cls.__name__} key", str(key), valid)
+        return cls(**data)
+
+    def _check_choices(self) -> None:
+        for f in fields(self):
+            if "choices" in f.metadata:
+                check_choice(type(self).__name__, f.name, getattr(self, f.name),
+                             f.metadata["choices"])
+
+
 @dataclass(frozen=True)
-class ModelConfig:
-    """Generator architecture and hyperparameters.
+class ModelConfig(_Record):
+    """Generator architecture and hyperparameters."""
 
-    ``fno_modes``: Fourier modes kept per axis by each spectral layer (<= N//2).
-    ``fno_width``: channel width of the spectral blocks (the hybrid's first level).
-    ``fno_blocks``: number of spectral blocks (FNO) / encoder levels' blocks (hybrid).
-    ``fno_cnn_blocks``: convolutional refiner blocks (FNO) / bottleneck res-blocks (hybrid).
-    ``n_filters_scale``: width multiplier of the CNN baseline (base 16 filters).
-    ``generator_output_mode``: how the two output channels per patch are read:
-    ``real_imag`` or ``amp_phase`` (sigmoid amplitude, pi*tanh phase).
-    ``input_transform``: fixed compression of the scaled amplitudes before the generator
-    (``none``, ``sqrt`` or ``log1p``): it lifts the weak high-angle signal, which carries
-    the fine detail, towards the bright centre of the pattern. The physics is unaffected.
-    """
-
-    N: int = 64
-    gridsize: int = 1
-    architecture: str = "hybrid"
-    fno_modes: int = 12
-    fno_width: int = 32
-    fno_blocks: int = 4
-    fno_cnn_blocks: int = 2
-    n_filters_scale: int = 2
-    generator_output_mode: str = "real_imag"
-    input_transform: str = "none"
-    overlap_constraint: bool = True
+    N: int = _f(64, "diffraction pattern / object patch size in pixels", choices=SUPPORTED_N)
+    gridsize: int = _f(1, "patches per group per side: 1, or 2 for the real-space overlap "
+                          "constraint (C=4)", choices=SUPPORTED_GRIDSIZE)
+    architecture: str = _f("hybrid", "generator architecture", choices=ARCHITECTURES)
+    fno_modes: int = _f(12, "Fourier modes kept per axis by each spectral layer (<= N/2)")
+    fno_width: int = _f(32, "channel width of the spectral blocks")
+    fno_blocks: int = _f(4, "number of spectral (FNO) blocks")
+    fno_cnn_blocks: int = _f(2, "convolutional refiner blocks (fno) / bottleneck blocks (hybrid)")
+    n_filters_scale: int = _f(2, "width multiplier of the CNN baseline")
+    generator_output_mode: str = _f("real_imag", "how the generator's two output channels are "
+                                    "read: real and imaginary parts, or amplitude and phase",
+                                    choices=OUTPUT_MODES)
+    input_transform: str = _f("none", "compression of the scaled diffraction amplitudes before "
+                              "the generator (sqrt or log1p lift the weak high-angle signal)",
+                              choices=INPUT_TRANSFORMS)
+    overlap_constraint: bool = _f(True, "at gridsize 2, merge the group's predicted patches "
+                                  "and re-extract them before the forward model")
 
     def __post_init__(self) -> None:
         o = "ModelConfig"
-        check_choice(o, "N", self.N, SUPPORTED_N)
-        check_choice(o, "gridsize", self.gridsize, SUPPORTED_GRIDSIZE)
-        check_choice(o, "architecture", self.architecture, ARCHITECTURES)
+        self._check_choices()
         check_int(o, "fno_modes", self.fno_modes, 1)
         if self.fno_modes > self.N // 2:
-            raise ValueError(
-                f"{o}.fno_modes={self.fno_modes} exceeds N//2={self.N // 2} for N={self.N} "
-                f"(allowed: 1..{self.N // 2})")
+            raise refuse(o, "fno_modes", f"={self.fno_modes} exceeds N//2={self.N // 2} for "
+                         f"N={self.N} (allowed: 1..{self.N // 2})")
         check_int(o, "fno_width", self.fno_width, 4, 512)
         check_int(o, "fno_blocks", self.fno_blocks, 1, 16)
         check_int(o, "fno_cnn_blocks", self.fno_cnn_blocks, 0, 16)
         check_int(o, "n_filters_scale", self.n_filters_scale, 1, 16)
-        check_choice(o, "generator_output_mode", self.generator_output_mode, OUTPUT_MODES)
-        check_choice(o, "input_transform", self.input_transform, INPUT_TRANSFORMS)
         check_bool(o, "overlap_constraint", self.overlap_constraint)
 
     @property
@@ -81,84 +111,281 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
-    """Training data photons and optimisation settings.
+class TrainingConfig(_Record):
+    """Optimisation, budget and devices.
 
     ``val_fraction`` of the training patterns is held out (seeded) as the validation split
     that drives the LR scheduler and early stopping; the test scan is never used for it.
-    ``early_stopping_patience`` 0 disables early stopping.
+    The budget is ``epochs`` and, when > 0, ``max_steps`` (optimizer steps): both are
+    reproducible on any machine. ``max_train_minutes`` is a wall-clock safety cap only.
     """
 
-    nphotons: float = 1e9
-    batch_size: int = 16
-    epochs: int = 50
-    learning_rate: float = 1e-3
-    loss: str = "mae"
-    seed: int = 42
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    scheduler: str = "plateau"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-4
-    val_fraction: float = 0.05
-    early_stopping_patience: int = 0
-    max_train_patterns: int = 0
-    device: str = "auto"
-    devices: int = 1
-    strategy: str = "auto"
-    deterministic: bool = True
+    batch_size: int = _f(16, "training batch size")
+    epochs: int = _f(50, "maximum training epochs")
+    max_steps: int = _f(0, "stop after this many optimizer steps (0: no step limit); a "
+                           "reproducible budget on any machine")
+    max_train_minutes: float = _f(0.0, "wall-clock safety cap on training in minutes "
+                                  "(0: none); when it stops training, metrics.json says so")
+    learning_rate: float = _f(1e-3, "initial learning rate")
+    loss: str = _f("mae", "training loss: normalized amplitude MAE or Poisson NLL", choices=LOSSES)
+    seed: int = _f(42, "random seed of weights, data split and shuffling")
+    optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
+    weight_decay: float = _f(0.0, "weight decay of the optimizer")
+    scheduler: str = _f("plateau", "LR schedule: ReduceLROnPlateau on the validation loss, or "
+                        "none", choices=SCHEDULERS)
+    plateau_factor: float = _f(0.5, "LR multiplier when the validation loss plateaus")
+    plateau_patience: int = _f(2, "epochs without improvement before the LR is reduced")
+    min_lr: float = _f(1e-4, "lower bound of the learning rate under the plateau schedule")
+    val_fraction: float = _f(0.05, "fraction of training patterns held out for validation")
+    max_train_patterns: int = _f(0, "use at most this many training patterns (0: all)")
+    early_stopping_patience: int = _f(0, "stop after this many epochs without validation "
+                                      "improvement (0: off)")
+    device: str = _f("auto", "where to train and predict", choices=DEVICES)
+    devices: int = _f(1, "number of devices (processes) to train on")
+    strategy: str = _f("auto", "Lightning strategy; ddp for data-parallel training",
+                       choices=STRATEGIES)
+    num_nodes: int = _f(1, "machines for multi-node DDP (SLURM or torchrun start the "
+                           "processes); num_nodes x devices processes in all")
+    deterministic: bool = _f(True, "ask torch for deterministic algorithms (warn where "
+                             "unavailable)")
 
     def __post_init__(self) -> None:
         o = "TrainingConfig"
-        check_float(o, "nphotons", self.nphotons, 0.0, None, lo_open=True)
+        self._check_choices()
         check_int(o, "batch_size", self.batch_size, 1, 65536)
         check_int(o, "epochs", self.epochs, 1, 100000)
+        check_int(o, "max_steps", self.max_steps, 0)
+        check_float(o, "max_train_minutes", self.max_train_minutes, 0.0, 1e6)
         check_float(o, "learning_rate", self.learning_rate, 0.0, 1.0, lo_open=True)
-        check_choice(o, "loss", self.loss, LOSSES)
         check_int(o, "seed", self.seed, 0, 2**32 - 1)
-        check_choice(o, "optimizer", self.optimizer, OPTIMIZERS)
         check_float(o, "weight_decay", self.weight_decay, 0.0, 1.0)
-        check_choice(o, "scheduler", self.scheduler, SCHEDULERS)
         check_float(o, "plateau_factor", self.plateau_factor, 0.0, 0.99, lo_open=True)
         check_int(o, "plateau_patience", self.plateau_patience, 0, 1000)
         check_float(o, "min_lr", self.min_lr, 0.0, 1.0)
         check_float(o, "val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
         check_int(o, "early_stopping_patience", self.early_stopping_patience, 0, 100000)
         check_int(o, "max_train_patterns", self.max_train_patterns, 0)
-        check_choice(o, "device", self.device, DEVICES)
         check_int(o, "devices", self.devices, 1, 1024)
-        check_choice(o, "strategy", self.strategy, STRATEGIES)
+        check_int(o, "num_nodes", self.num_nodes, 1, 1024)
         check_bool(o, "deterministic", self.deterministic)
+        if self.num_nodes > 1 and self.strategy != "ddp":
+            raise refuse(o, "num_nodes", f"={self.num_nodes} needs strategy='ddp' (allowed "
+                         f"with strategy={self.strategy!r}: 1)")
 
 
 @dataclass(frozen=True)
-class InferenceConfig:
-    """Prediction of the test scan: patches per batch moved to the device at a time."""
+class InferenceConfig(_Record):
+    """Prediction of the test scan (batches moved to the device one at a time) and stitching."""
 
-    infer_batch_size: int = 128
+    infer_batch_size: int = _f(128, "test patterns moved to the device per inference batch")
+    stitch: str = _f("positions", "stitching: positions (each patch's central stitch_crop "
+                     "region at its scan position, overlaps averaged) or tiles (the reference's "
+                     "central test_stride tiles; regular grid scans at gridsize 1)",
+                     choices=STITCH_MODES)
+    stitch_crop: int = _f(0, "side of the central region of each patch used by --stitch "
+                             "positions (0: N/2)")
+    stitch_subpixel: str = _f("fourier", "how --stitch positions places a patch at a "
+                              "fractional position", choices=SUBPIXEL_MODES)
+    align_phase: bool = _f(False, "remove each patch's constant phase offset against its "
+                           "overlap before averaging (--stitch positions)")
 
     def __post_init__(self) -> None:
-        check_int("InferenceConfig", "infer_batch_size", self.infer_batch_size, 1, 1 << 20)
+        o = "InferenceConfig"
+        self._check_choices()
+        check_int(o, "infer_batch_size", self.infer_batch_size, 1, 1 << 20)
+        check_int(o, "stitch_crop", self.stitch_crop, 0, 4096)
+        check_bool(o, "align_phase", self.align_phase)
+
+    def crop_for(self, N: int) -> int:
+        """The central crop used by position stitching for patch size ``N``."""
+        return self.stitch_crop or N // 2
 
 
 @dataclass(frozen=True)
-class CanonicalConfig:
-    """The three canonical configs of one study, as a bundle."""
+class SimulationConfig(_Record):
+    """The simulated grid-lines dataset (see ``ptycho.datagen.grid_lines``)."""
+
+    object_size: int = _f(392, "side of each simulated square object in pixels")
+    n_lines: int = _f(400, "random line segments drawn per simulated object")
+    n_train_objects: int = _f(2, "number of simulated training objects")
+    n_test_objects: int = _f(2, "number of simulated test objects (object 0 is scored)")
+    train_stride: int = _f(4, "scan step in pixels on training objects")
+    test_stride: int = _f(10, "scan step in pixels on test objects (also the tile size of "
+                              "--stitch tiles)")
+    nphotons: float = _f(1e9, "mean photons per diffraction pattern (Poisson noise level)")
+    train_seed: int = _f(1, "random seed of the simulated training objects and their noise")
+    test_seed: int = _f(2, "random seed of the simulated test objects and their noise")
+    with_phase: bool = _f(True, "give the objects the reference's phase (pi tanh of the "
+                          "amplitude), else zero phase")
+    probe_pupil_radius: float = _f(0.1875, "simulated probe: pupil radius in k-space as a "
+                                   "fraction of N")
+    probe_defocus: float = _f(14.0, "simulated probe: quadratic pupil phase at the pupil edge "
+                              "in radians")
+
+    def __post_init__(self) -> None:
+        o = type(self).__name__
+        check_int(o, "object_size", self.object_size, 16, 8192)
+        check_int(o, "n_lines", self.n_lines, 1, 100000)
+        check_int(o, "n_train_objects", self.n_train_objects, 1, 64)
+        check_int(o, "n_test_objects", self.n_test_objects, 1, 64)
+        check_int(o, "train_stride", self.train_stride, 1, 1024)
+        check_int(o, "test_stride", self.test_stride, 1, 1024)
+        check_float(o, "nphotons", self.nphotons, 0.0, 1e15, lo_open=True)
+        check_int(o, "train_seed", self.train_seed, 0, 2**32 - 1)
+        check_int(o, "test_seed", self.test_seed, 0, 2**32 - 1)
+        check_bool(o, "with_phase", self.with_phase)
+        check_float(o, "probe_pupil_radius", self.probe_pupil_radius, 0.0, 0.5, lo_open=True)
+        check_float(o, "probe_defocus", self.probe_defocus)
+
+
+@dataclass(frozen=True)
+class RunConfig(_Record):
+    """Where a study reads and writes, and how the process runs."""
+
+    output_dir: str = _f("outputs/grid_lines_torch", "directory that receives runs/, recons/ "
+                         "and visuals/")
+    train_npz: Optional[str] = _f(None, "training scan to use instead of simulating: this "
+                                  "project's NPZ, an upstream PtychoPINN NPZ, a Ptychodus "
+                                  "diffraction.h5 or a CXI file (detected by content)")
+    test_npz: Optional[str] = _f(None, "scan to reconstruct (any supported file; default: the "
+                                 "training scan); ground truth, when present, is scored")
+    data_unit: str = _f("auto", "unit of the patterns in --train-npz/--test-npz: detector "
+                        "counts or amplitudes (auto: the rule in docs/data.md)",
+                        choices=DATA_UNITS)
+    probe_npz: Optional[str] = _f(None, "simulate with the probe of this file (any supported "
+                                  "format) instead of the synthetic aperture")
+    cache_dir: Optional[str] = _f(None, "where simulated datasets are cached (default: "
+                                  "<output-dir>/datasets)")
+    snapshot_every: int = _f(0, "every this many epochs, write a PNG of a few predicted test "
+                                "patches to visuals/snapshots/<model_id>_epoch<k>.png (0: off)")
+    num_threads: int = _f(0, "torch CPU threads (0: torch's default)")
+    progress_bar: bool = _f(True, "show Lightning's progress bar (on a terminal only; logs get "
+                            "one line per epoch)")
+    overwrite: bool = _f(False, "replace a finished study (or discard an interrupted run) of "
+                         "the same model in --output-dir")
+    resume: bool = _f(False, "continue an interrupted study from its last checkpoint "
+                      "(<output-dir>/.work/<model_id>/checkpoints/last.ckpt)")
+    preset: str = _f("none", "starting values: quick (10-minute CPU study) or paper (published "
+                     "contract); explicit flags override them", choices=PRESETS)
+
+    def __post_init__(self) -> None:
+        o = "RunConfig"
+        self._check_choices()
+        if not str(self.output_dir).strip():
+            raise refuse(o, "output_dir", " is empty (allowed: a directory path)")
+        check_int(o, "snapshot_every", self.snapshot_every, 0, 100000)
+        check_int(o, "num_threads", self.num_threads, 0, 1024)
+        for name in ("progress_bar", "overwrite", "resume"):
+            check_bool(o, name, getattr(self, name))
+        if self.test_npz is not None and self.train_npz is None:
+            raise refuse(o, "test_npz", " needs --train-npz too (allowed: both, --train-npz "
+                         "alone, or neither to simulate)")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Record):
+    """Values derived from the training data (not user flags), saved with the model.
+
+    ``input_scale``: dataset-wide constant multiplying the diffraction amplitudes before they
+    enter the generator (the default ``input_scale_factor`` of ``forward_predict``).
+    ``photon_scale``: the scale s with counts = (s A)^2, used by the Poisson loss.
+    ``probe_modes``: incoherent probe modes of the forward model's probe.
+    """
+
+    input_scale: float = 1.0
+    photon_scale: float = 1.0
+    probe_modes: int = 1
+
+    def __post_init__(self) -> None:
+        check_float("DataConfig", "input_scale", self.input_scale, 0.0, None, lo_open=True)
+        check_float("DataConfig", "photon_scale", self.photon_scale, 0.0, None, lo_open=True)
+        check_int("DataConfig", "probe_modes", self.probe_modes, 1, 64)
+
+
+SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
+            "simulation": SimulationConfig, "run": RunConfig}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every knob of one study: five nested configs, validated together on construction.
+
+    The flat view (:meth:`flat`, :meth:`from_flat`) has one key per leaf field; the CLI
+    has one ``--flag-name`` per key.
+    """
 
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     inference: InferenceConfig = InferenceConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    run: RunConfig = RunConfig()
 
     def __post_init__(self) -> None:
-        for name, cls in (("model", ModelConfig), ("training", TrainingConfig),
-                          ("inference", InferenceConfig)):
+        for name, cls in SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"CanonicalConfig.{name} must be a {cls.__name__}")
+                raise ConfigError(f"StudyConfig.{name} must be a {cls.__name__}", "StudyConfig",
+                                  name)
+        m, s, i = self.model, self.simulation, self.inference
+        if i.stitch_crop > m.N:
+            raise refuse("InferenceConfig", "stitch_crop", f"={i.stitch_crop} exceeds N={m.N} "
+                         f"(allowed: 0..{m.N})")
+        if i.stitch == "tiles" and m.gridsize != 1:
+            raise refuse("InferenceConfig", "stitch", "='tiles' needs gridsize 1 (allowed at "
+                         f"gridsize {m.gridsize}: 'positions')")
+        if self.run.train_npz is None:  # simulated data: geometry checks before simulating
+            if s.test_stride > m.N:
+                raise refuse("SimulationConfig", "test_stride", f"={s.test_stride} exceeds "
+                             f"N={m.N} (allowed: 1..{m.N}; stitched tiles are test_stride wide)")
+            if s.object_size < m.N:
+                raise refuse("SimulationConfig", "object_size", f"={s.object_size} is smaller "
+                             f"than N={m.N} (allowed: >= {m.N})")
+            self.grid_lines_spec()  # the simulator's own rules
+
+    @property
+    def model_id(self) -> str:
+        return f"pinn_{self.model.architecture}"
+
+    @property
+    def simulated(self) -> bool:
+        return self.run.train_npz is None
+
+    def grid_lines_spec(self):
+        """The simulator's spec: the simulation section plus N and gridsize."""
+        from ptycho.datagen.grid_lines import GridLinesSpec
+        return GridLinesSpec(N=self.model.N, gridsize=self.model.gridsize,
+                             **self.simulation.to_dict())
+
+    # ---------------------------------------------------------------- flat view
+    def flat(self) -> dict[str, Any]:
+        """``{field: value}`` over every section (names are unique)."""
+        return {k: v for name in SECTIONS for k, v in getattr(self, name).to_dict().items()}
 
     def to_dict(self) -> dict:
-        return {"model": asdict(self.model), "training": asdict(self.training),
-                "inference": asdict(self.inference)}
+        return {name: getattr(self, name).to_dict() for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> StudyConfig:
+        """From the nested form (``to_dict``); unknown sections or keys are refused."""
+        for key in data:
+            if key not in SECTIONS:
+                raise unknown_key_error("StudyConfig section", str(key), SECTIONS)
+        return cls(**{name: SECTIONS[name].from_dict(data.get(name, {})) for name in SECTIONS})
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any], base: StudyConfig | None = None) -> StudyConfig:
+        """``base`` (default: all defaults) with flat ``values`` on top; unknown keys refused."""
+        base = base or cls()
+        owner = flat_owner()
+        per: dict[str, dict] = {name: {} for name in SECTIONS}
+        for key, value in values.items():
+            if key not in owner:
+                raise unknown_key_error("config key", str(key), owner)
+            per[owner[key]][key] = value
+        return cls(**{name: dataclasses.replace(getattr(base, name), **per[name])
+                      if per[name] else getattr(base, name) for name in SECTIONS})
+
+    def replace(self, **values) -> StudyConfig:
+        return StudyConfig.from_flat(values, base=self)
 
 
 def field_names(cls) -> tuple[str, ...]:
@@ -166,13 +393,53 @@ def field_names(cls) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-def _check_unique_field_names() -> None:
-    seen: dict[str, str] = {}
-    for cls in (ModelConfig, TrainingConfig, InferenceConfig):
-        for name in field_names(cls):
-            if name in seen:
-                raise RuntimeError(f"field {name!r} is in both {seen[name]} and {cls.__name__}")
-            seen[name] = cls.__name__
+def flat_owner() -> dict[str, str]:
+    """``{field name: section}`` for every leaf field of :class:`StudyConfig`."""
+    owner: dict[str, str] = {}
+    for name, cls in SECTIONS.items():
+        for key in field_names(cls):
+            if key in owner:
+                raise RuntimeError(f"field {key!r} is in both {owner[key]} and {name}")
+            owner[key] = name
+    return owner
 
 
-_check_unique_field_names()
+def leaf_fields() -> list[tuple[str, dataclasses.Field]]:
+    """``(section, field)`` for every leaf field, in declaration order."""
+    return [(name, f) for name, cls in SECTIONS.items() for f in fields(cls)]
+
+
+# Settings that never change a study's numbers (a finished study is reused across them).
+NO_EFFECT_ON_RESULT = frozenset({
+    "overwrite", "resume", "progress_bar", "num_threads", "snapshot_every", "preset",
+    "cache_dir", "output_dir"})
+# Settings that may differ between an interrupted run and its --resume: the above, the
+# budget, and where it runs (batch_size may change, e.g. after a training OOM).
+RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({
+    "epochs", "max_steps", "max_train_minutes", "early_stopping_patience", "infer_batch_size",
+    "batch_size", "device", "devices", "num_nodes", "strategy", "deterministic", "stitch",
+    "stitch_crop", "stitch_subpixel", "align_phase"})
+
+
+# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md).
+PRESET_VALUES: dict[str, dict[str, Any]] = {
+    "none": {},
+    "quick": dict(architecture="hybrid", fno_width=16, fno_modes=12, fno_blocks=4,
+                  fno_cnn_blocks=2, generator_output_mode="amp_phase", input_transform="log1p",
+                  learning_rate=2e-3, min_lr=2e-4, epochs=4, max_train_minutes=20.0,
+                  batch_size=16, infer_batch_size=64, output_dir="outputs/grid_lines_quick"),
+    "paper": dict(architecture="hybrid", N=128, epochs=40, learning_rate=2e-4,
+                  scheduler="plateau", plateau_factor=0.5, plateau_patience=2, min_lr=1e-4, seed=3,
+                  batch_size=16, fno_modes=12, fno_width=32, fno_blocks=4, fno_cnn_blocks=2,
+                  loss="mae", generator_output_mode="real_imag",
+                  output_dir="outputs/grid_lines_paper"),
+}
+
+
+def from_preset(preset: str = "none", **explicit) -> StudyConfig:
+    """A study config from a preset with flat ``explicit`` values on top."""
+    check_choice("RunConfig", "preset", preset, PRESETS)
+    return StudyConfig.from_flat({**PRESET_VALUES[preset], **explicit, "preset": preset})
+
+
+flat_owner()  # field names must stay unique across the sections (checked at import)

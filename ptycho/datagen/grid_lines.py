@@ -33,6 +33,8 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ptycho.config.config import SUPPORTED_GRIDSIZE, ModelConfig, SimulationConfig
+from ptycho.config.validation import check_choice, check_int, refuse
 from ptycho.io import METADATA_KEY, save_dataset
 
 __all__ = [
@@ -71,99 +73,37 @@ def _is_pow2(v: int) -> bool:
     return v > 0 and (v & (v - 1)) == 0
 
 
-@dataclass(frozen=True)
-class GridLinesSpec:
-    """Everything that determines a simulated grid-lines dataset.
+_MODEL_DEFAULTS = ModelConfig()
 
-    Fields:
-        object_size: side S of the square object in pixels (>= 16).
-        N: patch / diffraction pattern side (power of two, 16 <= N <= object_size).
-        gridsize: g, channels C = g*g per group (1 or 2).
-        n_lines: random line segments per object (>= 1).
-        train_stride, test_stride: scan step in pixels (>= 1; at least ``gridsize``
-            scan positions must fit per side).
-        n_train_objects, n_test_objects: objects per split (>= 1).
-        nphotons: mean total counts per pattern, in (0, 1e15].
-        train_seed, test_seed: seeds for ``np.random.default_rng`` (>= 0).
-        with_phase: phase = pi*tanh(...) of the amplitude, else zero phase.
-        probe_pupil_radius: pupil radius in k-space as a fraction of N (0, 0.5].
-        probe_defocus: quadratic pupil phase at the pupil edge in radians (finite).
+
+@dataclass(frozen=True)
+class GridLinesSpec(SimulationConfig):
+    """Everything that determines a simulated grid-lines dataset: the simulation config
+    (:class:`ptycho.config.config.SimulationConfig`, where every field and default is
+    declared) plus the pattern size ``N`` and the ``gridsize`` of the model.
+
+    ``N`` must be a power of two with 16 <= N <= object_size; at least ``gridsize`` scan
+    positions must fit per side at each stride.
     """
 
-    object_size: int = 392
-    N: int = 64
-    gridsize: int = 1
-    n_lines: int = 400
-    train_stride: int = 4
-    test_stride: int = 10
-    n_train_objects: int = 2
-    n_test_objects: int = 2
-    nphotons: float = 1e9
-    train_seed: int = 1
-    test_seed: int = 2
-    with_phase: bool = True
-    probe_pupil_radius: float = 0.1875
-    probe_defocus: float = 14.0
+    N: int = _MODEL_DEFAULTS.N
+    gridsize: int = _MODEL_DEFAULTS.gridsize
 
     def __post_init__(self) -> None:
-        def bad(name: str, allowed: str) -> ValueError:
-            return ValueError(f"GridLinesSpec.{name} = {getattr(self, name)!r} is invalid "
-                              f"(expected {allowed})")
-
-        def as_int(name: str) -> int:
-            v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float,
-                                                                       np.floating)):
-                raise bad(name, "an integer")
-            if isinstance(v, (float, np.floating)) and (not np.isfinite(v) or v != int(v)):
-                raise bad(name, "an integer")
-            object.__setattr__(self, name, int(v))
-            return int(v)
-
-        def as_float(name: str) -> float:
-            v = getattr(self, name)
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float,
-                                                                       np.floating)):
-                raise bad(name, "a finite real number")
-            if not np.isfinite(v):
-                raise bad(name, "a finite real number")
-            object.__setattr__(self, name, float(v))
-            return float(v)
-
-        S = as_int("object_size")
-        if S < 16:
-            raise bad("object_size", "an integer >= 16")
-        N = as_int("N")
-        if not (_is_pow2(N) and 16 <= N <= S):
-            raise bad("N", f"a power of two with 16 <= N <= object_size = {S}")
-        g = as_int("gridsize")
-        if g not in (1, 2):
-            raise bad("gridsize", "1 or 2")
-        if as_int("n_lines") < 1:
-            raise bad("n_lines", "an integer >= 1")
+        super().__post_init__()
+        o = "GridLinesSpec"
+        S = self.object_size
+        check_int(o, "N", self.N, 16, S)
+        if not _is_pow2(self.N):
+            raise refuse(o, "N", f"={self.N} is not a power of two (allowed: 16, 32, 64, ... "
+                         f"<= object_size={S})")
+        check_choice(o, "gridsize", self.gridsize, SUPPORTED_GRIDSIZE)
         for name in ("train_stride", "test_stride"):
-            st = as_int(name)
-            if st < 1:
-                raise bad(name, "an integer >= 1")
-            if n_scan_side(S, N, st) < g:
-                raise bad(name, f"an integer >= 1 and <= object_size - N = {S - N} so that "
-                                f"gridsize = {g} scan positions fit per side")
-        for name in ("n_train_objects", "n_test_objects"):
-            if as_int(name) < 1:
-                raise bad(name, "an integer >= 1")
-        if not 0 < as_float("nphotons") <= 1e15:
-            raise bad("nphotons", "a finite number in (0, 1e15] (numpy's Poisson sampler "
-                                  "refuses larger per-pixel means)")
-        for name in ("train_seed", "test_seed"):
-            if as_int(name) < 0:
-                raise bad(name, "an integer >= 0")
-        if not isinstance(self.with_phase, (bool, np.bool_)):
-            raise bad("with_phase", "True or False")
-        object.__setattr__(self, "with_phase", bool(self.with_phase))
-        r = as_float("probe_pupil_radius")
-        if not 0 < r <= 0.5:
-            raise bad("probe_pupil_radius", "a fraction of N in (0, 0.5]")
-        as_float("probe_defocus")
+            st = getattr(self, name)
+            if n_scan_side(S, self.N, st) < self.gridsize:
+                raise refuse(o, name, f"={st} leaves fewer than gridsize={self.gridsize} scan "
+                             f"positions per side (allowed: 1..{(S - self.N) // max(self.gridsize - 1, 1)} "
+                             f"for object_size={S}, N={self.N})")
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values (JSON-serialisable)."""
@@ -489,7 +429,8 @@ def _gather_channel_last(src: np.ndarray, gidx: np.ndarray) -> np.ndarray:
 
 
 def simulate_split(spec: GridLinesSpec, objects: Sequence[np.ndarray], stride: int,
-                   scale: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+                   scale: float, rng: np.random.Generator,
+                   probe: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Simulate every object of one split; channel-LAST arrays ready for the NPZ.
 
     Noise is drawn per scan position (a patch shared by several groups at gridsize 2
@@ -499,11 +440,16 @@ def simulate_split(spec: GridLinesSpec, objects: Sequence[np.ndarray], stride: i
         ``diffraction`` (n, N, N, C) float32 = sqrt(Poisson((s*A)^2))/s;
         ``Y_I`` (n, N, N, C) float32 = |O*P| / norm_Y_I; ``Y_phi`` (n, N, N, C) float32 =
         angle(O); ``coords_nominal``, ``coords_offsets`` (n, 1, 2, C) float32 (x, y);
-        ``probeGuess`` (N, N) complex64; ``norm_Y_I`` 0-d float32 (mean over patches of
-        the per-patch max |O*P|); ``object_index`` (n,) int32 (object 0's groups first).
+        ``probeGuess`` (N, N) (or (K, N, N) modes) complex64; ``norm_Y_I`` 0-d float32
+        (mean over patches of the per-patch max |O*P|, modes added in intensity);
+        ``object_index`` (n,) int32 (object 0's groups first).
+
+    ``probe``: the probe to simulate with (default: :func:`make_probe` of the spec).
     """
     N, g = spec.N, spec.gridsize
-    probe = make_probe(N, spec.probe_pupil_radius, spec.probe_defocus)
+    if probe is None:
+        probe = make_probe(N, spec.probe_pupil_radius, spec.probe_defocus)
+    modes = _probe_modes(probe, N)
     S = spec.object_size
     n_side = n_scan_side(S, N, stride)
     tl = scan_top_left(S, N, stride)
@@ -533,7 +479,7 @@ def simulate_split(spec: GridLinesSpec, objects: Sequence[np.ndarray], stride: i
         amp = diffraction_amplitude(patches, probe)
         diffraction[rows] = _gather_channel_last(_poisson_amplitude(amp, scale, rng), gidx)
         del amp
-        exit_amp = np.abs(patches * probe)                                   # float32
+        exit_amp = np.sqrt((np.abs(patches[:, None] * modes[None]) ** 2).sum(axis=1))
         maxes.append(exit_amp.reshape(len(patches), -1).max(axis=1))
         Y_I[rows] = _gather_channel_last(exit_amp, gidx)
         del exit_amp
@@ -570,15 +516,23 @@ def _read_metadata(path: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
-def _metadata_matches(meta: dict | None, spec: GridLinesSpec, split: str) -> bool:
-    if meta is None:
+def _metadata_matches(meta: dict | None, spec: GridLinesSpec, split: str,
+                      digest: str | None = None) -> bool:
+    if meta is None or meta.get("probe_digest") != digest:
         return False
     if meta.get("format_version") != FORMAT_VERSION or meta.get("split") != split:
         return False
     return all(meta.get(k) == v for k, v in spec.to_dict().items())
 
 
-def simulate_grid_lines(spec: GridLinesSpec, cache_dir: str | os.PathLike) -> GridLinesPaths:
+def probe_digest(probe: np.ndarray) -> str:
+    """sha256 hex of a probe's complex64 bytes and shape (keys the cache of a given probe)."""
+    p = np.ascontiguousarray(np.asarray(probe, dtype=np.complex64))
+    return hashlib.sha256(repr(p.shape).encode() + p.tobytes()).hexdigest()
+
+
+def simulate_grid_lines(spec: GridLinesSpec, cache_dir: str | os.PathLike,
+                        probe: np.ndarray | None = None) -> GridLinesPaths:
     """Simulate (or reuse) ``cache_dir/<cache_key[:16]>/{train,test}.npz``.
 
     Training objects come from ``default_rng(spec.train_seed)`` (all objects in
@@ -587,17 +541,26 @@ def simulate_grid_lines(spec: GridLinesSpec, cache_dir: str | os.PathLike) -> Gr
     reused for the test split. The test file also has ``YY_ground_truth`` (H, W, 1)
     (test object 0) and ``YY_ground_truth_all`` (n_test_objects, H, W), complex64.
     Both files are reused when present and their ``_metadata`` matches ``spec``.
+
+    ``probe`` ((N, N) or (K, N, N) complex, e.g. from a measured scan) replaces the
+    synthetic aperture; its digest joins the cache key and the metadata.
     """
-    out_dir = Path(cache_dir) / spec.cache_key()[:16]
+    digest = None if probe is None else probe_digest(probe)
+    key = spec.cache_key() if digest is None else hashlib.sha256(
+        (spec.cache_key() + digest).encode()).hexdigest()
+    out_dir = Path(cache_dir) / key[:16]
     train_path, test_path = out_dir / "train.npz", out_dir / "test.npz"
     if (train_path.is_file() and test_path.is_file()
-            and _metadata_matches(_read_metadata(train_path), spec, "train")
-            and _metadata_matches(_read_metadata(test_path), spec, "test")):
+            and _metadata_matches(_read_metadata(train_path), spec, "train", digest)
+            and _metadata_matches(_read_metadata(test_path), spec, "test", digest)):
         return GridLinesPaths(train=train_path, test=test_path, cached=True)
 
     t0 = time.perf_counter()
     N = spec.N
-    probe = make_probe(N, spec.probe_pupil_radius, spec.probe_defocus)
+    if probe is None:
+        probe = make_probe(N, spec.probe_pupil_radius, spec.probe_defocus)
+    else:
+        probe = np.asarray(probe, dtype=np.complex64)
 
     rng_train = np.random.default_rng(spec.train_seed)
     train_objs = [make_object(spec.object_size, spec.n_lines, rng_train, spec.with_phase)
@@ -606,28 +569,29 @@ def simulate_grid_lines(spec: GridLinesSpec, cache_dir: str | os.PathLike) -> Gr
     sums = [_scan_intensity_sum(o, probe, N, spec.train_stride) for o in train_objs]
     mean_intensity = sum(t for t, _ in sums) / sum(c for _, c in sums)
     scale = float(np.sqrt(spec.nphotons / mean_intensity))
-    train = simulate_split(spec, train_objs, spec.train_stride, scale, rng_train)
+    train = simulate_split(spec, train_objs, spec.train_stride, scale, rng_train, probe)
     del train_objs
     train_secs = time.perf_counter() - t0
     save_dataset(train_path, train,
-                 _split_metadata(spec, "train", spec.train_stride, scale, train, train_secs))
+                 _split_metadata(spec, "train", spec.train_stride, scale, train, train_secs,
+                                 digest))
     del train
 
     t1 = time.perf_counter()
     rng_test = np.random.default_rng(spec.test_seed)
     test_objs = np.stack([make_object(spec.object_size, spec.n_lines, rng_test, spec.with_phase)
                           for _ in range(spec.n_test_objects)])
-    test = simulate_split(spec, list(test_objs), spec.test_stride, scale, rng_test)
+    test = simulate_split(spec, list(test_objs), spec.test_stride, scale, rng_test, probe)
     test["YY_ground_truth"] = test_objs[0][..., None]
     test["YY_ground_truth_all"] = test_objs
     save_dataset(test_path, test,
                  _split_metadata(spec, "test", spec.test_stride, scale, test,
-                                 time.perf_counter() - t1))
+                                 time.perf_counter() - t1, digest))
     return GridLinesPaths(train=train_path, test=test_path, cached=False)
 
 
 def _split_metadata(spec: GridLinesSpec, split: str, stride: int, scale: float,
-                    arrays: dict, seconds: float) -> dict:
+                    arrays: dict, seconds: float, digest: str | None = None) -> dict:
     n_side = n_scan_side(spec.object_size, spec.N, stride)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -642,7 +606,10 @@ def _split_metadata(spec: GridLinesSpec, split: str, stride: int, scale: float,
         "scale": float(scale),
         "scale_source": "training patches (reused for test)",
         "norm_Y_I": float(arrays["norm_Y_I"]),
-        "probe": probe_recipe(spec.N, spec.probe_pupil_radius, spec.probe_defocus),
+        "probe": (probe_recipe(spec.N, spec.probe_pupil_radius, spec.probe_defocus)
+                  if digest is None else {"source": "user file (--probe-npz)",
+                                          "shape": list(np.shape(arrays["probeGuess"]))}),
+        "probe_digest": digest,
         "coords_convention": "(x, y) = (column, row) object pixels; offsets = group centre, "
                              "nominal = patch centre - group centre",
         "layout": "channel-last on disk: (n, N, N, C), coords (n, 1, 2, C)",

@@ -1,0 +1,150 @@
+"""The metrics record of one method on one scan: network and iterative rows alike.
+
+:class:`StudyMetrics` is written once, as ``runs/<model_id>/metrics.json``. The metric
+keys of the reference study's consumers sit at the top level, each ``[amplitude, phase]``:
+``mae, mse, psnr, ssim, frc50`` (plus ``psnr_legacy255`` and ``frc_1_7``), and ``frc``
+holds the curves. Without ground truth they are ``null`` and ``ground_truth`` is false;
+``data_residual`` (ground-truth-free) is reported either way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+METRIC_KEYS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7")
+KINDS = ("network", "iterative")
+
+
+@dataclass
+class StudyMetrics:
+    """One row of a study: quality, data residual, cost, and how it was obtained."""
+
+    model_id: str
+    kind: str
+    ground_truth: bool
+    mae: Optional[list] = None
+    mse: Optional[list] = None
+    psnr: Optional[list] = None
+    psnr_legacy255: Optional[list] = None
+    ssim: Optional[list] = None
+    frc50: Optional[list] = None
+    frc_1_7: Optional[list] = None
+    frc: Optional[dict] = None
+    phase_correlation: Optional[float] = None
+    phase_strength_ratio: Optional[float] = None
+    amplitude_scale: Optional[float] = None
+    data_residual: dict = field(default_factory=dict)
+    stitch: dict = field(default_factory=dict)
+    region: Optional[list] = None
+    n_test_patterns_scored: int = 0
+    inference_time_s: Optional[float] = None
+    inference_patterns_per_s: Optional[float] = None
+    infer_batch_size_used: Optional[int] = None
+    stitch_time_s: Optional[float] = None
+    device: str = ""
+    # networks
+    architecture: Optional[str] = None
+    n_parameters: Optional[int] = None
+    epochs_completed: Optional[int] = None
+    steps_completed: Optional[int] = None
+    stop_reason: Optional[str] = None
+    wall_time_cap_hit: Optional[bool] = None
+    resumed_from_epoch: Optional[int] = None
+    world_size: Optional[int] = None
+    n_train_patterns: Optional[int] = None
+    n_val_patterns: Optional[int] = None
+    train_time_s: Optional[float] = None
+    train_patterns_per_s: Optional[float] = None
+    final_train_loss: Optional[float] = None
+    final_val_loss: Optional[float] = None
+    input_scale: Optional[float] = None
+    normalisation: Optional[str] = None
+    data_time_s: Optional[float] = None
+    total_time_s: Optional[float] = None
+    torch_version: Optional[str] = None
+    figures: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    # iterative engines
+    engine: Optional[str] = None
+    batch_size: Optional[int] = None
+    loss: Optional[list] = None
+    compare_key: Optional[dict] = None
+    note: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"StudyMetrics.kind={self.kind!r} is not allowed (choose one of: "
+                             f"{', '.join(repr(k) for k in KINDS)})")
+
+    def set_scores(self, result: dict) -> None:
+        """Take the metrics of ``ptycho.evaluation.evaluate_reconstruction``."""
+        for key in METRIC_KEYS:
+            setattr(self, key, list(result["metrics"][key]))
+        self.frc = result["frc"]
+        self.phase_correlation = result["phase_correlation"]
+        self.phase_strength_ratio = result["phase_strength_ratio"]
+        self.amplitude_scale = result["amplitude_scale"]
+
+    def value(self, key: str, channel: int) -> float:
+        """``key`` of channel 0 (amplitude) or 1 (phase); NaN when absent."""
+        v = getattr(self, key)
+        if v is None:
+            return math.nan
+        try:
+            return float(v[channel])
+        except (TypeError, ValueError):  # 'inf' / 'nan' strings of strict JSON
+            return float(str(v[channel]))
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> StudyMetrics:
+        """From a metrics.json (keys this version does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# (label, key, channel) of the table's metric columns; channel 0 amplitude, 1 phase
+TABLE_COLUMNS = (("amp MAE", "mae", 0), ("phase MAE", "mae", 1),
+                 ("amp PSNR", "psnr", 0), ("phase PSNR", "psnr", 1),
+                 ("amp SSIM", "ssim", 0), ("phase SSIM", "ssim", 1),
+                 ("amp FRC50", "frc50", 0), ("phase FRC50", "frc50", 1))
+
+
+def format_number(v: Any, digits: int = 4) -> str:
+    """A metric for a table: ``digits`` significant digits, 'inf'/'nan' spelled out,
+    ``None`` as '-', and anything non-numeric as its text."""
+    if v is None:
+        return "-"
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{digits}g}"
+
+
+def metrics_table(rows: list[StudyMetrics]) -> str:
+    """The one markdown table of study rows (runner summary, comparison, dose study)."""
+    head = (["method"] + [c[0] for c in TABLE_COLUMNS]
+            + ["phase corr", "phase strength", "data residual", "parameters", "train s",
+               "inference s", "patterns/s"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.model_id]
+        cells += [format_number(r.value(key, ch)) if getattr(r, key) is not None else "-"
+                  for _, key, ch in TABLE_COLUMNS]
+        cells += [format_number(r.phase_correlation, 3),
+                  format_number(r.phase_strength_ratio, 3),
+                  format_number(r.data_residual.get("amplitude_mae"), 4),
+                  "-" if r.n_parameters is None else f"{int(r.n_parameters):,}",
+                  format_number(r.train_time_s, 3), format_number(r.inference_time_s, 3),
+                  format_number(r.inference_patterns_per_s, 4)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
