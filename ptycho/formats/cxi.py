@@ -1,0 +1,195 @@
+"""CXI reader (spec 1.6, the paths Ptychodus 1.7 reads).
+
+=============================================== ========= ================================
+HDF5 path                                       shape     meaning
+=============================================== ========= ================================
+``/entry_1/data_1/data`` (or                    (n, H, W) counts, DC centred
+``/entry_1/instrument_1/detector_1/data``)
+``/entry_1/sample_1/geometry_1/translation``    (n, 3)    (x, y, z) metres; legacy
+                                                          ``/entry_1/data_1/translation``
+``/entry_1/instrument_1/detector_1/distance``   scalar    detector distance z, metres
+``.../detector_1/x_pixel_size``, ``y_pixel_size`` scalar  detector pixel, metres
+``.../detector_1/mask``                         (H, W)    nonzero = bad pixel (optional)
+``/entry_1/instrument_1/source_1/energy``       scalar    photon energy in JOULES
+``/entry_1/image_1/data`` (legacy               (.., H, W) probe, complex (optional)
+``/entry_1/instrument_1/source_1/illumination``)
+``/entry_1/image_2/data``                       (.., H, W) object, complex (optional)
+``/entry_1/ptychodus/object_pixel_width_m``,    scalars   Ptychodus's extension (optional)
+``object_pixel_height_m``, ``object_center_x_m``,
+``object_center_y_m``
+=============================================== ========= ================================
+
+Translations to object pixels (sign convention: ``x_px = +x_m / pixel_x``, ``y_px = +y_m /
+pixel_y``, the same axes as the translation, as Ptychodus reads them):
+
+- when the file carries an object (``/entry_1/image_2/data``) and Ptychodus's pixel size
+  and centre (``/entry_1/ptychodus/...``), positions map exactly as for a Ptychodus
+  product: ``x_px = (x_m - center_x_m) / pixel_width_m + (W_object - 1) / 2``;
+- otherwise the object pixel is the far-field one, ``lambda z / (N * detector pixel)`` per
+  axis with ``lambda = h c / E`` (N = pattern width for x, height for y), and the positions
+  are centred: with ``h`` the largest distance of a position from the mean position (per
+  axis), the canvas is ``2 * ceil(h) + N`` wide and the mean position maps to its pixel
+  ``ceil(h) + N // 2`` (the canvas centre), so every patch lies on it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ptycho.formats.raw_scan import (
+    ELECTRON_VOLT_J,
+    RawScan,
+    ScanGeometry,
+    fail,
+    make_raw_scan,
+    wavelength_m,
+)
+
+__all__ = [
+    "DATA_PATHS",
+    "TRANSLATION_PATHS",
+    "far_field_object_pixel_m",
+    "is_cxi",
+    "read_cxi",
+]
+
+DATA_PATHS = ("/entry_1/data_1/data", "/entry_1/instrument_1/detector_1/data")
+TRANSLATION_PATHS = ("/entry_1/sample_1/geometry_1/translation", "/entry_1/data_1/translation")
+PROBE_PATHS = ("/entry_1/image_1/data", "/entry_1/instrument_1/source_1/illumination")
+OBJECT_PATH = "/entry_1/image_2/data"
+DETECTOR = "/entry_1/instrument_1/detector_1"
+ENERGY_PATH = "/entry_1/instrument_1/source_1/energy"
+PT = "/entry_1/ptychodus"
+
+
+def far_field_object_pixel_m(photon_energy_eV: float, distance_m: float,
+                             n_px: int, detector_pixel_m: float) -> float:
+    """``lambda z / (n * detector pixel)``: the object pixel of a far-field geometry."""
+    return wavelength_m(photon_energy_eV) * distance_m / (n_px * detector_pixel_m)
+
+
+def is_cxi(h5file) -> bool:
+    return "entry_1" in h5file
+
+
+def read_cxi(path: str | Path, *, unit: str = "auto") -> RawScan:
+    """Read a CXI file (see the module docstring)."""
+    import h5py
+
+    path = str(path)
+    notes: list[str] = []
+    with h5py.File(path, "r") as f:
+        def ds(p):
+            obj = f.get(p)
+            return obj if isinstance(obj, h5py.Dataset) else None
+
+        def first(paths, what):
+            for p in paths:
+                if ds(p) is not None:
+                    return p
+            raise fail(path, paths[0], "is missing",
+                       f"{what} at " + " or ".join(f"'{p}'" for p in paths))
+
+        def scalar(p, what):
+            d = ds(p)
+            if d is None:
+                raise fail(path, p, "is missing", what)
+            try:
+                v = float(np.asarray(d[()]).reshape(()))
+            except (TypeError, ValueError):
+                raise fail(path, p, f"has shape {d.shape}", f"a scalar ({what})") from None
+            if not (math.isfinite(v) and v > 0):
+                raise fail(path, p, f"is {v!r}", f"a finite value > 0 ({what})")
+            return v
+
+        def optional_scalar(p):
+            d = ds(p)
+            if d is None:
+                return None
+            v = float(np.asarray(d[()]).reshape(()))
+            return v if math.isfinite(v) else None
+
+        dpath = first(DATA_PATHS, "the (n, H, W) diffraction patterns")
+        patterns = ds(dpath)[()]
+        tpath = first(TRANSLATION_PATHS, "the (n, 3) probe translations (x, y, z) in metres")
+        trans = np.asarray(ds(tpath)[()])
+        if patterns.ndim != 3:
+            raise fail(path, dpath, f"has shape {patterns.shape}", "(n, H, W)")
+        n, H, W = patterns.shape
+        if trans.ndim != 2 or trans.shape[1] < 2:
+            raise fail(path, tpath, f"has shape {trans.shape}", "(n, 3) (x, y, z) metres")
+        if trans.shape[0] != n:
+            raise fail(path, tpath, f"has {trans.shape[0]} translations",
+                       f"{n}, one per pattern of '{dpath}'")
+        if trans.dtype.kind not in "fiu":
+            raise fail(path, tpath, f"has dtype {trans.dtype}", "a real float dtype")
+        trans = trans.astype(np.float64)
+        if not np.isfinite(trans).all():
+            raise fail(path, tpath, "contains non-finite values", "finite values only")
+
+        mask = ds(f"{DETECTOR}/mask")
+        bad = None if mask is None else (np.asarray(mask[()]) != 0)
+        probe = None
+        probe_path = PROBE_PATHS[0]
+        for p in PROBE_PATHS:
+            if ds(p) is not None:
+                probe_path = p
+                probe = np.asarray(ds(p)[()])
+                if probe.ndim == 4:
+                    if probe.shape[0] > 1:
+                        notes.append(f"'{p}' has {probe.shape[0]} OPR entries; kept entry 0")
+                    probe = probe[0]
+                break
+        obj = ds(OBJECT_PATH)
+        obj = None if obj is None else np.asarray(obj[()])
+
+        distance = optional_scalar(f"{DETECTOR}/distance")
+        px_x = optional_scalar(f"{DETECTOR}/x_pixel_size")
+        px_y = optional_scalar(f"{DETECTOR}/y_pixel_size")
+        energy_J = optional_scalar(ENERGY_PATH)
+        energy_eV = None if energy_J is None else energy_J / ELECTRON_VOLT_J
+        pt = {k: optional_scalar(f"{PT}/{k}") for k in
+              ("object_pixel_width_m", "object_pixel_height_m", "object_center_x_m",
+               "object_center_y_m")}
+
+        if obj is not None and obj.ndim >= 2 and all(v is not None for v in pt.values()):
+            oh, ow = obj.shape[-2:]
+            for k in ("object_pixel_width_m", "object_pixel_height_m"):
+                if not pt[k] > 0:
+                    raise fail(path, f"{PT}/{k}", f"is {pt[k]!r}", "a pixel size > 0 metres")
+            pix = (pt["object_pixel_height_m"], pt["object_pixel_width_m"])
+            centre = (pt["object_center_x_m"], pt["object_center_y_m"])
+            x = (trans[:, 0] - centre[0]) / pix[1] + (ow - 1) / 2.0
+            y = (trans[:, 1] - centre[1]) / pix[0] + (oh - 1) / 2.0
+            notes.append("positions mapped with Ptychodus's object pixel size and centre "
+                         f"({PT}) onto '{OBJECT_PATH}'")
+        else:
+            z = scalar(f"{DETECTOR}/distance", "the detector distance in metres")
+            dx = scalar(f"{DETECTOR}/x_pixel_size", "the detector pixel width in metres")
+            dy = scalar(f"{DETECTOR}/y_pixel_size", "the detector pixel height in metres")
+            e_j = scalar(ENERGY_PATH, "the photon energy in joules")
+            e_ev = e_j / ELECTRON_VOLT_J
+            pix = (far_field_object_pixel_m(e_ev, z, H, dy),
+                   far_field_object_pixel_m(e_ev, z, W, dx))
+            centre = None
+            xy = trans[:, :2] / np.array([pix[1], pix[0]])
+            rel = xy - xy.mean(axis=0)
+            half = np.ceil(np.abs(rel).max(axis=0))
+            origin = half + np.array([W // 2, H // 2])
+            x, y = (rel + origin).T
+            notes.append(f"object pixel lambda z / (N * detector pixel) = {pix[1]:.6g} x "
+                         f"{pix[0]:.6g} m (x, y); mean position mapped to the canvas centre "
+                         f"({origin[0]:.0f}, {origin[1]:.0f}) px")
+
+    geometry = ScanGeometry(
+        detector_distance_m=distance,
+        detector_pixel_m=None if px_x is None or px_y is None else (px_y, px_x),
+        photon_energy_eV=energy_eV, object_pixel_m=pix, object_center_m=centre)
+    pos = np.stack([x, y], axis=1)
+    return make_raw_scan(
+        path, "cxi", patterns, pos, unit=unit,
+        keys={"patterns": dpath, "positions": tpath, "probe": probe_path,
+              "bad_pixels": f"{DETECTOR}/mask", "object": OBJECT_PATH},
+        probe=probe, bad_pixels=bad, object_guess=obj, geometry=geometry, notes=notes)
