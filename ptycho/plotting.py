@@ -85,9 +85,8 @@ def save_study_figures(visuals_dir: Path, model_id: str, gt_amp, gt_phase, amp, 
     return [p1, p2]
 
 
-def save_reconstruction_figure(visuals_dir: Path, model_id: str, recon, title: str = "") -> Path:
-    """``<model_id>_reconstruction.png``: amplitude and phase of a reconstruction without
-    ground truth."""
+def save_reconstruction_figure(path: Path, recon, title: str = "") -> Path:
+    """A PNG of the amplitude and phase of a reconstruction (no ground truth needed)."""
     import numpy as np
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
@@ -99,6 +98,97 @@ def save_reconstruction_figure(visuals_dir: Path, model_id: str, recon, title: s
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(title)
     try:
-        return save_figure_atomic(fig, Path(visuals_dir) / f"{model_id}_reconstruction.png")
+        return save_figure_atomic(fig, Path(path))
     finally:
         plt.close(fig)
+
+
+def save_stacked_figures(path, figures, dpi: int = 90) -> Path:
+    """One PNG of several figures stacked top to bottom (narrower ones padded white on the
+    right); each figure is closed. Written atomically."""
+    import io
+
+    import matplotlib.image as mpimg
+
+    from ptycho.artifacts import atomic_path
+    plt = _plt()
+    images = []
+    for fig in figures:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        plt.close(fig)
+        buf.seek(0)
+        images.append(mpimg.imread(buf, format="png")[..., :3])
+    width = max(im.shape[1] for im in images)
+    canvas = np.concatenate([np.pad(im, ((0, 0), (0, width - im.shape[1]), (0, 0)),
+                                    constant_values=1.0) for im in images], axis=0)
+    path = Path(path)
+    with atomic_path(path, ".png") as tmp:
+        plt.imsave(tmp, canvas)
+    return path
+
+
+def dose_curves_figure(doses, panels: dict, crossovers: dict | None = None,
+                       styles: dict | None = None, title: str = ""):
+    """Metrics against photons per pattern (log x axis), one line per method.
+
+    ``panels`` maps a panel title to ``{method: values}`` (one value per dose, NaN where
+    absent); ``crossovers`` maps a panel title to a dose (or None) marked by a vertical
+    line; ``styles`` maps a method to matplotlib line keywords.
+    """
+    plt = _plt()
+    n = len(panels)
+    cols = 2 if n > 1 else 1
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.3 * rows), squeeze=False)
+    doses = np.asarray(doses, dtype=float)
+    for ax, (name, lines) in zip(axes.flat, panels.items()):
+        for method, values in lines.items():
+            kw = {"marker": "o", "ms": 4, **((styles or {}).get(method, {}))}
+            ax.plot(doses, np.asarray(values, dtype=float), label=method, **kw)
+        x = (crossovers or {}).get(name)
+        if x is not None and np.isfinite(x):
+            ax.axvline(x, color="k", lw=1.0, ls="--")
+            ax.annotate(f"crossover\n{x:.3g}", (x, 0.04), xycoords=("data", "axes fraction"),
+                        fontsize=8, ha="left", xytext=(3, 0), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("photons per pattern")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid_figure(images: dict, row_labels, col_labels, cmap: str = "twilight",
+                      vmin=None, vmax=None, title: str = "", cell: float = 2.2):
+    """A grid of images: ``images[(row, col)]`` (2-D array; missing cells stay blank),
+    rows and columns labelled, one shared colour scale."""
+    plt = _plt()
+    nr, nc = len(row_labels), len(col_labels)
+    fig, axes = plt.subplots(nr, nc, figsize=(cell * nc + 1.2, cell * nr + 0.6), squeeze=False)
+    im = None
+    for i, r in enumerate(row_labels):
+        for j, c in enumerate(col_labels):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            img = images.get((r, c))
+            if img is not None:
+                im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+            else:
+                ax.set_facecolor("0.9")
+            if i == 0:
+                ax.set_title(str(c), fontsize=9)
+            if j == 0:
+                ax.set_ylabel(str(r), fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=axes, fraction=0.02, pad=0.01)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -409,7 +409,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
                                      result["frc"], title=f"{cfg.model_id}: test object 0")
     else:
         from ptycho.plotting import save_reconstruction_figure
-        figures = [save_reconstruction_figure(layout.visuals_dir, cfg.model_id, rec.recon,
+        figures = [save_reconstruction_figure(layout.visuals_dir / f"{cfg.model_id}_reconstruction.png",
+                                              rec.recon,
                                               title=f"{cfg.model_id}: reconstruction (no "
                                                     "ground truth)")]
     m.figures = [str(p) for p in figures]

@@ -14,7 +14,9 @@ import difflib
 import json
 from pathlib import Path
 
-from ptycho.config.config import StudyConfig, flat_owner, from_preset, leaf_fields
+from dataclasses import fields
+
+from ptycho.config.config import SECTIONS, StudyConfig, flat_owner, from_preset
 from ptycho.config.validation import ConfigError, StudyError
 
 _CASTS = {"int": int, "float": float, "Optional[str]": str, "str": str}
@@ -31,19 +33,28 @@ class _Parser(argparse.ArgumentParser):
         raise StudyError(f"{message.splitlines()[0]} (run with --help to list the flags)")
 
 
-def build_parser(prog: str, description: str, exclude: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-    """One flag per StudyConfig leaf field (minus ``exclude``), plus ``--config PATH``."""
+def build_parser(prog: str, description: str, exclude: tuple[str, ...] = (), *,
+                 sections: dict | None = None, config_flag: bool = True) -> argparse.ArgumentParser:
+    """One flag per leaf field of ``sections`` (default: the StudyConfig sections) minus
+    ``exclude``, plus ``--config PATH`` for studies."""
     p = _Parser(prog=prog, description=description, allow_abbrev=False,
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--config", dest="config", default=argparse.SUPPRESS, metavar="PATH",
-                   help="start from the config.json a study wrote (its 'study' section); "
-                        "explicit flags win")
-    defaults = StudyConfig().flat()
-    for section, f in leaf_fields():
+    if config_flag:
+        p.add_argument("--config", dest="config", default=argparse.SUPPRESS, metavar="PATH",
+                       help="start from the config.json a study wrote (its 'study' section); "
+                            "explicit flags win")
+    for section, cls in (sections or SECTIONS).items():
+        _add_fields(p, section, cls, exclude)
+    return p
+
+
+def _add_fields(p, section: str, cls, exclude) -> None:
+    for f in fields(cls):
         if f.name in exclude:
             continue
+        default = f.default
         kw = dict(dest=f.name, default=argparse.SUPPRESS,
-                  help=f"{f.metadata['help']} [{section}] (default: {defaults[f.name]!r})")
+                  help=f"{f.metadata['help']} [{section}] (default: {default!r})")
         if str(f.type) in ("bool", "<class 'bool'>"):
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -53,7 +64,6 @@ def build_parser(prog: str, description: str, exclude: tuple[str, ...] = ()) -> 
             else:
                 kw["metavar"] = f.name.upper()
         p.add_argument(flag(f.name), **kw)
-    return p
 
 
 def unknown_arguments(extra: list[str], parser: argparse.ArgumentParser) -> StudyError:

@@ -302,6 +302,28 @@ class DataConfig(_Record):
         check_int("DataConfig", "probe_modes", self.probe_modes, 1, 64)
 
 
+@dataclass(frozen=True)
+class ReconstructConfig(_Record):
+    """Reconstruct a scan with a trained model (``ptycho-reconstruct``)."""
+
+    checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
+    data: str = _f("", "the scan to reconstruct: any supported file (see docs/data.md)")
+    output_dir: str = _f("outputs/reconstruction", "directory that receives recon.npz, "
+                         "product-out.h5, metrics.json and the PNGs")
+    data_unit: str = _f("auto", "unit of the patterns in --data: detector counts or amplitudes "
+                        "(auto: the rule in docs/data.md)", choices=DATA_UNITS)
+    device: str = _f("auto", "where to predict", choices=DEVICES)
+    overwrite: bool = _f(False, "replace an earlier reconstruction in --output-dir")
+
+    def __post_init__(self) -> None:
+        o = "ReconstructConfig"
+        self._check_choices()
+        for name in ("checkpoint", "data", "output_dir"):
+            if not str(getattr(self, name)).strip():
+                raise refuse(o, name, " is empty (allowed: a path)")
+        check_bool(o, "overwrite", self.overwrite)
+
+
 SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
             "simulation": SimulationConfig, "run": RunConfig}
 

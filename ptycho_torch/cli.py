@@ -1,0 +1,91 @@
+"""Command-line entry points (``ptycho-study``, ``ptycho-reconstruct``).
+
+Each parses flags generated from the config dataclasses, calls one package function and
+turns refusals into one ``error:`` line on stderr with exit code 2 (no traceback; nothing
+written). The scripts under ``scripts/studies`` call these same functions.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from ptycho.config.cli import build_parser, config_from_argv, flag_hint, parse_known
+from ptycho.config.config import InferenceConfig, ReconstructConfig
+from ptycho.config.validation import StudyError
+
+
+def configure_logging() -> None:
+    """INFO messages of this project on stderr, one line each; Lightning keeps its own."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("ptycho", "ptycho_torch"):
+        lg = logging.getLogger(name)
+        if not lg.handlers:
+            lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+
+
+def refuse(err: BaseException) -> int:
+    print(f"error: {flag_hint(err)}", file=sys.stderr)
+    return 2
+
+
+def run_study_cli(cfg) -> dict:
+    """Run one study; returns the metrics.json content (``{}`` on extra DDP ranks)."""
+    from ptycho_torch.study import run_study
+    result = run_study(cfg)
+    return result.metrics.to_json() if result is not None else {}
+
+
+def study_main(argv=None, prog: str = "ptycho-study") -> int:
+    """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr, nothing
+    written); 130 interrupted (resume with --resume)."""
+    configure_logging()
+    try:
+        cfg = config_from_argv(argv, prog=prog)
+    except ValueError as err:  # ConfigError and StudyError are ValueErrors
+        return refuse(err)
+    try:
+        metrics = run_study_cli(cfg)
+    except StudyError as err:
+        return refuse(err)
+    except KeyboardInterrupt:
+        print("error: interrupted; resume with --resume", file=sys.stderr)
+        return 130
+    if metrics:
+        from ptycho.study_metrics import StudyMetrics, metrics_table
+        print(metrics_table([StudyMetrics.from_json(metrics)]))
+        print(f"stop: {metrics['stop_reason']} after {metrics['epochs_completed']} epoch(s), "
+              f"{metrics['steps_completed']} step(s); artifacts: "
+              f"{Path(cfg.run.output_dir).resolve()}")
+    return 0
+
+
+def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
+    """Reconstruct a scan with a trained model. Exit codes: 0 done; 2 refused input."""
+    configure_logging()
+    parser = build_parser(prog, "Reconstruct any supported scan with a trained model.",
+                          sections={"reconstruct": ReconstructConfig,
+                                    "inference": InferenceConfig}, config_flag=False)
+    try:
+        values = parse_known(parser, argv)
+        rc = {k: values.pop(k) for k in list(values) if k in ReconstructConfig.__dataclass_fields__}
+        missing = [k for k in ("checkpoint", "data") if k not in rc]
+        if missing:
+            raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
+        cfg = ReconstructConfig(**rc)
+        inference = InferenceConfig(**values)
+    except ValueError as err:
+        return refuse(err)
+    from ptycho_torch.reconstruct import run_reconstruction
+    try:
+        m = run_reconstruction(cfg, inference)
+    except StudyError as err:
+        return refuse(err)
+    from ptycho.study_metrics import metrics_table
+    print(metrics_table([m]))
+    print(f"data residual: amplitude MAE {m.data_residual['amplitude_mae']:.4g}; "
+          f"artifacts: {Path(cfg.output_dir).resolve()}")
+    return 0

@@ -1,0 +1,156 @@
+"""Reconstruct any supported scan with a trained model (``ptycho-reconstruct``).
+
+    ptycho-reconstruct --checkpoint RUN/model.ckpt --data FILE --output-dir DIR
+
+Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; detected by
+content), checks that the model can take it (pattern size, probe size, gridsize,
+positions), predicts every pattern of scan 0 in batches with ``run_torch_inference``,
+stitches the patches at their scan positions and writes into ``--output-dir``:
+
+- ``recon.npz``: the complex reconstruction, amplitude, phase, region (and the clipped
+  ground truth when the file has one);
+- ``reconstruction.png`` (amplitude and phase), and the comparison figures with ground truth;
+- ``product-out.h5``: a Ptychodus 1.7 product (object, probe, positions in metres, pixel
+  sizes; the file's geometry when it has one, else the conventional values of
+  ``ptycho.formats.CONVENTIONAL_GEOMETRY``, said so in its comments), so the result opens
+  in Ptychodus;
+- ``metrics.json`` (last): the data residual, and the ground-truth metrics when possible.
+
+Every refusal is one line naming the file and key (exit 2); nothing is written before all
+checks pass.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ptycho.artifacts import write_json_atomic
+from ptycho.config.config import InferenceConfig, ReconstructConfig
+from ptycho.config.validation import StudyError
+from ptycho.study_metrics import StudyMetrics
+
+log = logging.getLogger(__name__)
+OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
+
+
+def load_model(path: str, device: str):
+    """The trained Lightning module of a study's model.ckpt, or a one-line refusal."""
+    from ptycho_torch.model import PtychoPINN_Lightning
+    p = Path(path)
+    if not p.is_file():
+        raise StudyError(f"checkpoint '{p}': file does not exist (expected a study's "
+                         "runs/<model_id>/model.ckpt) [flag --checkpoint]")
+    try:
+        model = PtychoPINN_Lightning.load_from_checkpoint(str(p), map_location=device,
+                                                          weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any failure is one refusal line
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        raise StudyError(f"checkpoint '{p}': cannot load ({reason}) (expected a model.ckpt "
+                         "written by this project) [flag --checkpoint]") from None
+    return model.eval()
+
+
+def check_scan(model, data, path: str) -> None:
+    """Refuse a scan the model cannot take (one line naming file and key)."""
+    mc = model.model_config
+    if data.N != mc.N:
+        raise StudyError(f"dataset '{path}': key 'diffraction' has pattern size N = {data.N} "
+                         f"(expected N = {mc.N}, the model's) [flag --data]")
+    if data.gridsize != mc.gridsize:
+        raise StudyError(f"dataset '{path}': key 'diffraction' has gridsize {data.gridsize} "
+                         f"(expected {mc.gridsize}, the model's) [flag --data]")
+    if data.probe.shape[-2:] != (mc.N, mc.N):
+        raise StudyError(f"dataset '{path}': key 'probeGuess' has shape {data.probe.shape} "
+                         f"(expected ({mc.N}, {mc.N}) modes) [flag --data]")
+
+
+def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> StudyMetrics:
+    """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record."""
+    from ptycho.artifacts import StudyLayout
+    from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
+    from ptycho.formats import write_product
+    from ptycho.formats.study_input import read_dataset
+    from ptycho.plotting import save_reconstruction_figure, save_study_figures
+    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.device import resolve_device
+    from ptycho_torch.resume import check_dir_target
+    from ptycho_torch.study import reconstruct_test_object, save_reconstruction
+
+    t_start = time.perf_counter()
+    out = Path(cfg.output_dir)
+    check_dir_target("output_dir", out)
+    done = [f for f in OUTPUT_FILES if (out / f).exists()]
+    if done and not cfg.overwrite:
+        raise StudyError(f"output_dir={str(out)!r} already holds a reconstruction ({done[0]}); "
+                         "pass --overwrite to replace it or choose another --output-dir")
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --device]") from None
+    model = load_model(cfg.checkpoint, device)
+    mc = model.model_config
+    try:
+        data = read_dataset(cfg.data, gridsize=mc.gridsize, unit=cfg.data_unit)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
+    check_scan(model, data, cfg.data)
+    if inference.stitch_crop > mc.N:
+        raise StudyError(f"InferenceConfig.stitch_crop={inference.stitch_crop} exceeds N={mc.N} "
+                         f"(allowed: 0..{mc.N}) [flag --stitch-crop]")
+    rms = float(np.sqrt(np.mean(np.square(data.diffraction, dtype=np.float64))))
+    trained = 1.0 / model.data_config.input_scale
+    log.info("scan %s: %d patterns; amplitude RMS %.4g (training data: %.4g)", cfg.data,
+             data.n, rms, trained)
+    if not 0.25 <= rms / trained <= 4:
+        log.warning("the scan's amplitudes are %.2gx those the model was trained on; check the "
+                    "unit (--data-unit) and the normalisation (docs/data.md)", rms / trained)
+    try:
+        rec = reconstruct_test_object(model, data, inference)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
+    sub = data.select(data.object_selection(0))
+    residual = data_residual(rec.patches, sub.diffraction, data.probe,
+                             photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
+
+    # ---- all checks passed: write ----
+    layout = StudyLayout(out, "reconstruction")
+    save_reconstruction(out / "recon.npz", rec)
+    geometry = data.metadata.get("geometry") or {}
+    pix = geometry.get("object_pixel_m_yx")
+    origin = np.asarray(data.metadata.get("position_origin_px", [0.0, 0.0]), dtype=np.float64)
+    centres = sub.centres.reshape(-1, 2).astype(np.float64)
+    positions = centres - np.array([rec.region[1], rec.region[0]], dtype=np.float64)
+    write_product(out / "product-out.h5", rec.recon, data.probe_modes, positions,
+                  object_pixel_m=tuple(pix) if pix else None,
+                  detector_distance_m=geometry.get("detector_distance_m"),
+                  photon_energy_eV=geometry.get("photon_energy_eV"),
+                  name=Path(cfg.data).stem,
+                  comments=f"ptychopinn-torch reconstruction of {cfg.data} with {cfg.checkpoint}; "
+                           f"positions relative to the reconstruction's corner (file origin "
+                           f"shift {origin.tolist()} px)")
+    m = StudyMetrics(model_id="reconstruction", kind="network",
+                     ground_truth=rec.ground_truth is not None, data_residual=residual,
+                     stitch=rec.stitch, region=list(rec.region),
+                     n_test_patterns_scored=rec.n_patterns,
+                     inference_time_s=rec.inference_time_s,
+                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
+                     infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
+                     device=device, architecture=mc.architecture,
+                     normalisation=data.metadata.get("normalisation"),
+                     input_scale=model.data_config.input_scale,
+                     note=f"checkpoint {cfg.checkpoint}; data {cfg.data}")
+    figures = [save_reconstruction_figure(out / "reconstruction.png", rec.recon,
+                                          title=f"{Path(cfg.data).name}")]
+    if rec.ground_truth is not None:
+        result = evaluate_reconstruction(rec.recon, rec.ground_truth)
+        m.set_scores(result)
+        amp, amp_gt, ph, ph_gt = align_for_metrics(rec.recon, rec.ground_truth)
+        figures += save_study_figures(layout.visuals_dir, "reconstruction", amp_gt, ph_gt, amp,
+                                      ph, result["frc"], title="reconstruction vs ground truth")
+    m.figures = [str(p) for p in figures]
+    m.total_time_s = time.perf_counter() - t_start
+    write_json_atomic(out / "metrics.json", m.to_json())
+    return m
