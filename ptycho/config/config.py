@@ -362,6 +362,13 @@ class StudyConfig:
                 raise refuse("SimulationConfig", "object_size", f"={s.object_size} is smaller "
                              f"than N={m.N} (allowed: >= {m.N})")
             self.grid_lines_spec()  # the simulator's own rules
+            from ptycho.datagen.grid_lines import n_groups
+            n = n_groups(s.object_size, m.N, s.train_stride, m.gridsize) * s.n_train_objects
+            if n < 2:
+                raise refuse("SimulationConfig", "train_stride", f"={s.train_stride} gives {n} "
+                             f"training pattern(s) for object_size={s.object_size}, N={m.N}, "
+                             f"n_train_objects={s.n_train_objects} (allowed: settings giving >= 2 "
+                             "patterns, one for validation)")
 
     @property
     def model_id(self) -> str:
