@@ -16,7 +16,12 @@ from ptycho.config.validation import StudyError
 
 
 def configure_logging() -> None:
-    """INFO messages of this project on stderr, one line each; Lightning keeps its own."""
+    """INFO messages of this project on stderr, one line each. Lightning's own start-up
+    chatter (accelerator summary, tips, "fit stopped") is lowered to warnings: the study
+    logs its device, one line per epoch and the stop reason itself."""
+    import warnings
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in ("ptycho", "ptycho_torch"):

@@ -279,6 +279,28 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
                       probe_modes=int(train.probe_modes.shape[0]))
 
 
+def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset
+                       ) -> tuple[PtychoDataset, PtychoDataset]:
+    """Both datasets with the probe refined by Pty-chi LSQML on the training scan."""
+    from dataclasses import replace
+
+    from ptycho_torch.iterative import import_ptychi
+    from ptycho_torch.probe_refinement import refine_probe
+    try:
+        import_ptychi()
+    except (ImportError, ValueError) as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --refine-probe-epochs]") from None
+    r = refine_probe(train, epochs=cfg.training.refine_probe_epochs,
+                     device=cfg.training.device, seed=cfg.training.seed)
+    log.info("probe refined by %d LSQML epochs in %.0f s: data residual (amplitude MAE) "
+             "%.4g -> %.4g", r.epochs, r.time_s, r.residual_before["amplitude_mae"],
+             r.residual_after["amplitude_mae"])
+    meta = {**train.metadata, "probe_refinement": {
+        "epochs": r.epochs, "residual_before": r.residual_before,
+        "residual_after": r.residual_after, "time_s": r.time_s}}
+    return replace(train, probe=r.probe, metadata=meta), replace(test, probe=r.probe)
+
+
 def check_device(cfg: StudyConfig) -> str:
     import torch
 
@@ -331,6 +353,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         train, test, data_info = load_study_data(cfg)
         data_time = time.perf_counter() - t0
         data_config = check_data(cfg, train, test)
+        if cfg.training.refine_probe_epochs:
+            train, test = refine_study_probe(cfg, train, test)
     except StudyError:
         raise
     except ValueError as err:

@@ -231,6 +231,10 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
         early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience)
         callbacks.append(early)
     accelerator = resolve_device(tc.device)
+    log.info("training %s on %s: %d training / %d validation patterns, batch %d, %s",
+             model_config.architecture, accelerator, split.train_idx.size, split.val_idx.size,
+             tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
+                                                     if tc.max_steps else ""))
     trainer = L.Trainer(
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
@@ -239,7 +243,7 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
         enable_progress_bar=bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else None,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,
-        log_every_n_steps=50, num_sanity_val_steps=0)
+        log_every_n_steps=max(1, min(50, len(train_loader))), num_sanity_val_steps=0)
     ckpt_path = None
     resumed_from = None
     last = ckpt_dir / "last.ckpt"

@@ -148,6 +148,9 @@ class TrainingConfig(_Record):
                            "processes); num_nodes x devices processes in all")
     deterministic: bool = _f(True, "ask torch for deterministic algorithms (warn where "
                              "unavailable)")
+    refine_probe_epochs: int = _f(0, "before training, refine the file's probe with this many "
+                                  "Pty-chi LSQML epochs on the training scan (object and probe; "
+                                  "needs the 'iterative' extra; 0: use the probe as given)")
 
     def __post_init__(self) -> None:
         o = "TrainingConfig"
@@ -168,6 +171,7 @@ class TrainingConfig(_Record):
         check_int(o, "devices", self.devices, 1, 1024)
         check_int(o, "num_nodes", self.num_nodes, 1, 1024)
         check_bool(o, "deterministic", self.deterministic)
+        check_int(o, "refine_probe_epochs", self.refine_probe_epochs, 0, 100000)
         if self.num_nodes > 1 and self.strategy != "ddp":
             raise refuse(o, "num_nodes", f"={self.num_nodes} needs strategy='ddp' (allowed "
                          f"with strategy={self.strategy!r}: 1)")

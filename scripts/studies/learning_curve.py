@@ -1,0 +1,25 @@
+#!/usr/bin/env python
+"""Learning curve: quality of ONE training run at increasing budgets (issue 11).
+
+    python scripts/studies/learning_curve.py --preset quick --budget-minutes 1,2,4,8,16,32,64
+    python scripts/studies/learning_curve.py --preset paper --budget-epochs 1,2,4,8,16,32 \
+        --reference-json outputs/grid_lines_compare_paper/runs/ptychi_lsqml/metrics.json
+
+Every study flag applies; the budget (--budget-minutes, --budget-steps or --budget-epochs)
+sets the training length. Writes learning_curve.json / .png under --output-dir. The work is
+done by ``ptycho_torch.learning_curve``; see docs/studies.md. Bad input: one line on
+stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:  # running from a clone without installing
+    sys.path.insert(0, str(_REPO))
+
+from ptycho_torch.learning_curve import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
