@@ -171,7 +171,8 @@ def image_grid_figure(images: dict, row_labels, col_labels, cmap: str = "twiligh
     rows and columns labelled, one shared colour scale."""
     plt = _plt()
     nr, nc = len(row_labels), len(col_labels)
-    fig, axes = plt.subplots(nr, nc, figsize=(cell * nc + 1.2, cell * nr + 0.6), squeeze=False)
+    fig, axes = plt.subplots(nr, nc, figsize=(cell * nc + 1.2, cell * nr + 0.6), squeeze=False,
+                             layout="constrained")
     im = None
     for i, r in enumerate(row_labels):
         for j, c in enumerate(col_labels):

@@ -331,7 +331,7 @@ def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     ro.num_epochs = int(epochs)
     ro.batch_size = int(batch_size)
     ro.random_seed = int(seed)
-    ro.default_device = api.Devices.GPU if _resolve_device(device) == "cuda" else api.Devices.CPU
+    ro.default_device = api.Devices.GPU if resolve_device(device) == "cuda" else api.Devices.CPU
     ro.displayed_loss_function = None
     if engine == "lsqml":
         ro.rescale_probe_intensity_in_first_epoch = False
@@ -423,6 +423,90 @@ def object_patches(obj: np.ndarray, centres: np.ndarray, N: int) -> np.ndarray:
     return obj[np.clip(rows, 0, obj.shape[0] - 1), np.clip(cols, 0, obj.shape[1] - 1)]
 
 
+def run_ptychi_chunks(engine: str, scan: PtychiScan, *, epochs: int = 100, every: int = 10,
+                      batch_size: int | None = None, device: str = "auto", seed: int = 0,
+                      warmup: bool = True) -> tuple[IterativeResult, list]:
+    """Reconstruct ``scan`` for ``epochs``, taking the object out every ``every`` epochs.
+
+    One Pty-chi task runs ``every`` epochs at a time (``task.run(n_epochs=...)`` continues
+    the same task: object, step sizes and batch order), so the object after ``e`` epochs is
+    exactly that of an uninterrupted ``e``-epoch run with the same seed. Returns the
+    :class:`IterativeResult` of the whole run and ``[(epoch, obj (H, W) complex64,
+    seconds so far), ...]`` at epochs ``every, 2 every, ..., epochs`` (the last chunk may
+    be shorter); the seconds count task build and epochs only (one untimed warm-up epoch
+    first, as :func:`run_ptychi`).
+    """
+    import torch
+    if not (isinstance(every, (int, np.integer)) and every >= 1):
+        raise ValueError(f"iterative chunk every={every!r} is out of range (allowed: an "
+                         "integer >= 1)")
+    dev = resolve_device(device)
+    states = []
+    with _restore_torch_defaults():
+        if warmup:
+            build_task(engine, scan, epochs=1, batch_size=batch_size, device=dev, seed=seed).run()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        task = build_task(engine, scan, epochs=epochs, batch_size=batch_size, device=dev, seed=seed)
+        elapsed = time.perf_counter() - t0
+        done = 0
+        while done < epochs:
+            k = min(int(every), int(epochs) - done)
+            t0 = time.perf_counter()
+            task.run(n_epochs=k)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            elapsed += time.perf_counter() - t0
+            done += k
+            buf = task.get_data_to_cpu("object", as_numpy=True)[0]
+            states.append((done, unpad_object(buf, scan).astype(np.complex64).copy(), elapsed))
+        loss = _loss_history(task)
+        bs = int(task.reconstructor_options.batch_size)
+    res = IterativeResult(engine=engine, obj=states[-1][1], time_s=elapsed, epochs=int(epochs),
+                          n_patterns=int(scan.patterns.shape[0]), batch_size=bs, device=dev,
+                          loss=loss)
+    return res, states
+
+
+def subset_scan(scan: PtychiScan, idx) -> PtychiScan:
+    """``scan`` restricted to the patterns ``idx`` (same object frame, probe and start)."""
+    idx = np.asarray(idx)
+    return PtychiScan(patterns=scan.patterns[idx], probe=scan.probe,
+                      positions_xy=scan.positions_xy[idx], object_shape=scan.object_shape,
+                      photon_scale=scan.photon_scale, margin=scan.margin,
+                      amplitude_guess=scan.amplitude_guess)
+
+
+def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: float,
+                             n_patterns: int, batch_size: int):
+    """An iterative object (H, W) of test object 0 as the network path's Reconstruction:
+    clipped to the grid region of a grid scan (or to the region the scan covers), with
+    the ground truth clipped alike, and the object's patches at the scan positions."""
+    from ptycho.stitching import clip_to_region, grid_region
+    from ptycho_torch.study import Reconstruction, grid_geometry
+    N = test.N
+    grid = grid_geometry(test)
+    sub = test.select(test.object_selection(0))
+    if grid is not None:
+        region = grid_region(N, grid[1], grid[0])
+    else:  # the central half of every patch is covered
+        c = sub.centres.reshape(-1, 2)
+        lo = np.floor(c.min(0) - N // 4).astype(int).clip(0)
+        hi = np.ceil(c.max(0) + N // 4).astype(int)
+        hi = np.minimum(hi, (obj.shape[1], obj.shape[0]))
+        region = (int(lo[1]), int(lo[0]), int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    gt = None if test.ground_truth is None else np.ascontiguousarray(
+        clip_to_region(test.ground_truth, region), dtype=np.complex64)
+    recon = clip_to_region(obj, region)
+    return Reconstruction(recon=np.ascontiguousarray(recon, dtype=np.complex64),
+                          ground_truth=gt, region=tuple(int(v) for v in region),
+                          patches=object_patches(obj, sub.centres, N).astype(np.complex64),
+                          inference_time_s=time_s, stitch_time_s=0.0, n_patterns=n_patterns,
+                          infer_batch_size=batch_size,
+                          stitch={"mode": "none", "note": "Pty-chi reconstructs the whole object"})
+
+
 def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100,
                           batch_size: int | None = None, device: str = "auto", seed: int = 0):
     """Pty-chi reconstruction of test object 0, clipped to the network's scoring region.
@@ -434,28 +518,8 @@ def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100
     ``inference_time_s`` the whole iterative reconstruction time and its
     ``infer_batch_size`` Pty-chi's batch size.
     """
-    from ptycho.stitching import clip_to_region, grid_region
-    from ptycho_torch.study import Reconstruction, grid_geometry
     scan = scan_for_ptychi(test, 0)
     res = run_ptychi(engine, scan, epochs=epochs, batch_size=batch_size, device=device, seed=seed)
-    N = test.N
-    grid = grid_geometry(test)
-    sub = test.select(test.object_selection(0))
-    if grid is not None:
-        region = grid_region(N, grid[1], grid[0])
-    else:  # the central half of every patch is covered
-        c = sub.centres.reshape(-1, 2)
-        lo = np.floor(c.min(0) - N // 4).astype(int).clip(0)
-        hi = np.ceil(c.max(0) + N // 4).astype(int)
-        hi = np.minimum(hi, (res.obj.shape[1], res.obj.shape[0]))
-        region = (int(lo[1]), int(lo[0]), int(hi[1] - lo[1]), int(hi[0] - lo[0]))
-    gt = None if test.ground_truth is None else np.ascontiguousarray(
-        clip_to_region(test.ground_truth, region), dtype=np.complex64)
-    recon = clip_to_region(res.obj, region)
-    rec = Reconstruction(recon=np.ascontiguousarray(recon, dtype=np.complex64),
-                         ground_truth=gt, region=tuple(int(v) for v in region),
-                         patches=object_patches(res.obj, sub.centres, N).astype(np.complex64),
-                         inference_time_s=res.time_s, stitch_time_s=0.0, n_patterns=res.n_patterns,
-                         infer_batch_size=res.batch_size,
-                         stitch={"mode": "none", "note": "Pty-chi reconstructs the whole object"})
+    rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
+                                   batch_size=res.batch_size)
     return rec, res

@@ -1,17 +1,17 @@
-"""grid_lines_compare.py: flags pass through, one dataset, consistent md / json / png, bad input."""
+"""ptycho_torch.comparison (grid_lines_compare.py): flags pass through, one dataset, consistent
+md / json / png, reuse of finished rows, refusal of changed settings, bad input."""
 import json
 import math
 import os
 import re
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-import grid_lines_compare as compare
-import grid_lines_torch_runner as runner
+from ptycho.config.config import StudyConfig, from_preset
+from ptycho_torch import comparison as compare
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
@@ -25,61 +25,128 @@ def _md_rows(md: str) -> list[list[str]]:
     return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
 
 
-def test_tiny_comparison_writes_consistent_files(tmp_path):
-    out = tmp_path / "cmp"
+def _stamps(out: Path, ids) -> dict:
+    return {i: (out / "runs" / i / "metrics.json").stat().st_mtime_ns for i in ids}
+
+
+@pytest.fixture(scope="module")
+def tiny_comparison(tmp_path_factory):
+    """One finished two-architecture comparison (trained once for the module)."""
+    out = tmp_path_factory.mktemp("cmp") / "out"
     argv = [*TINY_FLAGS, "--architectures", "fno,hybrid", "--infer-batch-size", "7",
             "--output-dir", str(out)]
     assert compare.main(argv) == 0
+    return out, argv
+
+
+def test_tiny_comparison_writes_consistent_files(tiny_comparison):
+    out, _ = tiny_comparison
     md = (out / "comparison.md").read_text()
     result = json.loads((out / "comparison.json").read_text())
     rows = result["methods"]
-    assert [r["method"] for r in rows] == ["pinn_fno", "pinn_hybrid"]
+    assert [r["model_id"] for r in rows] == ["pinn_fno", "pinn_hybrid"]
     table = _md_rows(md)
     header, body = table[0], table[1:]
     assert [b[0] for b in body] == ["pinn_fno", "pinn_hybrid"]
     for label in ("amp MAE", "phase MAE", "amp PSNR", "phase PSNR", "amp SSIM", "phase SSIM",
-                  "amp FRC50", "phase FRC50", "parameters", "train s", "inference s", "patterns/s"):
+                  "amp FRC50", "phase FRC50", "data residual", "parameters", "train s",
+                  "inference s", "patterns/s"):
         assert label in header, label
     for r, cells in zip(rows, body):
-        for key in ("mae", "psnr", "ssim", "frc50"):
-            assert len(r["metrics"][key]) == 2 and all(math.isfinite(v) for v in r["metrics"][key])
-        # the md shows the json's numbers
-        assert float(cells[header.index("amp PSNR")]) == pytest.approx(r["metrics"]["psnr"][0], rel=1e-3)
-        assert float(cells[header.index("phase SSIM")]) == pytest.approx(r["metrics"]["ssim"][1], rel=1e-3)
+        assert r["kind"] == "network" and r["ground_truth"] is True
+        for key in ("mae", "psnr", "ssim", "frc50"):  # top-level metric keys, [amp, phase]
+            assert len(r[key]) == 2 and all(math.isfinite(v) for v in r[key])
+        assert "metrics" not in r
+        # the md shows the json's numbers, and the json is each study's metrics.json
+        assert float(cells[header.index("amp PSNR")]) == pytest.approx(r["psnr"][0], rel=1e-3)
+        assert float(cells[header.index("phase SSIM")]) == pytest.approx(r["ssim"][1], rel=1e-3)
+        assert float(cells[header.index("data residual")]) == pytest.approx(
+            r["data_residual"]["amplitude_mae"], rel=1e-3)
         assert cells[header.index("parameters")] == f"{r['n_parameters']:,}" and r["n_parameters"] > 0
-        assert r["train_time_s"] > 0 and r["inference_time_s"] > 0 and r["patterns_per_s"] > 0
+        assert r["train_time_s"] > 0 and r["inference_time_s"] > 0
+        assert r["inference_patterns_per_s"] > 0
         assert r["region"] == result["region"] == [12, 12, 40, 40]
         assert len(r["frc"]["freqs"]) == len(r["frc"]["amplitude"]) > 2
-    # one dataset for both runs, and the runner flags reached every run
+        on_disk = json.loads((out / "runs" / r["model_id"] / "metrics.json").read_text())
+        assert on_disk == r
+    # one dataset for both runs, and the study flags reached every run
     assert len(list((out / "datasets").iterdir())) == 1
     for arch in ("fno", "hybrid"):
-        cfg = json.loads((out / "runs" / f"pinn_{arch}" / "config.json").read_text())["runner"]
-        assert cfg["architecture"] == arch and cfg["infer_batch_size"] == 7 and cfg["fno_width"] == 8
+        cfg = StudyConfig.from_dict(
+            json.loads((out / "runs" / f"pinn_{arch}" / "config.json").read_text())["study"])
+        assert cfg.model.architecture == arch and cfg.inference.infer_batch_size == 7
+        assert cfg.model.fno_width == 8
     assert result["settings"]["architectures"] == ["fno", "hybrid"]
+    assert "architecture" not in result["settings"]["study"]["model"]
     import matplotlib.image as mpimg
     img = mpimg.imread(out / "comparison.png")
     assert img.ndim == 3 and img.shape[0] > 600 and img.shape[1] > 600
     assert float(img[..., :3].std()) > 0.05  # not blank
 
-    # running it again reuses the finished studies (no retraining) and rewrites the files
-    def stamps():
-        return {a: (out / "runs" / f"pinn_{a}" / "metrics.json").stat().st_mtime_ns
-                for a in ("fno", "hybrid")}
-    before = stamps()
+
+def test_second_run_reuses_finished_rows(tiny_comparison, monkeypatch):
+    """An interrupted or repeated comparison does not retrain a finished study."""
+    out, argv = tiny_comparison
+    before = _stamps(out, ("pinn_fno", "pinn_hybrid"))
+    rows = json.loads((out / "comparison.json").read_text())["methods"]
+    from ptycho_torch import study
+
+    def no_training(cfg):
+        raise AssertionError(f"{cfg.model_id} was retrained")
+    monkeypatch.setattr(study, "run_study", no_training)
     assert compare.main(argv) == 0
-    assert stamps() == before
-    assert json.loads((out / "comparison.json").read_text())["methods"] == json.loads(
-        json.dumps(rows))
-    # other settings for the same output dir are refused (nothing retrained, nothing lost)
+    assert _stamps(out, ("pinn_fno", "pinn_hybrid")) == before
+    assert json.loads((out / "comparison.json").read_text())["methods"] == rows
+    # settings that do not change the numbers do not prevent reuse
+    assert compare.main([*argv, "--num-threads", "1", "--resume"]) == 0
+    assert _stamps(out, ("pinn_fno", "pinn_hybrid")) == before
+
+
+def test_interrupted_comparison_runs_only_the_missing_rows(tiny_comparison, tmp_path, monkeypatch):
+    """A comparison cut short after its first study: the rerun trains only the second."""
+    out, argv = tiny_comparison
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    import shutil
+    for sub in ("datasets", "runs/pinn_fno", "recons/pinn_fno"):
+        shutil.copytree(out / sub, partial / sub)
+    cfg = StudyConfig.from_dict(json.loads((partial / "runs/pinn_fno/config.json").read_text())["study"])
+    (partial / "runs/pinn_fno/config.json").write_text(json.dumps({"study": cfg.replace(
+        output_dir=str(partial)).to_dict()}))
+    before = _stamps(partial, ("pinn_fno",))
+    from ptycho_torch import study
+    trained = []
+    real = study.run_study
+
+    def counting(c):
+        trained.append(c.model_id)
+        return real(c)
+    monkeypatch.setattr(study, "run_study", counting)
+    rc = compare.main([*argv[:-1], str(partial)])
+    assert rc == 0 and trained == ["pinn_hybrid"]
+    assert _stamps(partial, ("pinn_fno",)) == before
+    result = json.loads((partial / "comparison.json").read_text())
+    assert [r["model_id"] for r in result["methods"]] == ["pinn_fno", "pinn_hybrid"]
+
+
+def test_changed_settings_are_refused_without_overwrite(tiny_comparison, capsys):
+    out, argv = tiny_comparison
+    before = _stamps(out, ("pinn_fno", "pinn_hybrid"))
+    capsys.readouterr()
     assert compare.main([*argv, "--learning-rate", "0.5"]) == 2
-    assert (out / "runs" / "pinn_fno" / "metrics.json").stat().st_mtime_ns == before["fno"]
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already holds a finished study of pinn_fno" in err
+    assert "learning_rate=0.5" in err and "--overwrite" in err
+    assert _stamps(out, ("pinn_fno", "pinn_hybrid")) == before  # nothing retrained, nothing lost
 
 
-def test_every_runner_flag_is_a_comparison_flag():
+def test_every_study_flag_is_a_comparison_flag():
+    from ptycho.config.config import flat_owner
     dests = {a.dest for a in compare.build_parser()._actions if a.dest != "help"}
-    names = {f.name for f in fields(runner.TorchRunnerConfig)}
+    names = set(flat_owner()) - {"architecture"}
     assert names <= dests
-    assert dests - names == {"architectures", "iterative", "iterative_epochs", "iterative_batch_size"}
+    assert dests - names == {"config", "architectures", "iterative", "iterative_epochs",
+                             "iterative_batch_size"}
 
 
 def test_flags_and_presets_reach_every_run():
@@ -87,29 +154,34 @@ def test_flags_and_presets_reach_every_run():
                                    "--fno-width", "24", "--infer-batch-size", "7", "--epochs", "3",
                                    "--no-deterministic", "--loss", "poisson", "--cache-dir", "/tmp/c",
                                    "--iterative", "epie", "--iterative-epochs", "7"])
-    assert [c.architecture for c in cc.runs] == ["fno", "hybrid"]
-    quick = runner.from_preset("quick", architecture="fno")
-    for c in cc.runs:
-        assert (c.fno_width, c.infer_batch_size, c.epochs, c.deterministic, c.loss, c.cache_dir) == (
+    assert [c.model.architecture for c in cc.studies] == ["fno", "hybrid"]
+    quick = from_preset("quick", architecture="fno")
+    for c in cc.studies:
+        assert (c.model.fno_width, c.inference.infer_batch_size, c.training.epochs,
+                c.training.deterministic, c.training.loss, c.run.cache_dir) == (
             24, 7, 3, False, "poisson", "/tmp/c")
-        assert c.learning_rate == quick.learning_rate and c.preset == "quick"  # from the preset
-        assert c.output_dir == "outputs/grid_lines_compare_quick"
+        assert c.training.learning_rate == quick.training.learning_rate  # from the preset
+        assert c.run.preset == "quick" and c.run.output_dir == "outputs/grid_lines_compare_quick"
     assert cc.iterative == ("epie",) and cc.iterative_epochs == 7
     # apart from the architecture, the runs are identical
-    a, b = (runner.asdict(c) for c in cc.runs)
+    a, b = (c.flat() for c in cc.studies)
     assert {k for k in a if a[k] != b[k]} == {"architecture"}
-    assert compare.config_from_argv([]).runs[0].output_dir == "outputs/grid_lines_compare"
-    assert [c.architecture for c in compare.config_from_argv([]).runs] == ["cnn", "fno", "hybrid"]
+    default = compare.config_from_argv([])
+    assert default.base.run.output_dir == "outputs/grid_lines_compare"
+    assert [c.model.architecture for c in default.studies] == ["cnn", "fno", "hybrid"]
+    assert default.iterative == ()
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--architectures", "cnn,unet"], "--architectures: 'unet' is not an architecture (allowed: cnn, fno, hybrid)"),
     (["--architectures", "fno,fno"], "lists an architecture twice"),
     (["--architectures", " , "], "--architectures is empty"),
-    (["--architecture", "fno"], "use --architectures"),
+    (["--architecture", "fno"], "unknown flag '--architecture'; did you mean --architectures?"),
     (["--iterative", "sirt"], "--iterative: iterative engine 'sirt' is not supported (allowed: lsqml, epie)"),
     (["--iterative-epochs", "0"], "--iterative-epochs=0 is out of range"),
     (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
+    (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["--fno-widht", "8"], "unknown flag '--fno-widht'; did you mean --fno-width?"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "never"
@@ -120,22 +192,42 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, ne
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
-    (["--fno-widht", "8"], "unknown flag '--fno-widht'; did you mean --fno-width?"),
-])
-def test_argparse_errors_are_one_line_too(tmp_path, capsys, args, needle):
-    rc = compare.main([*args, "--output-dir", str(tmp_path / "never")])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and len(err.splitlines()) == 1 and needle in err
-    assert not (tmp_path / "never").exists()
-
-
-def test_cli_bad_input_has_no_traceback(tmp_path):
+def test_cli_script_is_thin_and_refuses_without_traceback(tmp_path):
+    script = REPO / "scripts/studies/grid_lines_compare.py"
+    assert len(script.read_text().splitlines()) < 80
     out = tmp_path / "never"
-    r = subprocess.run([sys.executable, str(REPO / "scripts/studies/grid_lines_compare.py"),
-                        "--architectures", "cnn,unet", "--output-dir", str(out)],
+    r = subprocess.run([sys.executable, str(script), "--architectures", "cnn,unet",
+                        "--output-dir", str(out)],
                        capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert re.fullmatch(r"error: --architectures: 'unet' is not an architecture .*\n", r.stderr)
     assert not out.exists()
+
+
+@pytest.mark.iterative
+def test_iterative_rows_are_study_metrics_records(tmp_path):
+    from ptycho_torch.iterative import import_ptychi
+    import_ptychi()
+    out = tmp_path / "cmp"
+    argv = [*TINY_FLAGS, "--architectures", "fno", "--max-train-patterns", "16",
+            "--iterative", "lsqml,epie", "--iterative-epochs", "5", "--output-dir", str(out)]
+    assert compare.main(argv) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert [r["model_id"] for r in result["methods"]] == ["pinn_fno", "ptychi_lsqml", "ptychi_epie"]
+    md = (out / "comparison.md").read_text()
+    assert all(f"| {r['model_id']} |" in md for r in result["methods"])
+    for r in result["methods"][1:]:
+        assert r["kind"] == "iterative" and r["n_parameters"] is None
+        assert r["epochs_completed"] == 5 and r["engine"] == r["model_id"].split("_")[1]
+        assert r["region"] == result["region"]
+        assert all(math.isfinite(v) for k in ("mae", "psnr", "ssim", "frc50") for v in r[k])
+        assert 0 < r["data_residual"]["amplitude_mae"] < 1
+        assert r["inference_time_s"] > 0 and r["inference_patterns_per_s"] > 0
+        assert (out / "recons" / r["model_id"] / "recon.npz").is_file()
+        assert json.loads((out / "runs" / r["model_id"] / "metrics.json").read_text()) == r
+    # a second run reuses the Pty-chi rows too; other epochs are refused
+    before = _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie"))
+    assert compare.main(argv) == 0
+    assert _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie")) == before
+    assert compare.main([*argv, "--iterative-epochs", "6"]) == 2
+    assert _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie")) == before
