@@ -117,17 +117,15 @@ def _align(pred: np.ndarray, gt: np.ndarray, trim: int):
 def remove_phase_plane(phase, mask=None) -> np.ndarray:
     """Subtract the least-squares plane ``a*x + b*y + c`` from a phase image.
 
-    Parameters
-    ----------
-    phase : (H, W) real array (radians).
-    mask : optional (H, W) bool array; if given, the plane is fitted on ``mask`` pixels
-        only (at least 3) and subtracted everywhere.
+    Args:
+        phase: (H, W) real array (radians).
+        mask: optional (H, W) bool array; if given, the plane is fitted on ``mask``
+            pixels only (at least 3) and subtracted everywhere.
 
-    Returns
-    -------
-    (H, W) array ``phase - plane``, dtype ``np.result_type(phase.dtype, np.float32)``
-    (float32 in -> float32 out, float64 stays float64); the fit runs in float64.
-    ``x`` is the column index and ``y`` the row index (centred for conditioning).
+    Returns:
+        (H, W) array ``phase - plane``, dtype ``np.result_type(phase.dtype, np.float32)``
+        (float32 in -> float32 out, float64 stays float64); the fit runs in float64.
+        ``x`` is the column index and ``y`` the row index (centred for conditioning).
     """
     ph = _check_real_2d(phase, "phase")
     h, w = ph.shape
@@ -155,17 +153,16 @@ def remove_phase_plane(phase, mask=None) -> np.ndarray:
 def align_for_metrics(pred, gt, trim: int = 2):
     """Apply the reference alignment recipe to two complex images.
 
-    Parameters
-    ----------
-    pred, gt : (H, W) complex arrays (prediction and ground truth, same shape).
-    trim : pixels removed from every side before anything else.
+    Args:
+        pred: (H, W) complex array, the prediction (same shape as ``gt``).
+        gt: (H, W) complex array, the ground truth (same shape as ``pred``).
+        trim: pixels removed from every side before anything else.
 
-    Returns
-    -------
-    (amp_pred, amp_gt, phase_pred, phase_gt), each (H - 2*trim, W - 2*trim) float64:
-    ``amp_pred = |pred| * mean(|gt|)/mean(|pred|)`` (unscaled if ``mean(|pred|) == 0``),
-    ``amp_gt = |gt|``, and each phase ``np.angle`` with its own fitted plane removed
-    (no unwrapping, no automatic sign flip).
+    Returns:
+        ``(amp_pred, amp_gt, phase_pred, phase_gt)``, each (H - 2*trim, W - 2*trim)
+        float64: ``amp_pred = |pred| * mean(|gt|)/mean(|pred|)`` (unscaled if
+        ``mean(|pred|) == 0``), ``amp_gt = |gt|``, and each phase ``np.angle`` with its
+        own fitted plane removed (no unwrapping, no automatic sign flip).
     """
     p, g = _check_pair(pred, gt)
     trim = _check_trim(trim, g.shape)
@@ -195,10 +192,11 @@ def frc_curve(img1, img2, *, window: str | None = "hann"):
     power, e.g. the DC ring of an exactly mean-free image) gets FRC 1.0 if it is empty
     in both images and 0.0 if only in one.
 
-    Returns
-    -------
-    freqs : (n//2 + 1,) float64, ``r / n`` in cycles/pixel (0 .. 0.5 for even n).
-    frc : (n//2 + 1,) float64.
+    Returns:
+        ``(freqs, frc)``:
+
+        * ``freqs``: (n//2 + 1,) float64, ``r / n`` in cycles/pixel (0 .. 0.5 for even n).
+        * ``frc``: (n//2 + 1,) float64.
     """
     a = _check_real_2d(img1, "img1")
     b = _check_real_2d(img2, "img2")
@@ -291,45 +289,53 @@ def _ssim(target: np.ndarray, pred: np.ndarray, data_range: float) -> float:
 def evaluate_reconstruction(pred, gt, *, trim: int = 2) -> dict:
     """Score a complex reconstruction against the ground truth (reference recipe).
 
-    Parameters
-    ----------
-    pred, gt : (H, W) complex arrays of the same shape, finite (e.g. the stitched
-        reconstruction and ``clip_to_region(YY_ground_truth[..., 0], region)``).
-        ValueError naming ``pred`` / ``gt`` otherwise.
-    trim : border pixels removed on every side (reference: 2).
+    Args:
+        pred: (H, W) complex array, finite, same shape as ``gt`` (e.g. the stitched
+            reconstruction).
+        gt: (H, W) complex array, finite, same shape as ``pred`` (e.g.
+            ``clip_to_region(YY_ground_truth[..., 0], region)``).
+        trim: border pixels removed on every side (reference: 2).
 
-    Returns
-    -------
-    dict with
+    Returns:
+        dict with
 
-    ``metrics`` : ``{name: [amplitude_value, phase_value]}`` (python floats):
-        * ``mae``, ``mse`` -- of the aligned images (:func:`align_for_metrics`);
-          amplitude in ground-truth units, phase in radians.
-        * ``psnr`` -- ``10*log10(data_range**2 / mse)`` with ``data_range = max - min``
-          of the aligned ground-truth image of that channel (amplitude; plane-removed
-          phase in radians); ``inf`` when mse == 0, NaN if the gt channel is constant.
-        * ``psnr_legacy255`` -- LEGACY, for comparison with the reference's published
-          numbers only: OpenCV's ``cv2.PSNR`` with its fixed peak 255,
-          ``20*log10(255 / (sqrt(mse) + DBL_EPSILON))``, computed on float32 copies of
-          the same aligned images the reference used (amplitude: ground-truth units,
-          prediction mean-scaled; phase: plane-removed radians, no shift). Not a
-          physically meaningful PSNR (values ~60-80 dB); finite (~361 dB) at mse == 0.
-        * ``ssim`` -- ``skimage.metrics.structural_similarity(gt, pred, data_range)``,
-          default 7x7 window. Amplitude: data_range = range of aligned gt. Phase: both
-          mapped by ``(phi + pi) / (2*pi)``, data_range 1.0. NaN if the gt amplitude is
-          constant.
-        * ``frc50``, ``frc_1_7`` -- frequency (cycles/pixel, in [0, 0.5]) where the FRC
-          of the aligned images first drops below 0.5 and 1/7 (:func:`frc_curve` with
-          its default mean subtraction + Hann window, :func:`frc_threshold_crossing`;
-          0.5 = never drops). The reference reported ring indices, not frequencies.
+        * ``metrics``: ``{name: [amplitude_value, phase_value]}`` (python floats):
 
-    ``phase_correlation`` : Pearson correlation of the aligned phases (NaN if one is
-        constant). Near -1 signals the conjugate (twin) solution, not flipped here.
-    ``phase_strength_ratio`` : ``std(phase_pred) / std(phase_gt)`` after plane removal
-        (1 = right phase contrast; NaN if the gt phase is flat).
-    ``amplitude_scale`` : the factor ``mean(|gt|)/mean(|pred|)`` applied to the
-        prediction (after trimming); far from 1 means the absolute scale is off.
-    ``frc`` : ``{"freqs": list, "amplitude": list, "phase": list}`` full FRC curves.
+          * ``mae``, ``mse`` -- of the aligned images (:func:`align_for_metrics`);
+            amplitude in ground-truth units, phase in radians.
+          * ``psnr`` -- ``10*log10(data_range**2 / mse)`` with
+            ``data_range = max - min`` of the aligned ground-truth image of that channel
+            (amplitude; plane-removed phase in radians); ``inf`` when mse == 0, NaN if
+            the gt channel is constant.
+          * ``psnr_legacy255`` -- LEGACY, for comparison with the reference's published
+            numbers only: OpenCV's ``cv2.PSNR`` with its fixed peak 255,
+            ``20*log10(255 / (sqrt(mse) + DBL_EPSILON))``, computed on float32 copies
+            of the same aligned images the reference used (amplitude: ground-truth
+            units, prediction mean-scaled; phase: plane-removed radians, no shift). Not
+            a physically meaningful PSNR (values ~60-80 dB); finite (~361 dB) at
+            mse == 0.
+          * ``ssim`` -- ``skimage.metrics.structural_similarity(gt, pred, data_range)``,
+            default 7x7 window. Amplitude: data_range = range of aligned gt. Phase:
+            both mapped by ``(phi + pi) / (2*pi)``, data_range 1.0. NaN if the gt
+            amplitude is constant.
+          * ``frc50``, ``frc_1_7`` -- frequency (cycles/pixel, in [0, 0.5]) where the
+            FRC of the aligned images first drops below 0.5 and 1/7 (:func:`frc_curve`
+            with its default mean subtraction + Hann window,
+            :func:`frc_threshold_crossing`; 0.5 = never drops). The reference reported
+            ring indices, not frequencies.
+
+        * ``phase_correlation``: Pearson correlation of the aligned phases (NaN if one
+          is constant). Near -1 signals the conjugate (twin) solution, not flipped here.
+        * ``phase_strength_ratio``: ``std(phase_pred) / std(phase_gt)`` after plane
+          removal (1 = right phase contrast; NaN if the gt phase is flat).
+        * ``amplitude_scale``: the factor ``mean(|gt|)/mean(|pred|)`` applied to the
+          prediction (after trimming); far from 1 means the absolute scale is off.
+        * ``frc``: ``{"freqs": list, "amplitude": list, "phase": list}`` full FRC
+          curves.
+
+    Raises:
+        ValueError: naming ``pred`` / ``gt`` if they are not (H, W) complex arrays of
+            the same shape with finite values.
     """
     p, g = _check_pair(pred, gt)
     trim = _check_trim(trim, g.shape)

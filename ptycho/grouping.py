@@ -31,27 +31,25 @@ def _as_centres(centres, name: str = "centres") -> np.ndarray:
 def group_neighbours(centres, gridsize: int, *, seed: int = 0) -> np.ndarray:
     """Group every scan position with its nearest neighbours.
 
-    Parameters
-    ----------
-    centres : (n, 2) float, (x, y) scan positions.
-    gridsize : int >= 1; groups have ``C = gridsize**2`` members.
-    seed : int
-        Breaks exact distance ties (e.g. the four equidistant neighbours on a regular
-        grid) reproducibly: among candidates at the same distance (to 1e-9 of the scan's
-        extent) the order is a fixed random permutation drawn from
-        ``numpy.random.default_rng(seed)``. Same inputs and seed -> same groups.
+    Args:
+        centres: (n, 2) float, (x, y) scan positions.
+        gridsize: int >= 1; groups have ``C = gridsize**2`` members.
+        seed: int. Breaks exact distance ties (e.g. the four equidistant neighbours on a
+            regular grid) reproducibly: among candidates at the same distance (to 1e-9
+            of the scan's extent) the order is a fixed random permutation drawn from
+            ``numpy.random.default_rng(seed)``. Same inputs and seed -> same groups.
 
-    Returns
-    -------
-    groups : (n_groups, C) int64 indices into ``centres``.
-        gridsize 1: ``arange(n)[:, None]``. Otherwise one group per scan position
-        (``n_groups = n``, in scan order): the position itself plus its ``C - 1``
-        nearest neighbours (Euclidean, :class:`scipy.spatial.cKDTree`). Within a group
-        the members are ordered row-major by ``(y, x)`` (ties by index), like the
-        ``g x g`` blocks of a grid scan; the seed position is therefore not necessarily
-        first. Two seeds can give the same member set (groups are not deduplicated).
+    Returns:
+        ``groups``: (n_groups, C) int64 indices into ``centres``. gridsize 1:
+        ``arange(n)[:, None]``. Otherwise one group per scan position (``n_groups = n``,
+        in scan order): the position itself plus its ``C - 1`` nearest neighbours
+        (Euclidean, :class:`scipy.spatial.cKDTree`). Within a group the members are
+        ordered row-major by ``(y, x)`` (ties by index), like the ``g x g`` blocks of a
+        grid scan; the seed position is therefore not necessarily first. Two seeds can
+        give the same member set (groups are not deduplicated).
 
-    Raises ValueError (one line) for ``gridsize < 1``, ``n < C`` or bad ``centres``.
+    Raises:
+        ValueError: (one line) for ``gridsize < 1``, ``n < C`` or bad ``centres``.
     """
     if isinstance(gridsize, (bool, np.bool_)) or not isinstance(gridsize, (int, np.integer)):
         raise ValueError(f"group_neighbours: gridsize={gridsize!r} must be an integer")
@@ -92,19 +90,17 @@ def group_neighbours(centres, gridsize: int, *, seed: int = 0) -> np.ndarray:
 def group_centre_and_offsets(centres, groups) -> tuple[np.ndarray, np.ndarray]:
     """Group centre and per-member offsets in the project's layout.
 
-    Parameters
-    ----------
-    centres : (n, 2) (x, y) scan positions.
-    groups : (g, C) int indices into ``centres`` (e.g. from :func:`group_neighbours`).
+    Args:
+        centres: (n, 2) (x, y) scan positions.
+        groups: (g, C) int indices into ``centres`` (e.g. from :func:`group_neighbours`).
 
-    Returns
-    -------
-    ``(coords_offsets, coords_nominal)``, both float32 (g, C, 1, 2), (x, y):
-    ``coords_offsets[i, j, 0]`` = the group centre (mean of its C member positions, the
-    same for every j); ``coords_nominal[i, j, 0]`` = member position - group centre
-    (zeros for C = 1). ``coords_offsets + coords_nominal`` gives the member positions
-    (exactly when they are representable in float32 and close to the centre, e.g.
-    scan grids; otherwise to float32 rounding).
+    Returns:
+        ``(coords_offsets, coords_nominal)``, both float32 (g, C, 1, 2), (x, y):
+        ``coords_offsets[i, j, 0]`` = the group centre (mean of its C member positions,
+        the same for every j); ``coords_nominal[i, j, 0]`` = member position - group
+        centre (zeros for C = 1). ``coords_offsets + coords_nominal`` gives the member
+        positions (exactly when they are representable in float32 and close to the
+        centre, e.g. scan grids; otherwise to float32 rounding).
     """
     c = _as_centres(centres)
     grp = np.asarray(groups)

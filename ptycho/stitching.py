@@ -86,19 +86,15 @@ def _check_int(value, name: str, lo: int, hi: int | None = None) -> int:
 def stitch_grid_tiles(patches, n_side: int, stride: int) -> np.ndarray:
     """Stitch a regular-grid scan by laying the central ``stride x stride`` tiles.
 
-    Parameters
-    ----------
-    patches : array (n_side*n_side, N, N), any dtype (complex64 or float32 usually)
-        Predicted patches in row-major scan order: patch ``i*n_side + j`` is the scan
-        position with top-left corner ``(i*stride, j*stride)`` (row, col).
-    n_side : int
-        Number of scan positions per side.
-    stride : int
-        Scan step in pixels, ``1 <= stride <= N``.
+    Args:
+        patches: array (n_side*n_side, N, N), any dtype (complex64 or float32 usually).
+            Predicted patches in row-major scan order: patch ``i*n_side + j`` is the
+            scan position with top-left corner ``(i*stride, j*stride)`` (row, col).
+        n_side: int. Number of scan positions per side.
+        stride: int. Scan step in pixels, ``1 <= stride <= N``.
 
-    Returns
-    -------
-    ndarray (n_side*stride, n_side*stride), same dtype as ``patches``.
+    Returns:
+        ndarray (n_side*stride, n_side*stride), same dtype as ``patches``.
         Tile of patch ``(i, j)`` is its region ``[o:o+stride, o:o+stride]`` with
         ``o = (N - stride)//2``, placed at rows ``i*stride...`` and cols ``j*stride...``.
         The image corresponds to the object region :func:`grid_region` ``(N, stride,
@@ -352,61 +348,63 @@ def stitch_by_positions(
 ):
     """Shift-and-sum stitching: place each patch at its scan position, average overlaps.
 
-    Parameters
-    ----------
-    patches : array (n, N, N) (or (..., N, N), e.g. (n, C, N, N)); complex or real.
-    centres : array (n, 2) (or any shape whose size is 2*n and last axis is 2, e.g.
-        (n, C, 1, 2)), float: absolute patch centres ``(x, y) = (column, row)`` in canvas
-        pixels, matched to ``patches`` in flattened order. Rounded half-up to integers
-        (``floor(v + 0.5)``); the patch top-left is then ``(y - N//2, x - N//2)``.
-    canvas_shape : (H, W) of the output canvas (see :func:`canvas_for_positions` for
-        scans whose positions may be negative).
-    crop : int or None
-        Use only the central ``crop x crop`` region of each patch, starting at patch
-        pixel ``(N - crop)//2`` (``crop = stride`` reproduces :func:`stitch_grid_tiles`
-        on a grid scan). Default ``None`` = the whole patch (``crop = N``).
-    subpixel : "none" | "fourier" | "bilinear"
-        What to do with the fractional part ``f = centre - round(centre)`` (in
-        ``[-0.5, 0.5)`` per axis). ``"none"`` (default): ignore it (integer placement).
-        Otherwise each patch is first resampled so that its content moves by ``f``
-        (``q[j] = patch[j - f]``), then placed at the rounded position:
-        ``"fourier"`` applies a Fourier phase ramp, separably per axis, to the patch's
-        mirror (even) extension of period 2N -- DCT interpolation: exact for smooth
-        content away from the patch border, and without the wrap-around ringing a plain
-        N-periodic FFT shift of a windowed patch produces (use ``crop`` to drop the few
-        border pixels); ``"bilinear"`` interpolates linearly between the 2 x 2
-        neighbours (border pixel repeated). Patches whose centre is integer are not
-        resampled, so both modes equal ``"none"`` exactly for integer centres. Batched
-        over patches, in blocks to bound memory.
-    align_phase : bool
-        Complex patches only. Remove an unknown constant phase per patch before
-        averaging (the phase ambiguity of a reconstruction): patch ``k`` is multiplied by
-        ``exp(-1j*theta_k)``. Patches are visited by distance from the patch nearest the
-        scan's centroid; pass 1 sets ``theta_k = angle(sum over its (cropped) region of
-        conj(S) * w * patch_k)`` with ``S`` the weighted sum of the patches already
-        placed (``theta_k = 0`` if nothing overlaps yet); pass 2 repeats that against
-        the sum of all the other patches (leave-one-out, updated in place). The free
-        global phase is then fixed so that the circular mean of ``theta`` is zero. Needs
-        overlapping (cropped) patches; a loop over patches, O(n * crop**2).
-    weights : None, array (n,), (N, N) or (n, N, N), optional
-        Non-negative weights for a weighted average ``sum(w * p) / sum(w)``: one scalar
-        per patch, one map in patch pixels shared by all patches (e.g. the probe
-        intensity) or one map per patch. Maps are cropped like the patches and are not
-        sub-pixel shifted. Default: plain mean.
+    Args:
+        patches: array (n, N, N) (or (..., N, N), e.g. (n, C, N, N)); complex or real.
+        centres: array (n, 2) (or any shape whose size is 2*n and last axis is 2, e.g.
+            (n, C, 1, 2)), float: absolute patch centres ``(x, y) = (column, row)`` in
+            canvas pixels, matched to ``patches`` in flattened order. Rounded half-up to
+            integers (``floor(v + 0.5)``); the patch top-left is then
+            ``(y - N//2, x - N//2)``.
+        canvas_shape: (H, W) of the output canvas (see :func:`canvas_for_positions` for
+            scans whose positions may be negative).
+        crop: int or None. Use only the central ``crop x crop`` region of each patch,
+            starting at patch pixel ``(N - crop)//2`` (``crop = stride`` reproduces
+            :func:`stitch_grid_tiles` on a grid scan). Default ``None`` = the whole
+            patch (``crop = N``).
+        subpixel: ``"none"`` | ``"fourier"`` | ``"bilinear"``. What to do with the
+            fractional part ``f = centre - round(centre)`` (in ``[-0.5, 0.5)`` per
+            axis). ``"none"`` (default): ignore it (integer placement). Otherwise each
+            patch is first resampled so that its content moves by ``f``
+            (``q[j] = patch[j - f]``), then placed at the rounded position:
+            ``"fourier"`` applies a Fourier phase ramp, separably per axis, to the
+            patch's mirror (even) extension of period 2N -- DCT interpolation: exact for
+            smooth content away from the patch border, and without the wrap-around
+            ringing a plain N-periodic FFT shift of a windowed patch produces (use
+            ``crop`` to drop the few border pixels); ``"bilinear"`` interpolates
+            linearly between the 2 x 2 neighbours (border pixel repeated). Patches whose
+            centre is integer are not resampled, so both modes equal ``"none"`` exactly
+            for integer centres. Batched over patches, in blocks to bound memory.
+        align_phase: bool. Complex patches only. Remove an unknown constant phase per
+            patch before averaging (the phase ambiguity of a reconstruction): patch
+            ``k`` is multiplied by ``exp(-1j*theta_k)``. Patches are visited by distance
+            from the patch nearest the scan's centroid; pass 1 sets
+            ``theta_k = angle(sum over its (cropped) region of conj(S) * w * patch_k)``
+            with ``S`` the weighted sum of the patches already placed (``theta_k = 0``
+            if nothing overlaps yet); pass 2 repeats that against the sum of all the
+            other patches (leave-one-out, updated in place). The free global phase is
+            then fixed so that the circular mean of ``theta`` is zero. Needs overlapping
+            (cropped) patches; a loop over patches, O(n * crop**2).
+        weights: None, array (n,), (N, N) or (n, N, N), optional. Non-negative weights
+            for a weighted average ``sum(w * p) / sum(w)``: one scalar per patch, one
+            map in patch pixels shared by all patches (e.g. the probe intensity) or one
+            map per patch. Maps are cropped like the patches and are not sub-pixel
+            shifted. Default: plain mean.
 
-    Returns
-    -------
-    canvas : ndarray (H, W)
-        Mean (weighted mean if ``weights``) of the overlapping contributions at each
-        pixel, 0 where nothing lands (or the weights sum to 0). dtype
-        ``np.result_type(patches.dtype, np.float32)`` (complex64 stays complex64,
-        float32 stays float32; sums are accumulated in float64).
-    coverage : ndarray (H, W) int64
-        Number of (cropped) patches covering each pixel.
+    Returns:
+        ``(canvas, coverage)``:
 
-    Raises ValueError naming ``centres`` when any used patch pixel falls off the canvas,
-    and naming the argument for an invalid ``crop``, ``subpixel``, ``align_phase`` (or
-    ``align_phase=True`` on real patches) or ``weights``.
+        * ``canvas``: ndarray (H, W). Mean (weighted mean if ``weights``) of the
+          overlapping contributions at each pixel, 0 where nothing lands (or the
+          weights sum to 0). dtype ``np.result_type(patches.dtype, np.float32)``
+          (complex64 stays complex64, float32 stays float32; sums are accumulated in
+          float64).
+        * ``coverage``: ndarray (H, W) int64. Number of (cropped) patches covering each
+          pixel.
+
+    Raises:
+        ValueError: naming ``centres`` when any used patch pixel falls off the canvas,
+            and naming the argument for an invalid ``crop``, ``subpixel``,
+            ``align_phase`` (or ``align_phase=True`` on real patches) or ``weights``.
     """
     stack = _as_patch_stack(patches)
     n, N, _ = stack.shape
@@ -501,20 +499,21 @@ def stitch_by_positions(
 def canvas_for_positions(centres, N: int, crop: int | None = None, margin: int = 0):
     """Smallest canvas holding every used patch pixel, and the shift that puts it at 0.
 
-    Parameters
-    ----------
-    centres : array (..., 2), (x, y) patch centres in object pixels (may be negative).
-    N : patch size. crop : used central region as in :func:`stitch_by_positions`
-        (default N). margin : extra empty pixels on every side (>= 0).
+    Args:
+        centres: array (..., 2), (x, y) patch centres in object pixels (may be negative).
+        N: patch size.
+        crop: used central region as in :func:`stitch_by_positions` (default N).
+        margin: extra empty pixels on every side (>= 0).
 
-    Returns
-    -------
-    canvas_shape : (H, W) ints.
-    origin : (ox, oy) ints, the (x, y) shift to add to the centres:
-        ``stitch_by_positions(patches, centres + np.asarray(origin), canvas_shape,
-        crop=crop)`` then fits exactly (the used region's first row/column lands at
-        ``margin``). Canvas pixel ``(r, c)`` is object pixel ``(r - oy, c - ox)``. The
-        shift is an integer, so the half-up rounding of the centres is unchanged.
+    Returns:
+        ``(canvas_shape, origin)``:
+
+        * ``canvas_shape``: (H, W) ints.
+        * ``origin``: (ox, oy) ints, the (x, y) shift to add to the centres:
+          ``stitch_by_positions(patches, centres + np.asarray(origin), canvas_shape,
+          crop=crop)`` then fits exactly (the used region's first row/column lands at
+          ``margin``). Canvas pixel ``(r, c)`` is object pixel ``(r - oy, c - ox)``.
+          The shift is an integer, so the half-up rounding of the centres is unchanged.
     """
     N = _check_int(N, "N", 1)
     k = N if crop is None else _check_int(crop, "crop", 1, N)
@@ -645,26 +644,26 @@ def _tiles_refusal(reason: str) -> ValueError:
 def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=None):
     """Stitch patches as ``options`` says; returns ``(image, coverage)``.
 
-    Parameters
-    ----------
-    patches : (n, C, N, N) or (n, N, N).
-    centres : (n, C, 2), (n, C, 1, 2) or (n, 2) absolute (x, y) patch centres (e.g.
-        ``PtychoDataset.centres``); may be None in tiles mode.
-    options : :class:`StitchOptions`.
-    canvas_shape : positions mode: (H, W) of the canvas, in the centres' coordinates.
-        Default: per axis, if every used patch pixel has a non-negative coordinate the
-        canvas starts at object pixel 0 (image pixel = object pixel, as in
-        :func:`stitch_patches`) and ends at the last used pixel; otherwise it starts at
-        the first used pixel, i.e. the centres are shifted by the origin of
-        :func:`canvas_for_positions` (call that function to learn the shift).
-    grid : tiles mode: ``(n_side, stride)`` of the regular, row-major scan.
+    Args:
+        patches: (n, C, N, N) or (n, N, N).
+        centres: (n, C, 2), (n, C, 1, 2) or (n, 2) absolute (x, y) patch centres (e.g.
+            ``PtychoDataset.centres``); may be None in tiles mode.
+        options: :class:`StitchOptions`.
+        canvas_shape: positions mode: (H, W) of the canvas, in the centres' coordinates.
+            Default: per axis, if every used patch pixel has a non-negative coordinate
+            the canvas starts at object pixel 0 (image pixel = object pixel, as in
+            :func:`stitch_patches`) and ends at the last used pixel; otherwise it starts
+            at the first used pixel, i.e. the centres are shifted by the origin of
+            :func:`canvas_for_positions` (call that function to learn the shift).
+        grid: tiles mode: ``(n_side, stride)`` of the regular, row-major scan.
 
-    Returns
-    -------
-    image : positions: the canvas of :func:`stitch_by_positions`; tiles: the
-        ``(n_side*stride)``-square image of :func:`stitch_grid_tiles` (object region
-        :func:`grid_region`).
-    coverage : int64 per-pixel patch count (all ones in tiles mode).
+    Returns:
+        ``(image, coverage)``:
+
+        * ``image``: positions: the canvas of :func:`stitch_by_positions`; tiles: the
+          ``(n_side*stride)``-square image of :func:`stitch_grid_tiles` (object region
+          :func:`grid_region`).
+        * ``coverage``: int64 per-pixel patch count (all ones in tiles mode).
     """
     if not isinstance(options, StitchOptions):
         raise ValueError(f"options: expected a StitchOptions, got {type(options).__name__}")
