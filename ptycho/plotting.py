@@ -31,7 +31,8 @@ def comparison_panels(gt_amp, gt_phase, rows: dict, title: str = ""):
     def show(ax, img, t, cmap, lo=None, hi=None):
         im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(t, fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     show(axes[0, 0], gt_amp, "ground truth amplitude", "gray", a_lo, a_hi)
     axes[0, 1].axis("off")

@@ -59,7 +59,8 @@ def prediction_inputs(model, test_data: PtychoDataset | Mapping):
     positions = (torch.zeros(n, c, 1, 2) if pos is None
                  else torch.as_tensor(np.asarray(pos, dtype=np.float32)))
     if positions.shape != (n, c, 1, 2):
-        raise ValueError(f"test_data['coords_nominal'] must be ({n}, {c}, 1, 2), got {tuple(positions.shape)}")
+        raise ValueError(f"test_data['coords_nominal'] must be ({n}, {c}, 1, 2), "
+                         f"got {tuple(positions.shape)}")
     probe = _get(test_data, "probeGuess")
     if probe is None:
         buf = getattr(model, "probe", None)

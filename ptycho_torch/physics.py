@@ -211,7 +211,8 @@ class FarFieldPtychography(nn.Module):
 def _check_pair(pred: Tensor, obs: Tensor, fn: str) -> None:
     if pred.shape != obs.shape:
         raise ValueError(
-            f"{fn}: pred_amp and obs_amp must have the same shape, got {tuple(pred.shape)} and {tuple(obs.shape)}"
+            f"{fn}: pred_amp and obs_amp must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(obs.shape)}"
         )
     if pred.is_complex() or obs.is_complex():
         raise ValueError(f"{fn}: pred_amp and obs_amp must be real amplitudes, got complex input")

@@ -48,7 +48,7 @@ class SnapshotCallback(Callback):
         n_patches: patches shown (rows of the figure); channel 0 of each.
     """
 
-    def __init__(self, test: Mapping, out_dir, model_id: str, every: int, n_patches: int = 4):
+    def __init__(self, test: PtychoDataset, out_dir, model_id: str, every: int, n_patches: int = 4):
         if int(every) < 1:
             raise ValueError(f"snapshot every={every} must be >= 1")
         self.every = int(every)

@@ -58,7 +58,8 @@ def _check_range(owner, field, value, lo, hi) -> None:
             allowed = f"<= {_fmt(hi)}"
         else:
             allowed = f"{_fmt(lo)}..{_fmt(hi)}"
-        raise ConfigError(f"{_name(owner, field)}={value!r} is out of range (allowed: {allowed})", owner, field)
+        raise ConfigError(f"{_name(owner, field)}={value!r} is out of range (allowed: {allowed})",
+                          owner, field)
 
 
 def check_choice(owner: str, field: str, value, choices: Iterable) -> None:
@@ -66,7 +67,8 @@ def check_choice(owner: str, field: str, value, choices: Iterable) -> None:
     choices = tuple(choices)
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ConfigError(f"{_name(owner, field)}={value!r} is not allowed (choose one of: {allowed})", owner, field)
+        raise ConfigError(f"{_name(owner, field)}={value!r} is not allowed (choose one of: "
+                          f"{allowed})", owner, field)
 
 
 def check_bool(owner: str, field: str, value) -> None:

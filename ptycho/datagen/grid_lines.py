@@ -106,8 +106,10 @@ class GridLinesSpec(SimulationConfig):
                              f"for object_size={S}, N={self.N})")
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as plain Python values (JSON-serialisable)."""
-        return dataclasses.asdict(self)
+        """All fields as plain Python values (JSON-serialisable); float fields as floats, so
+        ``nphotons=10**9`` and ``nphotons=1e9`` give the same cache key and metadata."""
+        return {f.name: (float(getattr(self, f.name)) if f.type == "float"
+                         else getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def cache_key(self) -> str:
         """sha256 hex of the canonical JSON of all fields plus :data:`FORMAT_VERSION`."""

@@ -71,7 +71,7 @@ def _object_members(path: str) -> set[str]:
                         _, _, dtype = np.lib.format.read_array_header_1_0(fh)
                     else:
                         _, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                except Exception:
+                except Exception:  # noqa: BLE001 - an unreadable header: the full read reports it
                     continue
             if dtype.hasobject:
                 found.add(name[:-4])
@@ -118,7 +118,7 @@ def read_npz_arrays(path: str | Path, required: tuple[str, ...] = ()
                     raise _cannot(path, f"key '{key}': {exc}".splitlines()[0]) from None
     except ValueError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any read failure becomes one refusal line
         raise _cannot(path, f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
     return arrays, notes
 
