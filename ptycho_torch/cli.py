@@ -15,6 +15,19 @@ from ptycho.config.config import InferenceConfig, ReconstructConfig
 from ptycho.config.validation import StudyError
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to the *current* ``sys.stderr`` (which a test harness or
+    a caller may replace after the handler was made)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
 def configure_logging() -> None:
     """INFO messages of this project on stderr, one line each. Lightning's own start-up
     chatter (accelerator summary, tips, "fit stopped") is lowered to warnings: the study
@@ -22,7 +35,7 @@ def configure_logging() -> None:
     import warnings
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in ("ptycho", "ptycho_torch"):
         lg = logging.getLogger(name)

@@ -32,12 +32,13 @@ from pathlib import Path
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import config_from_values, flag_hint, parse_known
+from ptycho.config.cli import config_from_values, parse_known
 from ptycho.config.config import (
     ARCHITECTURES, NO_EFFECT_ON_RESULT, SimulationConfig, StudyConfig, field_names,
 )
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
+from ptycho_torch.cli import configure_logging, refuse
 
 log = logging.getLogger(__name__)
 
@@ -438,36 +439,6 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
 
 
 # ------------------------------------------------------------------------------- CLI
-class _StderrHandler(logging.StreamHandler):
-    """A stream handler that writes to the *current* ``sys.stderr`` (which a test harness or
-    a caller may replace after the handler was made)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):  # StreamHandler.__init__ assigns it; the property wins
-        pass
-
-
-def configure_logging() -> None:
-    """INFO messages of this project on stderr, one line each; Lightning keeps its own."""
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("ptycho", "ptycho_torch"):
-        lg = logging.getLogger(name)
-        if not lg.handlers:
-            lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-
-
-def refuse(err: BaseException) -> int:
-    print(f"error: {flag_hint(err)}", file=sys.stderr)
-    return 2
-
-
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 interrupted (run the same command again)."""
