@@ -311,13 +311,19 @@ def _restore_torch_defaults():
 
 
 def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: int | None = None,
-               device: str = "auto", seed: int = 0, initial_object: np.ndarray | None = None):
+               device: str = "auto", seed: int = 0, initial_object: np.ndarray | None = None,
+               optimize_probe: bool = False, probe_start_epoch: int = 0):
     """A Pty-chi ``PtychographyTask`` for ``engine`` with the known probe and positions.
 
     The probe and positions are fixed (not optimized); the object starts at
     ``initial_object`` (H, W) or at a flat object of the Parseval amplitude. Pty-chi's
     probe rescaling and object/probe ambiguity removal are off (the probe is known).
     Call inside :func:`_restore_torch_defaults` (it changes torch's defaults).
+
+    ``optimize_probe=True`` (probe refinement, :mod:`ptycho_torch.probe_refinement`):
+    the probe starts at ``scan.probe`` and is optimized together with the object from
+    epoch ``probe_start_epoch`` on (positions stay fixed); its scale is then not
+    determined by the data (object/probe ambiguity), which the caller handles.
     """
     engine = check_engines([engine])[0]
     api, PtychographyTask = import_ptychi()
@@ -341,7 +347,12 @@ def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     oo.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED
     oo.position_origin_coords = [scan.origin, scan.origin]
     oo.remove_object_probe_ambiguity.enabled = False
-    opts.probe_options.optimizable = False
+    opts.probe_options.optimizable = bool(optimize_probe)
+    if optimize_probe:
+        if not (isinstance(probe_start_epoch, (int, np.integer)) and 0 <= probe_start_epoch < epochs):
+            raise ValueError(f"probe_start_epoch={probe_start_epoch!r} is out of range "
+                             f"(allowed: an integer 0..{int(epochs) - 1} for {int(epochs)} epochs)")
+        opts.probe_options.optimization_plan.start = int(probe_start_epoch)
     opts.probe_position_options.optimizable = False
     if initial_object is None:
         obj = np.full(scan.buffer_shape, scan.amplitude_guess, dtype=np.complex64)
