@@ -118,15 +118,26 @@ class PtychoPINN_Lightning(L.LightningModule):
 
     def configure_optimizers(self):
         tc = self.training_config
-        opt_cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
-        opt = opt_cls(self.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
-        if tc.scheduler == "none":
+        opt = OPTIMIZERS[tc.optimizer](self.parameters(), lr=tc.learning_rate,
+                                       weight_decay=tc.weight_decay)
+        make_scheduler = SCHEDULERS[tc.scheduler]
+        if make_scheduler is None:
             return opt
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience,
-            min_lr=min(tc.min_lr, tc.learning_rate))
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
+        return {"optimizer": opt, "lr_scheduler": make_scheduler(opt, tc)}
+
+
+def _plateau_scheduler(opt, tc: TrainingConfig) -> dict:
+    """ReduceLROnPlateau on the validation loss, stepped once per epoch."""
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience,
+        min_lr=min(tc.min_lr, tc.learning_rate))
+    return {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}
+
+
+# keys = ptycho.config.config.OPTIMIZERS (tested)
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# keys = ptycho.config.config.SCHEDULERS (tested); None: a constant learning rate
+SCHEDULERS = {"plateau": _plateau_scheduler, "none": None}
 
 
 # keys = ptycho.config.config.INPUT_TRANSFORMS (tested)

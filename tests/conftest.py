@@ -1,4 +1,11 @@
-"""Shared test setup: make scripts/studies importable, keep torch single-threaded."""
+"""Shared test setup: make scripts/studies importable, keep torch single-threaded.
+
+One thread, in this process and (through OMP_NUM_THREADS) in every study or benchmark the
+tests start as a subprocess: on a shared 2-core machine several OpenMP threads per process
+spin against each other and make tiny models tens of times slower, and one thread keeps
+CPU results bit-identical between the CLI and in-process runs.
+"""
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +16,7 @@ for sub in ("scripts/studies", "scripts/benchmarks"):
     p = str(REPO / sub)
     if p not in sys.path:
         sys.path.insert(0, p)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -19,6 +27,6 @@ def _torch_threads():
         yield
         return
     n = torch.get_num_threads()
-    torch.set_num_threads(min(n, 2))
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)

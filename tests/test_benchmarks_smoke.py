@@ -1,9 +1,15 @@
-"""Every benchmark's --smoke mode runs (as CI does) and writes its --json, so none can rot."""
+"""Every benchmark's --smoke mode runs and writes its --json, so none can rot.
+
+The torch benchmarks run their ``main(argv)`` in this process (each as a separate module
+loaded from its file, so the generic script names cannot clash), which saves a torch
+import per script; the numpy-only stitching benchmark runs as a real script, as CI does.
+"""
+import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -11,18 +17,27 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "scripts" / "benchmarks"
 
 
-def _run(script: str, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+def _load(script: str):
+    name = f"_bench_{script}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{script}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _run(script: str, tmp_path: Path, capsys, *extra: str):
     out = tmp_path / f"{script}.json"
-    env = {**os.environ, "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
-    r = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--smoke", "--device", "cpu",
-                        "--json", str(out), *extra],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    return r, json.loads(out.read_text())
+    capsys.readouterr()
+    code = _load(script).main(["--smoke", "--device", "cpu", "--json", str(out), *extra])
+    captured = capsys.readouterr()
+    assert code == 0, (captured.out[-2000:], captured.err[-3000:])
+    return SimpleNamespace(stdout=captured.out, stderr=captured.err), json.loads(out.read_text())
 
 
-def test_inference_smoke(tmp_path):
-    r, res = _run("inference", tmp_path)
+def test_inference_smoke(tmp_path, capsys):
+    r, res = _run("inference", tmp_path, capsys)
     thr = res["throughput"]
     assert thr["max_abs_diff_vs_raw"] == 0.0  # the wrapper computes exactly what the raw loop does
     assert thr["throughput_ratio"] > 0 and thr["wrapper_patterns_per_s"] > 0
@@ -41,8 +56,8 @@ def test_stitching_smoke(tmp_path):  # numpy only: no --device flag
     assert "budget" in r.stdout
 
 
-def test_training_smoke(tmp_path):
-    r, res = _run("training", tmp_path, "--arch", "fno", "--arch", "cnn")
+def test_training_smoke(tmp_path, capsys):
+    r, res = _run("training", tmp_path, capsys, "--arch", "fno", "--arch", "cnn")
     assert [row["architecture"] for row in res["results"]] == ["fno", "cnn"]
     for row in res["results"]:
         assert row["lightning_patterns_per_s"] > 0 and row["bare_patterns_per_s"] > 0
@@ -50,8 +65,8 @@ def test_training_smoke(tmp_path):
     assert "| fno |" in r.stdout
 
 
-def test_reconstruct_vs_ptychi_smoke(tmp_path):
-    r, res = _run("reconstruct_vs_ptychi", tmp_path)
+def test_reconstruct_vs_ptychi_smoke(tmp_path, capsys):
+    r, res = _run("reconstruct_vs_ptychi", tmp_path, capsys)
     rows = res["rows"]
     assert rows[0]["method"].startswith("pinn_fno") and rows[0]["seconds"] > 0
     assert res["meta"]["n_patterns"] == 25
@@ -62,6 +77,47 @@ def test_reconstruct_vs_ptychi_smoke(tmp_path):
         assert res["time_ratio_ptychi_over_network"] > 0
 
 
-def test_generators_smoke(tmp_path):
-    r, res = _run("generators", tmp_path, "--arch", "fno")
+def test_generators_smoke(tmp_path, capsys):
+    r, res = _run("generators", tmp_path, capsys, "--arch", "fno")
     assert [row["architecture"] for row in res["results"]] == ["fno"]
+
+
+def test_benchmarks_resolve_devices_through_the_project_rule(monkeypatch, capsys):
+    """bench_common.select_device is ptycho_torch.device.resolve_device plus a one-line refusal."""
+    import torch
+
+    import bench_common
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench_common.select_device("auto") == torch.device("cpu")
+    assert bench_common.select_device("cpu") == torch.device("cpu")
+    capsys.readouterr()
+    assert bench_common.select_device("cuda") is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: device='cuda' but no CUDA device is available (allowed here: auto, "
+                   "cpu) [flag --device]"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bench_common.select_device("auto") == torch.device("cuda")
+    assert bench_common.select_device("cpu") == torch.device("cpu")
+
+
+def test_gpu_check_uses_existing_flags():
+    """Every flag gpu_check.sh passes to a benchmark or the study runner exists there."""
+    import re
+
+    from ptycho.config.cli import build_parser
+    text = (BENCH / "gpu_check.sh").read_text()
+
+    def command(name: str) -> str:  # from the script's name to the end of its continued line
+        lines = text[text.index(name):].splitlines()
+        end = next(i for i, ln in enumerate(lines) if not ln.rstrip().endswith("\\"))
+        return "\n".join(lines[:end + 1])
+    study_flags = {o for a in build_parser("x", "y")._actions for o in a.option_strings}
+    study_cmd = command("scripts/studies/grid_lines_torch_runner.py")
+    assert "--preset" in study_cmd
+    for flag in re.findall(r"--[a-z][a-z0-9-]*", study_cmd):
+        assert flag in study_flags, flag
+    for script in ("inference", "training", "generators", "stitching", "reconstruct_vs_ptychi"):
+        cmd = command(f"scripts/benchmarks/{script}.py")
+        source = (BENCH / f"{script}.py").read_text() + (BENCH / "bench_common.py").read_text()
+        for flag in set(re.findall(r"--[a-z][a-z0-9-]*", cmd)):
+            assert f'"{flag}"' in source, (script, flag)

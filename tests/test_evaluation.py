@@ -14,7 +14,6 @@ from ptycho.evaluation import (
     frc_curve,
     frc_threshold_crossing,
     METRIC_NAMES,
-    metrics_table,
     remove_phase_plane,
 )
 
@@ -221,12 +220,33 @@ def test_input_errors(gt):
 
 
 def test_metrics_table_format(gt):
+    """The one study table (ptycho.study_metrics) shows a perfect self-comparison as such."""
+    from ptycho.study_metrics import StudyMetrics, TABLE_COLUMNS, metrics_table
     res = evaluate_reconstruction(gt, gt)
-    table = metrics_table(res)
-    lines = table.splitlines()
-    assert lines[0] == "| metric | amplitude | phase |"
-    assert lines[1] == "|---|---|---|"
-    assert len(lines) == 2 + len(METRICS)
-    assert "| psnr | inf | inf |" in lines
-    assert "| mae | 0 | 0 |" in lines
-    assert metrics_table(res["metrics"]) == table
+    row = StudyMetrics(model_id="self", kind="network", ground_truth=True)
+    row.set_scores(res)
+    no_gt = StudyMetrics(model_id="blind", kind="iterative", ground_truth=False,
+                         data_residual={"amplitude_mae": 0.25})
+    lines = metrics_table([row, no_gt]).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head[0] == "method" and head[1:1 + len(TABLE_COLUMNS)] == [c[0] for c in TABLE_COLUMNS]
+    assert lines[1] == "|" + "---|" * len(head)
+    assert len(lines) == 4
+    cells = dict(zip(head, (c.strip() for c in lines[2].strip("|").split("|"))))
+    assert cells["method"] == "self"
+    assert cells["amp MAE"] == cells["phase MAE"] == "0"
+    assert cells["amp PSNR"] == cells["phase PSNR"] == "inf"
+    assert cells["amp SSIM"] == cells["phase SSIM"] == "1"
+    assert cells["amp FRC50"] == cells["phase FRC50"] == "0.5"
+    blind = dict(zip(head, (c.strip() for c in lines[3].strip("|").split("|"))))
+    assert all(blind[c[0]] == "-" for c in TABLE_COLUMNS)  # no ground truth: no scores
+    assert blind["data residual"] == "0.25"
+
+
+def test_format_number():
+    from ptycho.study_metrics import format_number
+    assert format_number(None) == "-"
+    assert format_number(float("inf")) == "inf" and format_number(float("-inf")) == "-inf"
+    assert format_number(float("nan")) == "nan" and format_number("nan") == "nan"
+    assert format_number(0.123456789) == "0.1235" and format_number(0.123456789, 2) == "0.12"
+    assert format_number("n/a") == "n/a"

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OUTPUT_MODES = ("real_imag", "amp_phase")
 RESIDUAL_BRANCH_GAIN = 0.3
 
 
@@ -188,9 +187,20 @@ class ComplexOutputHead(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, _, n1, n2 = h.shape
         out = self.proj(h).reshape(b, self.channels, 2, n1, n2)
-        first, second = out[:, :, 0], out[:, :, 1]
-        if self.mode == "real_imag":
-            return torch.complex(first, second)
-        amp = self.amp_max * torch.sigmoid(first)
-        phase = math.pi * torch.tanh(second)
-        return torch.polar(amp, phase)
+        return OUTPUT_READERS[self.mode](self, out[:, :, 0], out[:, :, 1])
+
+
+def _read_real_imag(head: ComplexOutputHead, first: torch.Tensor, second: torch.Tensor):
+    """(real part, imaginary part), used as they are."""
+    return torch.complex(first, second)
+
+
+def _read_amp_phase(head: ComplexOutputHead, first: torch.Tensor, second: torch.Tensor):
+    """amplitude ``amp_max * sigmoid(first)``, phase ``pi * tanh(second)``."""
+    return torch.polar(head.amp_max * torch.sigmoid(first), math.pi * torch.tanh(second))
+
+
+#: How the head reads its two output maps per patch, keyed by ``generator_output_mode``
+#: (keys = ptycho.config.config.OUTPUT_MODES, tested).
+OUTPUT_READERS = {"real_imag": _read_real_imag, "amp_phase": _read_amp_phase}
+OUTPUT_MODES = tuple(OUTPUT_READERS)

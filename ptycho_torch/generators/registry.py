@@ -1,11 +1,11 @@
 """Explicit architecture name -> generator class map.
 
 ``build_generator(model_config)`` builds the generator named by
-``model_config.architecture`` from the config's hyperparameters. It accepts the PyTorch
-``ptycho_torch.config_params.ModelConfig``, the canonical ``ptycho.config.ModelConfig``,
-a plain mapping of ModelConfig fields (validated by constructing the PyTorch
-ModelConfig), or any object with the same attributes (e.g. ``SimpleNamespace``, not
-validated beyond the architecture name).
+``model_config.architecture`` from the config's hyperparameters. It accepts
+``ptycho.config.ModelConfig``, a plain mapping of its fields (validated by constructing
+the ModelConfig), or any object with the same attributes (e.g. ``SimpleNamespace``, not
+validated beyond the architecture name). ``GENERATORS``' keys equal
+``ptycho.config.config.ARCHITECTURES`` (tested).
 
 Importing this module does not import neuraloperator; it is imported when an FNO or
 Hybrid generator is built.
@@ -34,7 +34,7 @@ def build_generator(model_config) -> nn.Module:
     C = gridsize**2. Raises ValueError for an unknown architecture name.
     """
     if isinstance(model_config, Mapping):
-        from ptycho_torch.config_params import ModelConfig
+        from ptycho.config.config import ModelConfig
 
         model_config = ModelConfig.from_dict(dict(model_config))
     name = getattr(model_config, "architecture", None)

@@ -5,28 +5,36 @@ import json
 import sys
 from pathlib import Path
 
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:  # running from a clone without installing
+    sys.path.insert(0, str(_REPO))
+
+from ptycho.config.config import DEVICES  # noqa: E402  (numpy only)
+
 
 def add_common_args(p, *, device_default: str | None = "auto") -> None:
     """The flags every benchmark has: --device (unless ``device_default`` is None),
     --threads and --json."""
     if device_default is not None:
-        p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=device_default)
+        p.add_argument("--device", choices=DEVICES, default=device_default,
+                       help=f"where to run (default: {device_default}; auto: cuda when available)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
 def select_device(name: str):
-    """'auto' -> cuda when available else cpu; 'cuda' without CUDA prints the one-line
-    error and returns None (the caller exits with 2)."""
+    """The torch device for ``--device`` (auto, cpu or cuda), resolved by the project's one
+    rule (``ptycho_torch.device.resolve_device``: 'auto' -> cuda when available else cpu).
+    A refusal ('cuda' without a CUDA device) prints the one-line error and returns None
+    (the caller exits with 2)."""
     import torch  # here, so numpy-only benchmarks start fast
 
-    if name == "cuda" and not torch.cuda.is_available():
-        print("error: --device=cuda but no CUDA device is available (allowed: cpu, auto)",
-              file=sys.stderr)
+    from ptycho_torch.device import resolve_device
+    try:
+        return torch.device(resolve_device(name))
+    except ValueError as err:
+        print(f"error: {str(err).splitlines()[0]} [flag --device]", file=sys.stderr)
         return None
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def write_json(path, obj) -> None:

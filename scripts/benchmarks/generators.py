@@ -26,13 +26,17 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
-import torch
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
 
-from bench_common import add_common_args, select_device, write_json
+import torch  # noqa: E402
+from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
-from ptycho_torch.config_params import ModelConfig
-from ptycho_torch.generators import GENERATORS, build_generator, count_parameters
+from ptycho.config.config import ModelConfig  # noqa: E402
+from ptycho_torch.generators import GENERATORS, build_generator, count_parameters  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

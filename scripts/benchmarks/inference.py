@@ -39,25 +39,28 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
+from ptycho.config.config import ARCHITECTURES  # noqa: E402
+
 THROUGHPUT_TARGET = 0.95
 MEMORY_TARGET = 1.10
 
 
-class _Cfg:
-    def __init__(self, infer_batch_size: int):
-        self.infer_batch_size = infer_batch_size
+def _inference_config(infer_batch_size: int):
+    """The inference settings of the study (only the batch size matters here)."""
+    from ptycho.config.config import InferenceConfig
+    return InferenceConfig(infer_batch_size=infer_batch_size)
 
 
 def build_model(architecture: str, N: int, width: int, modes: int, blocks: int, seed: int = 0):
     """An untrained PtychoPINN_Lightning in eval mode (speed and memory do not depend on weights)."""
+    from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
     from ptycho.datagen.grid_lines import make_probe
-    from ptycho_torch.config_factory import create_training_payload
     from ptycho_torch.model import PtychoPINN_Lightning
     torch.manual_seed(seed)
-    payload = create_training_payload(overrides={
-        "N": N, "architecture": architecture, "fno_width": width, "fno_modes": modes,
-        "fno_blocks": blocks, "fno_cnn_blocks": 1, "input_scale": 1.0})
-    model = PtychoPINN_Lightning(payload.model_config, payload.data_config, payload.training_config)
+    model = PtychoPINN_Lightning(
+        ModelConfig(N=N, architecture=architecture, fno_width=width, fno_modes=modes,
+                    fno_blocks=blocks, fno_cnn_blocks=1),
+        DataConfig(input_scale=1.0), TrainingConfig())
     model.set_probe(make_probe(N))
     return model.eval()
 
@@ -93,7 +96,7 @@ def raw_loop(model, data: dict, batch: int, device: torch.device) -> torch.Tenso
 def bench_throughput(model, data: dict, batch: int, device: torch.device, repeats: int) -> dict:
     from ptycho_torch.inference import run_torch_inference
     n = data["diffraction"].shape[0]
-    wrapped = lambda: run_torch_inference(model, data, _Cfg(batch))  # noqa: E731
+    wrapped = lambda: run_torch_inference(model, data, _inference_config(batch))  # noqa: E731
     raw = lambda: raw_loop(model, data, batch, device)  # noqa: E731
     # identical results first (the wrapper must not change what is computed)
     a, b = wrapped(), raw().numpy()
@@ -123,7 +126,7 @@ def bench_memory(model, N: int, n: int, batch: int, device: torch.device) -> dic
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        run_torch_inference(model, data, _Cfg(batch))
+        run_torch_inference(model, data, _inference_config(batch))
         torch.cuda.synchronize(device)
         peaks[k] = torch.cuda.max_memory_allocated(device) - base
         del data
@@ -142,7 +145,7 @@ def _verdict(ok: bool) -> str:
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
-    p.add_argument("--architecture", choices=("cnn", "fno", "hybrid"), default="fno")
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="fno")
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--n", type=int, default=512, help="test patterns for the throughput ratio")
     p.add_argument("--n-memory", type=int, default=1089,

@@ -42,6 +42,8 @@ for _p in (str(_REPO), str(_REPO / "scripts" / "studies")):
 import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
+from ptycho.config.config import ARCHITECTURES  # noqa: E402
+
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
                    n_train_objects=1, n_test_objects=1, epochs=1, batch_size=16, fno_width=8,
                    fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, max_train_minutes=0.0)
@@ -57,8 +59,11 @@ def train_study(work_dir: Path, architecture: str, minutes: float, smoke: bool, 
 
 
 def load_study(study_dir: Path, model_id: str, device: torch.device):
-    """(model on device, test mapping, infer_batch_size, test_stride, training info)."""
-    from ptycho.io import load_dataset
+    """(model on device, test dataset, its InferenceConfig, training info) of a finished
+    study: the scored scan is re-read from the file its config.json names, in the study's
+    unit and geometry."""
+    from ptycho.config.config import StudyConfig
+    from ptycho.formats.study_input import read_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
     run = study_dir / "runs" / model_id
     ckpt, cfg_path = run / "model.ckpt", run / "config.json"
@@ -66,24 +71,27 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
         if not p.is_file():
             raise ValueError(f"--study-dir: {p} is missing (allowed: the output dir of a finished study "
                              f"that contains runs/{model_id}/model.ckpt and config.json)")
-    cfg = json.loads(cfg_path.read_text())
-    r = cfg["runner"]
-    test = load_dataset(cfg["data"]["test_npz"], expect_N=r["N"], expect_gridsize=r["gridsize"],
-                        require_ground_truth=True)
+    saved = json.loads(cfg_path.read_text())
+    cfg = StudyConfig.from_dict(saved["study"])
+    test = read_dataset(saved["data"]["test_npz"], N=cfg.model.N, gridsize=cfg.model.gridsize,
+                        unit=cfg.run.data_unit)
+    if test.ground_truth is None:
+        raise ValueError(f"--study-dir: the scored scan {saved['data']['test_npz']} has no ground "
+                         "truth (allowed: a study whose test scan has one, to score both methods)")
     model = PtychoPINN_Lightning.load_from_checkpoint(str(ckpt), map_location="cpu").to(device).eval()
     metrics = {}
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())
-    return model, test, int(r["infer_batch_size"]), int(r["test_stride"]), metrics
+    return model, test, cfg.inference, metrics
 
 
-def time_network(model, test: dict, batch: int, stride: int, repeats: int):
+def time_network(model, test, inference, repeats: int):
     """Median (inference + stitch) seconds over ``repeats`` (after a warm-up) and the scores."""
     from ptycho_torch.study import reconstruct_test_object, score
-    rec = reconstruct_test_object(model, test, batch, stride)  # warm-up
+    rec = reconstruct_test_object(model, test, inference)  # warm-up
     times = []
     for _ in range(repeats):
-        rec = reconstruct_test_object(model, test, batch, stride)
+        rec = reconstruct_test_object(model, test, inference)
         times.append(rec.inference_time_s + rec.stitch_time_s)
     result, _ = score(rec)
     return statistics.median(times), rec, result
@@ -116,7 +124,7 @@ def _parse(argv):
     p.add_argument("--smoke", action="store_true", help="tiny dataset, 1 training epoch, 3 LSQML epochs")
     p.add_argument("--study-dir", help="output dir of a finished study / comparison to take the model from")
     p.add_argument("--model-id", default="pinn_fno", help="model id inside --study-dir (default pinn_fno)")
-    p.add_argument("--architecture", choices=("cnn", "fno", "hybrid"), default="fno",
+    p.add_argument("--architecture", choices=ARCHITECTURES, default="fno",
                    help="architecture trained here when --study-dir is not given")
     p.add_argument("--train-minutes", type=float, default=2.0,
                    help="training budget when --study-dir is not given (default 2)")
@@ -158,8 +166,8 @@ def main(argv=None) -> int:
             trained = train_study(study_dir, a.architecture, a.train_minutes, a.smoke, dev)
             trained = {"train_time_s": trained.get("train_time_s"),
                        "wall_s": time.perf_counter() - t0, "epochs": trained.get("epochs_completed")}
-        model, test, batch, stride, study_metrics = load_study(study_dir, model_id, device)
-        net_s, rec, net_result = time_network(model, test, batch, stride, repeats)
+        model, test, inference, study_metrics = load_study(study_dir, model_id, device)
+        net_s, rec, net_result = time_network(model, test, inference, repeats)
         rows = [_row(f"{model_id} (inference + stitch)", net_s, rec.n_patterns, net_result)]
         ptychi_note = None
         try:
@@ -167,7 +175,7 @@ def main(argv=None) -> int:
         except IterativeUnavailableError as err:
             ptychi_note = str(err)
         if ptychi_note is None:
-            it_rec, res = reconstruct_iterative("lsqml", test, stride, epochs=epochs, device=dev)
+            it_rec, res = reconstruct_iterative("lsqml", test, epochs=epochs, device=dev)
             it_result, _ = score(it_rec)
             rows.append(_row(f"Pty-chi LSQML {epochs} epochs", res.time_s, res.n_patterns, it_result))
     except ValueError as err:

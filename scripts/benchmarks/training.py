@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
-ARCHS = ("cnn", "fno", "hybrid")
+from ptycho.config.config import ARCHITECTURES as ARCHS  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -50,34 +50,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_payload(arch: str, N: int, batch: int, width: int, modes: int, blocks: int, device: str):
-    from ptycho_torch.config_factory import create_training_payload
-    return create_training_payload(overrides={
-        "N": N, "architecture": arch, "fno_width": width, "fno_modes": modes, "fno_blocks": blocks,
-        "batch_size": batch, "scheduler": "none", "device": device, "input_scale": 1.0,
-        "val_fraction": 0.05})
+def make_configs(arch: str, N: int, batch: int, width: int, modes: int, blocks: int, device: str):
+    """(ModelConfig, TrainingConfig, DataConfig) of the study, for both paths."""
+    from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
+    return (ModelConfig(N=N, architecture=arch, fno_width=width, fno_modes=modes,
+                        fno_blocks=blocks),
+            TrainingConfig(batch_size=batch, scheduler="none", device=device, val_fraction=0.05),
+            DataConfig(input_scale=1.0))
 
 
-def lightning_throughput(payload, n_batches: int, warmup: int, device: torch.device) -> float:
+def random_dataset(n: int, channels: int, N: int):
+    """A random training scan of ``n`` groups (only shapes and sizes matter for speed)."""
+    from ptycho.datagen.grid_lines import make_probe
+    from ptycho.dataset import PtychoDataset
+    rng = np.random.default_rng(0)
+    zeros = np.zeros((n, channels, 1, 2), np.float32)
+    return PtychoDataset(path="<random>", diffraction=rng.random((n, channels, N, N), dtype=np.float32),
+                         coords_nominal=zeros, coords_offsets=zeros.copy(), probe=make_probe(N),
+                         object_index=np.zeros(n, np.int64))
+
+
+def lightning_throughput(configs, n_batches: int, warmup: int, device: torch.device) -> float:
     """Patterns/s of Trainer.fit over ``n_batches`` after ``warmup`` batches."""
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
-    from ptycho.datagen.grid_lines import make_probe
     from ptycho_torch.data import make_loaders, split_indices
     from ptycho_torch.model import PtychoPINN_Lightning
 
-    mc, dc, tc = payload.model_config, payload.data_config, payload.training_config
+    mc, tc, dc = configs
     N, B = mc.N, tc.batch_size
     n = (warmup + n_batches) * B
-    rng = np.random.default_rng(0)
-    train = {"diffraction": rng.random((n + 2, mc.channels, N, N), dtype=np.float32),
-             "coords_nominal": np.zeros((n + 2, mc.channels, 1, 2), np.float32)}
+    train = random_dataset(n + 2, mc.channels, N)
     split = split_indices(n + 2, 2 / (n + 2), tc.seed)
     loader, _ = make_loaders(train, split, 1.0, B, tc.seed)
     torch.manual_seed(0)
     model = PtychoPINN_Lightning(mc, dc, tc)
-    model.set_probe(make_probe(N))
+    model.set_probe(train.probe)
 
     class Timer(Callback):
         t0 = t1 = None
@@ -102,10 +111,10 @@ def lightning_throughput(payload, n_batches: int, warmup: int, device: torch.dev
     return n_batches * B * mc.channels / (timer.t1 - timer.t0)
 
 
-def bare_throughput(payload, n_batches: int, warmup: int, device: torch.device) -> tuple[float, int]:
+def bare_throughput(configs, n_batches: int, warmup: int, device: torch.device) -> tuple[float, int]:
     """Patterns/s of generator forward + backward + Adam step on one fixed batch; params."""
     from ptycho_torch.generators import build_generator, count_parameters
-    mc, tc = payload.model_config, payload.training_config
+    mc, tc, _ = configs
     torch.manual_seed(0)
     gen = build_generator(mc).to(device).train()
     opt = torch.optim.Adam(gen.parameters(), lr=tc.learning_rate)
@@ -174,15 +183,15 @@ def main(argv=None) -> int:
     rows = []
     for arch in archs:
         try:
-            payload = make_payload(arch, N, batch, width, modes, blocks, dev)
+            configs = make_configs(arch, N, batch, width, modes, blocks, dev)
         except ValueError as err:
             print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
             return 2
         bare, light = [], []
         for _ in range(rounds):  # alternate the two paths; best of rounds (other load only slows)
-            b, params = bare_throughput(payload, iters, warmup, device)
+            b, params = bare_throughput(configs, iters, warmup, device)
             bare.append(b)
-            light.append(lightning_throughput(payload, iters, warmup, device))
+            light.append(lightning_throughput(configs, iters, warmup, device))
         bare, light = max(bare), max(light)
         rows.append({"architecture": arch, "parameters": params, "lightning_patterns_per_s": light,
                      "bare_patterns_per_s": bare, "ratio": light / bare})

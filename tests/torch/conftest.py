@@ -28,3 +28,81 @@ def tiny_data(tiny_paths):
 def tiny_data_g2(tiny_paths_g2):
     from ptycho.io import load_dataset
     return load_dataset(tiny_paths_g2.train), load_dataset(tiny_paths_g2.test)
+
+
+def cut_true_patches(ground_truth, centres, N: int, shift=(0, 0)):
+    """The object patches at the absolute patch ``centres`` (..., 2) = (x, y): a patch
+    centred at c covers pixels c - N/2 .. c + N/2 - 1 (ptycho.dataset's convention).
+    ``shift`` (dx, dy) moves every cut (to check that a test notices a wrong cut)."""
+    import numpy as np
+    flat = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    obj = np.roll(ground_truth, (-shift[1], -shift[0]), axis=(0, 1))
+    out = np.empty((flat.shape[0], N, N), np.complex64)
+    for k, (x, y) in enumerate(flat):
+        c0, r0 = int(round(x)) - N // 2, int(round(y)) - N // 2
+        out[k] = obj[r0:r0 + N, c0:c0 + N]
+    return out.reshape(*np.shape(centres)[:-1], N, N)
+
+
+class TruePatchModel:
+    """A stand-in for a trained model: ``forward_predict`` returns the true object patches of
+    the patterns it is given (looked up by the pattern's bytes, so any batching or order
+    works). ``model.probe`` / ``data_config`` are not needed by the inference path."""
+
+    def __init__(self, test, shift=(0, 0)):
+        import numpy as np
+        import torch
+        self.training = False
+        self.calls = 0
+        self._device = torch.device("cpu")
+        truth = cut_true_patches(test.ground_truth, test.centres, test.N, shift)
+        self._by_pattern = {np.ascontiguousarray(test.diffraction[i]).tobytes(): truth[i]
+                            for i in np.flatnonzero(test.object_index == 0)}
+
+    # the few nn.Module hooks predict_patches uses
+    def parameters(self):
+        return iter(())
+
+    def buffers(self):
+        return iter(())
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def forward_predict(self, x, positions, probe, input_scale_factor):
+        import numpy as np
+        import torch
+        self.calls += 1
+        out = [self._by_pattern[np.ascontiguousarray(p).tobytes()] for p in x.cpu().numpy()]
+        return torch.from_numpy(np.stack(out))
+
+
+@pytest.fixture
+def true_patch_model():
+    """``true_patch_model(test, shift=(0, 0))``: see :class:`TruePatchModel`."""
+    return TruePatchModel
+
+
+@pytest.fixture(autouse=True)
+def _restore_project_loggers():
+    """The CLI's ``configure_logging`` adds a stderr handler to the 'ptycho' loggers (once),
+    bound to the sys.stderr of that moment (a test's capture stream, closed later). Each
+    test starts with the loggers as Python leaves them (no handler, propagating), so an
+    in-process CLI run binds its own stream, and gets the earlier state back afterwards."""
+    import logging
+    saved = {}
+    for name in ("ptycho", "ptycho_torch"):
+        lg = logging.getLogger(name)
+        saved[name] = (list(lg.handlers), lg.level, lg.propagate)
+        lg.handlers.clear()
+        lg.setLevel(logging.NOTSET)
+        lg.propagate = True
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        lg = logging.getLogger(name)
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate

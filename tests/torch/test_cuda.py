@@ -37,13 +37,12 @@ def _exact_float32():
 
 
 def _model(arch: str, N: int = 64, width: int = 16):
-    from ptycho_torch.config_factory import create_training_payload
+    from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
     from ptycho_torch.model import PtychoPINN_Lightning
     torch.manual_seed(0)
-    payload = create_training_payload(overrides={
-        "N": N, "architecture": arch, "fno_width": width, "fno_modes": 8, "fno_blocks": 2,
-        "fno_cnn_blocks": 1, "input_scale": 1.0})
-    model = PtychoPINN_Lightning(payload.model_config, payload.data_config, payload.training_config)
+    model = PtychoPINN_Lightning(
+        ModelConfig(N=N, architecture=arch, fno_width=width, fno_modes=8, fno_blocks=2,
+                    fno_cnn_blocks=1), DataConfig(input_scale=1.0), TrainingConfig())
     model.set_probe(make_probe(N))
     return model
 
@@ -95,6 +94,6 @@ def test_one_epoch_study_trains_and_predicts_on_cuda(tmp_path):
     assert metrics["device"].startswith("cuda")
     assert metrics["epochs_completed"] == 1
     for key in ("mae", "psnr", "ssim", "frc50"):
-        assert all(math.isfinite(v) for v in metrics["metrics"][key]), key
+        assert all(math.isfinite(v) for v in metrics[key]), key
     assert math.isfinite(metrics["final_train_loss"]) and metrics["train_time_s"] > 0
     assert (tmp_path / "s" / "runs" / "pinn_fno" / "model.ckpt").is_file()

@@ -1,13 +1,18 @@
-"""fno_* hyperparameters set through the config factory reach the generators."""
+"""fno_* hyperparameters set through the study config reach the generators."""
 import pytest
 import torch
 from neuralop.layers.spectral_convolution import SpectralConv
 
-from ptycho_torch.config_factory import create_training_payload
+from ptycho.config.config import DataConfig, StudyConfig
 from ptycho_torch.generators import build_generator
 from ptycho_torch.model import PtychoPINN_Lightning
 
 NON_DEFAULT = {"fno_modes": 6, "fno_width": 24, "fno_blocks": 3, "fno_cnn_blocks": 1}
+
+
+def study_config(overrides):
+    """The study config with flat ``overrides``, as the runner builds it."""
+    return StudyConfig().replace(**overrides)
 
 
 def _spectral(module):
@@ -15,8 +20,8 @@ def _spectral(module):
 
 
 def test_fno_hyperparameters_reach_the_generator():
-    p = create_training_payload(overrides={"architecture": "fno", "N": 32, **NON_DEFAULT})
-    gen = build_generator(p.model_config)
+    p = study_config({"architecture": "fno", "N": 32, **NON_DEFAULT})
+    gen = build_generator(p.model)
     spectral = _spectral(gen)
     assert len(spectral) == 3  # fno_blocks, and they are neuraloperator's layers
     assert all(m.in_channels == 24 and m.out_channels == 24 for m in spectral)
@@ -27,10 +32,10 @@ def test_fno_hyperparameters_reach_the_generator():
 
 @pytest.mark.parametrize("blocks,cnn_blocks", [(3, 1), (5, 0), (1, 3)])
 def test_hybrid_invariants(blocks, cnn_blocks):
-    p = create_training_payload(overrides={"architecture": "hybrid", "N": 32, "fno_modes": 6,
+    p = study_config({"architecture": "hybrid", "N": 32, "fno_modes": 6,
                                            "fno_width": 12, "fno_blocks": blocks,
                                            "fno_cnn_blocks": cnn_blocks})
-    gen = build_generator(p.model_config)
+    gen = build_generator(p.model)
     spectral = _spectral(gen)
     assert len(spectral) == blocks
     assert len(gen.bottleneck_blocks) == cnn_blocks
@@ -41,8 +46,8 @@ def test_hybrid_invariants(blocks, cnn_blocks):
 
 
 def test_lightning_module_carries_the_same_generator_settings():
-    p = create_training_payload(overrides={"architecture": "fno", "N": 32, **NON_DEFAULT})
-    m = PtychoPINN_Lightning(p.model_config, p.data_config, p.training_config)
+    p = study_config({"architecture": "fno", "N": 32, **NON_DEFAULT})
+    m = PtychoPINN_Lightning(p.model, DataConfig(), p.training)
     assert len(_spectral(m.generator)) == 3
     assert m.hparams["model_config"]["fno_width"] == 24
 
@@ -50,8 +55,8 @@ def test_lightning_module_carries_the_same_generator_settings():
 @pytest.mark.parametrize("arch", ["cnn", "fno", "hybrid"])
 def test_forward_backward_finite(arch):
     torch.manual_seed(0)
-    p = create_training_payload(overrides={"architecture": arch, "N": 32, **NON_DEFAULT})
-    m = PtychoPINN_Lightning(p.model_config, p.data_config, p.training_config)
+    p = study_config({"architecture": arch, "N": 32, **NON_DEFAULT})
+    m = PtychoPINN_Lightning(p.model, DataConfig(), p.training)
     x = torch.rand(4, 1, 32, 32)
     amp = m(x, torch.zeros(4, 1, 1, 2), m.probe, torch.ones(4, 1, 1, 1))
     loss = m.loss_fn(amp, x)

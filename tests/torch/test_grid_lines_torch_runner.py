@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import grid_lines_torch_runner as runner
+from ptycho.config.cli import config_from_argv
 from ptycho_torch.inference import run_torch_inference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,49 +120,53 @@ def test_non_oom_errors_propagate():
 
 def test_cli_flags_reach_the_generator():
     from neuralop.layers.spectral_convolution import SpectralConv
-    from ptycho_torch.config_factory import create_training_payload
     from ptycho_torch.generators import build_generator
-    cfg = runner.config_from_argv(["--architecture", "fno", "--fno-modes", "6", "--fno-width", "24",
+    cfg = config_from_argv(["--architecture", "fno", "--fno-modes", "6", "--fno-width", "24",
                                    "--fno-blocks", "3", "--fno-cnn-blocks", "1"])
-    assert (cfg.fno_modes, cfg.fno_width, cfg.fno_blocks, cfg.fno_cnn_blocks) == (6, 24, 3, 1)
-    payload = create_training_payload(cfg.canonical(), overrides={"input_scale": 1.0})
-    gen = build_generator(payload.model_config)
-    spectral = [m for m in gen.modules() if isinstance(m, SpectralConv)]
+    m = cfg.model
+    assert (m.fno_modes, m.fno_width, m.fno_blocks, m.fno_cnn_blocks) == (6, 24, 3, 1)
+    gen = build_generator(cfg.model)
+    spectral = [mod for mod in gen.modules() if isinstance(mod, SpectralConv)]
     assert len(spectral) == 3
-    assert all(m.in_channels == 24 and m.out_channels == 24 for m in spectral)
+    assert all(mod.in_channels == 24 and mod.out_channels == 24 for mod in spectral)
     assert len(gen.refiners) == 1
 
 
-def test_every_field_has_a_flag_and_back():
-    from dataclasses import fields
-    parser = runner.build_parser()
-    flags = {a.dest: a.option_strings for a in parser._actions if a.dest != "help"}
-    names = [f.name for f in fields(runner.TorchRunnerConfig)]
-    assert sorted(flags) == sorted(names)
-    for name in names:
-        assert "--" + name.replace("_", "-") in flags[name]
-    text = parser.format_help()
-    assert "--infer-batch-size" in text and "--fno-width" in text
+def test_runner_reexports_the_study_api(capsys):
+    from ptycho.config.config import StudyConfig
+    from ptycho.config.validation import StudyError
+    assert runner.TorchRunnerConfig is StudyConfig and runner.StudyError is StudyError
+    assert runner.from_preset("none") == StudyConfig()
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "--infer-batch-size" in text and "--fno-width" in text and "--config" in text
 
 
 def test_presets_and_explicit_flags():
-    quick = runner.config_from_argv(["--preset", "quick"])
-    assert quick.preset == "quick" and quick.max_train_minutes > 0
-    paper = runner.config_from_argv(["--preset", "paper", "--epochs", "3"])
-    assert (paper.N, paper.learning_rate, paper.seed, paper.scheduler) == (128, 2e-4, 3, "plateau")
-    assert paper.epochs == 3  # explicit flag wins
-    default = runner.config_from_argv([])
+    quick = config_from_argv(["--preset", "quick"])
+    assert quick.run.preset == "quick" and quick.training.max_train_minutes > 0
+    paper = config_from_argv(["--preset", "paper", "--epochs", "3"])
+    assert (paper.model.N, paper.training.learning_rate, paper.training.seed,
+            paper.training.scheduler) == (128, 2e-4, 3, "plateau")
+    assert paper.training.epochs == 3  # explicit flag wins
+    default = config_from_argv([])
     assert default == runner.TorchRunnerConfig()
-    assert (default.architecture, default.infer_batch_size, default.epochs) == ("hybrid", 128, 50)
+    assert (default.model.architecture, default.inference.infer_batch_size,
+            default.training.epochs) == ("hybrid", 128, 50)
 
 
 def test_runner_config_validation_messages():
     with pytest.raises(ValueError, match=re.escape("ModelConfig.fno_modes=20 exceeds N//2=16 for N=32")):
-        runner.TorchRunnerConfig(N=32, fno_modes=20)
-    with pytest.raises(ValueError, match="TorchRunnerConfig.test_stride=40 exceeds N=32"):
-        runner.TorchRunnerConfig(N=32, test_stride=40, fno_modes=8)
-    with pytest.raises(ValueError, match="train_npz and TorchRunnerConfig.test_npz must be given together"):
-        runner.TorchRunnerConfig(train_npz="a.npz")
+        runner.from_preset("none", N=32, fno_modes=20)
+    with pytest.raises(ValueError, match=re.escape("SimulationConfig.test_stride=40 exceeds N=32")):
+        runner.from_preset("none", N=32, test_stride=40, fno_modes=8)
+    with pytest.raises(ValueError, match=re.escape("RunConfig.test_npz needs --train-npz too")):
+        runner.from_preset("none", test_npz="b.npz")
+    # --train-npz alone is allowed: the scored scan defaults to the training scan
+    alone = runner.from_preset("none", train_npz="a.npz")
+    assert alone.run.train_npz == "a.npz" and alone.run.test_npz is None
 
 
 def _run_cli(args, cwd=REPO, timeout=600):
@@ -170,10 +175,10 @@ def _run_cli(args, cwd=REPO, timeout=600):
                           capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
-def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path):
+def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path, capsys):
     out = tmp_path / "study"
     r = _run_cli([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out),
-                  "--infer-batch-size", "7"])
+                  "--infer-batch-size", "7", "--num-threads", "1"])
     assert r.returncode == 0, r.stderr[-3000:]
     run = out / "runs" / "pinn_fno"
     for p in [run / "metrics.json", run / "history.json", run / "config.json", run / "model.ckpt",
@@ -181,49 +186,68 @@ def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path):
               out / "visuals" / "pinn_fno_frc.png"]:
         assert p.is_file() and p.stat().st_size > 0, p
     m = json.loads((run / "metrics.json").read_text())
-    for key in ("mae", "mse", "psnr", "ssim", "frc50"):
-        assert len(m["metrics"][key]) == 2 and all(np.isfinite(m["metrics"][key])), key
+    for key in ("mae", "mse", "psnr", "ssim", "frc50"):  # top level, [amplitude, phase]
+        assert len(m[key]) == 2 and all(np.isfinite(m[key])), key
+    assert m["ground_truth"] is True and set(m["frc"]) >= {"amplitude", "phase"}
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["runner"]["fno_width"] == 8 and cfg["torch"]["model"]["fno_width"] == 8
-    assert cfg["runner"]["infer_batch_size"] == 7
+    assert cfg["study"]["model"]["fno_width"] == 8
+    assert cfg["study"]["inference"]["infer_batch_size"] == 7
     hist = json.loads((run / "history.json").read_text())
     assert len(hist["train_loss"]) == 1 and np.isfinite(hist["val_loss"][0])
     rec = np.load(out / "recons" / "pinn_fno" / "recon.npz")
     side = ((64 - 32) // 8 + 1) * 8
     assert rec["reconstruction"].shape == (side, side) and rec["reconstruction"].dtype == np.complex64
-    assert "pinn_fno" in r.stdout and "ssim" in r.stdout
-    # the saved checkpoint holds exactly the weights the reconstruction was made with
+    assert "pinn_fno" in r.stdout and "SSIM" in r.stdout
+    # the saved checkpoint holds exactly the weights the reconstruction was made with; the CLI
+    # ran with --num-threads 1, so this side runs with one thread too (bit-identical CPU math)
+    from ptycho.config.config import InferenceConfig
     from ptycho.io import load_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
     from ptycho_torch.study import reconstruct_test_object
     loaded = PtychoPINN_Lightning.load_from_checkpoint(run / "model.ckpt", map_location="cpu")
     test = load_dataset(cfg["data"]["test_npz"])
-    again = reconstruct_test_object(loaded, test, 7, 8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = reconstruct_test_object(loaded, test, InferenceConfig(infer_batch_size=7))
+    finally:
+        torch.set_num_threads(threads)
     np.testing.assert_array_equal(again.recon, rec["reconstruction"])
     # a second run into the finished study is refused without --overwrite, nothing changed
+    # (the entry point in this process; test_reliability runs a refusal as a real process)
     before = (run / "metrics.json").read_bytes()
-    r2 = _run_cli([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out)])
-    assert r2.returncode == 2 and "already holds a finished study" in r2.stderr
-    assert "Traceback" not in r2.stderr and (run / "metrics.json").read_bytes() == before
+    capsys.readouterr()
+    assert runner.main([*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a finished study" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and (run / "metrics.json").read_bytes() == before
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
-    (["--architecture", "unet"], "invalid choice: 'unet'"),
-    (["--epochs", "0"], "epochs=0 is out of range"),
-    (["--train-npz", "/nonexistent/train.npz", "--test-npz", "/nonexistent/test.npz"], "cannot read NPZ"),
+@pytest.mark.parametrize("args,needles", [
+    (["--fno-modes", "40"], ["error: ModelConfig.fno_modes=40 exceeds N//2=32 for N=64",
+                             "[flag --fno-modes]"]),
+    (["--architecture", "unet"], ["error: argument --architecture:", "'unet'",
+                                  "(run with --help to list the flags)"]),
+    (["--epochs", "0"], ["error: TrainingConfig.epochs=0 is out of range", "[flag --epochs]"]),
+    (["--train-npz", "/nonexistent/train.npz"], ["error: ", "/nonexistent/train.npz",
+                                                 "[flag --train-npz]"]),
 ])
-def test_bad_input_is_refused_before_training(tmp_path, args, needle):
+def test_bad_input_is_refused_before_training(tmp_path, args, needles, capsys):
     out = tmp_path / "never"
-    r = _run_cli([*args, "--output-dir", str(out)])
-    assert r.returncode == 2, r.stderr
-    assert needle in r.stderr and "Traceback" not in r.stderr
+    code = runner.main([*args, "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
     assert not out.exists()
 
 
-def test_output_dir_that_is_a_file_is_refused(tmp_path):
+def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
     f = tmp_path / "file.txt"
     f.write_text("x")
-    r = _run_cli(["--output-dir", str(f)])
-    assert r.returncode == 2 and "is a file" in r.stderr and "--output-dir" in r.stderr
+    assert runner.main(["--output-dir", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "--output-dir" in err
     assert f.read_text() == "x"

@@ -28,47 +28,47 @@ def _require_ptychi():
 
 def _noise_free_counts(test) -> np.ndarray:
     """Our simulation code's expected counts (s*A)^2 of test object 0, float64 (n, N, N)."""
-    meta = test["metadata"]
-    amp = diffraction_amplitude(extract_patches(test["YY_ground_truth"], test["N"], meta["stride"]),
-                                test["probeGuess"]).astype(np.float64)
+    meta = test.metadata
+    amp = diffraction_amplitude(extract_patches(test.ground_truth, test.N, meta["stride"]),
+                                test.probe).astype(np.float64)
     return (meta["scale"] * amp) ** 2
 
 
 def test_scan_conversion_units_and_positions(tiny_data):
     _, test = tiny_data
     scan = it.scan_for_ptychi(test)
-    N, s, stride = test["N"], test["metadata"]["scale"], test["metadata"]["stride"]
+    N, s, stride = test.N, test.metadata["scale"], test.metadata["stride"]
     n = (64 - N) // stride + 1
     assert scan.patterns.shape == (n * n, N, N) and scan.patterns.dtype == np.float32
     assert scan.probe.shape == (1, 1, N, N) and scan.probe.dtype == np.complex64
-    np.testing.assert_allclose(scan.probe[0, 0], test["probeGuess"] * (s / N), rtol=1e-6)
+    np.testing.assert_allclose(scan.probe[0, 0], test.probe * (s / N), rtol=1e-6)
     # centres (x, y) = (c0 + N//2, r0 + N//2) of the raster, row-major
     tl = scan_top_left(64, N, stride)
     np.testing.assert_array_equal(scan.positions_xy, np.stack([tl[:, 1], tl[:, 0]], 1) + N // 2)
     assert scan.object_shape == (64, 64) and scan.origin == scan.margin - 0.5
     # counts = (s * stored amplitude)^2, and they are Poisson samples of the noise-free counts
-    np.testing.assert_allclose(scan.patterns, (s * test["diffraction"][:, 0].astype(np.float64)) ** 2,
+    np.testing.assert_allclose(scan.patterns, (s * test.diffraction[:, 0].astype(np.float64)) ** 2,
                                rtol=1e-5)
     ref = _noise_free_counts(test)
     z = (scan.patterns - ref) / np.sqrt(ref + 1.0)
     assert abs(float(z.mean())) < 0.05 and 0.8 < float(z.std()) < 1.2
     # the Parseval amplitude estimate is close to the true mean amplitude of the scanned area
-    assert 0.5 < scan.amplitude_guess / float(np.abs(test["YY_ground_truth"]).mean()) < 2.0
+    assert 0.5 < scan.amplitude_guess / float(np.abs(test.ground_truth).mean()) < 2.0
 
 
 def test_own_reimplementation_of_the_ptychi_convention_reproduces_our_counts(tiny_data):
     _, test = tiny_data
     scan = it.scan_for_ptychi(test)
     ref = _noise_free_counts(test)
-    ours = it.convention_intensity(test["YY_ground_truth"], scan)
+    ours = it.convention_intensity(test.ground_truth, scan)
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() / ref.max() < 1e-5
     # the identity is not vacuous: a one-pixel position error or an ortho-FFT probe breaks it
     shifted = it.PtychiScan(**{**scan.__dict__, "positions_xy": scan.positions_xy + [1.0, 0.0]})
-    assert np.abs(it.convention_intensity(test["YY_ground_truth"], shifted) - ref).max() / ref.max() > 1e-2
-    ortho = it.PtychiScan(**{**scan.__dict__, "probe": scan.probe * test["N"]})
-    scaled = it.convention_intensity(test["YY_ground_truth"], ortho)
-    np.testing.assert_allclose(scaled, test["N"] ** 2 * ref, rtol=1e-4, atol=1e-5 * test["N"] ** 2 * ref.max())
+    assert np.abs(it.convention_intensity(test.ground_truth, shifted) - ref).max() / ref.max() > 1e-2
+    ortho = it.PtychiScan(**{**scan.__dict__, "probe": scan.probe * test.N})
+    scaled = it.convention_intensity(test.ground_truth, ortho)
+    np.testing.assert_allclose(scaled, test.N ** 2 * ref, rtol=1e-4, atol=1e-5 * test.N ** 2 * ref.max())
 
 
 @pytest.mark.iterative
@@ -77,11 +77,11 @@ def test_ptychi_forward_model_reproduces_our_simulated_counts(tiny_data):
     _, test = tiny_data
     scan = it.scan_for_ptychi(test)
     dtype, device = torch.get_default_dtype(), torch.get_default_device()
-    y = it.ptychi_forward_intensity(test["YY_ground_truth"], scan, device="cpu")
+    y = it.ptychi_forward_intensity(test.ground_truth, scan, device="cpu")
     ref = _noise_free_counts(test)
     assert y.shape == ref.shape
     assert np.abs(y - ref).max() / ref.max() < 1e-5
-    assert np.abs(y - it.convention_intensity(test["YY_ground_truth"], scan)).max() / ref.max() < 1e-5
+    assert np.abs(y - it.convention_intensity(test.ground_truth, scan)).max() / ref.max() < 1e-5
     # Pty-chi changes torch's defaults globally; the adapter restores them
     assert torch.get_default_dtype() == dtype and torch.get_default_device() == device
 
@@ -92,7 +92,7 @@ def test_gridsize2_scan_uses_every_position_once(tiny_data, tiny_data_g2):
     s1, s2 = it.scan_for_ptychi(test1), it.scan_for_ptychi(test2)
     assert s2.patterns.shape == s1.patterns.shape
     assert sorted(map(tuple, s2.positions_xy)) == sorted(map(tuple, s1.positions_xy))
-    ref = it.convention_intensity(test2["YY_ground_truth"], s2)
+    ref = it.convention_intensity(test2.ground_truth, s2)
     z = (s2.patterns - ref) / np.sqrt(ref + 1.0)  # each pattern sits at its own position
     assert float(np.abs(z).mean()) < 1.2
 
@@ -102,7 +102,7 @@ def test_lsqml_with_known_probe_reconstructs_the_tiny_object(tiny_data):
     _require_ptychi()
     from ptycho_torch.study import score
     _, test = tiny_data
-    rec, res = it.reconstruct_iterative("lsqml", test, 8, epochs=30, device="cpu", seed=0)
+    rec, res = it.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)
     assert rec.region == grid_region(32, 8, 5) == (12, 12, 40, 40)
     assert rec.recon.shape == rec.ground_truth.shape == (40, 40) and rec.recon.dtype == np.complex64
     assert res.epochs == 30 and res.n_patterns == 25 and res.time_s > 0
@@ -123,7 +123,7 @@ def test_missing_extra_gives_a_one_line_error_naming_it(monkeypatch, tiny_data):
     assert "optional extra 'iterative'" in msg and "pip install -e '.[iterative]'" in msg
     assert not it.ptychi_available()
     with pytest.raises(it.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
-        it.reconstruct_iterative("lsqml", tiny_data[1], 8, epochs=1, device="cpu")
+        it.reconstruct_iterative("lsqml", tiny_data[1], epochs=1, device="cpu")
 
 
 def test_compare_cli_refuses_iterative_without_the_extra(monkeypatch, tmp_path, capsys):

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +126,15 @@ def _inf(a):
     return a
 
 
+_HELP = "(run with --help to list the flags)"
+_READABLE = ("(expected an NPZ (PtychoPINN or this project's) or an HDF5 file (Ptychodus "
+             "diffraction.h5 or CXI)) [flag --train-npz]")
+_NPZ_KINDS = ("(expected a PtychoPINN NPZ (xcoords, ycoords, diffraction or diff3d) or this "
+              "project's dataset NPZ (diffraction, probeGuess)) [flag --train-npz]")
+
+# An expected line is the exact text after "error: ", or a tuple (prefix, fact, ...): the
+# line starts with the project's prefix and contains each fact (where a third party --
+# argparse, zipfile, numpy, json -- words the middle).
 ROWS = {
     # -- config values (the CLI flags; every numeric field is also covered below)
     "epochs_zero": (_cfg("--epochs", "0"),
@@ -135,76 +143,70 @@ ROWS = {
                            "TrainingConfig.learning_rate=0.0 is out of range (allowed: > 0 and <= 1) "
                            "[flag --learning-rate]"),
     "nphotons_nan": (_cfg("--nphotons", "nan"),
-                     "TrainingConfig.nphotons=nan must be a finite number [flag --nphotons]"),
+                     "SimulationConfig.nphotons=nan must be a finite number [flag --nphotons]"),
     "nphotons_too_many": (_cfg("--nphotons", "1e16"),
-                          "GridLinesSpec.nphotons = 1e+16 is invalid (expected a finite number in "
-                          "(0, 1e15] (numpy's Poisson sampler refuses larger per-pixel means)) "
-                          "[flag --nphotons]"),
+                          "SimulationConfig.nphotons=1e+16 is out of range (allowed: > 0 and "
+                          "<= 1e+15) [flag --nphotons]"),
     "fno_modes_above_half_N": (_cfg("--fno-modes", "40"),
                                "ModelConfig.fno_modes=40 exceeds N//2=16 for N=32 (allowed: 1..16) "
                                "[flag --fno-modes]"),
+    # enumerations are refused by the parser: the project's prefix, the value and the choices
     "N_unsupported": (_cfg("--N", "48"),
-                      "ModelConfig.N=48 is not allowed (choose one of: 16, 32, 64, 128, 256) [flag --N]"),
-    "gridsize_unsupported": (_cfg("--gridsize", "3"),
-                             "ModelConfig.gridsize=3 is not allowed (choose one of: 1, 2) [flag --gridsize]"),
+                      ("argument --N:", "48", "16", "32", "64", "128", "256", _HELP)),
+    "gridsize_unsupported": (_cfg("--gridsize", "3"), ("argument --gridsize:", "3", "1", "2", _HELP)),
     "val_fraction_zero": (_cfg("--val-fraction", "0"),
                           "TrainingConfig.val_fraction=0.0 is out of range (allowed: > 0 and <= 0.5) "
                           "[flag --val-fraction]"),
     "test_stride_above_N": (_cfg("--test-stride", "40"),
-                            "TorchRunnerConfig.test_stride=40 exceeds N=32 (allowed: 1..32; stitched "
+                            "SimulationConfig.test_stride=40 exceeds N=32 (allowed: 1..32; stitched "
                             "tiles are test_stride wide) [flag --test-stride]"),
     "too_few_training_patterns": (_cfg("--object-size", "32"),
-                                  "TorchRunnerConfig.train_stride=4 gives 1 training pattern(s) for "
+                                  "SimulationConfig.train_stride=4 gives 1 training pattern(s) for "
                                   "object_size=32, N=32, n_train_objects=1 (allowed: settings giving "
                                   ">= 2 patterns, one for validation) [flag --train-stride]"),
-    "int_flag_not_an_integer": (_cfg("--epochs", "2.5"),
-                                "argument --epochs: invalid int value: '2.5' (run with --help to "
-                                "list the flags)"),
+    "int_flag_not_an_integer": (_cfg("--epochs", "2.5"), ("argument --epochs:", "2.5", _HELP)),
     "unknown_architecture": (_cfg("--architecture", "unet"),
-                             "argument --architecture: invalid choice: 'unet' (choose from 'cnn', "
-                             "'fno', 'hybrid') (run with --help to list the flags)"),
+                             ("argument --architecture:", "unet", "cnn", "fno", "hybrid", _HELP)),
     "unknown_flag": (_cfg("--fno-widht", "8"),
                      "unknown flag '--fno-widht'; did you mean --fno-width? (allowed: the flags "
-                     "listed by --help, one per TorchRunnerConfig field)"),
+                     "listed by --help)"),
     "abbreviated_flag": (_cfg("--learning", "0.1"),
                          "unknown flag '--learning'; did you mean --learning-rate? (allowed: the "
-                         "flags listed by --help, one per TorchRunnerConfig field)"),
+                         "flags listed by --help)"),
     "stray_argument": (_cfg("fno"),
                        "unexpected argument 'fno' (allowed: --flag VALUE pairs only; see --help)"),
     "num_nodes_without_ddp": (_cfg("--num-nodes", "2"),
-                              "TorchRunnerConfig.num_nodes=2 needs strategy='ddp' (allowed with "
+                              "TrainingConfig.num_nodes=2 needs strategy='ddp' (allowed with "
                               "strategy='auto': 1) [flag --num-nodes]"),
-    "train_npz_without_test_npz": (lambda ctx: [*MODEL, "--train-npz", str(ctx["train_src"])],
-                                   "TorchRunnerConfig.train_npz and TorchRunnerConfig.test_npz must "
-                                   "be given together (or neither, to simulate)"),
+    "test_npz_without_train_npz": (lambda ctx: [*MODEL, "--test-npz", str(ctx["test_src"])],
+                                   "RunConfig.test_npz needs --train-npz too (allowed: both, "
+                                   "--train-npz alone, or neither to simulate) [flag --test-npz]"),
+    "stitch_tiles_at_gridsize_2": (_cfg("--gridsize", "2", "--stitch", "tiles"),
+                                   "InferenceConfig.stitch='tiles' needs gridsize 1 (allowed at "
+                                   "gridsize 2: 'positions') [flag --stitch]"),
     # -- devices
     "cuda_unavailable": (_cfg("--device", "cuda"),
                          "device='cuda' but no CUDA device is available (allowed here: auto, cpu) "
                          "[flag --device]"),
     # -- NPZ files
     "npz_missing": (_missing,
-                    "dataset '{train}': cannot read NPZ: file does not exist (expected a readable "
-                    ".npz archive written by numpy.savez) [flag --train-npz]"),
+                    "dataset '{train}': cannot read: file does not exist " + _READABLE),
     "npz_not_a_zip": (_write_file("train.npz", b"this is not an archive"),
-                      "dataset '{train}': cannot read NPZ: not a zip archive (starts with "
-                      "b'this i') (expected a readable .npz archive written by numpy.savez) "
-                      "[flag --train-npz]"),
+                      "dataset '{train}': cannot read: unknown content (starts with b'this is ') "
+                      + _READABLE),
     "npz_empty_file": (_write_file("train.npz", b""),
-                       "dataset '{train}': cannot read NPZ: file is empty (expected a readable "
-                       ".npz archive written by numpy.savez) [flag --train-npz]"),
-    "npz_truncated": (_truncated,
-                      "dataset '{train}': cannot read NPZ: BadZipFile: File is not a zip file "
-                      "(expected a readable .npz archive written by numpy.savez) [flag --train-npz]"),
+                       "dataset '{train}': cannot read: file is empty " + _READABLE),
+    # the reason comes from zipfile: the project's prefix, the file and the flag are checked
+    "npz_truncated": (_truncated, ("dataset '{train}': cannot read", "[flag --train-npz]")),
+    # without 'diffraction' / 'probeGuess' the file is neither this project's NPZ nor upstream's
     "npz_missing_diffraction": (_npz(train_edit=lambda d: d.pop("diffraction")),
-                                "dataset '{train}': key 'diffraction' is missing (expected a (n, N, "
-                                "N, C) or (n, N, N) float32 array) [flag --train-npz]"),
+                                "dataset '{train}': key 'xcoords' is missing (NPZ keys ['Y_I', "
+                                "'Y_phi', '_metadata', 'coords_nominal', 'coords_offsets', "
+                                "'norm_Y_I', 'object_index', 'probeGuess']) " + _NPZ_KINDS),
     "npz_missing_probe": (_npz(train_edit=lambda d: d.pop("probeGuess")),
-                          "dataset '{train}': key 'probeGuess' is missing (expected a (32, 32) "
-                          "complex64 array) [flag --train-npz]"),
-    "npz_test_without_ground_truth": (_npz(test_edit=lambda d: d.pop("YY_ground_truth")),
-                                      "dataset '{test}': key 'YY_ground_truth' is missing (expected "
-                                      "a (H, W, 1) complex64 ground-truth object (test split)) "
-                                      "[flag --test-npz]"),
+                          "dataset '{train}': key 'xcoords' is missing (NPZ keys ['Y_I', 'Y_phi', "
+                          "'_metadata', 'coords_nominal', 'coords_offsets', 'diffraction', "
+                          "'norm_Y_I', 'object_index']) " + _NPZ_KINDS),
     "npz_wrong_shape": (_npz(train_edit=_set("diffraction", lambda a: a[:, :, :30])),
                         "dataset '{train}': key 'diffraction' has non-square patterns of shape "
                         "(81, 32, 30, 1) (expected (n, N, N, C) with N >= 1) [flag --train-npz]"),
@@ -214,9 +216,10 @@ ROWS = {
     "npz_complex_diffraction": (_npz(train_edit=_set("diffraction", lambda a: a.astype(np.complex64))),
                                 "dataset '{train}': key 'diffraction' has complex dtype complex64 "
                                 "(expected a real float or integer dtype) [flag --train-npz]"),
+    # the dtype is spelled by numpy: the project's prefix and what is expected are checked
     "npz_string_diffraction": (_npz(train_edit=_set("diffraction", lambda a: a.astype(str))),
-                               "dataset '{train}': key 'diffraction' has dtype <U32 (expected a "
-                               "real float or integer dtype) [flag --train-npz]"),
+                               ("dataset '{train}': key 'diffraction' has dtype ",
+                                "(expected a real float or integer dtype) [flag --train-npz]")),
     "npz_nan_diffraction": (_npz(train_edit=_set("diffraction", _nan)),
                             "dataset '{train}': key 'diffraction' contains non-finite values (1 NaN, "
                             "0 Inf) (expected finite values only) [flag --train-npz]"),
@@ -229,8 +232,8 @@ ROWS = {
                                  "dataset '{train}': key 'diffraction' is all zeros (expected some "
                                  "positive amplitudes) [flag --train-npz]"),
     "npz_probe_not_N": (_npz(train_edit=_set("probeGuess", lambda p: p[8:24, 8:24])),
-                        "dataset '{train}': key 'probeGuess' has shape (16, 16) (expected (32, 32) "
-                        "to match 'diffraction' N = 32) [flag --train-npz]"),
+                        "dataset '{train}': key 'probeGuess' has shape (16, 16) (expected (32, 32), "
+                        "or (modes, 32, 32), to match 'diffraction' N = 32) [flag --train-npz]"),
     "npz_zero_probe": (_npz(train_edit=_set("probeGuess", np.zeros_like)),
                        "dataset '{train}': key 'probeGuess' is all zeros (expected a probe with "
                        "nonzero intensity) [flag --train-npz]"),
@@ -251,24 +254,26 @@ ROWS = {
     "npz_labels_wrong_count": (_npz(train_edit=_set("Y_I", lambda a: a[:80])),
                                "dataset '{train}': key 'Y_I' has 80 patterns (expected 81, as in "
                                "'diffraction') [flag --train-npz]"),
+    # the JSON parser words the reason: the project's prefix and what is expected are checked
     "npz_metadata_not_json": (_npz(train_edit=lambda d: d.__setitem__("_metadata", np.array("{oops"))),
-                              "dataset '{train}': key '_metadata' is not valid JSON (Expecting "
-                              "property name enclosed in double quotes: line 1 column 2 (char 1)) "
-                              "(expected a JSON object) [flag --train-npz]"),
+                              ("dataset '{train}': key '_metadata' is not valid JSON (",
+                               "(expected a JSON object) [flag --train-npz]")),
     "npz_one_training_pattern": (_npz(train_edit=lambda d: _per_pattern(d, slice(0, 1))),
                                  "dataset '{train}': key 'diffraction' has 1 pattern(s) (expected at "
                                  "least 2: one is held out for validation) [flag --train-npz]"),
     "npz_bad_photon_scale": (_npz(train_edit=lambda d: _meta(d, scale=-1.0)),
                              "dataset '{train}': key '_metadata' has scale=-1.0 (expected a positive "
-                             "number (the simulation scale s), or no 'scale' entry) [flag --train-npz]"),
-    "npz_test_scan_not_a_grid": (_npz(test_edit=lambda d: (_meta(d, n_side=None),
-                                                           _per_pattern(d, slice(0, 24)))),
-                                 "dataset '{test}': 24 patterns of object 0 are not a square grid; "
-                                 "cannot stitch without 'n_side' in _metadata [flag --test-npz]"),
+                             "number (the photon scale s), or no 'scale' entry) [flag --train-npz]"),
+    # a scan that is not a regular grid stitches by positions (the default); tiles need a grid
+    "npz_test_scan_not_a_grid_with_tiles": (
+        _npz(test_edit=lambda d: (_meta(d, n_side=None), _per_pattern(d, slice(0, 24))),
+             extra=("--stitch", "tiles")),
+        "dataset '{test}': stitch='tiles' needs a regular grid scan ('n_side' and 'stride' in "
+        "_metadata) (allowed here: --stitch positions) [flag --stitch]"),
     "npz_test_n_side_inconsistent": (_npz(test_edit=lambda d: _meta(d, n_side=6)),
                                      "dataset '{test}': key '_metadata' has n_side=6, which gives 36 "
-                                     "patterns, but test object 0 has 25 (expected n_side consistent "
-                                     "with the scan of object 0) [flag --test-npz]"),
+                                     "patterns, but object 0 has 25 (expected n_side consistent "
+                                     "with the scan) [flag --test-npz]"),
     "npz_ground_truth_too_small": (_npz(test_edit=_set("YY_ground_truth", lambda a: a[:40, :40])),
                                    "dataset '{test}': key 'YY_ground_truth' has shape (40, 40), too "
                                    "small for the stitched region (12, 12, 40, 40) (row0, col0, "
@@ -314,7 +319,13 @@ def test_bad_input_is_refused_and_nothing_is_written(row, ctx, capsys, monkeypat
               if p is not None and Path(p).is_file()}
     code, err = run_main([*argv, "--output-dir", ctx["out"]], capsys)
     fmt = {k: ctx.get(k) for k in ("train", "test", "out", "tmp")}
-    line = assert_refused(code, err, expected.format(**fmt) if expected else None)
+    exact = expected.format(**fmt) if isinstance(expected, str) else None
+    line = assert_refused(code, err, exact)
+    if isinstance(expected, tuple):
+        prefix, *facts = (e.format(**fmt) for e in expected)
+        assert line.startswith("error: " + prefix), line
+        for fact in facts:
+            assert fact in line, (fact, line)
     if expected is None:  # negative diffraction: the minimum depends on the data
         assert line.startswith(f"error: dataset '{ctx['train']}': key 'diffraction' has ")
         assert "negative values (min -" in line and line.endswith(
@@ -325,17 +336,21 @@ def test_bad_input_is_refused_and_nothing_is_written(row, ctx, capsys, monkeypat
 
 
 def test_every_numeric_field_out_of_range_is_refused(capsys):
-    """One bad value per numeric TorchRunnerConfig field: exit 2 and the field's flag named."""
-    bad = {"N": 48, "gridsize": 0, "object_size": 8, "n_lines": 0, "n_train_objects": 0,
+    """One bad value per numeric StudyConfig field (enumerations such as N and gridsize are
+    argparse choices, covered by the table): exit 2 and the field's flag named."""
+    from ptycho.config.config import leaf_fields
+    bad = {"object_size": 8, "n_lines": 0, "n_train_objects": 0,
            "n_test_objects": 65, "train_stride": 0, "test_stride": 0, "nphotons": -1,
-           "train_seed": -1, "test_seed": 2**32, "seed": -5, "epochs": 0,
+           "train_seed": -1, "test_seed": 2**32, "seed": -5, "epochs": 0, "max_steps": -1,
            "max_train_minutes": -1, "batch_size": 0, "learning_rate": 2.0, "weight_decay": -0.1,
            "plateau_factor": 1.0, "plateau_patience": -1, "min_lr": 1.5, "val_fraction": 0.0,
            "max_train_patterns": -1, "early_stopping_patience": -1, "snapshot_every": -1,
-           "infer_batch_size": 0, "fno_modes": 0, "fno_width": 2, "fno_blocks": 0,
-           "fno_cnn_blocks": 17, "n_filters_scale": 0, "devices": 0, "num_nodes": 0,
-           "num_threads": -1}
-    numeric = {f.name for f in fields(runner.TorchRunnerConfig) if f.type in ("int", "float")}
+           "infer_batch_size": 0, "stitch_crop": -1, "fno_modes": 0, "fno_width": 2,
+           "fno_blocks": 0, "fno_cnn_blocks": 17, "n_filters_scale": 0, "devices": 0,
+           "num_nodes": 0, "num_threads": -1, "refine_probe_epochs": -1,
+           "probe_pupil_radius": 0.6, "probe_defocus": float("nan")}
+    numeric = {f.name for _, f in leaf_fields()
+               if f.type in ("int", "float") and "choices" not in f.metadata}
     assert set(bad) == numeric, "add a row for every numeric field"
     for name, value in bad.items():
         flag = "--" + name.replace("_", "-")
@@ -354,13 +369,15 @@ def _fake_finished(out: Path, model_id="pinn_fno"):
     (out / "visuals" / f"{model_id}_reconstruction.png").write_bytes(b"png")
 
 
-def _fake_interrupted(out: Path, ckpt: bytes | None, runner_cfg: dict | None = None):
+def _fake_interrupted(out: Path, ckpt: bytes | None, study_cfg=None):
+    """An interrupted run as resume.start_work leaves it: a checkpoint and the saved study
+    config (``.work/<model_id>/study_config.json``)."""
     work = out / ".work" / "pinn_fno"
     (work / "checkpoints").mkdir(parents=True)
     if ckpt is not None:
         (work / "checkpoints" / "last.ckpt").write_bytes(ckpt)
-    if runner_cfg is not None:
-        (work / "runner_config.json").write_text(json.dumps({"runner": runner_cfg}))
+    if study_cfg is not None:
+        (work / "study_config.json").write_text(json.dumps({"study": study_cfg.to_dict()}))
 
 
 def _tiny_checkpoint(tmp: Path) -> bytes:
@@ -396,9 +413,10 @@ def test_output_directory_rows(row, ctx, capsys):
         _fake_interrupted(out, _tiny_checkpoint(tmp))
         expected = (f"output_dir='{out}' holds an interrupted run of pinn_fno (checkpoint after "
                     f"epoch 3: {out / '.work/pinn_fno/checkpoints/last.ckpt'}); pass --resume to "
-                    "continue it or --overwrite to start over [flag --output-dir]")
+                    "continue it or --overwrite to start over")
     elif row == "resume_changed_setting":
-        old = {**runner.config_from_argv([str(a) for a in argv]).__dict__, "fno_width": 16}
+        from ptycho.config.cli import config_from_argv
+        old = config_from_argv([str(a) for a in argv]).replace(fno_width=16)
         _fake_interrupted(out, _tiny_checkpoint(tmp), old)
         argv.append("--resume")
         expected = ("cannot resume: fno_width=8 but the interrupted run used fno_width=16 (allowed: "
@@ -419,11 +437,11 @@ def test_output_directory_rows(row, ctx, capsys):
     assert tree_state(tmp) == before, "something under the output directory changed"
 
 
-def test_unknown_override_key_is_refused_by_the_config_factory():
-    from ptycho_torch.config_factory import create_training_payload
-    with pytest.raises(ValueError, match=r"^unknown override key 'fno_widht'; did you mean "
+def test_unknown_config_key_is_refused_with_the_closest_names():
+    from ptycho.config.config import StudyConfig
+    with pytest.raises(ValueError, match=r"^unknown config key 'fno_widht'; did you mean "
                                          r"'fno_width', 'fno_modes'\? \(valid keys: N, "):
-        create_training_payload(overrides={"fno_widht": 8})
+        StudyConfig().replace(fno_widht=8)
 
 
 def _subprocess(args, timeout=120):
@@ -527,7 +545,7 @@ def test_same_seed_reproduces_metrics_snapshots_overwrite_and_interrupted_artifa
     assert mc["resumed_from_epoch"] == 1 and mc["epochs_completed"] == 2
     assert mc["final_train_loss"] != ma["final_train_loss"]  # the seed matters
     cfg = json.loads((run_a / "config.json").read_text())
-    assert cfg["runner"]["seed"] == 7
+    assert cfg["study"]["training"]["seed"] == 7
 
 
 def test_early_stopping_stops_a_long_run(ctx, capsys):

@@ -1,0 +1,137 @@
+"""The config family meets its implementations: every choice tuple of
+ptycho.config.config equals the keys of the map that implements it, every entry of each map
+works, and the configs reach the Lightning module (which replaces the deleted
+config_factory / config_params payloads)."""
+import re
+
+import pytest
+import torch
+
+from ptycho import stitching
+from ptycho.config import config as cc
+from ptycho.config.config import DataConfig, ModelConfig, StudyConfig, TrainingConfig
+from ptycho_torch import model as model_module
+from ptycho_torch import physics
+from ptycho_torch.device import resolve_device
+from ptycho_torch.generators import GENERATORS, build_generator
+from ptycho_torch.generators import layers
+from ptycho_torch.model import PtychoPINN_Lightning
+
+SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_filters_scale=1)
+
+MAPS = [
+    ("ARCHITECTURES", cc.ARCHITECTURES, GENERATORS),
+    ("LOSSES", cc.LOSSES, physics.LOSSES),
+    ("INPUT_TRANSFORMS", cc.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
+    ("OUTPUT_MODES", cc.OUTPUT_MODES, layers.OUTPUT_READERS),
+    ("STITCH_MODES", cc.STITCH_MODES, stitching.STITCH_MODES),
+    ("SUBPIXEL_MODES", cc.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
+    ("OPTIMIZERS", cc.OPTIMIZERS, model_module.OPTIMIZERS),
+    ("SCHEDULERS", cc.SCHEDULERS, model_module.SCHEDULERS),
+]
+
+
+@pytest.mark.parametrize("name,choices,implementation", MAPS, ids=[m[0] for m in MAPS])
+def test_choice_tuple_equals_the_implementation_keys(name, choices, implementation):
+    assert sorted(choices) == sorted(implementation), name
+    assert len(set(choices)) == len(choices)
+
+
+def test_every_config_enumeration_is_covered_by_a_map():
+    """Every field with choices is one of the tuples tested above (or a plain-value set)."""
+    tested = {id(m[1]) for m in MAPS}
+    plain = {id(t) for t in (cc.DEVICES, cc.STRATEGIES, cc.DATA_UNITS, cc.PRESETS,
+                             cc.SUPPORTED_N, cc.SUPPORTED_GRIDSIZE)}
+    for section, f in cc.leaf_fields():
+        if "choices" in f.metadata:
+            assert id(f.metadata["choices"]) in tested | plain, f"{section}.{f.name}"
+
+
+@pytest.mark.parametrize("device", cc.DEVICES)
+def test_every_device_choice_resolves(device, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if device == "cuda":
+        with pytest.raises(ValueError, match=re.escape("device='cuda' but no CUDA device is "
+                                                       "available")):
+            resolve_device(device)
+    else:
+        assert resolve_device(device) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(device) == ("cpu" if device == "cpu" else "cuda")
+    with pytest.raises(ValueError, match=r"^device='tpu' is not allowed"):
+        resolve_device("tpu")
+
+
+def _module(**over):
+    keys = cc.flat_owner()
+    cfg = StudyConfig().replace(**{k: v for k, v in {**SMALL, **over}.items() if k in keys})
+    data = DataConfig(**{k: v for k, v in over.items() if k in ("input_scale", "photon_scale")})
+    return PtychoPINN_Lightning(cfg.model, data, cfg.training)
+
+
+@pytest.mark.parametrize("optimizer", cc.OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", cc.SCHEDULERS)
+def test_every_optimizer_and_scheduler_is_built(optimizer, scheduler):
+    conf = _module(optimizer=optimizer, scheduler=scheduler, learning_rate=3e-4,
+                   weight_decay=0.01).configure_optimizers()
+    opt = conf if scheduler == "none" else conf["optimizer"]
+    assert type(opt) is model_module.OPTIMIZERS[optimizer]
+    assert opt.param_groups[0]["lr"] == 3e-4 and opt.param_groups[0]["weight_decay"] == 0.01
+    if scheduler == "plateau":
+        assert isinstance(conf["lr_scheduler"]["scheduler"],
+                          torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+@pytest.mark.parametrize("mode", cc.OUTPUT_MODES)
+def test_every_output_mode_is_read_by_the_head(mode):
+    head = layers.ComplexOutputHead(2, 1, mode)
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.copy_(torch.tensor([0.3, 0.4]))
+    y = head(torch.zeros(1, 2, 2, 2))
+    expected = (torch.complex(torch.tensor(0.3), torch.tensor(0.4)) if mode == "real_imag"
+                else torch.polar(torch.sigmoid(torch.tensor(0.3)),
+                                 torch.pi * torch.tanh(torch.tensor(0.4))))
+    torch.testing.assert_close(y, torch.full((1, 1, 2, 2), complex(expected)).to(torch.complex64))
+
+
+@pytest.mark.parametrize("loss", cc.LOSSES)
+def test_every_loss_is_wired_with_the_data_config(loss):
+    m = _module(loss=loss, photon_scale=7.0)
+    x = torch.rand(2, 1, 32, 32) + 0.1
+    pred = 1.1 * x
+    expected = (physics.poisson_nll(pred, x, photon_scale=7.0) if loss == "poisson"
+                else physics.normalized_amplitude_mae(pred, x))
+    assert float(m.loss_fn(pred, x)) == pytest.approx(float(expected))
+
+
+def test_configs_reach_the_module_and_round_trip_through_hparams():
+    cfg = StudyConfig().replace(architecture="fno", fno_width=24, fno_modes=6, fno_blocks=3,
+                                fno_cnn_blocks=1, N=32, gridsize=2, epochs=7)
+    data = DataConfig(input_scale=2.5, photon_scale=7.0)
+    m = PtychoPINN_Lightning(cfg.model, data, cfg.training)
+    assert m.model_config == cfg.model and m.training_config == cfg.training
+    assert m.data_config == data and m.model_config.channels == 4
+    assert m.hparams["model_config"]["fno_width"] == 24
+    # the dict forms (as load_from_checkpoint passes them) build the same module
+    again = PtychoPINN_Lightning(cfg.model.to_dict(), data.to_dict(), cfg.training.to_dict())
+    assert again.model_config == cfg.model and again.data_config == data
+    assert m.probe.shape == (32, 32) and m.valid_mask.shape == (32, 32)
+    k = PtychoPINN_Lightning(cfg.model, DataConfig(probe_modes=3), cfg.training)
+    assert k.probe.shape == (3, 32, 32)
+
+
+def test_module_refuses_unknown_or_bad_config_keys():
+    with pytest.raises(ValueError, match=re.escape("unknown ModelConfig key 'fno_widht'; did you "
+                                                   "mean 'fno_width'")):
+        PtychoPINN_Lightning({"fno_widht": 8}, DataConfig(), TrainingConfig())
+    with pytest.raises(ValueError, match=re.escape("ModelConfig.fno_width=1")):
+        PtychoPINN_Lightning({"fno_width": 1}, DataConfig(), TrainingConfig())
+
+
+def test_build_generator_accepts_config_mapping_and_validates_it():
+    assert type(build_generator(ModelConfig(architecture="cnn", **SMALL))).__name__ == "CNNGenerator"
+    gen = build_generator({**SMALL, "architecture": "fno"})
+    assert type(gen) is GENERATORS["fno"]
+    with pytest.raises(ValueError, match=re.escape("ModelConfig.fno_modes=20 exceeds N//2=16")):
+        build_generator({**SMALL, "fno_modes": 20})
