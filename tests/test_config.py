@@ -41,7 +41,8 @@ def test_fno_modes_message_names_field_value_and_limit():
 MODEL_BAD = [
     ("N", 48, "ModelConfig.N=48 is not allowed (choose one of: 16, 32, 64, 128, 256)"),
     ("gridsize", 3, "ModelConfig.gridsize=3 is not allowed (choose one of: 1, 2)"),
-    ("architecture", "unet", "ModelConfig.architecture='unet' is not allowed (choose one of: 'cnn', 'fno', 'hybrid')"),
+    ("architecture", "unet",
+     "ModelConfig.architecture='unet' is not allowed (choose one of: 'cnn', 'fno', 'hybrid')"),
     ("fno_modes", 0, "ModelConfig.fno_modes=0 is out of range (allowed: >= 1)"),
     ("fno_modes", 2.5, "ModelConfig.fno_modes=2.5 must be an integer"),
     ("fno_width", 2, "ModelConfig.fno_width=2 is out of range (allowed: 4..512)"),

@@ -193,7 +193,8 @@ def test_frc_threshold_crossing_interpolates():
     frc = np.array([1.0, 0.8, 0.4, 0.1])
     # Between 0.1 (0.8) and 0.2 (0.4): 0.5 reached at 0.1 + 0.3/0.4*0.1.
     assert frc_threshold_crossing(freqs, frc) == pytest.approx(0.175)
-    assert frc_threshold_crossing(freqs, frc, threshold=1 / 7) == pytest.approx(0.2 + 0.1 * (0.4 - 1 / 7) / 0.3)
+    expected = 0.2 + 0.1 * (0.4 - 1 / 7) / 0.3
+    assert frc_threshold_crossing(freqs, frc, threshold=1 / 7) == pytest.approx(expected)
     assert frc_threshold_crossing(freqs, np.array([0.3, 0.2, 0.1, 0.0])) == 0.0
     assert frc_threshold_crossing(freqs, np.ones(4)) == 0.5
 

@@ -1,12 +1,16 @@
 """Tests for ptycho.stitching: exact reassembly of true patches, coverage, errors."""
 
 import dataclasses
-import time
 
 import numpy as np
 import pytest
 
 from ptycho.stitching import (
+    STITCH_MODES,
+    SUBPIXEL_MODES,
+    StitchOptions,
+    canvas_for_positions,
+    stitch,
     clip_to_region,
     grid_region,
     stitch_by_positions,
@@ -163,7 +167,8 @@ def test_positions_dtype_preserved(dtype):
 
 def test_positions_errors():
     patches = np.ones((2, 8, 8), dtype=np.complex64)
-    with pytest.raises(ValueError, match=r"centres: 1 patch\(es\) fall off the canvas \(16, 16\), first index 1"):
+    with pytest.raises(ValueError,
+                       match=r"centres: 1 patch\(es\) fall off the canvas \(16, 16\), first index 1"):
         stitch_by_positions(patches, np.array([[4.0, 4.0], [13.0, 4.0]]), (16, 16))
     with pytest.raises(ValueError, match="centres: 1 patch"):
         stitch_by_positions(patches, np.array([[4.0, 3.4], [4.0, 4.0]]), (16, 16))
@@ -201,24 +206,14 @@ def test_positions_vectorized_speed():
         np.complex64
     )
     centres = rng.uniform(N // 2, H - N // 2, size=(n, 2))
-    t0 = time.perf_counter()
     canvas, cov = stitch_by_positions(patches, centres, (H, H))
-    elapsed = time.perf_counter() - t0
-    assert cov.sum() == n * N * N
-    assert elapsed < 5.0  # typically ~0.02 s; generous bound so it never flakes
+    assert cov.sum() == n * N * N  # speed: scripts/benchmarks/stitching.py
 
 
 # ----------------------------------------------------------------------------------
 # Sub-pixel placement, phase alignment, weights, canvas sizing, StitchOptions / stitch
 # ----------------------------------------------------------------------------------
 
-from ptycho.stitching import (
-    STITCH_MODES,
-    SUBPIXEL_MODES,
-    StitchOptions,
-    canvas_for_positions,
-    stitch,
-)
 
 
 def _smooth_object(size, fmax=5, seed=0):
@@ -507,7 +502,8 @@ def test_stitch_refusals():
     patches = np.zeros((n_side * n_side, N, N), dtype=np.complex64)
     centres = _grid_centres(N, stride, n_side)
     tiles = StitchOptions("tiles")
-    with pytest.raises(ValueError, match=r"^stitch mode 'tiles' needs a regular grid scan.*no grid given\); use --stitch positions$"):
+    with pytest.raises(ValueError, match=r"^stitch mode 'tiles' needs a regular grid scan"
+                                         r".*no grid given\); use --stitch positions$"):
         stitch(patches, centres, tiles)
     with pytest.raises(ValueError, match=r"gridsize > 1.*use --stitch positions$"):
         stitch(patches.reshape(-1, 1, N, N)[:8].reshape(2, 4, N, N), centres[:8], tiles,

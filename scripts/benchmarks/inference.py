@@ -183,7 +183,8 @@ def main(argv=None) -> int:
         return 2
     thr = bench_throughput(model, make_test_data(n, N), batch, device, repeats)
     meta = {"device": str(device), "architecture": a.architecture, "N": N, "width": width,
-            "modes": modes, "blocks": blocks, "threads": torch.get_num_threads() if device.type == "cpu" else None,
+            "modes": modes, "blocks": blocks,
+            "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "torch": torch.__version__, "python": platform.python_version(), "smoke": a.smoke,
             "malloc_env_set": os.environ.get("MALLOC_MMAP_MAX_") == "0"}
     print(f"inference benchmark: {a.architecture} N={N} width={width} device={device} "

@@ -12,8 +12,9 @@ For each architecture (same hyperparameters in both paths):
   ``mean |G(x)|``, backward, Adam step.
 
 Both paths are measured ``--rounds`` times, alternating, and the best of each is kept
-(other load on the machine can only slow a run down). Prints patterns/s of both and their ratio (Lightning / bare: the cost of the data
-pipeline, the physics and the loss and of Lightning itself). On CPU one torch thread
+(other load on the machine can only slow a run down). Prints patterns/s of both and their
+ratio (Lightning / bare: the cost of the data pipeline, the physics and the loss and of
+Lightning itself). On CPU one torch thread
 (``--threads``). ``--smoke`` runs tiny sizes (CI).
 
 Usage::

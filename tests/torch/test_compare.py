@@ -173,7 +173,8 @@ def test_flags_and_presets_reach_every_run():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--architectures", "cnn,unet"], "--architectures: 'unet' is not an architecture (allowed: cnn, fno, hybrid)"),
+    (["--architectures", "cnn,unet"],
+     "--architectures: 'unet' is not an architecture (allowed: cnn, fno, hybrid)"),
     (["--architectures", "fno,fno"], "lists an architecture twice"),
     (["--architectures", " , "], "--architectures is empty"),
     (["--architecture", "fno"], "unknown flag '--architecture'; did you mean --architectures?"),

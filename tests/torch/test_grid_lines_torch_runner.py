@@ -170,7 +170,8 @@ def test_runner_config_validation_messages():
 
 
 def _run_cli(args, cwd=REPO, timeout=600):
-    env = {"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin", **{k: v for k, v in __import__("os").environ.items()}}
+    env = {"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin",
+           **{k: v for k, v in __import__("os").environ.items()}}
     return subprocess.run([sys.executable, str(REPO / "scripts/studies/grid_lines_torch_runner.py"), *args],
                           capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 

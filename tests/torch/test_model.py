@@ -147,7 +147,8 @@ def test_checkpoint_round_trip_identical_predictions(tmp_path, tiny_data):
     torch.testing.assert_close(loaded.probe, m.probe)
     x = torch.from_numpy(train.diffraction[:5])
     args = (x, torch.zeros(5, 1, 1, 2), m.probe, torch.ones(5, 1, 1, 1))
-    m.eval(); loaded.eval()
+    m.eval()
+    loaded.eval()
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_predict(*args), m.forward_predict(*args), rtol=0, atol=0)
 

@@ -365,7 +365,8 @@ def test_half_integer_offsets_keep_spacing():
     assert r[0, :, 0].tolist() == [[-1, -1], [2, -1], [-1, 2], [2, 2]]
     obj = crandn(64, 64, seed=32)
     patches = cut_group(obj, (30, 30), [tuple(v) for v in r[0, :, 0].tolist()], N)[None]
-    torch.testing.assert_close(apply_overlap_constraint(patches, positions_of(offs)), patches, rtol=0, atol=1e-6)
+    torch.testing.assert_close(apply_overlap_constraint(patches, positions_of(offs)), patches,
+                               rtol=0, atol=1e-6)
     # sub-pixel jitter (< 0.5 px) around the integer offsets rounds away
     g = torch.Generator().manual_seed(0)
     jitter = r.float() + 0.9 * (torch.rand(1, 4, 1, 2, generator=g) - 0.5)
