@@ -223,7 +223,7 @@ def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
         return test, {"train_npz": cfg.run.train_npz, "test_npz": str(test), "simulated": False}
     from ptycho.datagen.grid_lines import simulate_grid_lines
     from ptycho_torch.study import read_probe_file
-    cache = Path(cfg.run.cache_dir) if cfg.run.cache_dir else Path(cfg.run.output_dir) / "datasets"
+    cache = Path(cfg.run.datasets_dir())
     probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
     paths = simulate_grid_lines(cfg.grid_lines_spec(), cache, probe=probe)
     return paths.test, {"train_npz": str(paths.train), "test_npz": str(paths.test),

@@ -244,8 +244,8 @@ def scan_for_ptychi(test: PtychoDataset, object_index: int = 0, margin: int = 2)
         raise ValueError(f"dataset '{test.path}': scan positions fall outside the object "
                          f"frame {shape} (allowed: patches inside the object)")
     probe = np.asarray(test.probe_modes, dtype=np.complex64)             # (modes, N, N)
-    energy = float(np.mean(np.sum(np.square(patterns_amp, dtype=np.float64), axis=(-2, -1))))
-    amp_guess = math.sqrt(energy / float(np.sum(np.abs(probe.astype(np.complex128)) ** 2)))
+    from ptycho_torch.data import object_amplitude_estimate
+    amp_guess = object_amplitude_estimate(patterns_amp, probe)
     counts = np.square(s * patterns_amp.astype(np.float64)).astype(np.float32)
     return PtychiScan(
         patterns=counts, probe=(probe.astype(np.complex128) * (s / N)).astype(np.complex64)[None],

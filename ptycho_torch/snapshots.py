@@ -24,8 +24,9 @@ def snapshot_indices(test: PtychoDataset, n_patches: int) -> np.ndarray:
     """``n_patches`` pattern indices of test object 0, evenly spread over its scan."""
     if n_patches < 1:
         raise ValueError(f"n_patches={n_patches} must be >= 1")
-    idx = np.flatnonzero(test.object_index == 0)
-    if idx.size == 0:
+    try:
+        idx = test.object_selection(0)
+    except ValueError:  # no object 0: any patterns will do for a snapshot
         idx = np.arange(test.n)
     pick = np.unique(np.linspace(0, idx.size - 1, min(n_patches, idx.size)).round().astype(int))
     return idx[pick]

@@ -190,7 +190,7 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
         info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": False}
     else:
         from ptycho.datagen.grid_lines import simulate_grid_lines
-        cache = Path(cfg.run.cache_dir) if cfg.run.cache_dir else Path(cfg.run.output_dir) / "datasets"
+        cache = Path(cfg.run.datasets_dir())
         probe = None
         if cfg.run.probe_npz:
             probe = read_probe_file(cfg.run.probe_npz, N)

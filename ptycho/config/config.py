@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ptycho.config.validation import (
@@ -271,6 +272,10 @@ class RunConfig(_Record):
                       "(<output-dir>/.work/<model_id>/checkpoints/last.ckpt)")
     preset: str = _f("none", "starting values: quick (10-minute CPU study) or paper (published "
                      "contract); explicit flags override them", choices=PRESETS)
+
+    def datasets_dir(self) -> str:
+        """Where simulated datasets are cached: ``cache_dir``, else ``<output_dir>/datasets``."""
+        return self.cache_dir or str(Path(self.output_dir) / "datasets")
 
     def __post_init__(self) -> None:
         o = "RunConfig"

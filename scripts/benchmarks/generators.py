@@ -12,10 +12,10 @@ Usage::
         python scripts/benchmarks/generators.py [--smoke] [--N 64] [--batch 16] \\
         [--device cpu|cuda|auto] [--json PATH]
 
-Set the two malloc variables in the environment before Python starts (see DESIGN.md,
-"Known traps": without them glibc page faults made the FNO 2-3.5x slower on CPU at large
-batch). On CPU the benchmark uses one torch thread (``--threads`` to change), as a busy
-second core can make two OpenMP threads slower than one. ``--smoke`` runs tiny sizes and
+Set the two malloc variables in the environment before Python starts (see the README:
+without them glibc page faults made the FNO 2-3.5x slower on CPU at large batch). On CPU
+the benchmark uses one torch thread (``--threads`` to change), as a busy second core can
+make two OpenMP threads slower than one. ``--smoke`` runs tiny sizes and
 iteration counts so CI finishes in seconds.
 """
 from __future__ import annotations
