@@ -7,7 +7,6 @@ model must both turn the true object into the simulated counts ``(s * A)^2``.
 CI installs Pty-chi (.ci/run); without it the Pty-chi tests fail with the install hint.
 """
 import importlib
-import math
 import sys
 
 import numpy as np
@@ -160,28 +159,3 @@ def test_torchvision_stand_in_lives_only_for_the_import(monkeypatch):
         mod = importlib.import_module("torchvision.transforms")
         assert hasattr(mod, "GaussianBlur")
     assert "torchvision" not in sys.modules and "torchvision.transforms" not in sys.modules
-
-
-@pytest.mark.iterative
-def test_iterative_rows_join_the_comparison(tmp_path):
-    _require_ptychi()
-    import json
-
-    import grid_lines_compare as compare
-    from test_compare import TINY_FLAGS
-    out = tmp_path / "cmp"
-    rc = compare.main([*TINY_FLAGS, "--architectures", "fno", "--max-train-patterns", "16",
-                       "--iterative", "lsqml,epie",
-                       "--iterative-epochs", "5", "--output-dir", str(out)])
-    assert rc == 0
-    result = json.loads((out / "comparison.json").read_text())
-    methods = [r["method"] for r in result["methods"]]
-    assert methods == ["pinn_fno", "ptychi_lsqml", "ptychi_epie"]
-    md = (out / "comparison.md").read_text()
-    assert all(f"| {m} |" in md for m in methods)
-    for r in result["methods"][1:]:
-        assert r["kind"] == "iterative" and r["n_parameters"] is None and r["epochs"] == 5
-        assert r["region"] == result["methods"][0]["region"]
-        assert all(math.isfinite(v) for k in ("mae", "psnr", "ssim", "frc50") for v in r["metrics"][k])
-        assert r["inference_time_s"] > 0 and r["patterns_per_s"] > 0
-        assert (out / "recons" / r["method"] / "recon.npz").is_file()
