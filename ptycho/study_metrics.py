@@ -49,6 +49,7 @@ class StudyMetrics:
     n_parameters: Optional[int] = None
     epochs_completed: Optional[int] = None
     steps_completed: Optional[int] = None
+    epochs_trained: Optional[float] = None
     stop_reason: Optional[str] = None
     wall_time_cap_hit: Optional[bool] = None
     resumed_from_epoch: Optional[int] = None

@@ -75,8 +75,8 @@ def study_main(argv=None, prog: str = "ptycho-study") -> int:
     if metrics:
         from ptycho.study_metrics import StudyMetrics, metrics_table
         print(metrics_table([StudyMetrics.from_json(metrics)]))
-        print(f"stop: {metrics['stop_reason']} after {metrics['epochs_completed']} epoch(s), "
-              f"{metrics['steps_completed']} step(s); artifacts: "
+        print(f"stop: {metrics['stop_reason']} after {metrics['steps_completed']} step(s) = "
+              f"{metrics['epochs_trained']:.2f} epochs; artifacts: "
               f"{Path(cfg.run.output_dir).resolve()}")
     return 0
 

@@ -74,7 +74,7 @@ class HistoryCallback(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         m = trainer.callback_metrics
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        row = {"epoch": int(trainer.current_epoch),
+        row = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
                "train_loss": _scalar(m.get("train_loss")),
                "val_loss": _scalar(m.get("val_loss")),
                "lr": float(lr),
@@ -90,9 +90,9 @@ class HistoryCallback(Callback):
     def as_columns(self) -> dict:
         """``{epoch, train_loss, val_loss, lr, time_s: [...]}``; ``time_s`` is the Unix time
         at which the epoch ended (shows which session trained it after a resume)."""
-        keys = ("epoch", "train_loss", "val_loss", "lr", "time_s")
+        keys = ("epoch", "step", "train_loss", "val_loss", "lr", "time_s")
         rows = sorted(self.rows, key=lambda r: r["epoch"])
-        return {k: [r[k] for r in rows] for k in keys}
+        return {k: [r.get(k) for r in rows] for k in keys}
 
 
 def _scalar(v) -> float:
@@ -165,6 +165,7 @@ class FitResult:
     n_val: int
     epochs_completed: int
     steps_completed: int
+    epochs_trained: float
     checkpoint: Path | None
     stop_reason: str
     resumed_from_epoch: int | None
@@ -254,9 +255,10 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
     train_time = time.perf_counter() - t0
     reason = _stop_reason(trainer, early, tc.epochs, tc.max_steps)
+    epochs_trained = trainer.global_step / max(len(train_loader), 1)  # partial epochs count
     if trainer.is_global_zero:
-        log.info("training stopped (%s) after %d epoch(s), %d step(s), %.0f s", reason,
-                 int(trainer.current_epoch), int(trainer.global_step), train_time)
+        log.info("training stopped (%s) after %d step(s) = %.2f epochs, %.0f s", reason,
+                 int(trainer.global_step), epochs_trained, train_time)
     # The weights the study reconstructs with: after a wall-time or step stop they are
     # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
     # writes.
@@ -265,7 +267,8 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     return FitResult(model=model, history=history.as_columns(), train_time_s=train_time,
                      n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
                      epochs_completed=int(trainer.current_epoch),
-                     steps_completed=int(trainer.global_step), checkpoint=final,
+                     steps_completed=int(trainer.global_step),
+                     epochs_trained=round(float(epochs_trained), 4), checkpoint=final,
                      stop_reason=reason, resumed_from_epoch=resumed_from,
                      world_size=int(trainer.world_size), accelerator=accelerator,
                      is_global_zero=bool(trainer.is_global_zero))

@@ -73,7 +73,7 @@ def test_one_log_line_per_epoch_and_the_stop_reason(cli_study):
     assert steps[0] > 0 and steps[1] == 2 * steps[0]
     stop = [ln for ln in lines if ln.startswith("training stopped (")]
     assert stop == [stop[0]] and stop[0].startswith(
-        f"training stopped (max_epochs) after {EPOCHS} epoch(s), {steps[-1]} step(s)")
+        f"training stopped (max_epochs) after {steps[-1]} step(s) = {EPOCHS}.00 epochs")
     assert lines.index(stop[0]) > max(i for i, m in enumerate(epochs) if m)
     assert "pinn_fno" in cli_study.out and "stop: max_epochs" in cli_study.out
 
@@ -160,6 +160,7 @@ def test_max_steps_stops_exactly_and_a_scan_without_ground_truth_is_reconstructe
     m = runner.run_grid_lines_torch(cfg)
     assert m["stop_reason"] == "max_steps" and m["steps_completed"] == 3
     assert m["wall_time_cap_hit"] is False and m["epochs_completed"] <= 1  # 3 of 5 steps
+    assert 0 < m["epochs_trained"] < 1
     assert m["ground_truth"] is False
     assert all(m[k] is None for k in METRIC_KEYS) and m["frc"] is None
     assert math.isfinite(m["data_residual"]["amplitude_mae"])
@@ -238,10 +239,11 @@ def test_fit_model_without_progress_bar_logs_one_line_per_epoch(tmp_path, tiny_d
     assert [(int(m[1]), int(m[2]), int(m[3])) for m in found if m] == [(1, 3, 1), (2, 3, 2), (3, 3, 3)]
     assert not any("\r" in msg for msg in messages)
     stops = [msg for msg in messages if msg.startswith("training stopped (")]
-    assert len(stops) == 1 and stops[0].startswith("training stopped (max_epochs) after 3 epoch(s), "
-                                                   "3 step(s)")
+    assert len(stops) == 1 and stops[0].startswith("training stopped (max_epochs) after 3 step(s) "
+                                                   "= 3.00 epochs")
     assert messages.index(stops[0]) > max(i for i, m in enumerate(found) if m)
     assert (fit.stop_reason, fit.steps_completed, fit.epochs_completed) == ("max_epochs", 3, 3)
+    assert fit.epochs_trained == 3.0 and fit.history["step"] == [1, 2, 3]
     assert fit.n_train == 16 and fit.history["epoch"] == [0, 1, 2] and fit.world_size == 1
     assert fit.accelerator == "cpu" and fit.is_global_zero and fit.resumed_from_epoch is None
     assert fit.checkpoint.is_file()
