@@ -255,7 +255,10 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
     train_time = time.perf_counter() - t0
     reason = _stop_reason(trainer, early, tc.epochs, tc.max_steps)
-    epochs_trained = trainer.global_step / max(len(train_loader), 1)  # partial epochs count
+    per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)
+    if not (isinstance(per_epoch, (int, float)) and 0 < per_epoch < float("inf")):
+        per_epoch = len(train_loader)
+    epochs_trained = trainer.global_step / max(per_epoch, 1)  # partial epochs count
     if trainer.is_global_zero:
         log.info("training stopped (%s) after %d step(s) = %.2f epochs, %.0f s", reason,
                  int(trainer.global_step), epochs_trained, train_time)
