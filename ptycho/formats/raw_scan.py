@@ -236,8 +236,9 @@ class RawScan:
         Np = self.N
         if N is not None and int(N) != Np:
             raise fail(self.path, self.key("patterns"), f"has pattern size N = {Np}",
-                       f"N = {int(N)}; crop or bin the detector before reading, since both "
-                       "change the object pixel size")
+                       f"N = {int(N)}, the study's --N; pass --N {Np} to use these patterns, or "
+                       "crop or bin the detector before reading (either changes the object "
+                       "pixel size)")
         if isinstance(gridsize, bool) or gridsize not in (1, 2):
             raise fail(self.path, "gridsize", f"is {gridsize!r}", "1 or 2")
         if self.probe is None:
