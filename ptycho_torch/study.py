@@ -63,26 +63,19 @@ def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None
 
 
 def covered_box(coverage: np.ndarray) -> tuple[int, int, int, int]:
-    """The bounding box (row0, col0, height, width) of the covered pixels, shrunk until
-    every pixel in it is covered."""
-    rows, cols = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
+    """The bounding box (row0, col0, height, width) of the covered pixels, shrunk (one
+    border row or column at a time, the least covered first) until every pixel in it is
+    covered."""
+    covered = np.asarray(coverage) > 0
+    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
     if rows.size == 0:
         raise ValueError("no pixel of the canvas is covered by a patch")
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    while r1 - r0 > 1 and c1 - c0 > 1 and not coverage[r0:r1, c0:c1].all():
-        sides = (coverage[r0, c0:c1].sum(), coverage[r1 - 1, c0:c1].sum(),
-                 coverage[r0:r1, c0].sum(), coverage[r0:r1, c1 - 1].sum())
-        worst = int(np.argmin([(s == 0) * 1e9 - s for s in sides]) if False else np.argmin(
-            [sides[0] / (c1 - c0), sides[1] / (c1 - c0), sides[2] / (r1 - r0),
-             sides[3] / (r1 - r0)]))
-        if worst == 0:
-            r0 += 1
-        elif worst == 1:
-            r1 -= 1
-        elif worst == 2:
-            c0 += 1
-        else:
-            c1 -= 1
+    while r1 - r0 > 1 and c1 - c0 > 1 and not covered[r0:r1, c0:c1].all():
+        fractions = (covered[r0, c0:c1].mean(), covered[r1 - 1, c0:c1].mean(),
+                     covered[r0:r1, c0].mean(), covered[r0:r1, c1 - 1].mean())
+        side = int(np.argmin(fractions))
+        r0, r1, c0, c1 = (r0 + (side == 0), r1 - (side == 1), c0 + (side == 2), c1 - (side == 3))
     return int(r0), int(c0), int(r1 - r0), int(c1 - c0)
 
 
@@ -335,8 +328,6 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     """
     import torch
 
-    from ptycho.plotting import save_study_figures
-    from ptycho_torch.generators import count_parameters
     from ptycho_torch.resume import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
     from ptycho_torch.training import fit_model
 
@@ -396,30 +387,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     sub = test.select(test.object_selection(0))
     residual = data_residual(rec.patches, sub.diffraction, test.probe,
                              photon_scale=data_config.photon_scale, bad_pixels=test.bad_pixels)
-
-    m = StudyMetrics(model_id=cfg.model_id, kind="network",
-                     ground_truth=rec.ground_truth is not None, data_residual=residual,
-                     stitch=rec.stitch, region=list(rec.region),
-                     n_test_patterns_scored=rec.n_patterns,
-                     inference_time_s=rec.inference_time_s,
-                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
-                     infer_batch_size_used=rec.infer_batch_size,
-                     stitch_time_s=rec.stitch_time_s, device=str(device),
-                     architecture=cfg.model.architecture,
-                     n_parameters=count_parameters(model.generator),
-                     epochs_completed=len(fit.history.get("epoch", [])),
-                     steps_completed=fit.steps_completed, epochs_trained=fit.epochs_trained,
-                     stop_reason=fit.stop_reason,
-                     wall_time_cap_hit=fit.stop_reason == "max_time",
-                     resumed_from_epoch=fit.resumed_from_epoch, world_size=fit.world_size,
-                     n_train_patterns=fit.n_train, n_val_patterns=fit.n_val,
-                     train_time_s=fit.train_time_s,
-                     train_patterns_per_s=(fit.steps_completed * cfg.training.batch_size
-                                           * fit.world_size / max(fit.train_time_s, 1e-9)),
-                     final_train_loss=(fit.history.get("train_loss") or [float("nan")])[-1],
-                     final_val_loss=(fit.history.get("val_loss") or [float("nan")])[-1],
-                     input_scale=data_config.input_scale, normalisation=normalisation,
-                     data_time_s=data_time, torch_version=torch.__version__)
+    m = network_record(cfg, fit, rec, residual, data_config, str(device), normalisation)
+    m.data_time_s = data_time
     write_json_atomic(layout.run_dir / "config.json", {
         "study": cfg.to_dict(), "data_config": data_config.to_dict(), "data": data_info})
     write_json_atomic(layout.run_dir / "history.json", fit.history)
@@ -427,19 +396,49 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     if Path(ckpt).exists():
         copy_atomic(ckpt, layout.run_dir / "model.ckpt")
     save_reconstruction(layout.recon_dir / "recon.npz", rec)
-    if rec.ground_truth is not None:
-        result, (amp, amp_gt, ph, ph_gt) = score(rec)
-        m.set_scores(result)
-        figures = save_study_figures(layout.visuals_dir, cfg.model_id, amp_gt, ph_gt, amp, ph,
-                                     result["frc"], title=f"{cfg.model_id}: test object 0")
-    else:
-        from ptycho.plotting import save_reconstruction_figure
-        figures = [save_reconstruction_figure(layout.visuals_dir / f"{cfg.model_id}_reconstruction.png",
-                                              rec.recon,
-                                              title=f"{cfg.model_id}: reconstruction (no "
-                                                    "ground truth)")]
-    m.figures = [str(p) for p in figures]
+    m.figures = [str(p) for p in score_and_plot(m, rec, layout)]
     m.snapshots = [str(p) for p in callbacks[0].written] if callbacks else []
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(layout.metrics_path, m.to_json())  # written last: marks the study finished
     return StudyResult(metrics=m, layout=layout)
+
+
+def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
+                   data_config: DataConfig, device: str, normalisation) -> StudyMetrics:
+    """The metrics record of a trained network's reconstruction (scores added later)."""
+    import torch
+
+    from ptycho_torch.generators import count_parameters
+    h = fit.history
+    return StudyMetrics(
+        model_id=cfg.model_id, kind="network", ground_truth=rec.ground_truth is not None,
+        data_residual=residual, stitch=rec.stitch, region=list(rec.region),
+        n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
+        inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
+        infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
+        device=device, architecture=cfg.model.architecture,
+        n_parameters=count_parameters(fit.model.generator),
+        epochs_completed=len(h.get("epoch", [])), steps_completed=fit.steps_completed,
+        epochs_trained=fit.epochs_trained, stop_reason=fit.stop_reason,
+        wall_time_cap_hit=fit.stop_reason == "max_time",
+        resumed_from_epoch=fit.resumed_from_epoch, world_size=fit.world_size,
+        n_train_patterns=fit.n_train, n_val_patterns=fit.n_val, train_time_s=fit.train_time_s,
+        train_patterns_per_s=(fit.steps_completed * cfg.training.batch_size * fit.world_size
+                              / max(fit.train_time_s, 1e-9)),
+        final_train_loss=(h.get("train_loss") or [float("nan")])[-1],
+        final_val_loss=(h.get("val_loss") or [float("nan")])[-1],
+        input_scale=data_config.input_scale, normalisation=normalisation,
+        torch_version=torch.__version__)
+
+
+def score_and_plot(m: StudyMetrics, rec: Reconstruction, layout: StudyLayout) -> list[Path]:
+    """Scores against the ground truth into ``m`` (when there is one) and the figures."""
+    from ptycho.plotting import save_reconstruction_figure, save_study_figures
+    if rec.ground_truth is None:
+        return [save_reconstruction_figure(
+            layout.visuals_dir / f"{m.model_id}_reconstruction.png", rec.recon,
+            title=f"{m.model_id}: reconstruction (no ground truth)")]
+    result, (amp, amp_gt, ph, ph_gt) = score(rec)
+    m.set_scores(result)
+    return save_study_figures(layout.visuals_dir, m.model_id, amp_gt, ph_gt, amp, ph,
+                              result["frc"], title=f"{m.model_id}: test object 0")

@@ -144,3 +144,14 @@ def test_probe_file_makes_a_realistic_simulated_study(scan_files, tmp_path):
     assert train.metadata["probe"]["source"] == "user file (--probe-npz)"
     m = json.loads((out / "runs" / "pinn_fno" / "metrics.json").read_text())
     assert m["ground_truth"] is True and len(m["psnr"]) == 2
+
+
+def test_covered_box_is_fully_covered_and_maximal_on_a_disc():
+    from ptycho_torch.study import covered_box
+    yy, xx = np.mgrid[:40, :40]
+    cov = ((yy - 20) ** 2 + (xx - 20) ** 2 < 15 ** 2).astype(int) * 3  # counts, not booleans
+    r0, c0, h, w = covered_box(cov)
+    assert cov[r0:r0 + h, c0:c0 + w].all()
+    assert h * w >= 0.55 * np.pi * 15 ** 2  # the inscribed square is 2/pi = 0.64 of the disc
+    with pytest.raises(ValueError, match="no pixel of the canvas is covered"):
+        covered_box(np.zeros((4, 4)))
