@@ -238,7 +238,7 @@ def scan_for_ptychi(test: PtychoDataset, object_index: int = 0, margin: int = 2)
     elif test.ground_truth is not None and object_index == 0:
         shape = tuple(int(v) for v in test.ground_truth.shape[:2])
     else:  # smallest frame that holds every patch
-        shape = (int(pos[:, 1].max()) - N // 2 + N, int(pos[:, 0].max()) - N // 2 + N)
+        shape = (math.ceil(pos[:, 1].max()) - N // 2 + N, math.ceil(pos[:, 0].max()) - N // 2 + N)
     if (pos.min() < N // 2 or pos[:, 1].max() - N // 2 + N > shape[0]
             or pos[:, 0].max() - N // 2 + N > shape[1]):
         raise ValueError(f"dataset '{test.path}': scan positions fall outside the object "

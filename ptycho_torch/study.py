@@ -346,6 +346,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         data_config = check_data(cfg, train, test)
         if cfg.training.refine_probe_epochs:
             train, test = refine_study_probe(cfg, train, test)
+            data_info["probe_refinement"] = train.metadata["probe_refinement"]
     except StudyError:
         raise
     except ValueError as err:

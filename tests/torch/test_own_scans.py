@@ -155,3 +155,17 @@ def test_covered_box_is_fully_covered_and_maximal_on_a_disc():
     assert h * w >= 0.55 * np.pi * 15 ** 2  # the inscribed square is 2/pi = 0.64 of the disc
     with pytest.raises(ValueError, match="no pixel of the canvas is covered"):
         covered_box(np.zeros((4, 4)))
+
+
+@pytest.mark.iterative
+def test_refine_probe_epochs_runs_lsqml_before_training(scan_files, tmp_path):
+    from ptycho_torch.iterative import import_ptychi
+    import_ptychi()
+    out = tmp_path / "refined"
+    argv = ["--train-npz", str(scan_files["cxi"]), "--output-dir", str(out),
+            "--refine-probe-epochs", "3", *TINY_MODEL]
+    assert runner.main(argv) == 0
+    cfg = json.loads((out / "runs" / "pinn_fno" / "config.json").read_text())
+    ref = cfg["data"]["probe_refinement"]
+    assert ref["epochs"] == 3 and ref["residual_after"]["amplitude_mae"] > 0
+    assert cfg["study"]["training"]["refine_probe_epochs"] == 3
