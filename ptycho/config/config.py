@@ -459,7 +459,8 @@ RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({
     "stitch_crop", "stitch_subpixel", "align_phase"})
 
 
-# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md).
+# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md):
+# quick = 4 epochs (a reproducible budget; 20 minutes is only a wall-clock safety cap).
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "none": {},
     "quick": dict(architecture="hybrid", fno_width=16, fno_modes=12, fno_blocks=4,
