@@ -57,28 +57,35 @@ def run_study_cli(cfg) -> dict:
     return result.metrics.to_json() if result is not None else {}
 
 
+def parse_and_run_study(argv, prog: str, parse=config_from_argv) -> tuple[int, object, dict]:
+    """``(exit code, config, metrics)`` of one study run from the command line: refusals
+    print one ``error:`` line (code 2), an interrupt code 130; ``metrics`` is ``{}`` on the
+    extra ranks of a distributed launch."""
+    configure_logging()
+    try:
+        cfg = parse(argv, prog=prog)
+    except ValueError as err:  # ConfigError and StudyError are ValueErrors
+        return refuse(err), None, {}
+    try:
+        return 0, cfg, run_study_cli(cfg)
+    except StudyError as err:
+        return refuse(err), cfg, {}
+    except KeyboardInterrupt:
+        print("error: interrupted; resume with --resume", file=sys.stderr)
+        return 130, cfg, {}
+
+
 def study_main(argv=None, prog: str = "ptycho-study") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr, nothing
     written); 130 interrupted (resume with --resume)."""
-    configure_logging()
-    try:
-        cfg = config_from_argv(argv, prog=prog)
-    except ValueError as err:  # ConfigError and StudyError are ValueErrors
-        return refuse(err)
-    try:
-        metrics = run_study_cli(cfg)
-    except StudyError as err:
-        return refuse(err)
-    except KeyboardInterrupt:
-        print("error: interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    if metrics:
+    code, cfg, metrics = parse_and_run_study(argv, prog)
+    if code == 0 and metrics:
         from ptycho.study_metrics import StudyMetrics, metrics_table
         print(metrics_table([StudyMetrics.from_json(metrics)]))
         print(f"stop: {metrics['stop_reason']} after {metrics['steps_completed']} step(s) = "
               f"{metrics['epochs_trained']:.2f} epochs; artifacts: "
               f"{Path(cfg.run.output_dir).resolve()}")
-    return 0
+    return code
 
 
 def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:

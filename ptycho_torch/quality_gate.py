@@ -90,22 +90,10 @@ def main(argv=None, prog: str = "quality_gate") -> int:
     """Exit codes: 0 PASS; 1 FAIL; 2 refused input (one ``error:`` line on stderr); 130
     interrupted."""
     from ptycho.artifacts import write_json_atomic
-    from ptycho.config.validation import StudyError
-    from ptycho_torch.cli import configure_logging, refuse, run_study_cli
-    configure_logging()
-    try:
-        cfg = config_from_argv(argv, prog=prog)
-    except ValueError as err:
-        return refuse(err)
-    try:
-        metrics = run_study_cli(cfg)
-    except StudyError as err:
-        return refuse(err)
-    except KeyboardInterrupt:
-        print("error: interrupted; resume with --resume", file=sys.stderr)
-        return 130
-    if not metrics:  # an extra rank of a distributed launch
-        return 0
+    from ptycho_torch.cli import parse_and_run_study
+    code, cfg, metrics = parse_and_run_study(argv, prog, parse=config_from_argv)
+    if code or not metrics:  # refused, interrupted, or an extra rank of a distributed launch
+        return code
     amp, phase, passed = verdict(metrics)
     differences = contract_differences(cfg)
     note = "" if not differences else " (overridden: " + ", ".join(

@@ -91,21 +91,31 @@ def stitch_options(inference: InferenceConfig, N: int) -> StitchOptions:
 
 def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
                             object_index: int = 0) -> Reconstruction:
-    """Predict object ``object_index``'s patterns in batches and stitch them.
+    """Predict object ``object_index``'s patterns in batches and stitch them
+    (:func:`stitch_test_object`)."""
+    sub = test.select(test.object_selection(object_index))
+    sizes = [int(inference.infer_batch_size)]
+    t0 = time.perf_counter()
+    patches = predict_patches(model, sub, inference.infer_batch_size,
+                              on_batch_size_change=sizes.append)
+    rec = stitch_test_object(patches, test, inference, object_index)
+    rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
+    rec.infer_batch_size = sizes[-1]
+    return rec
+
+
+def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: InferenceConfig,
+                       object_index: int = 0) -> Reconstruction:
+    """Stitch the predicted ``patches`` (n, C, N, N) of object ``object_index``.
 
     ``stitch='tiles'``: the central ``stride x stride`` tiles on the scan grid (the
     reference recipe; regular grid scans at gridsize 1). ``stitch='positions'``: each
     patch's central ``crop x crop`` region at its (sub-pixel) scan position, overlaps
     averaged. With ground truth and a grid scan both are scored on the grid region, so
-    their numbers compare.
+    their numbers compare; without a grid, on the fully covered box.
     """
     sel = test.object_selection(object_index)
     sub = test.select(sel)
-    sizes = [int(inference.infer_batch_size)]
-    t0 = time.perf_counter()
-    patches = predict_patches(model, sub, inference.infer_batch_size,
-                                  on_batch_size_change=sizes.append)
-    t_inf = time.perf_counter() - t0
     N = test.N
     options = stitch_options(inference, N)
     grid = grid_geometry(test, object_index)
@@ -121,9 +131,8 @@ def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConf
             raise StudyError(f"dataset '{test.path}': stitch='tiles' needs a regular grid scan "
                              "('n_side' and 'stride' in _metadata) (allowed here: --stitch "
                              "positions) [flag --stitch]")
-        image, _ = stitch(patches, centres, options, grid=grid)
+        recon, _ = stitch(patches, centres, options, grid=grid)
         region = grid_region(N, grid[1], grid[0])
-        recon = image
     elif gt_full is not None:
         canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
         region = grid_region(N, grid[1], grid[0]) if grid is not None else covered_box(coverage)
@@ -145,8 +154,8 @@ def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConf
         gt = gt.astype(np.complex64)
     return Reconstruction(recon=recon.astype(np.complex64), ground_truth=gt,
                           region=tuple(int(v) for v in region), patches=patches,
-                          inference_time_s=t_inf, stitch_time_s=t_st, n_patterns=int(sel.size),
-                          infer_batch_size=sizes[-1],
+                          inference_time_s=0.0, stitch_time_s=t_st, n_patterns=int(sel.size),
+                          infer_batch_size=0,
                           stitch={"mode": options.mode, "crop": options.crop,
                                   "subpixel": options.subpixel,
                                   "align_phase": options.align_phase})

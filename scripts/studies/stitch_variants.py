@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +50,7 @@ def main(argv=None) -> int:
           "phase corr | phase strength | amp FRC50 | phase FRC50 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for inf in variants:
-        rec = _restitch(study, model, data, inf, patches)
+        rec = study.stitch_test_object(patches, data, inf)
         r = evaluate_reconstruction(rec.recon, rec.ground_truth)
         m = r["metrics"]
         cells = [inf.stitch, str(inf.crop_for(N) if inf.stitch == "positions" else
@@ -64,35 +63,6 @@ def main(argv=None) -> int:
                  format_number(m["frc50"][1], 3)]
         print("| " + " | ".join(cells) + " |")
     return 0
-
-
-def _restitch(study, model, data, inference, patches):
-    """reconstruct_test_object with the predicted patches reused (no second prediction)."""
-    class _Cached:  # a stand-in model whose forward_predict returns the stored patches
-        def __init__(self):
-            self.i = 0
-            self.training = False
-            self.data_config = model.data_config
-
-        def parameters(self):
-            return iter(())
-
-        def buffers(self):
-            return iter(())
-
-        def eval(self):
-            return self
-
-        def train(self, mode=True):
-            return self
-
-        def forward_predict(self, x, positions, probe, scale):
-            import torch
-            out = torch.as_tensor(patches[self.i:self.i + x.shape[0]])
-            self.i += x.shape[0]
-            return out
-    return study.reconstruct_test_object(_Cached(), data, replace(inference,
-                                                                  infer_batch_size=len(patches)))
 
 
 if __name__ == "__main__":
