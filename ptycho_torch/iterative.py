@@ -394,25 +394,8 @@ def run_ptychi(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     ``warmup`` first runs one untimed epoch, so one-off costs (torch's lazy imports on the
     first optimizer, CUDA context and kernels) are not counted, as for the network side.
     """
-    import torch
-    dev = resolve_device(device)
-    with _restore_torch_defaults():
-        if warmup:
-            build_task(engine, scan, epochs=1, batch_size=batch_size, device=dev, seed=seed).run()
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        task = build_task(engine, scan, epochs=epochs, batch_size=batch_size, device=dev, seed=seed)
-        task.run()
-        if dev == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - t0
-        buf = task.get_data_to_cpu("object", as_numpy=True)[0]
-        loss = _loss_history(task)
-        bs = int(task.reconstructor_options.batch_size)
-    return IterativeResult(engine=engine, obj=unpad_object(buf, scan).astype(np.complex64),
-                           time_s=elapsed, epochs=int(epochs), n_patterns=int(scan.patterns.shape[0]),
-                           batch_size=bs, device=dev, loss=loss)
+    return run_ptychi_chunks(engine, scan, epochs=epochs, every=max(int(epochs), 1),
+                             batch_size=batch_size, device=device, seed=seed, warmup=warmup)[0]
 
 
 def _loss_history(task) -> list:
