@@ -234,18 +234,7 @@ def _read_product_h5(path: str) -> dict[str, Any]:
         p_ds = f.get("probe")
         out["probe"] = _probe_modes(path, "probe", p_ds[()] if isinstance(p_ds, h5py.Dataset)
                                     else None, notes)
-        ra = f.attrs
-        out["detector_distance_m"] = (_scalar(path, "@detector_object_distance_m",
-                                              ra["detector_object_distance_m"])
-                                      if "detector_object_distance_m" in ra else None)
-        energy = None
-        for a in ("photon_energy_eV", "probe_energy_eV"):
-            if a in ra:
-                energy = _scalar(path, f"@{a}", ra[a])
-                break
-        out["photon_energy_eV"] = energy
-        out["name"] = _text(ra["name"]) if "name" in ra else ""
-        out["comments"] = _text(ra["comments"]) if "comments" in ra else ""
+        out.update(_product_root(path, f.attrs, "@"))
     out["keys"] = {"positions": "probe_position_x_m", "probe": "probe", "object": "object",
                    "pixel_width": "object@pixel_width_m",
                    "pixel_height": "object@pixel_height_m"}
@@ -269,21 +258,24 @@ def _read_product_npz(path: str) -> dict[str, Any]:
         attrs[a] = _scalar(path, k, arrays[k])
     out["object"] = _object_layer0(path, "object", arrays.get("object"))
     out["probe"] = _probe_modes(path, "probe", arrays.get("probe"), notes)
-    out["detector_distance_m"] = (_scalar(path, "detector_object_distance_m",
-                                          arrays["detector_object_distance_m"])
-                                  if "detector_object_distance_m" in arrays else None)
-    energy = None
-    for a in ("photon_energy_eV", "probe_energy_eV"):
-        if a in arrays:
-            energy = _scalar(path, a, arrays[a])
-            break
-    out["photon_energy_eV"] = energy
-    out["name"] = _text(arrays["name"]) if "name" in arrays else ""
-    out["comments"] = _text(arrays["comments"]) if "comments" in arrays else ""
+    out.update(_product_root(path, arrays, ""))
     out["keys"] = {"positions": "probe_position_x_m", "probe": "probe", "object": "object",
                    "pixel_width": "object_pixel_width_m",
                    "pixel_height": "object_pixel_height_m"}
     return _finish_product(path, out, attrs, notes, "npz")
+
+
+def _product_root(path: str, values, prefix: str) -> dict[str, Any]:
+    """The product's root values (HDF5 root attributes, or the NPZ's flat keys): detector
+    distance, photon energy (older files: ``probe_energy_eV``), name and comments.
+    ``prefix`` marks where a value lives in error messages (``@`` for an attribute)."""
+    key = "detector_object_distance_m"
+    distance = _scalar(path, f"{prefix}{key}", values[key]) if key in values else None
+    energy = next((_scalar(path, f"{prefix}{a}", values[a])
+                   for a in ("photon_energy_eV", "probe_energy_eV") if a in values), None)
+    return {"detector_distance_m": distance, "photon_energy_eV": energy,
+            "name": _text(values["name"]) if "name" in values else "",
+            "comments": _text(values["comments"]) if "comments" in values else ""}
 
 
 def _finish_product(path, out, attrs, notes, fmt):
