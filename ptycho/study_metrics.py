@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 METRIC_KEYS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7")
-KINDS = ("network", "iterative")
+KINDS = ("network", "iterative", "refined")  # refined: an engine started at a network's object
 
 
 @dataclass
@@ -73,6 +73,8 @@ class StudyMetrics:
     loss: Optional[list] = None
     compare_key: Optional[dict] = None
     note: Optional[str] = None
+    # refined rows: the network row whose object started the engine
+    initialized_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
@@ -51,7 +53,9 @@ METRICS_NOTE = (
     "~0.65-0.85): judge phase by PSNR, correlation and strength ratio (std(pred)/std(gt), "
     "1 = right contrast). 'data residual' is the ground-truth-free amplitude MAE of the "
     "re-simulated patterns. 'train s' and 'inference s' are wall times; for Pty-chi rows the "
-    "inference time is the whole iterative reconstruction (known probe and positions).")
+    "inference time is the whole iterative reconstruction (known probe and positions); for "
+    "'<network>+<engine>' rows (the engine started at that network's reconstruction) it is the "
+    "engine's time, and their parameters and train s are the network's.")
 
 
 # ------------------------------------------------------------------------ CLI pieces
@@ -73,14 +77,14 @@ def parse_architectures(text: str) -> tuple[str, ...]:
     return tuple(archs)
 
 
-def parse_engines(text: str) -> tuple[str, ...]:
-    """Pty-chi engines of ``--iterative`` ('' or 'none': no iterative rows)."""
+def parse_engines(text: str, flag: str = "--iterative") -> tuple[str, ...]:
+    """Pty-chi engines of ``--iterative`` or ``--refine`` ('' or 'none': no such rows)."""
     from ptycho_torch.iterative import check_engines
     names = [n for n in split_list(text) if n.lower() != "none"]
     try:
         return check_engines(names)
     except ValueError as err:
-        raise StudyError(f"--iterative: {err}") from None
+        raise StudyError(f"{flag}: {err}") from None
 
 
 def add_method_flags(parser: argparse.ArgumentParser, architectures: str, iterative: str,
@@ -96,6 +100,11 @@ def add_method_flags(parser: argparse.ArgumentParser, architectures: str, iterat
                    help="epochs of each Pty-chi engine")
     g.add_argument("--iterative-batch-size", type=int, default=0,
                    help="Pty-chi batch size (0: lsqml 100, epie 16)")
+    g.add_argument("--refine", default="",
+                   help="comma-separated Pty-chi engines to start at each network's "
+                        "reconstruction (rows '<network>+<engine>'; '' or none: no such rows)")
+    g.add_argument("--refine-epochs", type=int, default=20,
+                   help="epochs of each --refine engine")
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,8 @@ class Methods:
     iterative: tuple[str, ...]
     iterative_epochs: int
     iterative_batch_size: int
+    refine: tuple[str, ...] = ()
+    refine_epochs: int = 20
 
 
 def pop_methods(values: dict) -> Methods:
@@ -113,12 +124,16 @@ def pop_methods(values: dict) -> Methods:
     archs = parse_architectures(values.pop("architectures"))
     engines = parse_engines(values.pop("iterative"))
     epochs, batch = values.pop("iterative_epochs"), values.pop("iterative_batch_size")
+    refine = parse_engines(values.pop("refine"), "--refine")
+    refine_epochs = values.pop("refine_epochs")
+    if refine_epochs < 1:
+        raise StudyError(f"--refine-epochs={refine_epochs} is out of range (allowed: >= 1)")
     if epochs < 1:
         raise StudyError(f"--iterative-epochs={epochs} is out of range (allowed: >= 1)")
     if batch < 0:
         raise StudyError(f"--iterative-batch-size={batch} is out of range (allowed: >= 0, "
                          "0 = the engine's default)")
-    return Methods(archs, engines, int(epochs), int(batch))
+    return Methods(archs, engines, int(epochs), int(batch), refine, int(refine_epochs))
 
 
 def default_output_dir(values: dict, stem: str) -> None:
@@ -137,6 +152,8 @@ class CompareConfig:
     iterative: tuple[str, ...] = ()
     iterative_epochs: int = 100
     iterative_batch_size: int = 0
+    refine: tuple[str, ...] = ()
+    refine_epochs: int = 20
 
     @property
     def base(self) -> StudyConfig:
@@ -165,7 +182,8 @@ def config_from_argv(argv=None) -> CompareConfig:
     studies = tuple(base.replace(architecture=a) for a in methods.architectures)
     return CompareConfig(studies=studies, iterative=methods.iterative,
                          iterative_epochs=methods.iterative_epochs,
-                         iterative_batch_size=methods.iterative_batch_size)
+                         iterative_batch_size=methods.iterative_batch_size,
+                         refine=methods.refine, refine_epochs=methods.refine_epochs)
 
 
 # ------------------------------------------------------------------- reuse / planning
@@ -330,6 +348,81 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
     return save_row(layout, m, rec)
 
 
+def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
+                source: StudyLayout, **extra) -> dict:
+    """A refined row's ``compare_key``: the engine's settings and the network row it starts
+    from (its id and the time its metrics.json was written: a retrained network is new)."""
+    return iterative_key(cfg, engine, epochs, batch_size, init=source.model_id,
+                         init_stamp=source.metrics_path.stat().st_mtime_ns, **extra)
+
+
+def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
+    """The trained network's predicted patches of test object 0 and their centres."""
+    from ptycho_torch.inference import predict_patches
+    from ptycho_torch.reconstruct import load_model
+    model = load_model(str(checkpoint), device)
+    sub = test.select(test.object_selection(0))
+    return predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres
+
+
+def refine_states(engine: str, patches, centres, scan, cfg: StudyConfig, *, epochs: int,
+                  every: int, batch_size: int, device: str):
+    """Pty-chi ``engine`` on ``scan`` started at the network's patches at its positions
+    (:func:`ptycho_torch.refinement.start_from_patches`, stitched with the study's options),
+    run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``."""
+    from ptycho_torch.iterative import run_ptychi_chunks
+    from ptycho_torch.refinement import start_from_patches
+    from ptycho_torch.study import stitch_options
+    init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N))
+    res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
+                                    batch_size=batch_size or None, device=device,
+                                    seed=cfg.training.seed, initial_object=init)
+    return res, states, init
+
+
+def refined_row(model_id: str, engine: str, rec, test, source: StudyMetrics, *, epochs: int,
+                device: str, key: dict, loss, what: str) -> StudyMetrics:
+    """The record of a refined reconstruction: scored like an iterative row; its total time
+    adds the network's inference and stitching (the training is paid once per family)."""
+    m = iterative_row(model_id, engine, rec, test, epochs=epochs, device=device, key=key,
+                      loss=loss, note=f"Pty-chi {engine} started at {source.model_id}'s "
+                                      f"reconstruction, known probe and positions; {what}")
+    m.kind, m.initialized_from = "refined", source.model_id
+    m.architecture, m.n_parameters = source.architecture, source.n_parameters
+    m.train_time_s = source.train_time_s
+    m.total_time_s = (rec.inference_time_s + (source.inference_time_s or 0.0)
+                      + (source.stitch_time_s or 0.0))
+    return m
+
+
+def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, epochs: int,
+                    batch_size: int) -> StudyMetrics:
+    """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
+    or the finished row with the same settings and the same network."""
+    from ptycho_torch.device import resolve_device
+    from ptycho_torch.iterative import iterative_reconstruction
+    out = Path(cfg.run.output_dir)
+    src = StudyLayout(out, source.model_id)
+    layout = StudyLayout(out, f"{source.model_id}+{engine}")
+    key = refined_key(cfg, engine, epochs, batch_size, src)
+    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
+    if old is not None:
+        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
+        return old
+    device = resolve_device(cfg.training.device)
+    log.info("%s: %d epochs on %s from %s's reconstruction", layout.model_id, epochs, device,
+             source.model_id)
+    from ptycho_torch.iterative import scan_for_ptychi
+    patches, centres = network_patches(src.run_dir / "model.ckpt", test, cfg, device)
+    res, _, _ = refine_states(engine, patches, centres, scan_for_ptychi(test, 0), cfg,
+                              epochs=epochs, every=epochs, batch_size=batch_size, device=device)
+    rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
+                                   batch_size=res.batch_size)
+    m = refined_row(layout.model_id, engine, rec, test, source, epochs=res.epochs,
+                    device=res.device, key=key, loss=res.loss, what=f"{epochs} epochs")
+    return save_row(layout, m, rec)
+
+
 # -------------------------------------------------------------------------- outputs
 def common_region(rows: list[StudyMetrics]) -> list | None:
     regions = {tuple(r.region) for r in rows if r.region is not None}
@@ -354,7 +447,9 @@ def markdown_report(cc: CompareConfig, rows: list[StudyMetrics], region, data: d
     return "\n".join([
         "# Grid-lines comparison", "",
         f"Test object 0, region (row0, col0, height, width) = {region}; {settings_line(cc.base)}; "
-        f"Pty-chi: {', '.join(cc.iterative) or 'none'} ({cc.iterative_epochs} epochs).",
+        f"Pty-chi: {', '.join(cc.iterative) or 'none'} ({cc.iterative_epochs} epochs)"
+        + (f"; refined (Pty-chi {', '.join(cc.refine)} started at each network's "
+           f"reconstruction): {cc.refine_epochs} epochs." if cc.refine else "."),
         f"Dataset: {data.get('test_npz')}.", "",
         metrics_table(rows), "", METRICS_NOTE, ""])
 
@@ -385,7 +480,7 @@ def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None]
 def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     """Every read-only check before anything runs: Pty-chi importable, each study's
     reuse / run decision, each Pty-chi row's settings."""
-    if cc.iterative:
+    if cc.iterative or cc.refine:
         from ptycho_torch.iterative import import_ptychi
         import_ptychi()  # one line naming the extra when Pty-chi is missing
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
@@ -407,12 +502,17 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
             return {}
         rows.append(m)
     base = cc.base
-    if cc.iterative:
+    if cc.iterative or cc.refine:
         test, data = load_test_data(base)
+        networks = list(rows)
         for engine in cc.iterative:
             key = iterative_key(base, engine, cc.iterative_epochs, cc.iterative_batch_size)
             rows.append(run_iterative_row(engine, test, base, cc.iterative_epochs,
                                           cc.iterative_batch_size, key))
+        for source in networks:
+            for engine in cc.refine:
+                rows.append(run_refined_row(source, engine, test, base, cc.refine_epochs,
+                                            cc.iterative_batch_size))
     else:
         _, data = dataset_paths(base)
     region = common_region(rows)
@@ -426,7 +526,8 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
         "settings": {"architectures": [c.model.architecture for c in cc.studies],
                      "study": study, "iterative": list(cc.iterative),
                      "iterative_epochs": cc.iterative_epochs,
-                     "iterative_batch_size": cc.iterative_batch_size},
+                     "iterative_batch_size": cc.iterative_batch_size,
+                     "refine": list(cc.refine), "refine_epochs": cc.refine_epochs},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     items = [(r.model_id, StudyLayout(out, r.model_id).recon_dir / "recon.npz", r.frc)

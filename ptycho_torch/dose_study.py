@@ -48,8 +48,9 @@ from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, format_number, metrics_table
 from ptycho_torch.comparison import (
     Methods, add_method_flags, configure_logging, data_key, default_output_dir, iterative_key,
-    iterative_row, load_test_data, plan_study, pop_methods, refuse, reusable_row, run_or_reuse,
-    save_row, settings_line, split_list,
+    iterative_row, load_test_data, network_patches, plan_study, pop_methods, refine_states,
+    refined_key, refined_row, refuse, reusable_row, run_or_reuse, save_row, settings_line,
+    split_list,
 )
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,13 @@ RULES = {
     "transfer": "pinn_<arch>@<dose>: the network trained at that dose applied to every dose's "
                 "test scan with its own input scale (amplitudes sqrt(counts)/s are in the same "
                 "units at every dose)",
-    "crossover": "per metric, the best network row (every pinn_* row) minus the best "
+    "refined": "<network>+<engine>: Pty-chi <engine> started at that network row's object "
+               "(pinn_<arch> and the transfer row) for refine_epochs; "
+               "<network>+<engine>@heldout: the epoch (0 = the network's object, then every "
+               "min(heldout_every, refine_epochs)) chosen by the same held-out rule, its "
+               "selection run started from the network's object stitched from the kept "
+               "positions' patterns only",
+    "crossover": "per metric, the best network row (every pinn_* row without '+') minus the best "
                  "ground-truth-free iterative row (ptychi_<engine> and @heldout) at each dose, "
                  "interpolated linearly in log10(dose) to its first sign change",
 }
@@ -133,14 +140,22 @@ def heldout_residuals(scan, held: np.ndarray, objects, probe, bad_pixels=None) -
 
 
 def heldout_curve(engine: str, scan, probe, *, epochs: int, every: int, fraction: float,
-                  batch_size: int | None, device: str, seed: int, bad_pixels=None) -> dict:
+                  batch_size: int | None, device: str, seed: int, bad_pixels=None,
+                  start=None) -> dict:
     """Reconstruct the scan without a held-out subset of positions and evaluate the held-out
     residual every ``every`` epochs; ``selected_epoch`` is :func:`select_epoch` of
-    :data:`SELECTION_METRIC`."""
+    :data:`SELECTION_METRIC`. ``start``: a function of the kept positions' scan that
+    returns the starting object (a refined row: the network's object built from the kept
+    patterns only); epoch 0, the start itself, is then evaluated too."""
     from ptycho_torch.iterative import run_ptychi_chunks, subset_scan
     kept, held = heldout_split(scan.patterns.shape[0], fraction, seed)
-    res, states = run_ptychi_chunks(engine, subset_scan(scan, kept), epochs=epochs, every=every,
-                                    batch_size=batch_size, device=device, seed=seed)
+    kept_scan = subset_scan(scan, kept)
+    init = None if start is None else start(kept_scan)
+    res, states = run_ptychi_chunks(engine, kept_scan, epochs=epochs, every=every,
+                                    batch_size=batch_size, device=device, seed=seed,
+                                    initial_object=init)
+    if init is not None:
+        states = [(0, init, 0.0)] + states
     curve = heldout_residuals(scan, held, [obj for _, obj, _ in states], probe, bad_pixels)
     ep = [e for e, _, _ in states]
     return {"criterion": SELECTION_METRIC, "epochs": ep, **curve,
@@ -322,7 +337,7 @@ def iterative_keys(dc: DoseConfig, dose: float, engine: str) -> dict:
 
 def plan_sweep(dc: DoseConfig) -> dict:
     """Every read-only check before anything runs; ``{(dose, arch): 'reuse' | 'run'}``."""
-    if dc.methods.iterative:
+    if dc.methods.iterative or dc.methods.refine:
         from ptycho_torch.iterative import import_ptychi
         import_ptychi()
     plan = {(d, a): plan_study(dc.study(d, a)) for d in dc.doses for a in dc.methods.architectures}
@@ -339,11 +354,8 @@ def _stamp(layout: StudyLayout) -> int:
 
 
 def load_model(path: Path, device: str):
-    from ptycho_torch.model import PtychoPINN_Lightning
-    model = PtychoPINN_Lightning.load_from_checkpoint(str(path), map_location="cpu",
-                                                     weights_only=False)  # our own file
-    model.eval()
-    return model.to(device)
+    from ptycho_torch.reconstruct import load_model as load_checkpoint
+    return load_checkpoint(str(path), device)
 
 
 def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMetrics,
@@ -517,6 +529,76 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
     return rows
 
 
+def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, engine: str,
+                 tests, device: str) -> list[Row]:
+    """``<source>+<engine>`` (``--refine-epochs``) and ``<source>+<engine>@heldout`` (epoch
+    0..refine_epochs by the held-out residual; the selection run starts from the network's
+    object built from the kept patterns only): Pty-chi started at a network row's object."""
+    from ptycho_torch.iterative import iterative_reconstruction, scan_for_ptychi
+    from ptycho_torch.refinement import start_from_patches
+    from ptycho_torch.study import stitch_options
+    cfg, m = dc.study(dose), dc.methods
+    K, bs = m.refine_epochs, m.iterative_batch_size
+    every = min(dc.heldout_every, K)
+    keys = {"": refined_key(cfg, engine, K, bs, source.layout),
+            "@heldout": refined_key(cfg, engine, K, bs, source.layout, rule="heldout", every=every,
+                                    heldout_fraction=dc.heldout_fraction,
+                                    criterion=SELECTION_METRIC)}
+    name = f"{source.method}+{engine}"
+    layouts = {s: StudyLayout(dc.dose_dir(dose), name + s) for s in keys}
+    olds = {s: reusable_row(layouts[s], keys[s], cfg.run.overwrite, refuse=False) for s in keys}
+    if all(v is not None for v in olds.values()):
+        return [Row(layouts[s].model_id, dose, olds[s], layouts[s], _read_selection(layouts[s]))
+                for s in keys]
+    test = tests(dose)
+    scan = scan_for_ptychi(test, 0)
+    patches, centres = network_patches(checkpoint, test, cfg, device)
+    options = stitch_options(cfg.inference, scan.N)
+    log.info("%s at %s photons: held-out run, then %d epochs from the network's object", name,
+             format_dose(dose), K)
+    sel = heldout_curve(engine, scan, test.probe, epochs=K, every=every,
+                        fraction=dc.heldout_fraction, batch_size=bs or None, device=device,
+                        seed=cfg.training.seed, bad_pixels=test.bad_pixels,
+                        start=lambda kept: start_from_patches(patches, centres, kept, options))
+    res, states, init = refine_states(engine, patches, centres, scan, cfg, epochs=K, every=every,
+                                      batch_size=bs, device=device)
+    states = [(0, init, 0.0)] + states
+    epochs = [e for e, _, _ in states]
+    picks = {"": (len(states) - 1, None, f"{K} epochs"),
+             "@heldout": (epochs.index(sel["selected_epoch"]), sel,
+                          f"epoch {sel['selected_epoch']} chosen by the held-out "
+                          f"{SELECTION_METRIC} (epoch 0 = the network's object)")}
+    rows = []
+    for s, (i, selection, what) in picks.items():
+        _, obj, t = states[i]
+        rec = iterative_reconstruction(test, obj, time_s=t, n_patterns=res.n_patterns,
+                                       batch_size=res.batch_size)
+        row = refined_row(layouts[s].model_id, engine, rec, test, source.metrics,
+                          epochs=epochs[i], device=res.device, key=keys[s],
+                          loss=res.loss[:epochs[i]], what=what)
+        if selection is not None:
+            row.total_time_s += sel["time_s"]
+            write_json_atomic(layouts[s].run_dir / "selection.json", selection)
+        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec), layouts[s],
+                        selection))
+    return rows
+
+
+def refine_sources(dc: DoseConfig, dose: float, rows: list[Row]) -> list[tuple[Row, Path]]:
+    """The network rows at ``dose`` that refined rows start from, with their checkpoints:
+    each architecture's own network and the transfer network."""
+    out = []
+    for arch in dc.methods.architectures:
+        own = dc.study(dose, arch).model_id
+        names = {own: dc.dose_dir(dose)}
+        if dc.transfer_from is not None:
+            names[f"{own}@{format_dose(dc.transfer_from)}"] = dc.dose_dir(dc.transfer_from)
+        for r in rows:
+            if r.dose == dose and r.method in names:
+                out.append((r, StudyLayout(names[r.method], own).run_dir / "model.ckpt"))
+    return out
+
+
 def _read_selection(layout: StudyLayout) -> dict | None:
     try:
         return json.loads((layout.run_dir / "selection.json").read_text())
@@ -532,6 +614,11 @@ def method_order(dc: DoseConfig) -> list[str]:
         names += [f"pinn_{a}@{format_dose(dc.transfer_from)}" for a in archs]
     for e in engines:
         names += [f"ptychi_{e}", f"ptychi_{e}@heldout", f"ptychi_{e}@oracle"]
+    sources = [f"pinn_{a}" for a in archs]
+    if dc.transfer_from is not None:
+        sources += [f"pinn_{a}@{format_dose(dc.transfer_from)}" for a in archs]
+    for e in dc.methods.refine:
+        names += [f"{src}+{e}{rule}" for src in sources for rule in ("", "@heldout")]
     return names
 
 
@@ -544,7 +631,7 @@ def metric_series(rows: list[Row], doses, methods, key: str, channel: int) -> di
 def crossovers(rows: list[Row], doses, methods) -> dict:
     """Per metric of :data:`DOSE_METRICS`: best network row vs best ground-truth-free
     iterative row (see ``RULES['crossover']``)."""
-    nets = [m for m in methods if m.startswith("pinn_")]
+    nets = [m for m in methods if m.startswith("pinn_") and "+" not in m]
     its = [m for m in methods if m.startswith("ptychi_") and not m.endswith("@oracle")]
     out = {}
     for _, key, ch, name in DOSE_METRICS:
@@ -581,8 +668,10 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
              f"loss: {dc.loss or 'by dose (rule below)'}; Pty-chi: "
              f"{', '.join(m.iterative) or 'none'} ({m.iterative_epochs} epochs, held-out "
              f"evaluation every {dc.heldout_every}); transfer from: "
-             f"{format_dose(dc.transfer_from) if dc.transfer_from is not None else 'none'}.", "",
-             "## Crossover", ""]
+             f"{format_dose(dc.transfer_from) if dc.transfer_from is not None else 'none'}; "
+             f"refined: {', '.join(m.refine) or 'none'}"
+             + (f" ({m.refine_epochs} epochs from each network's object)." if m.refine else "."),
+             "", "## Crossover", ""]
     for label, _, _, name in DOSE_METRICS[:2]:
         c = cross[name]
         where = (f"{c['dose']:.3g} photons per pattern" if c["dose"] is not None
@@ -592,7 +681,8 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
         format_dose(d) for d in dc.doses) + " |", "|---|" + "---|" * len(dc.doses)]
     epochs = {(r.method, r.dose): r.metrics.epochs_completed for r in rows}
     for name in method_order(dc):
-        if "@" in name and not name.endswith(("@heldout", "@oracle", "@bestval")):
+        if ("@" in name and "+" not in name
+                and not name.endswith(("@heldout", "@oracle", "@bestval"))):
             continue
         parts.append(f"| {name} | " + " | ".join(
             format_number(epochs.get((name, d))) for d in dc.doses) + " |")
@@ -605,6 +695,8 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
 
 
 def _style(method: str) -> dict:
+    if "+" in method:  # refined: an engine started at a network's object
+        return {"ls": "-." if method.endswith("@heldout") else "-", "marker": "^", "lw": 1.8}
     if method.startswith("ptychi_"):
         ls = {"heldout": "-.", "oracle": ":"}.get(method.partition("@")[2], "-")
         return {"ls": ls, "marker": "s", "lw": 1.2 if ls == ":" else 1.8}
@@ -673,6 +765,10 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     if dc.transfer_from is not None:
         for arch in dc.methods.architectures:
             rows += transfer_rows(dc, arch, finals, tests, device)
+    for dose in dc.doses:
+        for source, checkpoint in refine_sources(dc, dose, rows):
+            for engine in dc.methods.refine:
+                rows += refined_rows(dc, dose, source, checkpoint, engine, tests, device)
     order = {m: i for i, m in enumerate(method_order(dc))}
     rows.sort(key=lambda r: (r.dose, order.get(r.method, len(order))))
     methods = [m for m in method_order(dc) if any(r.method == m for r in rows)]
@@ -691,6 +787,8 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
                      "loss": dc.loss or "by dose", "iterative": list(dc.methods.iterative),
                      "iterative_epochs": dc.methods.iterative_epochs,
                      "iterative_batch_size": dc.methods.iterative_batch_size,
+                     "refine": list(dc.methods.refine),
+                     "refine_epochs": dc.methods.refine_epochs,
                      "heldout_fraction": dc.heldout_fraction, "heldout_every": dc.heldout_every,
                      "transfer_from": dc.transfer_from},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -420,7 +420,8 @@ def object_patches(obj: np.ndarray, centres: np.ndarray, N: int) -> np.ndarray:
 
 def run_ptychi_chunks(engine: str, scan: PtychiScan, *, epochs: int = 100, every: int = 10,
                       batch_size: int | None = None, device: str = "auto", seed: int = 0,
-                      warmup: bool = True) -> tuple[IterativeResult, list]:
+                      warmup: bool = True, initial_object: np.ndarray | None = None
+                      ) -> tuple[IterativeResult, list]:
     """Reconstruct ``scan`` for ``epochs``, taking the object out every ``every`` epochs.
 
     One Pty-chi task runs ``every`` epochs at a time (``task.run(n_epochs=...)`` continues
@@ -429,7 +430,8 @@ def run_ptychi_chunks(engine: str, scan: PtychiScan, *, epochs: int = 100, every
     :class:`IterativeResult` of the whole run and ``[(epoch, obj (H, W) complex64,
     seconds so far), ...]`` at epochs ``every, 2 every, ..., epochs`` (the last chunk may
     be shorter); the seconds count task build and epochs only (one untimed warm-up epoch
-    first, as :func:`run_ptychi`).
+    first, as :func:`run_ptychi`). ``initial_object`` (H, W): the start instead of the flat
+    object (:mod:`ptycho_torch.refinement`).
     """
     import torch
     if not (isinstance(every, (int, np.integer)) and every >= 1):
@@ -443,7 +445,8 @@ def run_ptychi_chunks(engine: str, scan: PtychiScan, *, epochs: int = 100, every
         if dev == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        task = build_task(engine, scan, epochs=epochs, batch_size=batch_size, device=dev, seed=seed)
+        task = build_task(engine, scan, epochs=epochs, batch_size=batch_size, device=dev, seed=seed,
+                          initial_object=initial_object)
         elapsed = time.perf_counter() - t0
         done = 0
         while done < epochs:

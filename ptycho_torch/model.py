@@ -123,10 +123,10 @@ class PtychoPINN_Lightning(L.LightningModule):
         make_scheduler = SCHEDULERS[tc.scheduler]
         if make_scheduler is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": make_scheduler(opt, tc)}
+        return {"optimizer": opt, "lr_scheduler": make_scheduler(opt, tc, self)}
 
 
-def _plateau_scheduler(opt, tc: TrainingConfig) -> dict:
+def _plateau_scheduler(opt, tc: TrainingConfig, module=None) -> dict:
     """ReduceLROnPlateau on the validation loss, stepped once per epoch."""
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience,
@@ -134,10 +134,25 @@ def _plateau_scheduler(opt, tc: TrainingConfig) -> dict:
     return {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}
 
 
+def _one_cycle_scheduler(opt, tc: TrainingConfig, module) -> dict:
+    """torch's OneCycleLR over the planned optimizer steps (Lightning's
+    ``estimated_stepping_batches``: epochs x batches, or max_steps), stepped every step:
+    10 % warm-up from learning_rate/10, cosine decay to min_lr. A run stopped early by the
+    wall-clock cap ends before the decay does (metrics.json records the stop)."""
+    total = int(module.trainer.estimated_stepping_batches)
+    lr = float(tc.learning_rate)
+    start = lr / 10.0
+    final = min(float(tc.min_lr), lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(total, 2), pct_start=0.1, anneal_strategy="cos",
+        div_factor=10.0, final_div_factor=max(start / final, 1.0) if final > 0 else 1e4)
+    return {"scheduler": sched, "interval": "step"}
+
+
 # keys = ptycho.config.config.OPTIMIZERS (tested)
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 # keys = ptycho.config.config.SCHEDULERS (tested); None: a constant learning rate
-SCHEDULERS = {"plateau": _plateau_scheduler, "none": None}
+SCHEDULERS = {"plateau": _plateau_scheduler, "onecycle": _one_cycle_scheduler, "none": None}
 
 
 # keys = ptycho.config.config.INPUT_TRANSFORMS (tested)

@@ -31,7 +31,7 @@ OUTPUT_MODES = ("real_imag", "amp_phase")
 INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
 LOSSES = ("mae", "poisson")
 OPTIMIZERS = ("adam", "adamw")
-SCHEDULERS = ("plateau", "none")
+SCHEDULERS = ("plateau", "onecycle", "none")
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("auto", "ddp")
 STITCH_MODES = ("positions", "tiles")
@@ -132,11 +132,14 @@ class TrainingConfig(_Record):
     seed: int = _f(42, "random seed of weights, data split and shuffling")
     optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
     weight_decay: float = _f(0.0, "weight decay of the optimizer")
-    scheduler: str = _f("plateau", "LR schedule: ReduceLROnPlateau on the validation loss, or "
-                        "none", choices=SCHEDULERS)
+    scheduler: str = _f("plateau", "LR schedule: ReduceLROnPlateau on the validation loss; "
+                        "onecycle (per step: 10%% warm-up from learning_rate/10 to "
+                        "learning_rate, cosine decay to min_lr at the last planned step); "
+                        "or none", choices=SCHEDULERS)
     plateau_factor: float = _f(0.5, "LR multiplier when the validation loss plateaus")
     plateau_patience: int = _f(2, "epochs without improvement before the LR is reduced")
-    min_lr: float = _f(1e-4, "lower bound of the learning rate under the plateau schedule")
+    min_lr: float = _f(1e-4, "lower bound of the learning rate under the plateau schedule; "
+                       "the final one under onecycle")
     val_fraction: float = _f(0.05, "fraction of training patterns held out for validation")
     max_train_patterns: int = _f(0, "use at most this many training patterns (0: all)")
     early_stopping_patience: int = _f(0, "stop after this many epochs without validation "

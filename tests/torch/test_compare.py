@@ -211,13 +211,22 @@ def test_iterative_rows_are_study_metrics_records(tmp_path):
     import_ptychi()
     out = tmp_path / "cmp"
     argv = [*TINY_FLAGS, "--architectures", "fno", "--max-train-patterns", "16",
-            "--iterative", "lsqml,epie", "--iterative-epochs", "5", "--output-dir", str(out)]
+            "--iterative", "lsqml,epie", "--iterative-epochs", "5", "--refine", "lsqml",
+            "--refine-epochs", "3", "--output-dir", str(out)]
     assert compare.main(argv) == 0
     result = json.loads((out / "comparison.json").read_text())
-    assert [r["model_id"] for r in result["methods"]] == ["pinn_fno", "ptychi_lsqml", "ptychi_epie"]
+    assert [r["model_id"] for r in result["methods"]] == ["pinn_fno", "ptychi_lsqml", "ptychi_epie",
+                                                          "pinn_fno+lsqml"]
     md = (out / "comparison.md").read_text()
     assert all(f"| {r['model_id']} |" in md for r in result["methods"])
-    for r in result["methods"][1:]:
+    refined = result["methods"][3]
+    assert refined["kind"] == "refined" and refined["initialized_from"] == "pinn_fno"
+    assert refined["epochs_completed"] == 3 and refined["engine"] == "lsqml"
+    assert refined["n_parameters"] == result["methods"][0]["n_parameters"]
+    assert refined["region"] == result["region"]
+    assert (out / "recons" / "pinn_fno+lsqml" / "recon.npz").is_file()
+    assert result["settings"]["refine"] == ["lsqml"] and result["settings"]["refine_epochs"] == 3
+    for r in result["methods"][1:3]:
         assert r["kind"] == "iterative" and r["n_parameters"] is None
         assert r["epochs_completed"] == 5 and r["engine"] == r["model_id"].split("_")[1]
         assert r["region"] == result["region"]
@@ -227,8 +236,9 @@ def test_iterative_rows_are_study_metrics_records(tmp_path):
         assert (out / "recons" / r["model_id"] / "recon.npz").is_file()
         assert json.loads((out / "runs" / r["model_id"] / "metrics.json").read_text()) == r
     # a second run reuses the Pty-chi rows too; other epochs are refused
-    before = _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie"))
+    ids = ("pinn_fno", "ptychi_lsqml", "ptychi_epie", "pinn_fno+lsqml")
+    before = _stamps(out, ids)
     assert compare.main(argv) == 0
-    assert _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie")) == before
+    assert _stamps(out, ids) == before
     assert compare.main([*argv, "--iterative-epochs", "6"]) == 2
-    assert _stamps(out, ("pinn_fno", "ptychi_lsqml", "ptychi_epie")) == before
+    assert _stamps(out, ids) == before

@@ -4,6 +4,8 @@ works, and the configs reach the Lightning module (which replaces the deleted
 config_factory / config_params payloads)."""
 import re
 
+import types
+
 import pytest
 import torch
 
@@ -72,14 +74,36 @@ def _module(**over):
 @pytest.mark.parametrize("optimizer", cc.OPTIMIZERS)
 @pytest.mark.parametrize("scheduler", cc.SCHEDULERS)
 def test_every_optimizer_and_scheduler_is_built(optimizer, scheduler):
-    conf = _module(optimizer=optimizer, scheduler=scheduler, learning_rate=3e-4,
-                   weight_decay=0.01).configure_optimizers()
+    module = _module(optimizer=optimizer, scheduler=scheduler, learning_rate=3e-4,
+                     weight_decay=0.01)
+    module._trainer = types.SimpleNamespace(estimated_stepping_batches=100)  # onecycle's plan
+    conf = module.configure_optimizers()
     opt = conf if scheduler == "none" else conf["optimizer"]
     assert type(opt) is model_module.OPTIMIZERS[optimizer]
-    assert opt.param_groups[0]["lr"] == 3e-4 and opt.param_groups[0]["weight_decay"] == 0.01
+    # onecycle starts its warm-up at learning_rate / 10
+    lr0 = 3e-5 if scheduler == "onecycle" else 3e-4
+    assert opt.param_groups[0]["lr"] == pytest.approx(lr0)
+    assert opt.param_groups[0]["weight_decay"] == 0.01
     if scheduler == "plateau":
         assert isinstance(conf["lr_scheduler"]["scheduler"],
                           torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+def test_one_cycle_warms_up_then_decays_to_min_lr_at_the_planned_step():
+    module = _module(scheduler="onecycle", learning_rate=2e-3, min_lr=2e-4)
+    module._trainer = types.SimpleNamespace(estimated_stepping_batches=50)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step"
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(49):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(2e-4)               # learning_rate / 10
+    assert max(lrs) == pytest.approx(2e-3) and lrs.index(max(lrs)) in (4, 5)  # 10 % warm-up
+    assert lrs[-1] == pytest.approx(2e-4, rel=1e-3)   # min_lr at the last planned step
+    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))   # decays monotonically
 
 
 @pytest.mark.parametrize("mode", cc.OUTPUT_MODES)

@@ -137,8 +137,9 @@ def test_interrupted_sweep_continues_per_cell(network_sweep, tmp_path, capsys, m
 
 @pytest.mark.iterative
 def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
-    """Adding ePIE to a finished network sweep: the network cells are reused, the iterative
-    cells computed, every output consistent; a second call recomputes nothing."""
+    """Adding ePIE and LSQML refinement to a finished network sweep: the network cells are
+    reused, the iterative and refined cells computed, every output consistent; a second
+    call recomputes nothing."""
     from ptycho_torch.iterative import import_ptychi
     import_ptychi()
     src, argv = network_sweep
@@ -151,25 +152,36 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
         raise AssertionError(f"{cfg.model_id} was retrained")
     monkeypatch.setattr(study, "run_study", no_training)
     argv = [*argv[:argv.index("--iterative")], "--iterative", "epie", "--iterative-epochs", "4",
-            "--heldout-every", "2", "--output-dir", str(out)]
+            "--heldout-every", "2", "--refine", "lsqml", "--refine-epochs", "4",
+            "--output-dir", str(out)]
     assert ds.main(argv) == 0
     methods = ["pinn_fno", "pinn_fno@bestval", "pinn_fno@1e3", "ptychi_epie",
-               "ptychi_epie@heldout", "ptychi_epie@oracle"]
+               "ptychi_epie@heldout", "ptychi_epie@oracle", "pinn_fno+lsqml",
+               "pinn_fno+lsqml@heldout", "pinn_fno@1e3+lsqml", "pinn_fno@1e3+lsqml@heldout"]
     result = _check_outputs(out, methods)
     after = _stamps(out)
     assert {k: after[k] for k in networks} == networks
     for r in result["rows"]:
         if r["method"] == "ptychi_epie":
             assert r["epochs_completed"] == 4 and r["kind"] == "iterative"
+        if "+" in r["method"]:   # refined: LSQML from the network row's object
+            assert r["kind"] == "refined" and r["engine"] == "lsqml"
+            assert r["initialized_from"] == r["method"].split("+")[0]
+            assert r["n_parameters"] > 0 and r["total_time_s"] >= r["inference_time_s"]
+        if r["method"].endswith("+lsqml"):
+            assert r["epochs_completed"] == 4
         if r["method"].endswith(("@heldout", "@oracle")):
             sel = r["selection"]
-            assert sel["epochs"] == [2, 4] and r["epochs_completed"] == sel["selected_epoch"]
+            first = [0] if "+" in r["method"] else []   # epoch 0: the network's own object
+            assert sel["epochs"] == first + [2, 4]
+            assert r["epochs_completed"] == sel["selected_epoch"]
         if r["method"] == "ptychi_epie@heldout":
             assert sel["n_heldout"] == 2 and sel["n_kept"] == 23
             assert sel["selected_epoch"] == ds.select_epoch(sel["epochs"], sel["poisson_nll"])
     for name in ("amplitude_psnr", "phase_psnr"):
         c = result["crossover"][name]
         assert "ptychi_epie@oracle" not in c["iterative_methods"]
+        assert c["network_methods"] == ["pinn_fno", "pinn_fno@bestval", "pinn_fno@1e3"]
         assert len(c["network_minus_iterative"]) == 2
     assert ds.main(argv) == 0
     assert _stamps(out) == after

@@ -1,0 +1,109 @@
+"""ptycho_torch.refinement: the start a network gives an iterative engine.
+
+Identities on the tiny simulated scan (no Pty-chi needed): the true object's patches give
+back the true object (up to the undetermined constant phase) at the measured brightness,
+any brightness factor of the network is undone by the Parseval scale, and the patches at
+positions outside the given scan are never used (the held-out rule depends on it).
+"""
+import numpy as np
+import pytest
+
+from ptycho.stitching import StitchOptions
+from ptycho_torch import iterative as it
+from ptycho_torch import refinement as rf
+
+WHOLE = StitchOptions(mode="positions", crop=None)
+
+
+def _true_patches(test, shift: int = 0):
+    """The true object's patches (n, 1, N, N) at test object 0's centres (``shift``: cut
+    every patch that many pixels to the right)."""
+    sub = test.select(test.object_selection(0))
+    obj = np.roll(test.ground_truth, -shift, axis=1)
+    return it.object_patches(obj, sub.centres, test.N), sub.centres
+
+
+def _covered(scan, N, crop=None):
+    k = N if crop is None else crop
+    mask = np.zeros(scan.object_shape, bool)
+    for x, y in np.floor(scan.positions_xy + 0.5).astype(int):
+        mask[y - k // 2:y - k // 2 + k, x - k // 2:x - k // 2 + k] = True
+    return mask
+
+
+def test_true_patches_give_the_true_object_at_the_measured_brightness(tiny_data):
+    _, test = tiny_data
+    scan = it.scan_for_ptychi(test)
+    patches, centres = _true_patches(test)
+    start = rf.start_from_patches(patches * np.exp(1j * 0.7), centres, scan, WHOLE)
+    gt = test.ground_truth
+    cov = _covered(scan, test.N)
+    ratio = start[cov] / gt[cov]
+    # amplitude: the true one (noise-free counts: the Parseval scale is 1); phase: the true
+    # one up to one constant (the 0.7 rad offset and the mean phase are removed)
+    np.testing.assert_allclose(np.abs(ratio), 1.0, atol=2e-3)
+    assert np.std(np.angle(ratio * np.conj(ratio.mean()))) < 1e-4
+    assert abs(np.angle(np.sum(start[cov]))) < 1e-4                 # mean phase removed
+    # the identity is not vacuous: patches cut one pixel off break it
+    wrong, _ = _true_patches(test, shift=1)
+    bad = rf.start_from_patches(wrong, centres, scan, WHOLE)
+    assert np.abs(np.abs(bad[cov] / gt[cov]) - 1).max() > 0.05
+
+
+def test_any_network_brightness_is_scaled_to_the_counts(tiny_data):
+    _, test = tiny_data
+    scan = it.scan_for_ptychi(test)
+    patches, centres = _true_patches(test)
+    ref = rf.start_from_patches(patches, centres, scan, WHOLE)
+    dim = rf.start_from_patches(0.3 * patches, centres, scan, WHOLE)
+    np.testing.assert_allclose(dim, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    total = rf.predicted_total_counts(ref, scan)
+    assert total == pytest.approx(float(scan.patterns.sum(dtype=np.float64)), rel=1e-5)
+
+
+def test_patches_off_the_scan_are_not_used(tiny_data):
+    _, test = tiny_data
+    scan = it.scan_for_ptychi(test)
+    patches, centres = _true_patches(test)
+    keep = np.arange(0, scan.patterns.shape[0], 2)
+    held = np.setdiff1d(np.arange(scan.patterns.shape[0]), keep)
+    poisoned = patches.copy()
+    poisoned[held] = np.nan            # gridsize 1: pattern i is scan position i
+    kept_scan = it.subset_scan(scan, keep)
+    start = rf.start_from_patches(poisoned, centres, kept_scan, WHOLE)
+    assert np.all(np.isfinite(start))
+    clean = rf.start_from_patches(patches[keep], centres[keep], kept_scan, WHOLE)
+    np.testing.assert_array_equal(start, clean)
+    with pytest.raises(ValueError, match=r"^no predicted patch lies at the scan's positions$"):
+        rf.start_from_patches(patches, centres + 1000.0, scan, WHOLE)
+
+
+def test_tiles_stitching_starts_from_positions_and_crop_is_kept(tiny_data):
+    _, test = tiny_data
+    scan = it.scan_for_ptychi(test)
+    assert rf.start_options(StitchOptions(mode="tiles")) == StitchOptions(mode="positions")
+    crop = StitchOptions(mode="positions", crop=test.N // 2, align_phase=True)
+    assert rf.start_options(crop) is crop
+    patches, centres = _true_patches(test)
+    start = rf.start_from_patches(patches, centres, scan, crop)
+    cov = _covered(scan, test.N, crop=test.N // 2)
+    np.testing.assert_allclose(np.abs(start[cov] / test.ground_truth[cov]), 1.0, atol=0.05)
+    # the rim no central crop reaches: flat at the Parseval amplitude (times the one scale
+    # factor, close to 1 here), phase 0
+    rim = start[~cov]
+    assert rim.size > 0
+    np.testing.assert_allclose(rim, rim[0])
+    assert rim[0].real == pytest.approx(scan.amplitude_guess, rel=0.05) and rim[0].imag == 0
+
+
+def test_an_empty_or_broken_network_object_is_refused(tiny_data):
+    _, test = tiny_data
+    scan = it.scan_for_ptychi(test)
+    canvas = np.zeros(scan.object_shape, np.complex64)
+    with pytest.raises(ValueError, match=r"^the network reconstruction is zero under the probe"):
+        rf.initial_object(canvas, np.ones(scan.object_shape, bool), scan)
+    canvas[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^the network reconstruction is empty or not finite"):
+        rf.initial_object(canvas, np.ones(scan.object_shape, bool), scan)
+    with pytest.raises(ValueError, match=r"^network canvas \(3, 3\)"):
+        rf.initial_object(np.ones((3, 3)), np.ones((3, 3), bool), scan)
