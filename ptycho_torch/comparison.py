@@ -458,7 +458,6 @@ def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None]
                            title: str = "test object 0: every method") -> Path | None:
     """``items``: (label, recon.npz, FRC curves) per method. The panel figure (truth, every
     method, error maps) above the FRC curves; None (nothing written) without ground truth."""
-    import numpy as np
 
     from ptycho.evaluation import align_for_metrics
     from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
