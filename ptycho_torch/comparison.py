@@ -94,7 +94,8 @@ def add_method_flags(parser: argparse.ArgumentParser, architectures: str, iterat
     g.add_argument("--architectures", default=architectures,
                    help=f"comma-separated architectures (allowed: {', '.join(ARCHITECTURES)})")
     g.add_argument("--iterative", default=iterative,
-                   help="comma-separated Pty-chi engines to add as baselines: lsqml, epie "
+                   help="comma-separated Pty-chi engines to add as baselines: lsqml (Gaussian "
+                        "noise model), lsqml-poisson (Poisson likelihood), epie "
                         "('' or none: no baseline; needs the optional extra 'iterative')")
     g.add_argument("--iterative-epochs", type=int, default=100,
                    help="epochs of each Pty-chi engine")
@@ -493,7 +494,9 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
 def run_comparison(cc: CompareConfig, plan=None) -> dict:
     """Run (or reuse) every method, then write the comparison files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
+    from ptycho_torch.device import apply_num_threads
     plan = plan_comparison(cc) if plan is None else plan
+    apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []
     for cfg, action in plan:
         m = run_or_reuse(cfg, action)

@@ -266,7 +266,7 @@ def build_parser(prog: str = "dose_study.py") -> argparse.ArgumentParser:
                             "each dose (same objects, scan and seeds), train every architecture, "
                             "reconstruct with Pty-chi, and write dose_study.md / .json / .png.",
                             exclude=("architecture", "nphotons"))
-    add_method_flags(p, "hybrid,fno", "lsqml,epie", title="dose study")
+    add_method_flags(p, "hybrid,fno", "lsqml-poisson,epie", title="dose study")
     g = p.add_argument_group("dose sweep")
     g.add_argument("--nphotons-list", default=DEFAULT_DOSES,
                    help="comma-separated photons per pattern, one cell folder each")
@@ -742,8 +742,9 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
 def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     """Run (or reuse) every cell, then write the dose-study files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.device import apply_num_threads, resolve_device
     plan = plan_sweep(dc) if plan is None else plan
+    apply_num_threads(dc.base.run.num_threads)
     tests = _TestData(dc)
     device = resolve_device(dc.base.training.device)
     rows, finals = [], {}

@@ -49,7 +49,11 @@ import numpy as np
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.device import resolve_device
 
-ENGINES = ("lsqml", "epie")
+# engine name -> (Pty-chi reconstructor, LSQML noise model). lsqml: Pty-chi's default
+# Gaussian (amplitude) noise model; lsqml-poisson: its Poisson likelihood (low dose).
+ENGINE_SPECS = {"lsqml": ("lsqml", "gaussian"), "lsqml-poisson": ("lsqml", "poisson"),
+                "epie": ("epie", None)}
+ENGINES = tuple(ENGINE_SPECS)
 EXTRA_HINT = "pip install -e '.[iterative]'"
 _MISSING = ("Pty-chi is not installed: the iterative baseline needs the optional extra "
             f"'iterative' ({EXTRA_HINT}; CPU-only torch: see docs/studies.md)")
@@ -330,9 +334,10 @@ def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
         raise ValueError(f"iterative epochs={epochs!r} is out of range (allowed: an integer >= 1)")
     n = scan.patterns.shape[0]
+    kind, noise = ENGINE_SPECS[engine]
     if batch_size is None:
-        batch_size = min(n, 100) if engine == "lsqml" else min(n, 16)
-    opts = api.LSQMLOptions() if engine == "lsqml" else api.EPIEOptions()
+        batch_size = min(n, 100) if kind == "lsqml" else min(n, 16)
+    opts = api.LSQMLOptions() if kind == "lsqml" else api.EPIEOptions()
     opts.data_options.fft_shift = True
     ro = opts.reconstructor_options
     ro.num_epochs = int(epochs)
@@ -340,8 +345,9 @@ def build_task(engine: str, scan: PtychiScan, *, epochs: int = 100, batch_size: 
     ro.random_seed = int(seed)
     ro.default_device = api.Devices.GPU if resolve_device(device) == "cuda" else api.Devices.CPU
     ro.displayed_loss_function = None
-    if engine == "lsqml":
+    if kind == "lsqml":
         ro.rescale_probe_intensity_in_first_epoch = False
+        ro.noise_model = api.NoiseModels.POISSON if noise == "poisson" else api.NoiseModels.GAUSSIAN
     oo = opts.object_options
     oo.optimizable = True
     oo.determine_position_origin_coords_by = api.ObjectPosOriginCoordsMethods.SPECIFIED

@@ -414,6 +414,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
         load_study_data,
         reconstruct_test_object,
     )
+    from ptycho_torch.device import apply_num_threads
     from ptycho_torch.training import fit_model
 
     t_start = time.perf_counter()
@@ -421,8 +422,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     try:
         preflight(lc)
         accelerator = check_device(cfg)
-        if cfg.run.num_threads:
-            torch.set_num_threads(cfg.run.num_threads)
+        apply_num_threads(cfg.run.num_threads)
         if cfg.training.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         references = [read_reference(lc.reference_json)] if lc.reference_json else []

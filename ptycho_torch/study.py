@@ -337,6 +337,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     """
     import torch
 
+    from ptycho_torch.device import apply_num_threads
     from ptycho_torch.resume import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
     from ptycho_torch.training import fit_model
 
@@ -345,8 +346,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     try:
         layout = prepare_output(cfg)
         accelerator = check_device(cfg)
-        if cfg.run.num_threads:
-            torch.set_num_threads(cfg.run.num_threads)
+        apply_num_threads(cfg.run.num_threads)
         if cfg.training.deterministic:  # cuBLAS reads it when its first handle is created
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         t0 = time.perf_counter()
