@@ -97,8 +97,14 @@ def test_second_run_reuses_finished_rows(tiny_comparison, monkeypatch):
     assert compare.main(argv) == 0
     assert _stamps(out, ("pinn_fno", "pinn_hybrid")) == before
     assert json.loads((out / "comparison.json").read_text())["methods"] == rows
-    # settings that do not change the numbers do not prevent reuse
+    # settings that do not change the numbers do not prevent reuse, and still apply: the
+    # thread count holds for what runs after reused studies (Pty-chi rows)
+    import torch
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    calls = []
     assert compare.main([*argv, "--num-threads", "1", "--resume"]) == 0
+    assert calls == [1] and torch.get_num_threads() == threads
     assert _stamps(out, ("pinn_fno", "pinn_hybrid")) == before
 
 
