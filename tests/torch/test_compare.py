@@ -152,7 +152,7 @@ def test_every_study_flag_is_a_comparison_flag():
     names = set(flat_owner()) - {"architecture"}
     assert names <= dests
     assert dests - names == {"config", "architectures", "iterative", "iterative_epochs",
-                             "iterative_batch_size"}
+                             "iterative_batch_size", "refine", "refine_epochs"}
 
 
 def test_flags_and_presets_reach_every_run():
@@ -184,7 +184,9 @@ def test_flags_and_presets_reach_every_run():
     (["--architectures", "fno,fno"], "lists an architecture twice"),
     (["--architectures", " , "], "--architectures is empty"),
     (["--architecture", "fno"], "unknown flag '--architecture'; did you mean --architectures?"),
-    (["--iterative", "sirt"], "--iterative: iterative engine 'sirt' is not supported (allowed: lsqml, epie)"),
+    (["--iterative", "sirt"], "--iterative: iterative engine 'sirt' is not supported (allowed: lsqml, lsqml-poisson, epie)"),
+    (["--refine", "dm"], "--refine: iterative engine 'dm' is not supported (allowed: lsqml, lsqml-poisson, epie)"),
+    (["--refine-epochs", "0"], "--refine-epochs=0 is out of range (allowed: >= 1)"),
     (["--iterative-epochs", "0"], "--iterative-epochs=0 is out of range"),
     (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
     (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
