@@ -42,3 +42,10 @@ def write_json(path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def sync(device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU."""
+    import torch
+    if getattr(device, "type", str(device)) == "cuda":
+        torch.cuda.synchronize(device)

@@ -33,26 +33,22 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.config import ModelConfig  # noqa: E402
 from ptycho_torch.generators import GENERATORS, build_generator, count_parameters  # noqa: E402
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def _median_seconds(step, iters: int, warmup: int, device: torch.device) -> float:
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

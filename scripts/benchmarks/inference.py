@@ -37,7 +37,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.config import ARCHITECTURES  # noqa: E402
 
@@ -74,10 +74,6 @@ def make_test_data(n: int, N: int, seed: int = 0) -> dict:
             "probeGuess": make_probe(N)}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def raw_loop(model, data: dict, batch: int, device: torch.device) -> torch.Tensor:
     """The baseline: forward_predict per batch, output back to CPU, concatenated."""
@@ -104,10 +100,10 @@ def bench_throughput(model, data: dict, batch: int, device: torch.device, repeat
     t_w, t_r = [], []
     for _ in range(repeats):  # alternate, so drifts (thermal, other processes) hit both
         for fn, ts in ((wrapped, t_w), (raw, t_r)):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            sync(device)
             ts.append(time.perf_counter() - t0)
     tw, tr = statistics.median(t_w), statistics.median(t_r)
     return {"n": n, "batch": batch, "wrapper_s": tw, "raw_s": tr,

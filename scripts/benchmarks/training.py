@@ -41,14 +41,10 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, write_json  # noqa: E402
+from bench_common import add_common_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.config import ARCHITECTURES as ARCHS  # noqa: E402
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_configs(arch: str, N: int, batch: int, width: int, modes: int, blocks: int, device: str):
@@ -94,12 +90,12 @@ def lightning_throughput(configs, n_batches: int, warmup: int, device: torch.dev
 
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if batch_idx == warmup:
-                _sync(device)
+                sync(device)
                 self.t0 = time.perf_counter()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             if batch_idx == warmup + n_batches - 1:
-                _sync(device)
+                sync(device)
                 self.t1 = time.perf_counter()
 
     timer = Timer()
@@ -129,12 +125,12 @@ def bare_throughput(configs, n_batches: int, warmup: int, device: torch.device) 
 
     for _ in range(warmup):
         step()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(n_batches):
         t0 = time.perf_counter()
         step()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     # the Lightning path is timed over all batches; use the mean for a like-for-like ratio
     return tc.batch_size * mc.channels / statistics.fmean(times), count_parameters(gen)
