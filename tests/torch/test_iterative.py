@@ -138,7 +138,8 @@ def test_compare_cli_refuses_iterative_without_the_extra(monkeypatch, tmp_path, 
 
 def test_engine_names_are_validated():
     assert it.check_engines(["LSQML", " epie", "lsqml"]) == ("lsqml", "epie")
-    with pytest.raises(ValueError, match=r"iterative engine 'dm' is not supported \(allowed: lsqml, lsqml-poisson, epie\)"):
+    with pytest.raises(ValueError, match=r"iterative engine 'dm' is not supported "
+                                         r"\(allowed: lsqml, lsqml-poisson, epie\)"):
         it.check_engines(["dm"])
 
 
