@@ -401,7 +401,7 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
     or the finished row with the same settings and the same network."""
     from ptycho_torch.device import resolve_device
-    from ptycho_torch.iterative import iterative_reconstruction
+    from ptycho_torch.iterative import iterative_reconstruction, scan_for_ptychi
     out = Path(cfg.run.output_dir)
     src = StudyLayout(out, source.model_id)
     layout = StudyLayout(out, f"{source.model_id}+{engine}")
@@ -413,7 +413,6 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     device = resolve_device(cfg.training.device)
     log.info("%s: %d epochs on %s from %s's reconstruction", layout.model_id, epochs, device,
              source.model_id)
-    from ptycho_torch.iterative import scan_for_ptychi
     patches, centres = network_patches(src.run_dir / "model.ckpt", test, cfg, device)
     res, _, _ = refine_states(engine, patches, centres, scan_for_ptychi(test, 0), cfg,
                               epochs=epochs, every=epochs, batch_size=batch_size, device=device)
