@@ -349,12 +349,18 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
     return save_row(layout, m, rec)
 
 
+def row_stamp(layout: StudyLayout) -> int:
+    """When a finished row's metrics.json was written: rows derived from it (refined,
+    best-validation, transfer) are recomputed when it changes."""
+    return layout.metrics_path.stat().st_mtime_ns
+
+
 def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
                 source: StudyLayout, **extra) -> dict:
     """A refined row's ``compare_key``: the engine's settings and the network row it starts
-    from (its id and the time its metrics.json was written: a retrained network is new)."""
+    from (its id and :func:`row_stamp`: a retrained network is new)."""
     return iterative_key(cfg, engine, epochs, batch_size, init=source.model_id,
-                         init_stamp=source.metrics_path.stat().st_mtime_ns, **extra)
+                         init_stamp=row_stamp(source), **extra)
 
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):

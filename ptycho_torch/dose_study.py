@@ -49,9 +49,11 @@ from ptycho.study_metrics import StudyMetrics, format_number, metrics_table
 from ptycho_torch.comparison import (
     Methods, add_method_flags, configure_logging, data_key, default_output_dir, iterative_key,
     iterative_row, load_test_data, network_patches, plan_study, pop_methods, refine_states,
-    refined_key, refined_row, refuse, reusable_row, run_or_reuse, save_row, settings_line,
-    split_list,
+    refined_key, refined_row, refuse, reusable_row, row_stamp, run_or_reuse, save_row,
+    settings_line, split_list,
 )
+
+from ptycho_torch.reconstruct import load_model
 
 log = logging.getLogger(__name__)
 
@@ -349,15 +351,6 @@ def plan_sweep(dc: DoseConfig) -> dict:
     return plan
 
 
-def _stamp(layout: StudyLayout) -> int:
-    return layout.metrics_path.stat().st_mtime_ns
-
-
-def load_model(path: Path, device: str):
-    from ptycho_torch.reconstruct import load_model as load_checkpoint
-    return load_checkpoint(str(path), device)
-
-
 def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMetrics,
                   key: dict, note: str, epochs: int | None, device: str):
     """Predict, stitch and score ``test`` with a loaded network; ``(record, reconstruction)``."""
@@ -420,7 +413,7 @@ def best_val_row(dc: DoseConfig, dose: float, arch: str, source: StudyMetrics, t
     cfg = dc.study(dose, arch)
     src = StudyLayout(dc.dose_dir(dose), cfg.model_id)
     layout = StudyLayout(dc.dose_dir(dose), f"{cfg.model_id}@bestval")
-    key = {"source": cfg.model_id, "source_stamp": _stamp(src),
+    key = {"source": cfg.model_id, "source_stamp": row_stamp(src),
            "inference": cfg.inference.to_dict()}
     old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
     if old is not None:
@@ -433,7 +426,8 @@ def best_val_row(dc: DoseConfig, dose: float, arch: str, source: StudyMetrics, t
     path, epoch = best
     note = (f"checkpoint with the lowest validation loss (epoch {epoch + 1} of "
             f"{source.epochs_completed})")
-    m, rec = inference_row(layout.model_id, load_model(path, device), tests(dose), cfg, source,
+    model = load_model(str(path), device)
+    m, rec = inference_row(layout.model_id, model, tests(dose), cfg, source,
                            key, note, epoch + 1, device)
     return Row(layout.model_id, dose, save_row(layout, m, rec), layout)
 
@@ -449,12 +443,12 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
         cfg = dc.study(dose, arch)
         layout = StudyLayout(dc.dose_dir(dose), name)
         key = {"source": f"{dc.dose_dir(d0).name}/runs/{src.model_id}",
-               "source_stamp": _stamp(src), "data": data_key(cfg),
+               "source_stamp": row_stamp(src), "data": data_key(cfg),
                "inference": cfg.inference.to_dict()}
         old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
         if old is None:
             if model is None:
-                model = load_model(src.run_dir / "model.ckpt", device)
+                model = load_model(str(src.run_dir / "model.ckpt"), device)
             note = f"network trained at {format_dose(d0)} photons applied at {format_dose(dose)}"
             m, rec = inference_row(name, model, tests(dose), cfg, finals[(d0, arch)], key, note,
                                    finals[(d0, arch)].epochs_completed, device)
@@ -584,18 +578,25 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
     return rows
 
 
+def refine_source_ids(dc: DoseConfig, arch: str) -> dict[str, float | None]:
+    """The network rows refined rows start from, each with the dose its network was trained
+    at (None: the row's own dose): ``pinn_<arch>`` and the transfer row."""
+    ids: dict[str, float | None] = {f"pinn_{arch}": None}
+    if dc.transfer_from is not None:
+        ids[f"pinn_{arch}@{format_dose(dc.transfer_from)}"] = dc.transfer_from
+    return ids
+
+
 def refine_sources(dc: DoseConfig, dose: float, rows: list[Row]) -> list[tuple[Row, Path]]:
-    """The network rows at ``dose`` that refined rows start from, with their checkpoints:
-    each architecture's own network and the transfer network."""
+    """The network rows at ``dose`` that refined rows start from, with their checkpoints."""
     out = []
     for arch in dc.methods.architectures:
-        own = dc.study(dose, arch).model_id
-        names = {own: dc.dose_dir(dose)}
-        if dc.transfer_from is not None:
-            names[f"{own}@{format_dose(dc.transfer_from)}"] = dc.dose_dir(dc.transfer_from)
+        ids = refine_source_ids(dc, arch)
         for r in rows:
-            if r.dose == dose and r.method in names:
-                out.append((r, StudyLayout(names[r.method], own).run_dir / "model.ckpt"))
+            if r.dose == dose and r.method in ids:
+                trained_at = dose if ids[r.method] is None else ids[r.method]
+                out.append((r, StudyLayout(dc.dose_dir(trained_at), f"pinn_{arch}").run_dir
+                            / "model.ckpt"))
     return out
 
 
@@ -614,9 +615,8 @@ def method_order(dc: DoseConfig) -> list[str]:
         names += [f"pinn_{a}@{format_dose(dc.transfer_from)}" for a in archs]
     for e in engines:
         names += [f"ptychi_{e}", f"ptychi_{e}@heldout", f"ptychi_{e}@oracle"]
-    sources = [f"pinn_{a}" for a in archs]
-    if dc.transfer_from is not None:
-        sources += [f"pinn_{a}@{format_dose(dc.transfer_from)}" for a in archs]
+    sources = sorted((name for a in archs for name in refine_source_ids(dc, a)),
+                     key=lambda name: "@" in name)   # own networks first, then transfers
     for e in dc.methods.refine:
         names += [f"{src}+{e}{rule}" for src in sources for rule in ("", "@heldout")]
     return names
