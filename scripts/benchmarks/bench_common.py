@@ -22,6 +22,14 @@ def add_common_args(p, *, device_default: str | None = "auto") -> None:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
 
 
+def add_generator_args(p) -> None:
+    """The generator's size flags: --width (fno_width), --modes (fno_modes), --blocks
+    (fno_blocks), with the study's paper-preset defaults."""
+    p.add_argument("--width", type=int, default=32, help="fno_width")
+    p.add_argument("--modes", type=int, default=12, help="fno_modes")
+    p.add_argument("--blocks", type=int, default=4, help="fno_blocks")
+
+
 def select_device(name: str):
     """The torch device for ``--device`` (auto, cpu or cuda), resolved by the project's one
     rule (``ptycho_torch.device.resolve_device``: 'auto' -> cuda when available else cpu).

@@ -37,7 +37,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, sync, write_json  # noqa: E402
+from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.config import ARCHITECTURES  # noqa: E402
 
@@ -147,9 +147,7 @@ def _parse(argv):
     p.add_argument("--n-memory", type=int, default=1089,
                    help="test patterns of the 1x memory measurement (10x is the second)")
     p.add_argument("--batch", type=int, default=128, help="infer_batch_size (both paths)")
-    p.add_argument("--width", type=int, default=32, help="fno_width")
-    p.add_argument("--modes", type=int, default=12, help="fno_modes")
-    p.add_argument("--blocks", type=int, default=4, help="fno_blocks")
+    add_generator_args(p)
     p.add_argument("--repeats", type=int, default=5)
     add_common_args(p, device_default="auto")
     return p.parse_args(argv)

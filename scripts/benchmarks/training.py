@@ -41,7 +41,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, sync, write_json  # noqa: E402
+from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.config import ARCHITECTURES as ARCHS  # noqa: E402
 
@@ -142,9 +142,7 @@ def _parse(argv):
     p.add_argument("--arch", choices=ARCHS, action="append", help="architecture(s) (default: all)")
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--batch", type=int, default=16, help="training batch size (default 16)")
-    p.add_argument("--width", type=int, default=32, help="fno_width")
-    p.add_argument("--modes", type=int, default=12, help="fno_modes")
-    p.add_argument("--blocks", type=int, default=4, help="fno_blocks")
+    add_generator_args(p)
     p.add_argument("--iters", type=int, default=20, help="timed batches (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up batches (default 3)")
     p.add_argument("--rounds", type=int, default=2,
