@@ -694,7 +694,13 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
     return "\n".join(parts)
 
 
+#: Selection-rule suffixes: a row ``<base>@<rule>`` shares its base's colour.
+RULE_SUFFIXES = ("@heldout", "@oracle", "@bestval")
+
+
 def _style(method: str) -> dict:
+    """Line style and marker by kind: networks o, Pty-chi s, refined ^; the selection rule
+    by line style (held-out -., oracle and best-validation :, transfer --)."""
     if "+" in method:  # refined: an engine started at a network's object
         return {"ls": "-." if method.endswith("@heldout") else "-", "marker": "^", "lw": 1.8}
     if method.startswith("ptychi_"):
@@ -702,6 +708,21 @@ def _style(method: str) -> dict:
         return {"ls": ls, "marker": "s", "lw": 1.2 if ls == ":" else 1.8}
     suffix = method.partition("@")[2]
     return {"ls": "-" if not suffix else (":" if suffix == "bestval" else "--"), "marker": "o"}
+
+
+def line_styles(methods: list[str]) -> dict[str, dict]:
+    """Matplotlib keywords per method: :func:`_style` plus one colour per base method (the
+    name without a selection-rule suffix), distinct for up to 20 bases (tab20), so a sweep
+    with refined and transfer rows does not reuse the default cycle's 10 colours."""
+    from matplotlib import colormaps
+    palette = colormaps["tab20"].colors
+    bases: dict[str, int] = {}
+    out = {}
+    for m in methods:
+        base = next((m[:-len(s)] for s in RULE_SUFFIXES if m.endswith(s)), m)
+        idx = bases.setdefault(base, len(bases))
+        out[m] = {**_style(m), "color": palette[(2 * idx) % 20 + (idx // 10) % 2]}
+    return out
 
 
 def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
@@ -716,7 +737,7 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
               for label, key, ch, _ in DOSE_METRICS}
     marks = {label: cross[name]["dose"] for label, _, _, name in DOSE_METRICS}
     out = [save_stacked_figures(dc.output_dir / "dose_study.png", [dose_curves_figure(
-        dc.doses, panels, marks, {m: _style(m) for m in methods},
+        dc.doses, panels, marks, line_styles(methods),
         title="test object 0 against photons per pattern (dashed vertical: crossover of the "
               "best network and the best ground-truth-free iterative row)")])]
     images, gt, cols = {}, None, [format_dose(d) for d in dc.doses]

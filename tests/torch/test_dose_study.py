@@ -346,3 +346,17 @@ def test_chunked_ptychi_run_equals_an_uninterrupted_one(tiny_data):
     assert [e for e, _, _ in states] == [2, 3] and states[0][2] < states[1][2] == res.time_s
     np.testing.assert_array_equal(res.obj, whole.obj)
     np.testing.assert_array_equal(states[1][1], whole.obj)
+
+
+def test_line_styles_colour_by_base_method():
+    """A rule row shares its base method's colour; 20 bases get 20 distinct colours."""
+    from ptycho_torch.dose_study import line_styles
+    bases = [f"pinn_a{i}" for i in range(18)] + ["ptychi_epie", "pinn_a0+epie"]
+    methods = bases + ["ptychi_epie@heldout", "ptychi_epie@oracle", "pinn_a0@bestval",
+                       "pinn_a0+epie@heldout"]
+    st = line_styles(methods)
+    assert len({st[m]["color"] for m in bases}) == 20
+    assert st["ptychi_epie@heldout"]["color"] == st["ptychi_epie"]["color"]
+    assert st["pinn_a0@bestval"]["color"] == st["pinn_a0"]["color"]
+    assert st["pinn_a0+epie@heldout"]["color"] == st["pinn_a0+epie"]["color"]
+    assert st["ptychi_epie@heldout"]["ls"] == "-." and st["pinn_a0@bestval"]["ls"] == ":"
