@@ -77,7 +77,8 @@ class PtychoPINN_Lightning(L.LightningModule):
     def _object_patches(self, x, positions, input_scale_factor):
         obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
         if self.model_config.gridsize > 1 and self.model_config.overlap_constraint:
-            obj = physics.apply_overlap_constraint(obj, positions)
+            obj = physics.apply_overlap_constraint(obj, positions,
+                                                   self.model_config.overlap_weight)
         return obj
 
     def forward(self, x, positions, probe, input_scale_factor):

@@ -442,18 +442,21 @@ def extract_patches_from_region(region: Tensor, positions: Tensor, N: int) -> Te
     return region.reshape(B, M * M).gather(1, idx).reshape(B, C, N, N)
 
 
-def apply_overlap_constraint(patches: Tensor, positions: Tensor) -> Tensor:
+def apply_overlap_constraint(patches: Tensor, positions: Tensor, weight: float = 1.0) -> Tensor:
     """Real-space overlap constraint: merge the C patches of a group, then re-extract.
 
     Each output patch is the average of all input patches covering that pixel, so the
     output is self-consistent (applying the constraint twice equals applying it once)
     and patches cut from one object at the given offsets are returned unchanged.
+    ``weight`` in [0, 1] relaxes it: the output is ``(1 - weight) * patches + weight *
+    merged`` (1: the hard constraint above; 0: the patches unchanged).
 
     Args:
         patches: ``(B, C, N, N)`` complex (or real) patches.
         positions: ``(B, C, 1, 2)`` float (x, y) offsets of the patch centres from the
             group centre (``coords_nominal`` / ``coords_relative``); rounded to integer
             pixels (see :func:`round_offsets`).
+        weight: share of the merged patches in the output, 0..1.
 
     Returns:
         ``(B, C, N, N)`` same dtype. If ``C == 1`` or all rounded offsets are zero the
@@ -461,10 +464,14 @@ def apply_overlap_constraint(patches: Tensor, positions: Tensor) -> Tensor:
         no constraint is applied).
     """
     _check_patches_positions(patches, positions)
-    if patches.shape[1] == 1:
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"apply_overlap_constraint: weight={weight!r} is out of range "
+                         "(allowed: 0..1)")
+    if patches.shape[1] == 1 or weight == 0.0:
         return patches
     shifts = round_offsets(positions)
     if not bool(shifts.any()):
         return patches
     region, _ = merge_patches(patches, positions)
-    return extract_patches_from_region(region, positions, patches.shape[-1])
+    merged = extract_patches_from_region(region, positions, patches.shape[-1])
+    return merged if weight == 1.0 else torch.lerp(patches, merged, weight)

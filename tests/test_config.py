@@ -53,6 +53,9 @@ MODEL_BAD = [
     ("input_transform", "log", "ModelConfig.input_transform='log' is not allowed (choose one of: "
                                "'none', 'sqrt', 'log1p')"),
     ("overlap_constraint", "yes", "ModelConfig.overlap_constraint='yes' must be true or false"),
+    ("overlap_weight", 1.5, "ModelConfig.overlap_weight=1.5 is out of range (allowed: 0..1)"),
+    ("overlap_weight", 0.5, "ModelConfig.overlap_weight=0.5 has no effect with gridsize=1 (it "
+                            "weighs the gridsize-2 overlap constraint)"),
 ]
 
 TRAINING_BAD = [
@@ -161,6 +164,8 @@ def test_configs_are_frozen_and_study_checks_types():
      "object_size"),
     (dict(test_npz="t.npz"), "RunConfig.test_npz needs --train-npz too (allowed: both, "
      "--train-npz alone, or neither to simulate)", "test_npz"),
+    (dict(gridsize=2, overlap_constraint=False, overlap_weight=0.0),
+     "ModelConfig.overlap_weight=0 has no effect with overlap_constraint=false", "overlap_weight"),
     (dict(N=32, object_size=48, gridsize=2, test_stride=20, fno_modes=8),
      "GridLinesSpec.test_stride=20 leaves fewer than gridsize=2 scan positions per side", "test_stride"),
 ])

@@ -91,6 +91,9 @@ class ModelConfig(_Record):
                               choices=INPUT_TRANSFORMS)
     overlap_constraint: bool = _f(True, "at gridsize 2, merge the group's predicted patches "
                                   "and re-extract them before the forward model")
+    overlap_weight: float = _f(1.0, "with the overlap constraint at gridsize 2, the forward "
+                               "model sees (1 - w) x predicted + w x merged patches (1: the "
+                               "hard constraint)")
 
     def __post_init__(self) -> None:
         o = "ModelConfig"
@@ -104,6 +107,11 @@ class ModelConfig(_Record):
         check_int(o, "fno_cnn_blocks", self.fno_cnn_blocks, 0, 16)
         check_int(o, "n_filters_scale", self.n_filters_scale, 1, 16)
         check_bool(o, "overlap_constraint", self.overlap_constraint)
+        check_float(o, "overlap_weight", self.overlap_weight, 0.0, 1.0)
+        if self.overlap_weight != 1.0 and (self.gridsize == 1 or not self.overlap_constraint):
+            why = "gridsize=1" if self.gridsize == 1 else "overlap_constraint=false"
+            raise refuse(o, "overlap_weight", f"={self.overlap_weight:g} has no effect with "
+                         f"{why} (it weighs the gridsize-2 overlap constraint)")
 
     @property
     def channels(self) -> int:

@@ -227,28 +227,29 @@ def test_bad_pixel_values_do_not_change_the_loss(loss):
         m.set_bad_pixels(np.zeros((16, 16), bool))
 
 
-@pytest.mark.parametrize("constraint", [True, False])
-def test_overlap_constraint_flag_controls_the_merge_at_gridsize_2(constraint, monkeypatch):
+@pytest.mark.parametrize("constraint,weight", [(True, 1.0), (True, 0.5), (False, 1.0)])
+def test_overlap_constraint_flag_controls_the_merge_at_gridsize_2(constraint, weight, monkeypatch):
     """overlap_constraint=False: the group's patches go to the physics as the generator made
-    them (no merge / re-extract); True: they are merged."""
+    them (no merge / re-extract); True: they are merged, blended by overlap_weight."""
     from ptycho_torch import physics
     calls = []
     real = physics.apply_overlap_constraint
 
-    def spy(obj, positions):
-        calls.append(positions)
-        return real(obj, positions)
+    def spy(obj, positions, w=1.0):
+        calls.append(w)
+        return real(obj, positions, w)
     monkeypatch.setattr(physics, "apply_overlap_constraint", spy)
     torch.manual_seed(0)
-    m = _module(architecture="cnn", gridsize=2, overlap_constraint=constraint).eval()
+    m = _module(architecture="cnn", gridsize=2, overlap_constraint=constraint,
+                overlap_weight=weight).eval()
     pos = torch.tensor([[-3., -3.], [3., -3.], [-3., 3.], [3., 3.]]).reshape(1, 4, 1, 2).repeat(2, 1, 1, 1)
     x, scale = torch.rand(2, 4, 32, 32), torch.ones(2, 1, 1, 1)
     with torch.no_grad():
         obj = m.forward_predict(x, pos, m.probe, scale)
         raw = m.generator(x)
-    assert len(calls) == (1 if constraint else 0)
+    assert calls == ([weight] if constraint else [])
     if constraint:
-        torch.testing.assert_close(obj, real(raw, pos))
+        torch.testing.assert_close(obj, torch.lerp(raw, real(raw, pos), weight))
         assert (obj - raw).abs().max() > 1e-4  # the merge changed the patches
     else:
         torch.testing.assert_close(obj, raw, rtol=0, atol=0)

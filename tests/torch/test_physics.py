@@ -402,6 +402,26 @@ def test_gradient_flows_through_constraint():
     assert torch.isfinite(torch.view_as_real(q.grad)).all() and q.grad.abs().sum() > 0
 
 
+def test_overlap_weight_blends_linearly_between_input_and_merged():
+    p = crandn(2, 4, 16, 16, seed=39)
+    pos = torch.cat([positions_of(SYM), positions_of(ASYM)])
+    merged = apply_overlap_constraint(p, pos)
+    assert apply_overlap_constraint(p, pos, 0.0) is p
+    torch.testing.assert_close(apply_overlap_constraint(p, pos, 1.0), merged, rtol=0, atol=0)
+    for w in (0.25, 0.7):
+        out = apply_overlap_constraint(p, pos, w)
+        torch.testing.assert_close(out, (1 - w) * p + w * merged, rtol=0, atol=1e-6)
+        # consistent patches (cut from one object) stay fixed points for every weight
+        torch.testing.assert_close(apply_overlap_constraint(merged, pos, w), merged, rtol=0,
+                                   atol=1e-6)
+    # the pull towards consistency shrinks with the weight: distance to merged is (1 - w)
+    d = [float((apply_overlap_constraint(p, pos, w) - merged).abs().max()) for w in (0.2, 0.6)]
+    assert d[0] == pytest.approx(2 * d[1], rel=1e-5)
+    with pytest.raises(ValueError, match=r"^apply_overlap_constraint: weight=1\.5 is out of "
+                                         r"range \(allowed: 0\.\.1\)$"):
+        apply_overlap_constraint(p, pos, 1.5)
+
+
 def test_gridsize1_and_zero_offsets_return_input():
     p = crandn(3, 1, 16, 16, seed=37)
     assert apply_overlap_constraint(p, torch.zeros(3, 1, 1, 2)) is p
