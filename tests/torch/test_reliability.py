@@ -348,7 +348,7 @@ def test_every_numeric_field_out_of_range_is_refused(capsys):
            "infer_batch_size": 0, "stitch_crop": -1, "fno_modes": 0, "fno_width": 2,
            "fno_blocks": 0, "fno_cnn_blocks": 17, "n_filters_scale": 0, "devices": 0,
            "num_nodes": 0, "num_threads": -1, "refine_probe_epochs": -1,
-           "probe_pupil_radius": 0.6, "probe_defocus": float("nan")}
+           "probe_pupil_radius": 0.6, "probe_defocus": float("nan"), "overlap_weight": 1.5}
     numeric = {f.name for _, f in leaf_fields()
                if f.type in ("int", "float") and "choices" not in f.metadata}
     assert set(bad) == numeric, "add a row for every numeric field"
@@ -440,7 +440,8 @@ def test_output_directory_rows(row, ctx, capsys):
 def test_unknown_config_key_is_refused_with_the_closest_names():
     from ptycho.config.config import StudyConfig
     with pytest.raises(ValueError, match=r"^unknown config key 'fno_widht'; did you mean "
-                                         r"'fno_width', 'fno_modes'\? \(valid keys: N, "):
+                                         r"'fno_width', 'fno_modes', 'overlap_weight'\? "
+                                         r"\(valid keys: N, "):
         StudyConfig().replace(fno_widht=8)
 
 
