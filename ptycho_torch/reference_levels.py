@@ -10,11 +10,10 @@ region (``docs/studies.md``, "Reading the metrics"):
 - ``blurred_sigma<s>``: the ground truth (real and imaginary parts) blurred by a Gaussian of
   ``s`` pixels.
 
-:func:`label_residuals` gives the normalized amplitude MAE (the training loss, over the
-measured patterns) of the dataset's own labels: the true exit waves ``norm_Y_I * Y_I *
-exp(i (Y_phi + arg P))`` (the noise level of the data) and the same with ``Y_phi = 0``.
-A network whose loss is still above the second one fits the patterns worse than an object
-with the right amplitude and no phase.
+:func:`truth_residuals` gives the normalized amplitude MAE (the training loss, over the
+measured patterns) of the true object's patches (the noise level of the data) and of
+their amplitude with zero phase. A network whose loss is still above the second one fits
+the patterns worse than an object with the right amplitude and no phase.
 """
 from __future__ import annotations
 
@@ -50,37 +49,37 @@ def reference_scores(gt: np.ndarray, sigmas=DEFAULT_SIGMAS, *, trim: int = 2) ->
             for name, obj in reference_objects(gt, sigmas).items()}
 
 
-def label_residuals(dataset, *, batch_size: int = 256) -> dict[str, float]:
-    """Normalized amplitude MAE ``sum|A - A_meas| / sum A_meas`` of the labels' exit waves.
+def truth_residuals(dataset) -> dict[str, float]:
+    """Normalized amplitude MAE (:func:`ptycho_torch.data_residual.data_residual`) of the
+    true object's patches and of their amplitude with zero phase, over the patterns of the
+    objects whose ground truth ``dataset`` holds (``ground_truth_all``, else object 0's
+    ``ground_truth``). Patches are cut at the rounded centres, so the first value is the
+    data's noise level only for integer scan positions (the grid scans).
 
-    ``dataset``: a :class:`ptycho.dataset.PtychoDataset` with labels ``Y_I``, ``Y_phi`` and
-    one probe mode. Returns ``{"true_exit_wave": ..., "true_amplitude_zero_phase": ...}``.
+    Returns ``{"true_object", "true_amplitude_zero_phase", "n_patterns"}``.
     """
-    import torch
+    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.iterative import object_patches
 
-    from ptycho_torch.physics import far_field
-
-    if dataset.Y_I is None or dataset.Y_phi is None:
-        raise ValueError(f"dataset '{dataset.path}': keys 'Y_I' and 'Y_phi' are missing "
-                         "(expected the labels of a simulated dataset)")
-    probe = np.asarray(dataset.probe)
-    if probe.ndim != 2:
-        raise ValueError(f"dataset '{dataset.path}': probe has shape {probe.shape} "
-                         "(expected one mode, (N, N))")
-    carrier = torch.as_tensor(np.exp(1j * np.angle(probe)).astype(np.complex64))
-    sums = {"true_exit_wave": 0.0, "true_amplitude_zero_phase": 0.0}
-    measured = 0.0
-    for start in range(0, dataset.n, batch_size):
-        sl = slice(start, start + batch_size)
-        amp = torch.as_tensor(dataset.Y_I[sl], dtype=torch.float64) * float(dataset.norm_Y_I)
-        phase = torch.as_tensor(dataset.Y_phi[sl], dtype=torch.float64)
-        meas = torch.as_tensor(dataset.diffraction[sl], dtype=torch.float64)
-        measured += float(meas.sum())
-        for name, ph in (("true_exit_wave", phase), ("true_amplitude_zero_phase", None)):
-            psi = amp.to(torch.complex128) if ph is None else torch.polar(amp, ph)
-            pred = far_field(psi * carrier.to(torch.complex128)).abs()
-            sums[name] += float((pred - meas).abs().sum())
-    return {k: v / max(measured, 1e-300) for k, v in sums.items()}
+    objects = dataset.ground_truth_all
+    if objects is None and dataset.ground_truth is not None:
+        objects = dataset.ground_truth[None]
+    if objects is None:
+        raise ValueError(f"dataset '{dataset.path}': key 'YY_ground_truth' is missing (expected "
+                         "the ground truth of the scanned object)")
+    keep = np.flatnonzero(dataset.object_index < len(objects))
+    centres = dataset.centres[keep]
+    patches = np.empty(dataset.diffraction[keep].shape, dtype=np.complex64)
+    for k in range(len(objects)):
+        sel = dataset.object_index[keep] == k
+        patches[sel] = object_patches(objects[k], centres[sel], dataset.N)
+    diffraction = dataset.diffraction[keep]
+    res = {name: data_residual(p, diffraction, dataset.probe, bad_pixels=dataset.bad_pixels)
+           for name, p in (("true_object", patches),
+                           ("true_amplitude_zero_phase", np.abs(patches).astype(np.complex64)))}
+    return {"true_object": res["true_object"]["amplitude_mae"],
+            "true_amplitude_zero_phase": res["true_amplitude_zero_phase"]["amplitude_mae"],
+            "n_patterns": int(keep.size)}
 
 
 # ------------------------------------------------------------------------ CLI
@@ -129,8 +128,8 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("recon", nargs="+", help="a study's recons/<model_id>/recon.npz; the first "
                    "one's ground truth (clipped to its region) defines the reference objects")
-    p.add_argument("--test-npz", help="the test dataset: adds the label residuals "
-                   "(needs its Y_I / Y_phi labels)")
+    p.add_argument("--test-npz", help="the test dataset with its ground truth: adds the "
+                   "training loss of the true object and of its zero-phase amplitude")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in DEFAULT_SIGMAS),
                    help="Gaussian blurs of the ground truth in pixels, comma-separated")
     args = p.parse_args(argv)
@@ -152,12 +151,12 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
         residuals = None
         if args.test_npz:
             from ptycho.io import load_dataset
-            residuals = label_residuals(load_dataset(args.test_npz))
+            residuals = truth_residuals(load_dataset(args.test_npz))
     except ValueError as err:
         return refuse(err)
     print(levels_table(rows))
     if residuals is not None:
-        print(f"normalized amplitude MAE of the labels ({args.test_npz}): true exit waves "
-              f"{residuals['true_exit_wave']:.4f}, true amplitude with zero phase "
-              f"{residuals['true_amplitude_zero_phase']:.4f}")
+        print(f"training loss (normalized amplitude MAE) over {residuals['n_patterns']} patterns "
+              f"of {args.test_npz}: true object {residuals['true_object']:.4f}, true amplitude "
+              f"with zero phase {residuals['true_amplitude_zero_phase']:.4f}")
     return 0

@@ -6,7 +6,7 @@
 
 Prints the reconstructions' metrics next to a flat object, the true amplitude with zero
 phase and the ground truth blurred by 1, 2 and 4 px; with --test-npz also the training
-loss of the dataset's true exit waves and of the true amplitude with zero phase. The work
+loss of the true object and of its amplitude with zero phase. The work
 is done by ``ptycho_torch.reference_levels``; see docs/studies.md. Bad input: one line on
 stderr, exit code 2.
 """

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from ptycho_torch.reference_levels import (
-    label_residuals,
     main,
     reference_objects,
     reference_scores,
+    truth_residuals,
 )
 
 
@@ -40,14 +40,20 @@ def test_reference_objects_and_their_scores():
         reference_objects(np.abs(gt))
 
 
-def test_label_residuals_true_waves_fit_and_zero_phase_does_not(tiny_data):
+def test_truth_residuals_true_object_fits_and_zero_phase_does_not(tiny_data):
     _, test = tiny_data
-    r = label_residuals(test, batch_size=7)  # batches not dividing n
-    # the labels re-simulate their own patterns up to the photon noise of the simulation
-    assert r["true_exit_wave"] < 0.02
+    r = truth_residuals(test)
+    assert r["n_patterns"] == test.n
+    # the true object re-simulates its own patterns up to the photon noise of the simulation
+    assert r["true_object"] < 0.02
     # removing the phase leaves a clear misfit
-    assert r["true_amplitude_zero_phase"] > 5 * r["true_exit_wave"]
-    assert r == pytest.approx(label_residuals(test))  # batching does not change the sums
+    assert r["true_amplitude_zero_phase"] > 5 * r["true_object"]
+    # a one-pixel shift of every cut breaks the fit (the cuts are at the right centres)
+    import dataclasses
+    shifted = dataclasses.replace(test, coords_offsets=test.coords_offsets + 1.0)
+    assert truth_residuals(shifted)["true_object"] > 5 * r["true_object"]
+    with pytest.raises(ValueError, match=r"key 'YY_ground_truth' is missing"):
+        truth_residuals(dataclasses.replace(test, ground_truth=None, ground_truth_all=None))
 
 
 def test_cli_prints_levels_and_refuses_bad_files(tmp_path, capsys):
