@@ -68,12 +68,11 @@ def truth_residuals(dataset) -> dict[str, float]:
         raise ValueError(f"dataset '{dataset.path}': key 'YY_ground_truth' is missing (expected "
                          "the ground truth of the scanned object)")
     keep = np.flatnonzero(dataset.object_index < len(objects))
-    centres = dataset.centres[keep]
-    patches = np.empty(dataset.diffraction[keep].shape, dtype=np.complex64)
+    centres, diffraction = dataset.centres[keep], dataset.diffraction[keep]
+    patches = np.empty(diffraction.shape, dtype=np.complex64)
     for k in range(len(objects)):
         sel = dataset.object_index[keep] == k
         patches[sel] = object_patches(objects[k], centres[sel], dataset.N)
-    diffraction = dataset.diffraction[keep]
     res = {name: data_residual(p, diffraction, dataset.probe, bad_pixels=dataset.bad_pixels)
            for name, p in (("true_object", patches),
                            ("true_amplitude_zero_phase", np.abs(patches).astype(np.complex64)))}
