@@ -255,7 +255,8 @@ def load_test_data(cfg: StudyConfig):
     path, info = dataset_paths(cfg)
     try:
         test = read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
-                            unit=cfg.run.data_unit)
+                            unit=cfg.run.data_unit,
+                            cxi_translation_sign=cfg.run.cxi_translation_sign)
     except ValueError as err:
         hint = "" if cfg.simulated else " [flag --test-npz]"
         raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None

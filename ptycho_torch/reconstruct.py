@@ -93,7 +93,8 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     model = load_model(cfg.checkpoint, device)
     mc = model.model_config
     try:
-        data = read_dataset(cfg.data, gridsize=mc.gridsize, unit=cfg.data_unit)
+        data = read_dataset(cfg.data, gridsize=mc.gridsize, unit=cfg.data_unit,
+                            cxi_translation_sign=cfg.cxi_translation_sign)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
     check_scan(model, data, cfg.data)

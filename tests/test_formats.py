@@ -126,6 +126,30 @@ def test_cxi_without_product_uses_far_field_pixel_and_centres_the_scan(scan, fil
     np.testing.assert_array_equal(r.patterns, scan.counts.astype(np.float32))
 
 
+def test_cxi_translation_sign_flag_reads_files_written_with_the_opposite_sign(scan, files,
+                                                                             tmp_path):
+    """A CXI file whose translations carry the opposite sign: the default reading mirrors
+    the scan (the counts disagree with the positions), ``cxi_translation_sign=-1``
+    recovers it; the notes record the sign used; other formats refuse -1."""
+    p = Path(shutil.copy(files["cxi_bare"], tmp_path / "flipped.cxi"))
+    with h5py.File(p, "r+") as f:
+        t = f["/entry_1/sample_1/geometry_1/translation"]
+        t[:, :2] = -t[:, :2]
+    plain, flipped = read_scan(files["cxi_bare"]), read_scan(p, cxi_translation_sign=-1)
+    np.testing.assert_allclose(flipped.positions_px, plain.positions_px, atol=1e-6)
+    mirrored = read_scan(p)
+    centred = mirrored.positions_px - mirrored.positions_px.mean(0)
+    np.testing.assert_allclose(centred, -(plain.positions_px - plain.positions_px.mean(0)),
+                               atol=1e-6)
+    assert any("sign +1 (Ptychodus's" in n and "--cxi-translation-sign -1" in n
+               for n in mirrored.notes)
+    assert any("sign -1 (negated" in n for n in flipped.notes)
+    with pytest.raises(ValueError, match=refused(files["npz"], "cxi_translation_sign")):
+        read_scan(files["npz"], cxi_translation_sign=-1)
+    with pytest.raises(ValueError, match=refused(p, "translation_sign")):
+        read_scan(p, cxi_translation_sign=2)
+
+
 def test_format_is_detected_by_content_not_extension(files, tmp_path):
     a = shutil.copy(files["npz"], tmp_path / "looks_like.h5")
     b = shutil.copy(files["cxi"], tmp_path / "looks_like.npz")

@@ -37,6 +37,8 @@ STRATEGIES = ("auto", "ddp")
 STITCH_MODES = ("positions", "tiles")
 SUBPIXEL_MODES = ("none", "fourier", "bilinear")
 DATA_UNITS = ("auto", "counts", "amplitude")
+# sign of a CXI translation in object pixels (ptycho.formats.cxi); 1 = Ptychodus's
+CXI_TRANSLATION_SIGNS = (1, -1)
 PRESETS = ("none", "quick", "paper")
 SUPPORTED_N = (16, 32, 64, 128, 256)
 SUPPORTED_GRIDSIZE = (1, 2)
@@ -268,6 +270,10 @@ class RunConfig(_Record):
     data_unit: str = _f("auto", "unit of the patterns in --train-npz/--test-npz: detector "
                         "counts or amplitudes (auto: the rule in docs/data.md)",
                         choices=DATA_UNITS)
+    cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
+                                   "Ptychodus's sign (object pixel = +translation / pixel); -1 "
+                                   "for files written with the opposite sign",
+                                   choices=CXI_TRANSLATION_SIGNS)
     probe_npz: Optional[str] = _f(None, "simulate with the probe of this file (any supported "
                                   "format) instead of the synthetic aperture")
     cache_dir: Optional[str] = _f(None, "where simulated datasets are cached (default: "
@@ -300,6 +306,9 @@ class RunConfig(_Record):
         if self.test_npz is not None and self.train_npz is None:
             raise refuse(o, "test_npz", " needs --train-npz too (allowed: both, --train-npz "
                          "alone, or neither to simulate)")
+        if self.cxi_translation_sign != 1 and self.train_npz is None:
+            raise refuse(o, "cxi_translation_sign", f"={self.cxi_translation_sign!r} needs a "
+                         "CXI file in --train-npz (allowed: 1 for simulated data)")
 
 
 @dataclass(frozen=True)
@@ -332,6 +341,10 @@ class ReconstructConfig(_Record):
                          "product-out.h5, metrics.json and the PNGs")
     data_unit: str = _f("auto", "unit of the patterns in --data: detector counts or amplitudes "
                         "(auto: the rule in docs/data.md)", choices=DATA_UNITS)
+    cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
+                                   "Ptychodus's sign (object pixel = +translation / pixel); -1 "
+                                   "for files written with the opposite sign",
+                                   choices=CXI_TRANSLATION_SIGNS)
     device: str = _f("auto", "where to predict", choices=DEVICES)
     overwrite: bool = _f(False, "replace an earlier reconstruction in --output-dir")
 

@@ -46,13 +46,14 @@ __all__ = [
     "UNITS",
     "RawScan",
     "ScanGeometry",
+    "check_cxi_sign",
     "detect_format",
     "read_scan",
     "write_product",
 ]
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_PRODUCT_KEYS = ("probe_position_x_m", "probe_position_y_m", "probe_position_indexes")
+PRODUCT_KEYS = ("probe_position_x_m", "probe_position_y_m", "probe_position_indexes")
 
 
 def _cannot(path: str, reason: str) -> ValueError:
@@ -80,7 +81,7 @@ def detect_format(path: str | os.PathLike) -> str:
             return "ptychopinn_npz"
         if "diffraction" in keys and "probeGuess" in keys:
             return "project_npz"
-        if any(k in keys for k in _PRODUCT_KEYS):
+        if any(k in keys for k in PRODUCT_KEYS):
             raise fail(path, "patterns", "is missing: this is a Ptychodus product without "
                        "diffraction patterns", "the diffraction file, read as "
                        "read_scan(diffraction.h5, product=THIS_FILE)")
@@ -94,7 +95,7 @@ def detect_format(path: str | os.PathLike) -> str:
                 return "cxi"
             if "patterns" in f:
                 return "ptychodus_h5"
-            if any(k in f for k in _PRODUCT_KEYS):
+            if any(k in f for k in PRODUCT_KEYS):
                 raise fail(path, "patterns", "is missing: this is a Ptychodus product without "
                            "diffraction patterns", "the diffraction file, read as "
                            "read_scan(diffraction.h5, product=THIS_FILE)")
@@ -109,7 +110,8 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def read_scan(path: str | os.PathLike, *, unit: str = "auto",
-              product: str | os.PathLike | None = None) -> RawScan:
+              product: str | os.PathLike | None = None,
+              cxi_translation_sign: int = 1) -> RawScan:
     """Read any supported file (detected by content) into a :class:`RawScan`.
 
     Args:
@@ -118,6 +120,8 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
         product: for a Ptychodus diffraction file, its product (HDF5 or NPZ); default:
             ``product-in.h5``, ``product-out.h5``, ``product-in.npz`` or ``product.h5``
             beside it, first found.
+        cxi_translation_sign: for a CXI file, the sign of its translations (1: Ptychodus's,
+            -1: the opposite; :mod:`ptycho.formats.cxi`); other formats refuse -1.
 
     Raises:
         ValueError: one line naming the file and the key for every defect.
@@ -129,6 +133,7 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
     if product is not None and fmt != "ptychodus_h5":
         raise fail(path, "product", f"was given for a {fmt} file",
                    "product= only with a Ptychodus diffraction.h5")
+    check_cxi_sign(path, fmt, cxi_translation_sign)
     if fmt == "ptychopinn_npz":
         from ptycho.formats.ptychopinn_npz import read_ptychopinn_npz
         return read_ptychopinn_npz(path, unit=unit)
@@ -136,9 +141,17 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
         return _read_project_npz(path, unit)
     if fmt == "cxi":
         from ptycho.formats.cxi import read_cxi
-        return read_cxi(path, unit=unit)
+        return read_cxi(path, unit=unit, translation_sign=cxi_translation_sign)
     from ptycho.formats.ptychodus import read_ptychodus
     return read_ptychodus(path, product, unit=unit)
+
+
+def check_cxi_sign(path: str, fmt: str, sign) -> None:
+    """Refuse a translation sign other than the default for a file that is not CXI (the
+    other formats store positions in object pixels, with no sign to choose)."""
+    if fmt != "cxi" and sign != 1:
+        raise fail(str(path), "cxi_translation_sign", f"is {sign!r} for a {fmt} file",
+                   "1 (a sign other than 1 only with a CXI file)")
 
 
 def _read_project_npz(path: str, unit: str) -> RawScan:

@@ -19,8 +19,12 @@ HDF5 path                                       shape     meaning
 ``object_center_y_m``
 =============================================== ========= ================================
 
-Translations to object pixels (sign convention: ``x_px = +x_m / pixel_x``, ``y_px = +y_m /
-pixel_y``, the same axes as the translation, as Ptychodus reads them):
+Translations to object pixels. Sign convention: by default ``x_px = +x_m / pixel_x``,
+``y_px = +y_m / pixel_y``, the same axes as the translation, as Ptychodus reads them. CXI
+files do not agree on it (some record the sample stage, whose motion moves the beam the
+other way across the object), so ``translation_sign=-1`` negates both axes first; the scan's
+notes record which sign was used. A wrong sign mirrors the scan: the reconstruction then
+fails to converge, or converges to a doubled, inconsistent object.
 
 - when the file carries an object (``/entry_1/image_2/data``) and Ptychodus's pixel size
   and centre (``/entry_1/ptychodus/...``), positions map exactly as for a Ptychodus
@@ -74,11 +78,13 @@ def is_cxi(h5file) -> bool:
     return "entry_1" in h5file
 
 
-def read_cxi(path: str | Path, *, unit: str = "auto") -> RawScan:
+def read_cxi(path: str | Path, *, unit: str = "auto", translation_sign: int = 1) -> RawScan:
     """Read a CXI file (see the module docstring)."""
     import h5py
 
     path = str(path)
+    if isinstance(translation_sign, bool) or translation_sign not in (1, -1):
+        raise fail(path, "translation_sign", f"is {translation_sign!r}", "1 or -1")
     notes: list[str] = []
     with h5py.File(path, "r") as f:
         def ds(p):
@@ -128,6 +134,12 @@ def read_cxi(path: str | Path, *, unit: str = "auto") -> RawScan:
         trans = trans.astype(np.float64)
         if not np.isfinite(trans).all():
             raise fail(path, tpath, "contains non-finite values", "finite values only")
+        trans[:, :2] *= translation_sign
+        notes.append(f"translations '{tpath}' read with sign {translation_sign:+d} "
+                     + ("(Ptychodus's: x_px = +x_m / pixel; for files written with the "
+                        "opposite sign, rerun with --cxi-translation-sign -1)"
+                        if translation_sign == 1 else
+                        "(negated: x_px = -x_m / pixel, --cxi-translation-sign -1)"))
 
         mask = ds(f"{DETECTOR}/mask")
         bad = None if mask is None else (np.asarray(mask[()]) != 0)
