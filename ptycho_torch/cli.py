@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ptycho.config.cli import build_parser, config_from_argv, flag_hint, parse_known
 from ptycho.config.config import InferenceConfig, ReconstructConfig
+from ptycho.config.runner_config import as_study_config
 from ptycho.config.validation import StudyError
 
 
@@ -51,9 +52,10 @@ def refuse(err: BaseException) -> int:
 
 
 def run_study_cli(cfg) -> dict:
-    """Run one study; returns the metrics.json content (``{}`` on extra DDP ranks)."""
+    """Run one study from a StudyConfig or a TorchRunnerConfig; returns the metrics.json
+    content (``{}`` on extra DDP ranks)."""
     from ptycho_torch.study import run_study
-    result = run_study(cfg)
+    result = run_study(as_study_config(cfg))
     return result.metrics.to_json() if result is not None else {}
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from ptycho.config.config import StudyConfig
 from ptycho.dataset import PtychoDataset
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,23 @@ def run_torch_inference(model, test_data: PtychoDataset | Mapping, cfg, *,
 
     ``model`` has ``forward_predict(x, positions, probe, input_scale_factor)``;
     ``test_data`` a :class:`ptycho.dataset.PtychoDataset` (or a channel-first mapping);
-    ``cfg`` is anything with ``infer_batch_size`` (e.g. ``InferenceConfig``).
+    ``cfg`` a ``TorchRunnerConfig``, a ``StudyConfig`` or an ``InferenceConfig`` (its
+    ``infer_batch_size`` is used).
     """
-    return predict_patches(model, test_data, int(cfg.infer_batch_size),
+    return predict_patches(model, test_data, infer_batch_size_of(cfg),
                            on_batch_size_change=on_batch_size_change)
+
+
+def infer_batch_size_of(cfg) -> int:
+    """``infer_batch_size`` of a TorchRunnerConfig, a StudyConfig (its inference section)
+    or an InferenceConfig (or any object with that attribute)."""
+    section = cfg.inference if isinstance(cfg, StudyConfig) else cfg
+    value = getattr(section, "infer_batch_size", None)
+    if value is None:
+        raise TypeError(f"run_torch_inference: cfg is a {type(cfg).__name__} without "
+                        "infer_batch_size (allowed: TorchRunnerConfig, StudyConfig or "
+                        "InferenceConfig)")
+    return int(value)
 
 
 def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, *,

@@ -12,6 +12,7 @@ do not change the training result.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -40,9 +41,9 @@ class SnapshotCallback(Callback):
     """Every ``every`` epochs, predict fixed test patches and write a PNG.
 
     Args:
-        test: the channel-first test mapping of ``ptycho.io.load_dataset``
-            (``diffraction`` (n,C,N,N) float32, ``coords_nominal`` (n,C,1,2) float32,
-            ``probeGuess`` (N,N) complex64; optional ``Y_I``/``Y_phi`` (n,C,N,N) labels).
+        test: the test :class:`ptycho.dataset.PtychoDataset` (``diffraction`` (n,C,N,N)
+            float32, ``coords_nominal`` (n,C,1,2) float32, ``probe`` (N,N) complex64;
+            optional ``Y_I``/``Y_phi`` (n,C,N,N) labels).
         out_dir: directory of the PNGs (``visuals/snapshots`` in a study).
         model_id: file name prefix.
         every: epochs between snapshots (>= 1).
@@ -75,7 +76,8 @@ class SnapshotCallback(Callback):
         try:
             with torch.no_grad():
                 obj = pl_module.forward_predict(
-                    self.x.to(device), self.positions.to(device), self.probe.to(device),
+                    # the probe argument is unused by forward_predict: it stays on the CPU
+                    self.x.to(device), self.positions.to(device), self.probe,
                     torch.full((n, 1, 1, 1), scale, dtype=torch.float32, device=device))
         finally:
             pl_module.train(was_training)

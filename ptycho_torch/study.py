@@ -22,6 +22,7 @@ from ptycho.dataset import PtychoDataset
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.stitching import StitchOptions, canvas_for_positions, clip_to_region, grid_region, stitch
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.config_factory import data_config_from
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.inference import predict_patches
 
@@ -207,7 +208,8 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
     out = []
     for path, flag in zip((train_path, test_path), flags):
         try:
-            out.append(read_dataset(path, N=N, gridsize=g, unit=cfg.run.data_unit))
+            out.append(read_dataset(path, N=N, gridsize=g, unit=cfg.run.data_unit,
+                                    cxi_translation_sign=cfg.run.cxi_translation_sign))
         except ValueError as err:
             hint = f" [flag {flag}]" if flag else ""
             raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
@@ -241,7 +243,7 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
     split_indices(train.n, cfg.training.val_fraction, cfg.training.seed,
                   cfg.training.max_train_patterns)
     try:
-        input_scale = input_scale_from(train.diffraction)
+        input_scale_from(train.diffraction)  # refuses all-zero patterns
     except ValueError:
         raise bad(train, "diffraction", "is all zeros", "some positive amplitudes",
                   "--train-npz") from None
@@ -277,8 +279,7 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
             raise bad(test, "YY_ground_truth", f"has shape {test.ground_truth.shape}, too small "
                       f"for the stitched region {region} (row0, col0, height, width)",
                       "an object covering the scan of test object 0", "--test-npz") from None
-    return DataConfig(input_scale=input_scale, photon_scale=float(photon_scale),
-                      probe_modes=int(train.probe_modes.shape[0]))
+    return data_config_from(train)
 
 
 def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset

@@ -31,6 +31,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from ptycho.artifacts import atomic_path
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
+from ptycho_torch.config_factory import build_model
 from ptycho_torch.data import make_loaders, object_amplitude_estimate, split_indices
 from ptycho_torch.device import resolve_device
 from ptycho_torch.model import PtychoPINN_Lightning
@@ -206,10 +207,7 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     work_dir = Path(work_dir)
     L.seed_everything(tc.seed, workers=True, verbose=False)
     split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
-    model = PtychoPINN_Lightning(model_config, data_config, tc)
-    model.set_probe(train.probe)
-    if train.bad_pixels is not None:
-        model.set_bad_pixels(train.bad_pixels)
+    model = build_model(model_config, data_config, tc, train)  # the config factory's path
     # start from a uniform object as bright as the data say (restored weights replace it)
     model.generator.head.set_initial_amplitude(
         object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))

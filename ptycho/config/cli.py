@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import types
+import typing
+from dataclasses import fields
 from pathlib import Path
 
-from dataclasses import fields
-
-from ptycho.config.config import SECTIONS, StudyConfig, flat_owner, from_preset
+from ptycho.config.config import PRESET_VALUES, SECTIONS, StudyConfig, flat_owner, from_preset
 from ptycho.config.validation import ConfigError, StudyError
-
-_CASTS = {"int": int, "float": float, "Optional[str]": str, "str": str}
-
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -49,21 +47,34 @@ def build_parser(prog: str, description: str, exclude: tuple[str, ...] = (), *,
 
 
 def _add_fields(p, section: str, cls, exclude) -> None:
+    types = typing.get_type_hints(cls)  # real types, with or without postponed annotations
     for f in fields(cls):
         if f.name in exclude:
             continue
         default = f.default
         kw = dict(dest=f.name, default=argparse.SUPPRESS,
                   help=f"{f.metadata['help']} [{section}] (default: {default!r})")
-        if str(f.type) in ("bool", "<class 'bool'>"):
+        kind = _value_type(types[f.name])
+        if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = _CASTS.get(str(f.type), str)
+            kw["type"] = kind
             if "choices" in f.metadata:
                 kw["choices"] = f.metadata["choices"]
             else:
                 kw["metavar"] = f.name.upper()
         p.add_argument(flag(f.name), **kw)
+
+
+def _value_type(t) -> type:
+    """The scalar type a flag parses: ``Optional[X]`` -> X; int, float, bool, str as is."""
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    if typing.get_origin(t) in (typing.Union, types.UnionType) and len(args) == 1:
+        t = args[0]
+    if t in (bool, int, float, str):
+        return t
+    raise TypeError(f"config field type {t!r} has no command-line form (allowed: bool, int, "
+                    "float, str, Optional of these)")
 
 
 def unknown_arguments(extra: list[str], parser: argparse.ArgumentParser) -> StudyError:
@@ -89,6 +100,11 @@ def parse_known(parser: argparse.ArgumentParser, argv) -> dict:
 
 def read_config_file(path: str) -> StudyConfig:
     """The study config saved in a run's ``config.json`` (section ``study``)."""
+    return StudyConfig.from_dict(_read_study_section(path))
+
+
+def _read_study_section(path: str) -> dict:
+    """The validated nested ``study`` section of ``path`` as written (possibly partial)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -100,24 +116,42 @@ def read_config_file(path: str) -> StudyConfig:
         raise StudyError(f"config '{p}': key 'study' is missing (expected the config.json "
                          "written by a study, with a 'study' section) [flag --config]")
     try:
-        return StudyConfig.from_dict(data["study"])
+        StudyConfig.from_dict(data["study"])
     except ConfigError:
         raise
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise StudyError(f"config '{p}': {str(err).splitlines()[0]} [flag --config]") from None
+    if not all(isinstance(v, dict) for v in data["study"].values()):
+        raise StudyError(f"config '{p}': key 'study' holds a non-section value (expected "
+                         f"sections {', '.join(SECTIONS)}, each a mapping) [flag --config]")
+    return data["study"]
 
 
 def config_from_values(values: dict) -> StudyConfig:
-    """Preset, then ``--config`` file, then explicit values (flat), validated."""
+    """Preset, then ``--config`` file, then explicit values (flat), validated.
+
+    With both ``--preset`` and ``--config``, the preset applies under the file's values:
+    allowed only where the file leaves each of the preset's fields unset or equal to the
+    preset's value (a study's own config.json sets every field), else refused in one line,
+    so a recorded preset is always a preset that was applied.
+    """
     values = dict(values)
     preset = values.pop("preset", None)
     path = values.pop("config", None)
-    if path is not None:
-        base = read_config_file(path)
-        if preset is not None:
-            values["preset"] = preset
-        return base.replace(**values) if values else base
-    return from_preset(preset or "none", **values)
+    if path is None:
+        return from_preset(preset or "none", **values)
+    from_file = {k: v for section in _read_study_section(path).values() for k, v in section.items()}
+    if preset is None:
+        preset = from_file.get("preset", "none")
+    from_file.pop("preset", None)
+    from_preset(preset)  # refuses an unknown preset name
+    for key, value in PRESET_VALUES[preset].items():
+        if key in from_file and from_file[key] != value:
+            raise StudyError(f"--preset {preset} conflicts with --config '{path}': the file sets "
+                             f"{key}={from_file[key]!r} where the preset sets {value!r} "
+                             "(allowed: --config alone, or a file that leaves the preset's "
+                             "fields unset or equal; explicit flags override both)")
+    return from_preset(preset, **{**from_file, **values})
 
 
 def config_from_argv(argv=None, prog: str = "grid_lines_torch_runner.py",

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+import typing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -108,7 +109,8 @@ class GridLinesSpec(SimulationConfig):
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values (JSON-serialisable); float fields as floats, so
         ``nphotons=10**9`` and ``nphotons=1e9`` give the same cache key and metadata."""
-        return {f.name: (float(getattr(self, f.name)) if f.type == "float"
+        types = typing.get_type_hints(type(self))
+        return {f.name: (float(getattr(self, f.name)) if types[f.name] is float
                          else getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def cache_key(self) -> str:

@@ -12,6 +12,11 @@ with Lightning, predicts the scored scan in batches with ``forward_predict``, st
 scores it (against the ground truth when there is one; the data residual always) and
 writes JSON, NPZ and PNG artifacts under ``--output-dir``. The work is done by
 ``ptycho_torch.study.run_study``; every flag is a field of ``ptycho.config.StudyConfig``.
+
+For code: ``TorchRunnerConfig`` (the flat study config, ``TorchRunnerConfig(fno_width=64,
+infer_batch_size=64)``), ``run_grid_lines_torch(cfg)`` (one study from a TorchRunnerConfig
+or a StudyConfig; returns the metrics.json content) and ``run_torch_inference(model,
+test_data, cfg)`` (batched ``forward_predict``).
 """
 from __future__ import annotations
 
@@ -23,13 +28,11 @@ if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
 from ptycho.config.config import StudyConfig, from_preset  # noqa: E402,F401 - re-exported
+from ptycho.config.runner_config import TorchRunnerConfig  # noqa: E402,F401 - re-exported
 from ptycho.config.validation import StudyError  # noqa: E402,F401 - re-exported
 from ptycho_torch.cli import run_study_cli as run_grid_lines_torch  # noqa: E402,F401
 from ptycho_torch.cli import study_main  # noqa: E402
 from ptycho_torch.inference import run_torch_inference  # noqa: E402,F401 - re-exported
-
-#: The study config under the name the seed's users import.
-TorchRunnerConfig = StudyConfig
 
 
 def main(argv=None) -> int:

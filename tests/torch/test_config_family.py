@@ -1,7 +1,7 @@
 """The config family meets its implementations: every choice tuple of
 ptycho.config.config equals the keys of the map that implements it, every entry of each map
-works, and the configs reach the Lightning module (which replaces the deleted
-config_factory / config_params payloads)."""
+works, and the configs reach the Lightning module (built through
+ptycho_torch.config_factory, see test_runner_contract.py)."""
 import re
 
 import types
@@ -43,7 +43,7 @@ def test_every_config_enumeration_is_covered_by_a_map():
     """Every field with choices is one of the tuples tested above (or a plain-value set)."""
     tested = {id(m[1]) for m in MAPS}
     plain = {id(t) for t in (cc.DEVICES, cc.STRATEGIES, cc.DATA_UNITS, cc.PRESETS,
-                             cc.SUPPORTED_N, cc.SUPPORTED_GRIDSIZE)}
+                             cc.SUPPORTED_N, cc.SUPPORTED_GRIDSIZE, cc.CXI_TRANSLATION_SIGNS)}
     for section, f in cc.leaf_fields():
         if "choices" in f.metadata:
             assert id(f.metadata["choices"]) in tested | plain, f"{section}.{f.name}"

@@ -135,8 +135,9 @@ def test_cli_flags_reach_the_generator():
 def test_runner_reexports_the_study_api(capsys):
     from ptycho.config.config import StudyConfig
     from ptycho.config.validation import StudyError
-    assert runner.TorchRunnerConfig is StudyConfig and runner.StudyError is StudyError
-    assert runner.from_preset("none") == StudyConfig()
+    from ptycho.config.runner_config import TorchRunnerConfig
+    assert runner.TorchRunnerConfig is TorchRunnerConfig and runner.StudyError is StudyError
+    assert runner.from_preset("none") == StudyConfig() == TorchRunnerConfig().to_study()
     with pytest.raises(SystemExit) as exc:
         runner.main(["--help"])
     assert exc.value.code == 0
@@ -152,7 +153,7 @@ def test_presets_and_explicit_flags():
             paper.training.scheduler) == (128, 2e-4, 3, "plateau")
     assert paper.training.epochs == 3  # explicit flag wins
     default = config_from_argv([])
-    assert default == runner.TorchRunnerConfig()
+    assert default == runner.TorchRunnerConfig().to_study()
     assert (default.model.architecture, default.inference.infer_batch_size,
             default.training.epochs) == ("hybrid", 128, 50)
 

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -338,7 +339,7 @@ def test_bad_input_is_refused_and_nothing_is_written(row, ctx, capsys, monkeypat
 def test_every_numeric_field_out_of_range_is_refused(capsys):
     """One bad value per numeric StudyConfig field (enumerations such as N and gridsize are
     argparse choices, covered by the table): exit 2 and the field's flag named."""
-    from ptycho.config.config import leaf_fields
+    from ptycho.config.config import SECTIONS, leaf_fields
     bad = {"object_size": 8, "n_lines": 0, "n_train_objects": 0,
            "n_test_objects": 65, "train_stride": 0, "test_stride": 0, "nphotons": -1,
            "train_seed": -1, "test_seed": 2**32, "seed": -5, "epochs": 0, "max_steps": -1,
@@ -349,8 +350,9 @@ def test_every_numeric_field_out_of_range_is_refused(capsys):
            "fno_blocks": 0, "fno_cnn_blocks": 17, "n_filters_scale": 0, "devices": 0,
            "num_nodes": 0, "num_threads": -1, "refine_probe_epochs": -1,
            "probe_pupil_radius": 0.6, "probe_defocus": float("nan"), "overlap_weight": 1.5}
-    numeric = {f.name for _, f in leaf_fields()
-               if f.type in ("int", "float") and "choices" not in f.metadata}
+    numeric = {f.name for section, f in leaf_fields()
+               if typing.get_type_hints(SECTIONS[section])[f.name] in (int, float)
+               and "choices" not in f.metadata}
     assert set(bad) == numeric, "add a row for every numeric field"
     for name, value in bad.items():
         flag = "--" + name.replace("_", "-")
