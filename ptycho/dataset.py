@@ -32,7 +32,9 @@ class PtychoDataset:
     or scan each group belongs to). Optional: ``ground_truth`` (H, W) complex64 of object
     0, ``ground_truth_all`` (K, H, W), labels ``Y_I`` / ``Y_phi`` (n, C, N, N),
     ``bad_pixels`` (N, N) bool (True where the detector did not measure), ``metadata``
-    (the file's JSON metadata).
+    (the file's JSON metadata), ``pattern_index`` (n, C) int64 (which measured pattern of
+    the scan each patch is: at gridsize > 1 one pattern sits in several groups; see
+    :meth:`pattern_ids`).
     """
 
     path: str
@@ -48,6 +50,7 @@ class PtychoDataset:
     Y_I: np.ndarray | None = None
     Y_phi: np.ndarray | None = None
     bad_pixels: np.ndarray | None = None
+    pattern_index: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -86,7 +89,8 @@ class PtychoDataset:
         return self.probe[None] if self.probe.ndim == 2 else self.probe
 
     def select(self, idx) -> PtychoDataset:
-        """The same dataset restricted to groups ``idx`` (per-pattern arrays indexed)."""
+        """The same dataset restricted to groups ``idx`` (per-pattern arrays indexed; the
+        pattern ids of the whole dataset are kept, so a subset's ids match its parent's)."""
         idx = np.asarray(idx)
 
         def pick(a):
@@ -95,7 +99,21 @@ class PtychoDataset:
                        coords_nominal=self.coords_nominal[idx],
                        coords_offsets=self.coords_offsets[idx],
                        object_index=self.object_index[idx], Y_I=pick(self.Y_I),
-                       Y_phi=pick(self.Y_phi))
+                       Y_phi=pick(self.Y_phi), pattern_index=self.pattern_ids()[idx])
+
+    def pattern_ids(self) -> np.ndarray:
+        """(n, C) int64: the measured pattern each patch is; equal ids are one measurement
+        shared by several groups. ``pattern_index`` when the reader or simulator gave it;
+        else at gridsize 1 every patch is its own pattern, and at gridsize > 1 (a file
+        written without the key) patches whose centres agree to 1e-3 px are one pattern.
+        Two patterns are never merged because their centres round to the same pixel."""
+        if self.pattern_index is not None:
+            return np.asarray(self.pattern_index, dtype=np.int64)
+        if self.channels == 1:
+            return np.arange(self.n, dtype=np.int64)[:, None]
+        key = np.round(self.centres.reshape(-1, 2).astype(np.float64) * 1e3).astype(np.int64)
+        _, inverse = np.unique(key, axis=0, return_inverse=True)
+        return inverse.reshape(self.n, self.channels).astype(np.int64)
 
     def object_selection(self, index: int = 0) -> np.ndarray:
         """Indices of the groups of object (or scan) ``index``; ValueError if none."""

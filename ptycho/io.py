@@ -14,6 +14,8 @@ key                  shape                    dtype
 ``YY_ground_truth_all`` (K, H, W)             complex64 (optional; every test object)
 ``norm_Y_I``         scalar                   float32 (optional, default 1.0)
 ``object_index``     (n,)                     int32 (optional, default zeros)
+``pattern_index``    (n, C)                   int64 (optional; which measured pattern each
+                                              patch is, see PtychoDataset.pattern_ids)
 ``_metadata``        0-d str                  JSON object (optional, default {})
 ==================== ======================== =========================================
 
@@ -289,6 +291,15 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
         out["object_index"] = oi.astype(np.int64)
     else:
         out["object_index"] = np.zeros(n, np.int64)
+    if "pattern_index" in raw:
+        pi = raw["pattern_index"]
+        if pi.shape != (n, C):
+            raise chk.fail("pattern_index", f"has shape {_shape(pi)}", f"(n, C) = ({n}, {C})")
+        if pi.dtype.kind not in "iu":
+            raise chk.fail("pattern_index", f"has dtype {pi.dtype}", "an integer dtype")
+        if (pi < 0).any():
+            raise chk.fail("pattern_index", "has negative values", "indices >= 0")
+        out["pattern_index"] = pi.astype(np.int64)
 
     # -- metadata ------------------------------------------------------------------
     if METADATA_KEY in raw:
@@ -314,7 +325,7 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
         coords_offsets=out["coords_offsets"], probe=out["probeGuess"],
         object_index=out["object_index"], norm_Y_I=out["norm_Y_I"], metadata=out["metadata"],
         ground_truth=out.get("YY_ground_truth"), ground_truth_all=out.get("YY_ground_truth_all"),
-        Y_I=out.get("Y_I"), Y_phi=out.get("Y_phi"))
+        Y_I=out.get("Y_I"), Y_phi=out.get("Y_phi"), pattern_index=out.get("pattern_index"))
 
 
 def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],

@@ -40,6 +40,8 @@ __all__ = [
     "clip_to_region",
     "stitch_by_positions",
     "canvas_for_positions",
+    "covered_box",
+    "scan_region",
     "stitch_patches",
     "StitchOptions",
     "STITCH_MODES",
@@ -479,9 +481,7 @@ def stitch_by_positions(
         else:
             acc_re += np.bincount(idx, weights=vals, minlength=size)
 
-    # Coverage: count windows by top-left corner, then a k x k box sum (exact integers).
-    corner_counts = np.bincount(r0 * W + c0, minlength=size).reshape(H, W)
-    coverage = _box_sum(corner_counts, k, (H, W))
+    coverage = _window_coverage(r0, c0, k, (H, W))
 
     total = acc_re if not is_complex else acc_re + 1j * acc_im
     total = total.reshape(H, W)
@@ -494,6 +494,46 @@ def stitch_by_positions(
         covered = wsum > 0
         canvas[covered] = (total[covered] / wsum[covered]).astype(out_dtype)
     return canvas, coverage
+
+
+def _window_coverage(r0: np.ndarray, c0: np.ndarray, k: int, shape: tuple) -> np.ndarray:
+    """(H, W) int64 count of the k x k windows with top-left corners ``(r0, c0)`` (inside):
+    windows counted by corner, then a k x k box sum (exact integers)."""
+    H, W = shape
+    corner_counts = np.bincount(r0 * W + c0, minlength=H * W).reshape(H, W)
+    return _box_sum(corner_counts, k, (H, W))
+
+
+def covered_box(coverage: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box (row0, col0, height, width) of the covered pixels, shrunk (one
+    border row or column at a time, the least covered first) until every pixel in it is
+    covered."""
+    covered = np.asarray(coverage) > 0
+    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
+    if rows.size == 0:
+        raise ValueError("no pixel of the canvas is covered by a patch")
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    while r1 - r0 > 1 and c1 - c0 > 1 and not covered[r0:r1, c0:c1].all():
+        fractions = (covered[r0, c0:c1].mean(), covered[r1 - 1, c0:c1].mean(),
+                     covered[r0:r1, c0].mean(), covered[r0:r1, c1 - 1].mean())
+        side = int(np.argmin(fractions))
+        r0, r1, c0, c1 = (r0 + (side == 0), r1 - (side == 1), c0 + (side == 2), c1 - (side == 3))
+    return int(r0), int(c0), int(r1 - r0), int(c1 - c0)
+
+
+def scan_region(centres, N: int, crop: int | None = None) -> tuple[int, int, int, int]:
+    """The scored region of a scan without a grid: (row0, col0, height, width) in the
+    centres' frame, the :func:`covered_box` of the coverage :func:`stitch_by_positions`
+    gives for these ``centres`` and ``crop`` (every pixel in it is covered by a used patch
+    region). Network and iterative rows of a study are scored on this one region."""
+    shape, (ox, oy) = canvas_for_positions(centres, N, crop=crop)
+    k = N if crop is None else _check_int(crop, "crop", 1, N)
+    o = (N - k) // 2
+    xy = np.floor(np.asarray(centres, dtype=np.float64).reshape(-1, 2) + 0.5).astype(np.int64)
+    r0 = xy[:, 1] + oy - N // 2 + o
+    c0 = xy[:, 0] + ox - N // 2 + o
+    row0, col0, h, w = covered_box(_window_coverage(r0, c0, k, shape))
+    return row0 - oy, col0 - ox, h, w
 
 
 def canvas_for_positions(centres, N: int, crop: int | None = None, margin: int = 0):

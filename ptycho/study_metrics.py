@@ -4,7 +4,10 @@
 keys of the reference study's consumers sit at the top level, each ``[amplitude, phase]``:
 ``mae, mse, psnr, ssim, frc50`` (plus ``psnr_legacy255`` and ``frc_1_7``), and ``frc``
 holds the curves. Without ground truth they are ``null`` and ``ground_truth`` is false;
-``data_residual`` (ground-truth-free) is reported either way.
+``data_residual`` (ground-truth-free) is reported either way: of the delivered object
+(the stitched reconstruction for network rows, the engine's object for iterative rows);
+network rows add ``patch_residual``, of their raw patches before stitching
+(``ptycho_torch.data_residual``).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class StudyMetrics:
     phase_strength_ratio: Optional[float] = None
     amplitude_scale: Optional[float] = None
     data_residual: dict = field(default_factory=dict)
+    patch_residual: Optional[dict] = None  # network rows: the raw patches' residual
     stitch: dict = field(default_factory=dict)
     region: Optional[list] = None
     n_test_patterns_scored: int = 0

@@ -113,6 +113,7 @@ def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
         return refuse(err)
     from ptycho.study_metrics import metrics_table
     print(metrics_table([m]))
-    print(f"data residual: amplitude MAE {m.data_residual['amplitude_mae']:.4g}; "
-          f"artifacts: {Path(cfg.output_dir).resolve()}")
+    print(f"data residual (stitched object): amplitude MAE "
+          f"{m.data_residual['amplitude_mae']:.4g}; raw patches: "
+          f"{m.patch_residual['amplitude_mae']:.4g}; artifacts: {Path(cfg.output_dir).resolve()}")
     return 0

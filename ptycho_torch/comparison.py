@@ -344,7 +344,8 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
     device = resolve_device(cfg.training.device)
     log.info("%s: %d epochs on %s", layout.model_id, epochs, device)
     rec, res = reconstruct_iterative(engine, test, epochs=epochs, batch_size=batch_size or None,
-                                     device=device, seed=cfg.training.seed)
+                                     device=device, seed=cfg.training.seed,
+                                     inference=cfg.inference)
     m = iterative_row(layout.model_id, engine, rec, test, epochs=res.epochs, device=res.device,
                       key=key, loss=res.loss)
     return save_row(layout, m, rec)
@@ -370,18 +371,21 @@ def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
     from ptycho_torch.reconstruct import load_model
     model = load_model(str(checkpoint), device)
     sub = test.select(test.object_selection(0))
-    return predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres
+    return (predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres,
+            sub.pattern_ids())
 
 
-def refine_states(engine: str, patches, centres, scan, cfg: StudyConfig, *, epochs: int,
+def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *, epochs: int,
                   every: int, batch_size: int, device: str):
     """Pty-chi ``engine`` on ``scan`` started at the network's patches at its positions
     (:func:`ptycho_torch.refinement.start_from_patches`, stitched with the study's options),
-    run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``."""
+    run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``. ``ids``:
+    the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
     from ptycho_torch.iterative import run_ptychi_chunks
     from ptycho_torch.refinement import start_from_patches
     from ptycho_torch.study import stitch_options
-    init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N))
+    init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
+                              pattern_ids=ids)
     res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
                                     batch_size=batch_size or None, device=device,
                                     seed=cfg.training.seed, initial_object=init)
@@ -420,11 +424,11 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     device = resolve_device(cfg.training.device)
     log.info("%s: %d epochs on %s from %s's reconstruction", layout.model_id, epochs, device,
              source.model_id)
-    patches, centres = network_patches(src.run_dir / "model.ckpt", test, cfg, device)
-    res, _, _ = refine_states(engine, patches, centres, scan_for_ptychi(test, 0), cfg,
+    patches, centres, ids = network_patches(src.run_dir / "model.ckpt", test, cfg, device)
+    res, _, _ = refine_states(engine, patches, centres, ids, scan_for_ptychi(test, 0), cfg,
                               epochs=epochs, every=epochs, batch_size=batch_size, device=device)
     rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
-                                   batch_size=res.batch_size)
+                                   batch_size=res.batch_size, inference=cfg.inference)
     m = refined_row(layout.model_id, engine, rec, test, source, epochs=res.epochs,
                     device=res.device, key=key, loss=res.loss, what=f"{epochs} epochs")
     return save_row(layout, m, rec)
@@ -432,11 +436,21 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
 
 # -------------------------------------------------------------------------- outputs
 def common_region(rows: list[StudyMetrics]) -> list | None:
-    regions = {tuple(r.region) for r in rows if r.region is not None}
-    if len(regions) > 1:
-        raise StudyError(f"the methods were scored on different regions {sorted(regions)}; "
-                         "rerun with --overwrite")
-    return list(regions.pop()) if regions else None
+    """The one region every row was scored on (``ptycho_torch.study.scored_region``).
+
+    Rows of one comparison get it from one definition, so a difference means a row was
+    written by an older version of this program or with other stitch settings: the
+    refusal names the rows of each region."""
+    by_region: dict[tuple, list[str]] = {}
+    for r in rows:
+        if r.region is not None:
+            by_region.setdefault(tuple(r.region), []).append(r.model_id)
+    if len(by_region) > 1:
+        parts = "; ".join(f"{', '.join(ids)}: {list(reg)}" for reg, ids in sorted(by_region.items()))
+        raise StudyError(f"the methods were scored on different regions (row0, col0, height, "
+                         f"width) ({parts}); rerun the rows written by an older version with "
+                         "--overwrite")
+    return list(next(iter(by_region))) if by_region else None
 
 
 def settings_line(cfg: StudyConfig, skip: tuple = ()) -> str:

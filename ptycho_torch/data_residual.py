@@ -2,22 +2,34 @@
 
 For each pattern, the reconstructed object patch is multiplied by the probe and propagated
 with the same far-field operator as training; the predicted amplitudes are compared with
-the measured ones over the measured detector pixels:
+the measured ones over the measured detector pixels (bad pixels excluded, as in training):
 
-- ``amplitude_mae``: ``sum|A_pred - A_meas| / sum A_meas`` (the normalized MAE of the
-  training loss, over the whole scan);
-- ``poisson_nll``: the Poisson negative log-likelihood per pixel of the counts
-  ``(s A)^2`` without the data-only term, divided by the mean count (``s`` the photon
-  scale), as :func:`ptycho_torch.physics.poisson_nll` computes it for one batch.
+- ``amplitude_mae``: ``sum|A_pred - A_meas| / sum A_meas`` over the whole scan, i.e.
+  :func:`ptycho_torch.physics.normalized_amplitude_mae` of the scan as one batch;
+- ``poisson_nll``: :func:`ptycho_torch.physics.poisson_nll` of the scan as one batch: the
+  mean over measured pixels of :func:`ptycho_torch.physics.poisson_nll_terms` divided by
+  ``m``, the mean measured count over the measured pixels of the whole scan.
 
-Both are 0 (MAE) or minimal (NLL) for a perfect, noise-free reconstruction.
+Both are the training losses' own formulas, summed batch by batch with ``m`` fixed for the
+scan, so the value does not depend on ``batch_size``. Both are 0 (MAE) or minimal (NLL)
+for a perfect, noise-free reconstruction.
+
+A network row reports two residuals (:func:`network_residuals`):
+
+- ``data_residual``: of the **delivered object**, the stitched reconstruction the user
+  receives: its N x N patches at the scan positions (zero outside it,
+  :mod:`ptycho_torch.object_patches`), times one complex least-squares scale fitted to the
+  network's patches (stitching may average or rescale; a constant factor is not a defect
+  of the object). Iterative rows score their object the same way.
+- ``patch_residual``: of the network's raw per-pattern patches, before stitching.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ptycho_torch.physics import FarFieldPtychography
+from ptycho_torch.object_patches import edge_patterns, object_patches
+from ptycho_torch.physics import FarFieldPtychography, poisson_nll_terms
 
 
 def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarray, *,
@@ -31,14 +43,23 @@ def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarra
     if patches.shape != diffraction.shape:
         raise ValueError(f"patches have shape {patches.shape} but the measured diffraction "
                          f"{diffraction.shape} (expected equal shapes)")
-    op = FarFieldPtychography(np.asarray(probe, dtype=np.complex64))
     N = diffraction.shape[-1]
-    w = torch.ones(N, N, dtype=torch.float64) if bad_pixels is None else \
-        torch.as_tensor(~np.asarray(bad_pixels, dtype=bool), dtype=torch.float64)
-    s2 = float(photon_scale) ** 2
-    abs_sum = obs_sum = nll_sum = count_sum = 0.0
-    eps = 1e-8
-    mean_counts = s2 * float(np.mean(np.square(diffraction, dtype=np.float64)))
+    measured = np.ones((N, N), bool)
+    if bad_pixels is not None:
+        bad = np.asarray(bad_pixels, dtype=bool)
+        if bad.shape != (N, N):
+            raise ValueError(f"bad_pixels has shape {bad.shape} (expected ({N}, {N}), the "
+                             "detector shape)")
+        measured = ~bad
+    op = FarFieldPtychography(np.asarray(probe, dtype=np.complex64))
+    w = torch.as_tensor(measured, dtype=torch.float64)
+    s = float(photon_scale)
+    n_frames = int(np.prod(diffraction.shape[:-2]))
+    count = max(float(measured.sum()) * n_frames, 1.0)
+    # m: the mean measured count of the whole scan (poisson_nll's m for the scan as a batch)
+    sq = np.square(np.asarray(diffraction, dtype=np.float64)[..., measured])
+    m = max(s * s * float(sq.sum()) / count, float(torch.finfo(torch.float64).tiny))
+    abs_sum = obs_sum = nll_sum = 0.0
     with torch.no_grad():
         for start in range(0, diffraction.shape[0], batch_size):
             obj = torch.as_tensor(patches[start:start + batch_size]).to(torch.complex64)
@@ -46,10 +67,45 @@ def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarra
             pred = op(obj).to(torch.float64)
             abs_sum += float(((pred - meas).abs() * w).sum())
             obs_sum += float((meas * w).sum())
-            i_pred, i_obs = s2 * pred.square(), s2 * meas.square()
-            nll = i_pred - i_obs * torch.log(i_pred + eps * mean_counts)
-            nll_sum += float((nll * w).sum())
-            count_sum += float(w.sum()) * meas.shape[0] * meas.shape[1]
-    return {"amplitude_mae": abs_sum / max(obs_sum, 1e-300),
-            "poisson_nll": nll_sum / max(count_sum, 1.0) / max(mean_counts, 1e-300),
-            "n_patterns": int(diffraction.shape[0] * diffraction.shape[1])}
+            nll_sum += float((poisson_nll_terms(pred, meas, s, m) * w).sum())
+    return {"amplitude_mae": abs_sum / max(obs_sum / count, 1e-12) / count,
+            "poisson_nll": nll_sum / count / m,
+            "n_patterns": n_frames}
+
+
+def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
+                      bad_pixels: np.ndarray | None = None) -> tuple[dict, dict]:
+    """``(data_residual, patch_residual)`` of a network reconstruction (module docstring).
+
+    ``rec``: a :class:`ptycho_torch.study.Reconstruction` (``recon`` the delivered object,
+    placed at ``region`` = (row0, col0, height, width) of the object frame; ``patches`` the
+    raw patches in scan order); ``sub``: the scored patterns (``centres`` (n, C, 2) (x, y)
+    in the object frame, ``diffraction`` (n, C, N, N)).
+    """
+    kw = dict(photon_scale=photon_scale, bad_pixels=bad_pixels)
+    raw = data_residual(rec.patches, sub.diffraction, probe, **kw)
+    N = sub.diffraction.shape[-1]
+    row0, col0 = int(rec.region[0]), int(rec.region[1])
+    local = np.asarray(sub.centres, dtype=np.float64) - np.array([col0, row0], np.float64)
+    cut = object_patches(np.asarray(rec.recon), local, N)
+    denom = np.vdot(cut, cut)
+    scale = np.vdot(cut, rec.patches) / denom if abs(denom) > 0 else np.complex128(1.0)
+    delivered = data_residual((cut * scale).astype(np.complex64), sub.diffraction, probe, **kw)
+    n_edge = edge_patterns(np.shape(rec.recon), local, N)
+    delivered.update(
+        object_scale=float(abs(scale)), object_scale_phase=float(np.angle(scale)),
+        n_edge_patterns=n_edge,
+        note=(f"patches of the delivered {np.shape(rec.recon)[0]} x {np.shape(rec.recon)[1]} "
+              f"object at the scan positions, times its least-squares complex scale "
+              f"{abs(scale):.4g} (phase {np.angle(scale):.3g} rad) against the raw patches; "
+              f"{n_edge} of {local.shape[0] * local.shape[1]} patterns reach past the "
+              "object's edge, where their patches are zero"))
+    return delivered, raw
+
+
+def test_object_residuals(rec, test, *, photon_scale: float | None = None) -> tuple[dict, dict]:
+    """:func:`network_residuals` of a network's reconstruction of test object 0 of ``test``
+    (a :class:`ptycho.dataset.PtychoDataset`); ``photon_scale`` defaults to the scan's."""
+    sub = test.select(test.object_selection(0))
+    s = test.photon_scale if photon_scale is None else photon_scale
+    return network_residuals(rec, sub, test.probe, photon_scale=s, bad_pixels=test.bad_pixels)

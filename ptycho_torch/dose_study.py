@@ -356,14 +356,13 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
     """Predict, stitch and score ``test`` with a loaded network; ``(record, reconstruction)``."""
     import torch
 
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.data_residual import test_object_residuals
     from ptycho_torch.study import reconstruct_test_object, score
     rec = reconstruct_test_object(model, test, cfg.inference)
-    sub = test.select(test.object_selection(0))
-    residual = data_residual(rec.patches, sub.diffraction, test.probe,
-                             photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
+    residual, patch_residual = test_object_residuals(rec, test)
     m = StudyMetrics(model_id=model_id, kind="network", ground_truth=rec.ground_truth is not None,
-                     data_residual=residual, stitch=rec.stitch, region=list(rec.region),
+                     data_residual=residual, patch_residual=patch_residual, stitch=rec.stitch,
+                     region=list(rec.region),
                      n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
                      inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
                      infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
@@ -490,7 +489,7 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
     def rec_at(i):
         _, obj, t = states[i]
         return iterative_reconstruction(test, obj, time_s=t, n_patterns=res.n_patterns,
-                                        batch_size=res.batch_size)
+                                        batch_size=res.batch_size, inference=cfg.inference)
 
     epochs = [e for e, _, _ in states]
     oracle = None
@@ -546,16 +545,17 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
                 for s in keys]
     test = tests(dose)
     scan = scan_for_ptychi(test, 0)
-    patches, centres = network_patches(checkpoint, test, cfg, device)
+    patches, centres, ids = network_patches(checkpoint, test, cfg, device)
     options = stitch_options(cfg.inference, scan.N)
     log.info("%s at %s photons: held-out run, then %d epochs from the network's object", name,
              format_dose(dose), K)
     sel = heldout_curve(engine, scan, test.probe, epochs=K, every=every,
                         fraction=dc.heldout_fraction, batch_size=bs or None, device=device,
                         seed=cfg.training.seed, bad_pixels=test.bad_pixels,
-                        start=lambda kept: start_from_patches(patches, centres, kept, options))
-    res, states, init = refine_states(engine, patches, centres, scan, cfg, epochs=K, every=every,
-                                      batch_size=bs, device=device)
+                        start=lambda kept: start_from_patches(patches, centres, kept, options,
+                                                             pattern_ids=ids))
+    res, states, init = refine_states(engine, patches, centres, ids, scan, cfg, epochs=K,
+                                      every=every, batch_size=bs, device=device)
     states = [(0, init, 0.0)] + states
     epochs = [e for e, _, _ in states]
     picks = {"": (len(states) - 1, None, f"{K} epochs"),
@@ -566,7 +566,7 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
     for s, (i, selection, what) in picks.items():
         _, obj, t = states[i]
         rec = iterative_reconstruction(test, obj, time_s=t, n_patterns=res.n_patterns,
-                                       batch_size=res.batch_size)
+                                       batch_size=res.batch_size, inference=cfg.inference)
         row = refined_row(layouts[s].model_id, engine, rec, test, source.metrics,
                           epochs=epochs[i], device=res.device, key=keys[s],
                           loss=res.loss[:epochs[i]], what=what)

@@ -48,6 +48,7 @@ import numpy as np
 
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.device import resolve_device
+from ptycho_torch.object_patches import object_patches
 
 # engine name -> (Pty-chi reconstructor, LSQML noise model). lsqml: Pty-chi's default
 # Gaussian (amplitude) noise model; lsqml-poisson: its Poisson likelihood (low dose).
@@ -195,6 +196,9 @@ class PtychiScan:
     positions_xy: (n, 2) float32 patch centres (x, y) in object pixels (our convention).
     object_shape: (H, W) of the object frame; the buffer is padded by ``margin`` per side.
     photon_scale: s. amplitude_guess: Parseval estimate of the mean object amplitude.
+    pattern_ids: (n,) int64, each pattern's id in the dataset
+    (:meth:`ptycho.dataset.PtychoDataset.pattern_ids`), so subsets and network patches
+    are matched by pattern, never by position.
     """
 
     patterns: np.ndarray
@@ -204,6 +208,7 @@ class PtychiScan:
     photon_scale: float
     margin: int
     amplitude_guess: float
+    pattern_ids: np.ndarray
 
     @property
     def N(self) -> int:
@@ -222,15 +227,17 @@ class PtychiScan:
 def scan_for_ptychi(test: PtychoDataset, object_index: int = 0, margin: int = 2) -> PtychiScan:
     """Convert one test object's patterns (a :class:`ptycho.dataset.PtychoDataset`) for Pty-chi.
 
-    gridsize > 1: every scan position appears in several groups; each position's pattern
-    is used once (identified by its absolute centre ``coords_offsets + coords_nominal``).
+    gridsize > 1: one measured pattern sits in several groups; each is used once,
+    identified by its pattern id (:meth:`ptycho.dataset.PtychoDataset.pattern_ids`), so
+    two distinct patterns are kept however close their positions are.
     """
     idx = test.object_selection(object_index)
     diff = test.diffraction[idx]                                      # (n, C, N, N)
     n, C, N, _ = diff.shape
     centres = test.centres[idx]
     flat_c = centres.reshape(n * C, 2).astype(np.float64)
-    _, first = np.unique(np.floor(flat_c + 0.5), axis=0, return_index=True)  # one per position
+    ids = test.pattern_ids()[idx].reshape(n * C)
+    _, first = np.unique(ids, return_index=True)                      # one per pattern
     first = np.sort(first)
     patterns_amp = diff.reshape(n * C, N, N)[first]
     pos = flat_c[first].astype(np.float32)  # sub-pixel positions are kept (Pty-chi shifts the probe)
@@ -254,7 +261,7 @@ def scan_for_ptychi(test: PtychoDataset, object_index: int = 0, margin: int = 2)
     return PtychiScan(
         patterns=counts, probe=(probe.astype(np.complex128) * (s / N)).astype(np.complex64)[None],
         positions_xy=pos, object_shape=shape, photon_scale=s, margin=int(margin),
-        amplitude_guess=amp_guess)
+        amplitude_guess=amp_guess, pattern_ids=ids[first].astype(np.int64))
 
 
 def pad_object(obj: np.ndarray, margin: int) -> np.ndarray:
@@ -413,17 +420,6 @@ def _loss_history(task) -> list:
         return []
 
 
-def object_patches(obj: np.ndarray, centres: np.ndarray, N: int) -> np.ndarray:
-    """(n, C, N, N) patches of ``obj`` at the (rounded) centres (n, C, 2) (x, y)."""
-    c = np.floor(np.asarray(centres, dtype=np.float64) + 0.5).astype(np.int64)
-    r0 = c[..., 1] - N // 2
-    c0 = c[..., 0] - N // 2
-    ar = np.arange(N)
-    rows = r0[..., None, None] + ar[:, None]
-    cols = c0[..., None, None] + ar[None, :]
-    return obj[np.clip(rows, 0, obj.shape[0] - 1), np.clip(cols, 0, obj.shape[1] - 1)]
-
-
 def run_ptychi_chunks(engine: str, scan: PtychiScan, *, epochs: int = 100, every: int = 10,
                       batch_size: int | None = None, device: str = "auto", seed: int = 0,
                       warmup: bool = True, initial_object: np.ndarray | None = None
@@ -479,27 +475,22 @@ def subset_scan(scan: PtychiScan, idx) -> PtychiScan:
     return PtychiScan(patterns=scan.patterns[idx], probe=scan.probe,
                       positions_xy=scan.positions_xy[idx], object_shape=scan.object_shape,
                       photon_scale=scan.photon_scale, margin=scan.margin,
-                      amplitude_guess=scan.amplitude_guess)
+                      amplitude_guess=scan.amplitude_guess, pattern_ids=scan.pattern_ids[idx])
 
 
 def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: float,
-                             n_patterns: int, batch_size: int):
+                             n_patterns: int, batch_size: int, inference=None):
     """An iterative object (H, W) of test object 0 as the network path's Reconstruction:
-    clipped to the grid region of a grid scan (or to the region the scan covers), with
-    the ground truth clipped alike, and the object's patches at the scan positions."""
-    from ptycho.stitching import clip_to_region, grid_region
-    from ptycho_torch.study import Reconstruction, grid_geometry
+    clipped to the region the network rows are scored on
+    (:func:`ptycho_torch.study.scored_region` with ``inference``, default
+    ``InferenceConfig()``), with the ground truth clipped alike, and the object's patches
+    at the scan positions."""
+    from ptycho.config.config import InferenceConfig
+    from ptycho.stitching import clip_to_region
+    from ptycho_torch.study import Reconstruction, scored_region
     N = test.N
-    grid = grid_geometry(test)
     sub = test.select(test.object_selection(0))
-    if grid is not None:
-        region = grid_region(N, grid[1], grid[0])
-    else:  # the central half of every patch is covered
-        c = sub.centres.reshape(-1, 2)
-        lo = np.floor(c.min(0) - N // 4).astype(int).clip(0)
-        hi = np.ceil(c.max(0) + N // 4).astype(int)
-        hi = np.minimum(hi, (obj.shape[1], obj.shape[0]))
-        region = (int(lo[1]), int(lo[0]), int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    region = scored_region(test, InferenceConfig() if inference is None else inference)
     gt = None if test.ground_truth is None else np.ascontiguousarray(
         clip_to_region(test.ground_truth, region), dtype=np.complex64)
     recon = clip_to_region(obj, region)
@@ -512,18 +503,19 @@ def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: fl
 
 
 def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100,
-                          batch_size: int | None = None, device: str = "auto", seed: int = 0):
+                          batch_size: int | None = None, device: str = "auto", seed: int = 0,
+                          inference=None):
     """Pty-chi reconstruction of test object 0, clipped to the network's scoring region.
 
     Returns ``(Reconstruction, IterativeResult)``: the first is the same dataclass the
-    network path gives (``ptycho_torch.study``), clipped to the grid region of a grid scan
-    (or to the region the scan covers), so ``ptycho_torch.study.score`` applies as is. Its
-    ``patches`` are the object's patches at the scan positions (for the data residual), its
-    ``inference_time_s`` the whole iterative reconstruction time and its
-    ``infer_batch_size`` Pty-chi's batch size.
+    network path gives (``ptycho_torch.study``), clipped to the same scored region
+    (:func:`ptycho_torch.study.scored_region` with ``inference``), so
+    ``ptycho_torch.study.score`` applies as is. Its ``patches`` are the object's patches at
+    the scan positions (for the data residual), its ``inference_time_s`` the whole
+    iterative reconstruction time and its ``infer_batch_size`` Pty-chi's batch size.
     """
     scan = scan_for_ptychi(test, 0)
     res = run_ptychi(engine, scan, epochs=epochs, batch_size=batch_size, device=device, seed=seed)
     rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
-                                   batch_size=res.batch_size)
+                                   batch_size=res.batch_size, inference=inference)
     return rec, res

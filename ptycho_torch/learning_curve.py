@@ -310,19 +310,28 @@ def summary_of(metrics: dict, phase_correlation, residual: dict | None) -> dict:
             "data_residual": _num(residual.get("amplitude_mae"))}
 
 
-def score_reconstruction(rec, test, photon_scale: float) -> dict:
+def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True) -> dict:
     """Metrics of a reconstruction of test object 0 (with ground truth) and its data
-    residual, as a point's fields (plus the full ``metrics`` dict)."""
-    from ptycho_torch.data_residual import data_residual
+    residual, as a point's fields (plus the full ``metrics`` dict). A network's
+    ``data_residual`` is that of its stitched object and ``patch_residual`` that of its raw
+    patches (``ptycho_torch.data_residual.network_residuals``); an iterative object's is
+    taken from the object itself (``network=False``)."""
+    from ptycho_torch.data_residual import data_residual, test_object_residuals
     from ptycho_torch.study import score
     result, _ = score(rec)
-    sub = test.select(test.object_selection(0))
-    residual = data_residual(rec.patches, sub.diffraction, test.probe,
-                             photon_scale=photon_scale, bad_pixels=test.bad_pixels)
+    if network:
+        residual, patches = test_object_residuals(rec, test, photon_scale=photon_scale)
+    else:
+        sub = test.select(test.object_selection(0))
+        residual, patches = data_residual(rec.patches, sub.diffraction, test.probe,
+                                          photon_scale=photon_scale,
+                                          bad_pixels=test.bad_pixels), None
     out = summary_of(result["metrics"], result["phase_correlation"], residual)
     out.update(phase_strength_ratio=_num(result["phase_strength_ratio"]),
                metrics=result["metrics"], data_residual_all=residual,
                inference_time_s=rec.inference_time_s)
+    if patches is not None:
+        out["patch_residual"] = _num(patches.get("amplitude_mae"))
     return out
 
 
@@ -347,15 +356,17 @@ def read_reference(path: str) -> dict:
     return ref
 
 
-def lsqml_reference(test, epochs: int, device: str, seed: int, photon_scale: float) -> dict:
+def lsqml_reference(test, epochs: int, device: str, seed: int, photon_scale: float, *,
+                    inference=None) -> dict:
     """Pty-chi LSQML on test object 0 (known probe and positions), scored like a point."""
     from ptycho_torch.iterative import reconstruct_iterative
     t0 = time.perf_counter()
-    rec, res = reconstruct_iterative("lsqml", test, epochs=epochs, device=device, seed=seed)
+    rec, res = reconstruct_iterative("lsqml", test, epochs=epochs, device=device, seed=seed,
+                                     inference=inference)
     ref = {"model_id": "ptychi_lsqml", "label": f"ptychi_lsqml ({res.epochs} epochs)",
            "source": f"Pty-chi LSQML, {res.epochs} epochs, run by the learning curve",
            "kind": "iterative"}
-    scored = score_reconstruction(rec, test, photon_scale)
+    scored = score_reconstruction(rec, test, photon_scale, network=False)
     ref.update({k: v for k, v in scored.items() if k not in ("metrics", "data_residual_all",
                                                              "inference_time_s")})
     ref["time_s"] = time.perf_counter() - t0
@@ -490,7 +501,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     if run_lsqml:
         log.info("learning curve: Pty-chi LSQML, %d epochs, on test object 0", lc.lsqml_epochs)
         references.append(lsqml_reference(test, lc.lsqml_epochs, accelerator, cfg.training.seed,
-                                          data_config.photon_scale))
+                                          data_config.photon_scale, inference=cfg.inference))
     result = {
         "model_id": cfg.model_id, "budget_kind": lc.kind, "budget_unit": BUDGET_UNITS[lc.kind],
         "budgets": list(lc.budgets), "budgets_not_reached": missed, "points": points,

@@ -31,6 +31,7 @@ __all__ = [
     "FarFieldPtychography",
     "normalized_amplitude_mae",
     "poisson_nll",
+    "poisson_nll_terms",
     "LOSSES",
     "get_loss",
     "round_offsets",
@@ -281,11 +282,25 @@ def poisson_nll(
     """
     _check_pair(pred_amp, obs_amp, "poisson_nll")
     s2 = photon_scale * photon_scale
-    i_pred = s2 * pred_amp.square()
     i_obs = (s2 * obs_amp.square()).detach()
     m = _masked_mean(i_obs, mask).clamp_min(torch.finfo(i_obs.dtype).tiny)
-    nll = i_pred - i_obs * torch.log(i_pred + eps * m)
-    return _masked_mean(nll, mask) / m
+    return _masked_mean(poisson_nll_terms(pred_amp, obs_amp, photon_scale, m, eps=eps),
+                        mask) / m
+
+
+def poisson_nll_terms(pred_amp: Tensor, obs_amp: Tensor, photon_scale: float | Tensor,
+                      mean_count: float | Tensor, *, eps: float = 1e-8) -> Tensor:
+    """The per-pixel terms ``I_p - I_o * log(I_p + eps * m)`` of :func:`poisson_nll`.
+
+    ``mean_count`` is ``m``, the mean observed count over the measured pixels of the whole
+    set the loss is taken over (one batch for training, the whole scan for
+    :func:`ptycho_torch.data_residual.data_residual`); ``poisson_nll`` is the masked mean of
+    these terms divided by ``m``. The observed counts are detached.
+    """
+    s2 = photon_scale * photon_scale
+    i_pred = s2 * pred_amp.square()
+    i_obs = (s2 * obs_amp.square()).detach()
+    return i_pred - i_obs * torch.log(i_pred + eps * mean_count)
 
 
 LOSSES: Dict[str, Callable[..., Tensor]] = {

@@ -4,7 +4,9 @@
 
 Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; detected by
 content), checks that the model can take it (pattern size, probe size, gridsize,
-positions), predicts every pattern of scan 0 in batches with ``run_torch_inference``,
+positions), predicts every pattern of scan 0 in batches through the model's
+``forward_predict`` (``ptycho_torch.study.reconstruct_test_object``, which calls
+``ptycho_torch.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
 
 - ``recon.npz``: the complex reconstruction, amplitude, phase, region (and the clipped
@@ -14,7 +16,8 @@ stitches the patches at their scan positions and writes into ``--output-dir``:
   sizes; the file's geometry when it has one, else the conventional values of
   ``ptycho.formats.CONVENTIONAL_GEOMETRY``, said so in its comments), so the result opens
   in Ptychodus;
-- ``metrics.json`` (last): the data residual, and the ground-truth metrics when possible.
+- ``metrics.json`` (last): ``data_residual`` (of the stitched object in ``recon.npz``) and
+  ``patch_residual`` (of the raw patches), and the ground-truth metrics when possible.
 
 Every refusal is one line naming the file and key (exit 2); nothing is written before all
 checks pass.
@@ -74,7 +77,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     from ptycho.formats import write_product
     from ptycho.formats.study_input import read_dataset
     from ptycho.plotting import save_reconstruction_figure, save_study_figures
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.data_residual import test_object_residuals
     from ptycho_torch.device import resolve_device
     from ptycho_torch.resume import check_dir_target
     from ptycho_torch.study import reconstruct_test_object, save_reconstruction
@@ -113,8 +116,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
     sub = data.select(data.object_selection(0))
-    residual = data_residual(rec.patches, sub.diffraction, data.probe,
-                             photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
+    residual, patch_residual = test_object_residuals(rec, data)
 
     # ---- all checks passed: write ----
     layout = StudyLayout(out, "reconstruction")
@@ -134,6 +136,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
                            f"shift {origin.tolist()} px)")
     m = StudyMetrics(model_id="reconstruction", kind="network",
                      ground_truth=rec.ground_truth is not None, data_residual=residual,
+                     patch_residual=patch_residual,
                      stitch=rec.stitch, region=list(rec.region),
                      n_test_patterns_scored=rec.n_patterns,
                      inference_time_s=rec.inference_time_s,

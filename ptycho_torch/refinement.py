@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.stitching import StitchOptions, stitch
-from ptycho_torch.iterative import PtychiScan, object_patches
+from ptycho_torch.iterative import PtychiScan
+from ptycho_torch.object_patches import object_patches
 
 
 def predicted_total_counts(obj: np.ndarray, scan: PtychiScan) -> float:
@@ -75,17 +76,20 @@ def start_options(options: StitchOptions) -> StitchOptions:
 
 
 def start_from_patches(patches: np.ndarray, centres: np.ndarray, scan: PtychiScan,
-                       options: StitchOptions) -> np.ndarray:
+                       options: StitchOptions, *, pattern_ids: np.ndarray) -> np.ndarray:
     """:func:`initial_object` from the predicted ``patches`` (n, C, N, N) at ``centres``
-    (n, C, 2) (x, y) that lie at one of ``scan``'s positions (rounded to pixels); the
-    others are not used."""
+    (n, C, 2) (x, y) whose ``pattern_ids`` (n, C) are patterns of ``scan``
+    (``scan.pattern_ids``); the others are not used."""
     N = scan.N
     p = np.asarray(patches).reshape(-1, 1, N, N)
     c = np.asarray(centres, dtype=np.float64).reshape(-1, 1, 2)
-    at = {tuple(v) for v in np.floor(scan.positions_xy + 0.5).astype(np.int64)}
-    mask = np.array([tuple(v) in at for v in np.floor(c[:, 0] + 0.5).astype(np.int64)])
+    ids = np.asarray(pattern_ids, dtype=np.int64).reshape(-1)
+    if ids.shape[0] != p.shape[0]:
+        raise ValueError(f"pattern_ids hold {ids.shape[0]} ids for {p.shape[0]} patches "
+                         "(expected one per patch)")
+    mask = np.isin(ids, scan.pattern_ids)
     if not mask.any():
-        raise ValueError("no predicted patch lies at the scan's positions")
+        raise ValueError("no predicted patch is one of the scan's patterns")
     p, c = p[mask], c[mask]
     canvas, coverage = stitch(p, c, start_options(options), canvas_shape=scan.object_shape)
     return initial_object(canvas, coverage > 0, scan)

@@ -20,10 +20,13 @@ from ptycho.config.config import DataConfig, InferenceConfig, StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
-from ptycho.stitching import StitchOptions, canvas_for_positions, clip_to_region, grid_region, stitch
+from ptycho.stitching import (
+    StitchOptions, canvas_for_positions, clip_to_region, grid_region, scan_region,
+    stitch,
+)
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.config_factory import data_config_from
-from ptycho_torch.data_residual import data_residual
+from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.inference import predict_patches
 
 log = logging.getLogger(__name__)
@@ -63,21 +66,19 @@ def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None
     return n_side, stride
 
 
-def covered_box(coverage: np.ndarray) -> tuple[int, int, int, int]:
-    """The bounding box (row0, col0, height, width) of the covered pixels, shrunk (one
-    border row or column at a time, the least covered first) until every pixel in it is
-    covered."""
-    covered = np.asarray(coverage) > 0
-    rows, cols = np.flatnonzero(covered.any(1)), np.flatnonzero(covered.any(0))
-    if rows.size == 0:
-        raise ValueError("no pixel of the canvas is covered by a patch")
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    while r1 - r0 > 1 and c1 - c0 > 1 and not covered[r0:r1, c0:c1].all():
-        fractions = (covered[r0, c0:c1].mean(), covered[r1 - 1, c0:c1].mean(),
-                     covered[r0:r1, c0].mean(), covered[r0:r1, c1 - 1].mean())
-        side = int(np.argmin(fractions))
-        r0, r1, c0, c1 = (r0 + (side == 0), r1 - (side == 1), c0 + (side == 2), c1 - (side == 3))
-    return int(r0), int(c0), int(r1 - r0), int(c1 - c0)
+def scored_region(test: PtychoDataset, inference: InferenceConfig,
+                  object_index: int = 0) -> tuple[int, int, int, int]:
+    """The one region (row0, col0, height, width) of the object frame on which every row of
+    a study (network, iterative, refined) is scored: the grid region of a regular grid
+    scan, else :func:`ptycho.stitching.scan_region` of the scan positions with the
+    position stitching's crop."""
+    grid = grid_geometry(test, object_index)
+    N = test.N
+    if grid is not None:
+        return grid_region(N, grid[1], grid[0])
+    crop = None if inference.stitch == "tiles" else inference.crop_for(N)
+    centres = test.select(test.object_selection(object_index)).centres
+    return scan_region(centres.astype(np.float64), N, crop=crop)
 
 
 def stitch_options(inference: InferenceConfig, N: int) -> StitchOptions:
@@ -112,8 +113,8 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
     ``stitch='tiles'``: the central ``stride x stride`` tiles on the scan grid (the
     reference recipe; regular grid scans at gridsize 1). ``stitch='positions'``: each
     patch's central ``crop x crop`` region at its (sub-pixel) scan position, overlaps
-    averaged. With ground truth and a grid scan both are scored on the grid region, so
-    their numbers compare; without a grid, on the fully covered box.
+    averaged. Either is clipped to :func:`scored_region` (the grid region of a grid scan,
+    else the fully covered box of the positions), the region iterative rows use too.
     """
     sel = test.object_selection(object_index)
     sub = test.select(sel)
@@ -134,17 +135,17 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
                              "positions) [flag --stitch]")
         recon, _ = stitch(patches, centres, options, grid=grid)
         region = grid_region(N, grid[1], grid[0])
-    elif gt_full is not None:
-        canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
-        region = grid_region(N, grid[1], grid[0]) if grid is not None else covered_box(coverage)
-        recon = clip_to_region(canvas, region)
     else:
-        shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
-        canvas, coverage = stitch(patches, centres + np.asarray(origin), options,
-                                  canvas_shape=shape)
-        box = covered_box(coverage)
-        recon = clip_to_region(canvas, box)
-        region = (box[0] - origin[1], box[1] - origin[0], box[2], box[3])
+        region = scored_region(test, inference, object_index)
+        if gt_full is not None:
+            canvas, _ = stitch(patches, centres, options, canvas_shape=gt_full.shape)
+            origin = (0, 0)
+        else:
+            shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
+            canvas, _ = stitch(patches, centres + np.asarray(origin), options,
+                               canvas_shape=shape)
+        recon = clip_to_region(canvas, (region[0] + origin[1], region[1] + origin[0],
+                                        region[2], region[3]))
     t_st = time.perf_counter() - t0
     gt = None
     if gt_full is not None:
@@ -395,10 +396,10 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     device = torch.device(accelerator)
     model.to(device)
     rec = reconstruct_test_object(model, test, cfg.inference)
-    sub = test.select(test.object_selection(0))
-    residual = data_residual(rec.patches, sub.diffraction, test.probe,
-                             photon_scale=data_config.photon_scale, bad_pixels=test.bad_pixels)
+    residual, patch_residual = test_object_residuals(rec, test,
+                                                     photon_scale=data_config.photon_scale)
     m = network_record(cfg, fit, rec, residual, data_config, str(device), normalisation)
+    m.patch_residual = patch_residual
     m.data_time_s = data_time
     write_json_atomic(layout.run_dir / "config.json", {
         "study": cfg.to_dict(), "data_config": data_config.to_dict(), "data": data_info})

@@ -446,7 +446,8 @@ def simulate_split(spec: GridLinesSpec, objects: Sequence[np.ndarray], stride: i
         angle(O); ``coords_nominal``, ``coords_offsets`` (n, 1, 2, C) float32 (x, y);
         ``probeGuess`` (N, N) (or (K, N, N) modes) complex64; ``norm_Y_I`` 0-d float32
         (mean over patches of the per-patch max |O*P|, modes added in intensity);
-        ``object_index`` (n,) int32 (object 0's groups first).
+        ``object_index`` (n,) int32 (object 0's groups first); ``pattern_index`` (n, C)
+        int64 (which scan position's pattern each patch is, numbered over all objects).
 
     ``probe``: the probe to simulate with (default: :func:`make_probe` of the spec).
     """
@@ -501,6 +502,9 @@ def simulate_split(spec: GridLinesSpec, objects: Sequence[np.ndarray], stride: i
         "probeGuess": probe,
         "norm_Y_I": np.array(norm, dtype=np.float32),
         "object_index": np.repeat(np.arange(k, dtype=np.int32), n_per),
+        "pattern_index": (gidx[None].astype(np.int64)
+                          + n_side * n_side * np.arange(k, dtype=np.int64)[:, None, None]
+                          ).reshape(k * n_per, C),
     }
 
 

@@ -332,6 +332,7 @@ class RawScan:
             coords_offsets=np.ascontiguousarray(offsets),
             probe=probe,
             object_index=object_index,
+            pattern_index=np.ascontiguousarray(idx, dtype=np.int64),
             metadata=metadata,
             bad_pixels=None if self.bad_pixels is None else self.bad_pixels.copy(),
         )

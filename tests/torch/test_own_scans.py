@@ -147,7 +147,7 @@ def test_probe_file_makes_a_realistic_simulated_study(scan_files, tmp_path):
 
 
 def test_covered_box_is_fully_covered_and_maximal_on_a_disc():
-    from ptycho_torch.study import covered_box
+    from ptycho.stitching import covered_box
     yy, xx = np.mgrid[:40, :40]
     cov = ((yy - 20) ** 2 + (xx - 20) ** 2 < 15 ** 2).astype(int) * 3  # counts, not booleans
     r0, c0, h, w = covered_box(cov)

@@ -203,11 +203,12 @@ ROWS = {
     "npz_missing_diffraction": (_npz(train_edit=lambda d: d.pop("diffraction")),
                                 "dataset '{train}': key 'xcoords' is missing (NPZ keys ['Y_I', "
                                 "'Y_phi', '_metadata', 'coords_nominal', 'coords_offsets', "
-                                "'norm_Y_I', 'object_index', 'probeGuess']) " + _NPZ_KINDS),
+                                "'norm_Y_I', 'object_index', 'pattern_index', 'probeGuess']) "
+                                + _NPZ_KINDS),
     "npz_missing_probe": (_npz(train_edit=lambda d: d.pop("probeGuess")),
                           "dataset '{train}': key 'xcoords' is missing (NPZ keys ['Y_I', 'Y_phi', "
                           "'_metadata', 'coords_nominal', 'coords_offsets', 'diffraction', "
-                          "'norm_Y_I', 'object_index']) " + _NPZ_KINDS),
+                          "'norm_Y_I', 'object_index', 'pattern_index']) " + _NPZ_KINDS),
     "npz_wrong_shape": (_npz(train_edit=_set("diffraction", lambda a: a[:, :, :30])),
                         "dataset '{train}': key 'diffraction' has non-square patterns of shape "
                         "(81, 32, 30, 1) (expected (n, N, N, C) with N >= 1) [flag --train-npz]"),
