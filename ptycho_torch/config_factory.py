@@ -106,10 +106,12 @@ def build_model(model_config: ModelConfig, data_config: DataConfig,
                 training_config: TrainingConfig,
                 train: PtychoDataset | None = None) -> PtychoPINN_Lightning:
     """The Lightning module (its generator built from ``model_config``); with ``train``,
-    that scan's probe and bad-pixel mask are set in the forward operator."""
+    that scan's probe and bad-pixel mask are set in the forward operator and its offsets
+    fix the overlap constraint's canvas (``set_scan_geometry``, once per scan)."""
     model = PtychoPINN_Lightning(model_config, data_config, training_config)
     if train is not None:
         model.set_probe(train.probe)
+        model.set_scan_geometry(train.coords_nominal)
         if train.bad_pixels is not None:
             model.set_bad_pixels(train.bad_pixels)
     return model

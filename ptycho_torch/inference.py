@@ -103,7 +103,13 @@ def infer_batch_size_of(cfg) -> int:
 
 def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, *,
                     on_batch_size_change: Callable[[int], None] | None = None) -> np.ndarray:
-    """:func:`run_torch_inference` with the batch size given directly."""
+    """:func:`run_torch_inference` with the batch size given directly.
+
+    The probe is handed to ``forward_predict`` as the CPU tensor it is (the argument is
+    part of the seed's signature and unused by this project's model), never copied to
+    the device. A model with ``set_scan_geometry`` gets the scan's offsets once, so its
+    overlap constraint needs no per-batch host synchronisation (restored afterwards).
+    """
     batch = int(batch_size)
     if batch < 1:
         raise ValueError(f"infer_batch_size={batch} must be >= 1")
@@ -112,10 +118,13 @@ def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, 
     on_cuda = device.type == "cuda"
     if on_cuda:
         x, positions, scale = x.pin_memory(), positions.pin_memory(), scale.pin_memory()
-    probe_dev = probe.to(device)
     n = x.shape[0]
     out = torch.empty(x.shape, dtype=torch.complex64)
     was_training = model.training
+    geometry = hasattr(model, "set_scan_geometry")
+    if geometry:
+        previous_geometry = model.overlap_region_size
+        model.set_scan_geometry(positions)
     model.eval()
     start = 0
     try:
@@ -126,7 +135,7 @@ def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, 
                     pred = model.forward_predict(
                         x[start:stop].to(device, non_blocking=on_cuda),
                         positions[start:stop].to(device, non_blocking=on_cuda),
-                        probe_dev,
+                        probe,
                         scale[start:stop].to(device, non_blocking=on_cuda))
                     out[start:stop] = pred.to("cpu").to(torch.complex64)
                     del pred
@@ -135,13 +144,15 @@ def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, 
                         raise
                     if on_cuda:
                         torch.cuda.empty_cache()
-                    batch = max(1, batch // 2)
+                    failed, batch = batch, max(1, batch // 2)
                     log.warning("out of memory at infer_batch_size=%d; retrying from pattern %d "
-                                "with infer_batch_size=%d", batch * 2, start, batch)
+                                "with infer_batch_size=%d", failed, start, batch)
                     if on_batch_size_change is not None:
                         on_batch_size_change(batch)
                     continue
                 start = stop
     finally:
         model.train(was_training)
+        if geometry:
+            model.overlap_region_size = previous_geometry
     return out.numpy()

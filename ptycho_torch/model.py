@@ -46,6 +46,9 @@ class PtychoPINN_Lightning(L.LightningModule):
         if self.training_config.loss == "poisson":
             loss = partial(loss, photon_scale=self.data_config.photon_scale)
         self.loss_fn = loss
+        # the overlap canvas of the scan being fitted or predicted (set_scan_geometry):
+        # fixed once per scan, so no training step synchronises with the host for it
+        self.overlap_region_size: int | None = None
 
     # ------------------------------------------------------------------ physics path
     @property
@@ -65,6 +68,14 @@ class PtychoPINN_Lightning(L.LightningModule):
         with torch.no_grad():
             self.physics.probe.copy_(probe.to(self.physics.probe.device))
 
+    def set_scan_geometry(self, coords_nominal) -> None:
+        """Fix the overlap constraint's canvas for a scan (its ``coords_nominal``, the
+        (x, y) offsets of every group, NumPy or tensor): computed once here on the host
+        (:func:`ptycho_torch.physics.overlap_region_size`) instead of twice per step from
+        each batch. Every batch then passed must come from that scan."""
+        self.overlap_region_size = physics.overlap_region_size(coords_nominal,
+                                                               self.model_config.N)
+
     def set_bad_pixels(self, bad_pixels) -> None:
         """Exclude detector pixels (``bad_pixels`` (N, N) bool, True = not measured) from the loss."""
         bad = torch.as_tensor(bad_pixels, dtype=torch.bool)
@@ -78,7 +89,8 @@ class PtychoPINN_Lightning(L.LightningModule):
         obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
         if self.model_config.gridsize > 1 and self.model_config.overlap_constraint:
             obj = physics.apply_overlap_constraint(obj, positions,
-                                                   self.model_config.overlap_weight)
+                                                   self.model_config.overlap_weight,
+                                                   region_size=self.overlap_region_size)
         return obj
 
     def forward(self, x, positions, probe, input_scale_factor):
@@ -97,9 +109,18 @@ class PtychoPINN_Lightning(L.LightningModule):
     def forward_predict(self, x, positions, probe, input_scale_factor):
         """Object patches (B,C,N,N) complex64 (after the overlap constraint when gridsize > 1).
 
-        Same arguments as :meth:`forward`; ``probe`` is accepted for the firm contract
-        (the object does not depend on it for a trained generator).
+        Same arguments as :meth:`forward`. ``probe`` is **not used**: the generator maps
+        measured amplitudes to object patches, and the probe enters only the forward
+        model of training. It is kept for the seed's signature
+        ``forward_predict(x, positions, probe, input_scale_factor)``; its shape is checked
+        ((N, N) or (modes, N, N), or None) but it is never moved to the device.
         """
+        if probe is not None:
+            N = self.model_config.N
+            shape = tuple(probe.shape)
+            if len(shape) not in (2, 3, 4) or shape[-2:] != (N, N):
+                raise ValueError(f"forward_predict: probe has shape {shape} (allowed: ({N}, {N}) "
+                                 f"or (modes, {N}, {N}), or None; it is not used)")
         return self._object_patches(x, positions, input_scale_factor).to(torch.complex64)
 
     # ----------------------------------------------------------------- training loop

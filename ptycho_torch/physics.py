@@ -389,8 +389,25 @@ def _check_fits(shifts: Tensor, N: int, M: int, field: str) -> None:
         )
 
 
+def overlap_region_size(positions, N: int) -> int:
+    """The canvas size M of :func:`merge_patches` for a whole scan, computed once on the
+    host: ``N + 2 * max|rounded offset|`` over ``positions`` (a NumPy array or tensor of
+    (x, y) offsets, e.g. the scan's ``coords_nominal``), or 0 when every rounded offset is
+    zero (gridsize 1 / no geometry: :func:`apply_overlap_constraint` is the identity)."""
+    p = positions.detach().cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
+    if p.size == 0:
+        return 0
+    shifts = np.floor(p.astype(np.float64) + 0.5)
+    if not np.isfinite(shifts).all():
+        raise ValueError("overlap_region_size: positions hold non-finite values (allowed: "
+                         "finite (x, y) offsets)")
+    reach = int(np.abs(shifts).max())
+    return 0 if reach == 0 else int(N) + 2 * reach
+
+
 def merge_patches(
-    patches: Tensor, positions: Tensor, region_size: Optional[int] = None
+    patches: Tensor, positions: Tensor, region_size: Optional[int] = None, *,
+    check: bool = True,
 ) -> Tuple[Tensor, Tensor]:
     """Place C patches of each group on a common canvas and average the overlaps.
 
@@ -401,6 +418,8 @@ def merge_patches(
             :func:`round_offsets` (integer shifts only).
         region_size: canvas size M. ``None`` computes ``M = N + 2 * max|rounded offset|``
             from the data (one host sync). A given M must hold every patch.
+        check: with a given ``region_size``, verify that every patch fits (a host sync);
+            ``False`` when M came from :func:`overlap_region_size` of the same scan.
 
     Returns:
         ``(region, weight)``: ``region`` ``(B, M, M)`` same dtype as ``patches``, the sum of
@@ -416,7 +435,8 @@ def merge_patches(
         M = N + 2 * int(shifts.abs().max()) if shifts.numel() else N
     else:
         M = int(region_size)
-        _check_fits(shifts, N, M, "region_size")
+        if check:
+            _check_fits(shifts, N, M, "region_size")
     idx = _flat_patch_indices(shifts, N, M)
     real_dtype = patches.real.dtype if patches.is_complex() else patches.dtype
     total = patches.new_zeros(B, M * M).scatter_add(1, idx, patches.reshape(B, C * N * N))
@@ -427,7 +447,8 @@ def merge_patches(
     return region.reshape(B, M, M), count.reshape(B, M, M)
 
 
-def extract_patches_from_region(region: Tensor, positions: Tensor, N: int) -> Tensor:
+def extract_patches_from_region(region: Tensor, positions: Tensor, N: int, *,
+                                check: bool = True) -> Tensor:
     """Cut C patches of size N from each group's canvas (the inverse of the placement).
 
     Args:
@@ -435,6 +456,8 @@ def extract_patches_from_region(region: Tensor, positions: Tensor, N: int) -> Te
         positions: ``(B, C, 1, 2)`` float (x, y) offsets from the canvas centre, rounded
             like in :func:`merge_patches`.
         N: patch size.
+        check: verify that every patch fits in the canvas (a host sync); ``False`` when
+            the canvas came from :func:`overlap_region_size` of the same scan.
 
     Returns:
         ``(B, C, N, N)`` same dtype as ``region``; differentiable (``gather``).
@@ -452,12 +475,14 @@ def extract_patches_from_region(region: Tensor, positions: Tensor, N: int) -> Te
     if N < 1:
         raise ValueError(f"N must be a positive patch size, got {N}")
     shifts = round_offsets(positions)
-    _check_fits(shifts, N, M, "region size M")
+    if check:
+        _check_fits(shifts, N, M, "region size M")
     idx = _flat_patch_indices(shifts, N, M)
     return region.reshape(B, M * M).gather(1, idx).reshape(B, C, N, N)
 
 
-def apply_overlap_constraint(patches: Tensor, positions: Tensor, weight: float = 1.0) -> Tensor:
+def apply_overlap_constraint(patches: Tensor, positions: Tensor, weight: float = 1.0, *,
+                             region_size: Optional[int] = None) -> Tensor:
     """Real-space overlap constraint: merge the C patches of a group, then re-extract.
 
     Each output patch is the average of all input patches covering that pixel, so the
@@ -472,6 +497,10 @@ def apply_overlap_constraint(patches: Tensor, positions: Tensor, weight: float =
             group centre (``coords_nominal`` / ``coords_relative``); rounded to integer
             pixels (see :func:`round_offsets`).
         weight: share of the merged patches in the output, 0..1.
+        region_size: :func:`overlap_region_size` of the whole scan these positions come
+            from, computed once per scan: then no step synchronises with the host (0: all
+            offsets are zero, the input is returned). ``None``: decided per batch from the
+            data (two host syncs per call).
 
     Returns:
         ``(B, C, N, N)`` same dtype. If ``C == 1`` or all rounded offsets are zero the
@@ -482,11 +511,14 @@ def apply_overlap_constraint(patches: Tensor, positions: Tensor, weight: float =
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"apply_overlap_constraint: weight={weight!r} is out of range "
                          "(allowed: 0..1)")
-    if patches.shape[1] == 1 or weight == 0.0:
+    if patches.shape[1] == 1 or weight == 0.0 or region_size == 0:
         return patches
-    shifts = round_offsets(positions)
-    if not bool(shifts.any()):
-        return patches
-    region, _ = merge_patches(patches, positions)
-    merged = extract_patches_from_region(region, positions, patches.shape[-1])
+    if region_size is None:
+        if not bool(round_offsets(positions).any()):
+            return patches
+        region, _ = merge_patches(patches, positions)
+    else:
+        region, _ = merge_patches(patches, positions, int(region_size), check=False)
+    merged = extract_patches_from_region(region, positions, patches.shape[-1],
+                                         check=region_size is None)
     return merged if weight == 1.0 else torch.lerp(patches, merged, weight)

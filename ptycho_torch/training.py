@@ -56,6 +56,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, fh)
 
 
+class PatternCounter(Callback):
+    """Counts the training samples of every training batch this process ran (the
+    batch's own size, so a last partial batch is not counted as a full one)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.count += int(batch[0].shape[0])
+
+
 class HistoryCallback(Callback):
     """Records epoch, train/val loss, learning rate and wall time after each epoch.
 
@@ -157,7 +168,10 @@ STOP_REASONS = ("max_epochs", "max_steps", "early_stopping", "max_time", "interr
 class FitResult:
     """What training produced. ``stop_reason`` is one of :data:`STOP_REASONS`;
     ``resumed_from_epoch`` the checkpoint's epoch (0-based) or None; on the extra ranks of
-    a distributed run ``is_global_zero`` is False (they write nothing)."""
+    a distributed run ``is_global_zero`` is False (they write nothing).
+    ``patterns_trained``: training samples (groups) actually passed through a training
+    step in this call, on all ranks (a last partial batch counts its own size; a resumed
+    run counts only its new steps, as ``train_time_s`` times only them)."""
 
     model: PtychoPINN_Lightning
     history: dict
@@ -173,6 +187,7 @@ class FitResult:
     world_size: int
     accelerator: str
     is_global_zero: bool = True
+    patterns_trained: int = 0
 
     @property
     def interrupted(self) -> bool:
@@ -209,7 +224,7 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
     model = build_model(model_config, data_config, tc, train)  # the config factory's path
     # start from a uniform object as bright as the data say (restored weights replace it)
-    model.generator.head.set_initial_amplitude(
+    model.generator.set_initial_amplitude(
         object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))
     train_loader, val_loader = make_loaders(train, split, data_config.input_scale,
                                             tc.batch_size, tc.seed)
@@ -222,7 +237,8 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
                                  monitor="val_loss", mode="min", every_n_epochs=1,
                                  save_on_train_epoch_end=True)
     bar = show_progress_bar(progress_bar)
-    callbacks = [history, checkpoint] + list(extra_callbacks or [])
+    counter = PatternCounter()
+    callbacks = [history, counter, checkpoint] + list(extra_callbacks or [])
     if not bar:
         callbacks.append(EpochLogCallback(log, tc.epochs))
     early = None
@@ -272,4 +288,5 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
                      epochs_trained=round(float(epochs_trained), 4), checkpoint=final,
                      stop_reason=reason, resumed_from_epoch=resumed_from,
                      world_size=int(trainer.world_size), accelerator=accelerator,
-                     is_global_zero=bool(trainer.is_global_zero))
+                     is_global_zero=bool(trainer.is_global_zero),
+                     patterns_trained=counter.count * int(trainer.world_size))

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, UpsampleNearest2x, check_generator_input, init_conv_weights, conv3x3,
+    ComplexOutputHead, Generator, UpsampleNearest2x, check_generator_input, conv3x3,
+    init_conv_weights,
 )
 
 BASE_FILTERS = (16, 32, 64)
@@ -26,7 +27,7 @@ def _conv_pair(in_ch: int, out_ch: int) -> list[nn.Module]:
     return [conv3x3(in_ch, out_ch), nn.ReLU(), conv3x3(out_ch, out_ch), nn.ReLU()]
 
 
-class CNNGenerator(nn.Module):
+class CNNGenerator(Generator):
     """Encoder-decoder baseline; see the module docstring.
 
     Attributes: ``filters`` (per level), ``encoder`` and ``decoder`` (``nn.Sequential``),

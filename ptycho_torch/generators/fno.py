@@ -24,13 +24,14 @@ import torch
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, ResidualConvBlock, SpectralBlock, check_generator_input, init_conv_weights,
+    ComplexOutputHead, Generator, ResidualConvBlock, SpectralBlock, check_generator_input,
+    init_conv_weights,
 )
 
 PADDING_MODE = "circular"
 
 
-class FNOGenerator(nn.Module):
+class FNOGenerator(Generator):
     """Plain FNO + refiners; see the module docstring.
 
     Attributes for inspection: ``lift`` (Conv2d), ``blocks`` (ModuleList of

@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, ResidualConvBlock, SpectralBlock, check_generator_input, init_conv_weights, conv3x3,
+    ComplexOutputHead, Generator, ResidualConvBlock, SpectralBlock, check_generator_input,
+    conv3x3, init_conv_weights,
 )
 
 MAX_LEVEL_WIDTH = 256
@@ -84,7 +85,7 @@ class _Up(nn.Module):
         return F.gelu(self.conv2(h))
 
 
-class HybridGenerator(nn.Module):
+class HybridGenerator(Generator):
     """Spectral encoder + residual bottleneck + CNN decoder; see the module docstring.
 
     Attributes for inspection: ``widths`` (per level), ``modes`` (per level),

@@ -127,6 +127,24 @@ class SpectralBlock(nn.Module):
         return x + F.gelu(self.spectral(x) + self.local(x))
 
 
+class Generator(nn.Module):
+    """The interface every generator implements (the base of the registry's classes).
+
+    * ``forward(x)``: float32 ``(B, C, N, N)`` measured amplitudes -> complex64
+      ``(B, C, N, N)`` object patches;
+    * ``head``: its :class:`ComplexOutputHead`;
+    * :meth:`set_initial_amplitude`: start from a uniform object of a given amplitude
+      (training calls it once, with the data's Parseval estimate, before the first step).
+    """
+
+    head: "ComplexOutputHead"
+
+    def set_initial_amplitude(self, amplitude: float) -> None:
+        """The uniform starting object ``amplitude * exp(0j)`` for a zero feature map
+        (see :meth:`ComplexOutputHead.set_initial_amplitude`)."""
+        self.head.set_initial_amplitude(amplitude)
+
+
 class ComplexOutputHead(nn.Module):
     """1x1 convolution to ``2 * channels`` maps, read as one complex patch per channel.
 

@@ -19,19 +19,21 @@ from torch import nn
 from ptycho_torch.generators.cnn import CNNGenerator
 from ptycho_torch.generators.fno import FNOGenerator
 from ptycho_torch.generators.hybrid import HybridGenerator
+from ptycho_torch.generators.layers import Generator
 
-GENERATORS: dict[str, type[nn.Module]] = {
+GENERATORS: dict[str, type[Generator]] = {
     "cnn": CNNGenerator,
     "fno": FNOGenerator,
     "hybrid": HybridGenerator,
 }
 
 
-def build_generator(model_config) -> nn.Module:
+def build_generator(model_config) -> Generator:
     """Build the generator for ``model_config.architecture`` (see the module docstring).
 
-    Returns an ``nn.Module`` mapping (B, C, N, N) float32 -> (B, C, N, N) complex64, with
-    C = gridsize**2. Raises ValueError for an unknown architecture name.
+    Returns a :class:`~ptycho_torch.generators.layers.Generator` mapping (B, C, N, N)
+    float32 -> (B, C, N, N) complex64, with C = gridsize**2. Raises ValueError for an
+    unknown architecture name.
     """
     if isinstance(model_config, Mapping):
         from ptycho.config.config import ModelConfig

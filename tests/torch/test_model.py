@@ -235,9 +235,9 @@ def test_overlap_constraint_flag_controls_the_merge_at_gridsize_2(constraint, we
     calls = []
     real = physics.apply_overlap_constraint
 
-    def spy(obj, positions, w=1.0):
+    def spy(obj, positions, w=1.0, **kw):
         calls.append(w)
-        return real(obj, positions, w)
+        return real(obj, positions, w, **kw)
     monkeypatch.setattr(physics, "apply_overlap_constraint", spy)
     torch.manual_seed(0)
     m = _module(architecture="cnn", gridsize=2, overlap_constraint=constraint,
