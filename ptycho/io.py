@@ -151,6 +151,18 @@ def _per_pattern_images(key: str, arr: np.ndarray, chk: _Checker, n: int, N: int
     return np.ascontiguousarray(np.moveaxis(arr, -1, 1))
 
 
+def _indices(key: str, arr: np.ndarray, chk: _Checker, shape: tuple, allowed: str
+             ) -> np.ndarray:
+    """An index array of ``shape``: integer dtype, no negative values; as int64."""
+    if arr.shape != shape:
+        raise chk.fail(key, f"has shape {_shape(arr)}", allowed)
+    if arr.dtype.kind not in "iu":
+        raise chk.fail(key, f"has dtype {arr.dtype}", "an integer dtype")
+    if (arr < 0).any():
+        raise chk.fail(key, "has negative values", "indices >= 0")
+    return arr.astype(np.int64)
+
+
 def _coords(key: str, arr: np.ndarray, chk: _Checker, n: int, C: int) -> np.ndarray:
     """Validate coordinates (n,1,2,C) or (n,2) [C=1]; return (n,C,1,2) float32."""
     allowed = f"(n, 1, 2, C) = ({n}, 1, 2, {C})" + (f" or (n, 2) = ({n}, 2)" if C == 1 else "")
@@ -281,25 +293,12 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
     else:
         out["norm_Y_I"] = 1.0
     if "object_index" in raw:
-        oi = raw["object_index"]
-        if oi.shape != (n,):
-            raise chk.fail("object_index", f"has shape {_shape(oi)}", f"({n},)")
-        if oi.dtype.kind not in "iu":
-            raise chk.fail("object_index", f"has dtype {oi.dtype}", "an integer dtype")
-        if (oi < 0).any():
-            raise chk.fail("object_index", "has negative values", "indices >= 0")
-        out["object_index"] = oi.astype(np.int64)
+        out["object_index"] = _indices("object_index", raw["object_index"], chk, (n,), f"({n},)")
     else:
         out["object_index"] = np.zeros(n, np.int64)
     if "pattern_index" in raw:
-        pi = raw["pattern_index"]
-        if pi.shape != (n, C):
-            raise chk.fail("pattern_index", f"has shape {_shape(pi)}", f"(n, C) = ({n}, {C})")
-        if pi.dtype.kind not in "iu":
-            raise chk.fail("pattern_index", f"has dtype {pi.dtype}", "an integer dtype")
-        if (pi < 0).any():
-            raise chk.fail("pattern_index", "has negative values", "indices >= 0")
-        out["pattern_index"] = pi.astype(np.int64)
+        out["pattern_index"] = _indices("pattern_index", raw["pattern_index"], chk, (n, C),
+                                        f"(n, C) = ({n}, {C})")
 
     # -- metadata ------------------------------------------------------------------
     if METADATA_KEY in raw:

@@ -549,3 +549,30 @@ def test_conventional_geometry_is_self_consistent():
     g = conventional_geometry(N)
     assert far_field_object_pixel_m(g.photon_energy_eV, g.detector_distance_m, N,
                                     g.detector_pixel_m[1]) == pytest.approx(1e-8, rel=1e-12)
+
+
+def test_the_run1084_benchmark_scan_reads_at_its_real_positions(tmp_path):
+    """scripts/studies/make_run1084_scan.py: the real object, experimental probe and the
+    file's corrected positions, simulated and read back as a non-grid scan with truth."""
+    import make_run1084_scan
+    from ptycho.formats.study_input import read_dataset
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "scan.npz"
+    assert make_run1084_scan.main(["--output", str(out), "--n-positions", "40",
+                                   "--nphotons", "1e5", "--seed", "3"]) == 0
+    with np.load(repo / "data/run1084_recon3_postPC.npz", allow_pickle=False) as z:
+        x, y, obj = z["xcoords"][:40], z["ycoords"][:40], z["objectGuess"]
+    data = read_dataset(str(out), N=64, gridsize=1)
+    assert data.n == 40 and data.N == 64
+    origin = np.asarray(data.metadata.get("position_origin_px", [0.0, 0.0]))
+    np.testing.assert_allclose(data.centres[:, 0] - origin, np.stack([x, y], 1), atol=1e-4)
+    assert data.ground_truth is None  # a foreign file's objectGuess is not ground truth
+    assert obj.shape == (227, 226)
+    counts = (data.diffraction.astype(np.float64) * data.photon_scale) ** 2
+    assert counts.sum((1, 2, 3)).mean() == pytest.approx(1e5, rel=0.02)
+    # the same seed writes the same file
+    again = tmp_path / "again.npz"
+    make_run1084_scan.main(["--output", str(again), "--n-positions", "40", "--nphotons",
+                            "1e5", "--seed", "3"])
+    with np.load(out) as a, np.load(again) as b:
+        np.testing.assert_array_equal(a["diffraction"], b["diffraction"])

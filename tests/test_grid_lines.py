@@ -187,6 +187,11 @@ def test_simulate_split_shapes_labels_gridsize2():
     assert out["probeGuess"].shape == (32, 32) and out["probeGuess"].dtype == np.complex64
     assert out["object_index"].dtype == np.int32
     assert out["object_index"].tolist() == [0] * (n // 2) + [1] * (n // 2)
+    # pattern_index: group k, channel c is scan position group_indices[k, c] of its object,
+    # numbered after object 0's n_side**2 positions for object 1
+    gidx = group_indices(n_side, 2)
+    np.testing.assert_array_equal(out["pattern_index"][: n // 2], gidx)
+    np.testing.assert_array_equal(out["pattern_index"][n // 2:], gidx + n_side * n_side)
     # group 1 of object 1, channel 3 is patch (0+1)*n_side + (1+1) of object 1
     patch = extract_patches(objs[1], 32, 8)[1 * n_side + 2]
     k = n // 2 + 1

@@ -255,6 +255,12 @@ def test_missing_required_key(tmp_path, drop, key, what):
      r"is -1\.0 \(expected a positive scalar\)"),
     (lambda a: a.update(object_index=np.zeros(3, np.float32)), "object_index",
      "has dtype float32"),
+    (lambda a: a.update(pattern_index=np.zeros((3, 2), np.int64)), "pattern_index",
+     r"has shape \(3, 2\) \(expected \(n, C\) = \(3, 1\)\)"),
+    (lambda a: a.update(pattern_index=np.zeros((3, 1), np.float32)), "pattern_index",
+     "has dtype float32"),
+    (lambda a: a.update(pattern_index=-np.ones((3, 1), np.int64)), "pattern_index",
+     r"has negative values \(expected indices >= 0\)"),
     (lambda a: a.update(YY_ground_truth=np.ones((4, 4, 2), np.complex64)), "YY_ground_truth",
      r"has shape \(4, 4, 2\)"),
     (lambda a: a.update(_metadata=np.array("{not json")), "_metadata", "is not valid JSON"),
@@ -292,3 +298,21 @@ def test_metadata_is_json_string(tmp_path):
     with np.load(path, allow_pickle=False) as z:
         assert z["_metadata"].shape == () and z["_metadata"].dtype.kind == "U"
         assert json.loads(str(z["_metadata"])) == {"nested": {"x": [1, 2]}}
+
+
+def test_pattern_index_round_trips_and_is_kept_by_select(tmp_path):
+    """Which measured pattern each patch is survives the file and any subset."""
+    arrays = small_split(gridsize=2)
+    p = tmp_path / "g2.npz"
+    save_dataset(p, arrays, {})
+    d = load_dataset(p)
+    np.testing.assert_array_equal(d.pattern_index, arrays["pattern_index"])
+    assert d.pattern_index.shape == (d.n, 4)
+    sub = d.select(np.arange(1, d.n, 2))
+    np.testing.assert_array_equal(sub.pattern_ids(), d.pattern_ids()[1::2])
+    # without the key (older files): gridsize 1 numbers the patches, and a subset keeps
+    # its parent's numbers
+    g1 = load_dataset(write(tmp_path, **valid_arrays(n=5)))
+    assert g1.pattern_index is None
+    np.testing.assert_array_equal(g1.pattern_ids(), np.arange(5)[:, None])
+    np.testing.assert_array_equal(g1.select([3, 1]).pattern_ids(), [[3], [1]])

@@ -37,6 +37,7 @@ __all__ = [
     "expected_intensity",
     "fermat_spiral",
     "shift_modes",
+    "simulate_at_positions",
     "simulate_spiral_scan",
     "two_mode_probe",
     "write_cxi",
@@ -146,16 +147,38 @@ def simulate_spiral_scan(object: np.ndarray, N: int, n_positions: int,
             ``round(fraction * N * N)`` of them), then the Poisson noise.
     """
     obj = np.asarray(object, np.complex64)
-    modes = np.asarray(probe_modes, np.complex64)
-    if modes.ndim == 2:
-        modes = modes[None]
-    if modes.ndim != 3 or modes.shape[1:] != (N, N):
-        raise ValueError(f"simulate_spiral_scan: probe_modes has shape {modes.shape} "
-                         f"(expected (modes, {N}, {N}))")
+    modes = _modes(probe_modes, N, "simulate_spiral_scan")
     rng = np.random.default_rng(seed)
     H, W = obj.shape
     pos = fermat_spiral(n_positions, step_px) + np.array([W / 2.0, H / 2.0])
     pos = pos + rng.uniform(-jitter_px, jitter_px, size=pos.shape)
+    return simulate_at_positions(obj, N, pos, modes, nphotons, rng, bad_pixel_fraction)
+
+
+def _modes(probe_modes, N: int, owner: str) -> np.ndarray:
+    modes = np.asarray(probe_modes, np.complex64)
+    if modes.ndim == 2:
+        modes = modes[None]
+    if modes.ndim != 3 or modes.shape[1:] != (N, N):
+        raise ValueError(f"{owner}: probe_modes has shape {modes.shape} "
+                         f"(expected (modes, {N}, {N}))")
+    return modes
+
+
+def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
+                          probe_modes: np.ndarray, nphotons: float, rng: np.random.Generator,
+                          bad_pixel_fraction: float = 0.0) -> SpiralScan:
+    """Simulate Poisson counts of ``object`` at given probe centres ``positions_px``
+    ((n, 2) (x, y) object pixels, sub-pixel; e.g. a real scan's positions), with the
+    forward model of the module docstring. ``rng`` draws exactly ``round(fraction * N *
+    N)`` bad pixels, then the Poisson noise (:func:`simulate_spiral_scan` passes its rng
+    after drawing the jitter)."""
+    obj = np.asarray(object, np.complex64)
+    modes = _modes(probe_modes, N, "simulate_at_positions")
+    pos = np.asarray(positions_px, np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
+        raise ValueError(f"simulate_at_positions: positions_px has shape {pos.shape} "
+                         "(expected (n, 2) (x, y) with n >= 1)")
     n_bad = int(round(float(bad_pixel_fraction) * N * N))
     bad = np.zeros(N * N, bool)
     bad[rng.choice(N * N, size=n_bad, replace=False)] = True
