@@ -16,11 +16,14 @@ for a perfect, noise-free reconstruction.
 
 A network row reports two residuals (:func:`network_residuals`):
 
-- ``data_residual``: of the **delivered object**, the stitched reconstruction the user
-  receives: its N x N patches at the scan positions (zero outside it,
-  :mod:`ptycho_torch.object_patches`), times one complex least-squares scale fitted to the
-  network's patches (stitching may average or rescale; a constant factor is not a defect
-  of the object). Iterative rows score their object the same way.
+- ``data_residual``: of the **delivered object**, the stitched reconstruction (the whole
+  stitched canvas, saved in ``recon.npz`` as ``stitched``, of which ``reconstruction`` is
+  the scored region): its N x N patches at the scan positions (zero at pixels no stitched
+  patch reached, and outside the canvas, :mod:`ptycho_torch.object_patches`), times one
+  complex least-squares scale fitted to the network's patches (stitching may average or
+  rescale; a constant factor is not a defect of the object). ``n_edge_patterns`` counts
+  the patterns whose patch holds such zero pixels. Iterative rows score their whole object
+  the same way.
 - ``patch_residual``: of the network's raw per-pattern patches, before stitching.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ptycho_torch.object_patches import edge_patterns, object_patches
+from ptycho_torch.object_patches import object_patches
 from ptycho_torch.physics import FarFieldPtychography, poisson_nll_terms
 
 
@@ -77,29 +80,39 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
                       bad_pixels: np.ndarray | None = None) -> tuple[dict, dict]:
     """``(data_residual, patch_residual)`` of a network reconstruction (module docstring).
 
-    ``rec``: a :class:`ptycho_torch.study.Reconstruction` (``recon`` the delivered object,
-    placed at ``region`` = (row0, col0, height, width) of the object frame; ``patches`` the
-    raw patches in scan order); ``sub``: the scored patterns (``centres`` (n, C, 2) (x, y)
-    in the object frame, ``diffraction`` (n, C, N, N)).
+    ``rec``: a :class:`ptycho_torch.study.Reconstruction` (``canvas`` the stitched object
+    with its ``canvas_covered`` mask, placed at ``canvas_origin`` (row, col) of the object
+    frame; without a canvas, ``recon`` placed at ``region`` = (row0, col0, height, width);
+    ``patches`` the raw patches in scan order); ``sub``: the scored patterns (``centres``
+    (n, C, 2) (x, y) in the object frame, ``diffraction`` (n, C, N, N)).
     """
     kw = dict(photon_scale=photon_scale, bad_pixels=bad_pixels)
     raw = data_residual(rec.patches, sub.diffraction, probe, **kw)
     N = sub.diffraction.shape[-1]
-    row0, col0 = int(rec.region[0]), int(rec.region[1])
+    if rec.canvas is not None:
+        obj = np.asarray(rec.canvas)
+        covered = np.asarray(rec.canvas_covered, dtype=bool)
+        row0, col0 = (int(v) for v in rec.canvas_origin)
+    else:
+        obj = np.asarray(rec.recon)
+        covered = np.ones(obj.shape, bool)
+        row0, col0 = int(rec.region[0]), int(rec.region[1])
     local = np.asarray(sub.centres, dtype=np.float64) - np.array([col0, row0], np.float64)
-    cut = object_patches(np.asarray(rec.recon), local, N)
+    cut = object_patches(obj, local, N)
     denom = np.vdot(cut, cut)
     scale = np.vdot(cut, rec.patches) / denom if abs(denom) > 0 else np.complex128(1.0)
     delivered = data_residual((cut * scale).astype(np.complex64), sub.diffraction, probe, **kw)
-    n_edge = edge_patterns(np.shape(rec.recon), local, N)
+    reached = object_patches(covered, local, N).reshape(-1, N * N)
+    n_edge = int(np.count_nonzero(~reached.all(axis=1)))
     delivered.update(
         object_scale=float(abs(scale)), object_scale_phase=float(np.angle(scale)),
         n_edge_patterns=n_edge,
-        note=(f"patches of the delivered {np.shape(rec.recon)[0]} x {np.shape(rec.recon)[1]} "
-              f"object at the scan positions, times its least-squares complex scale "
-              f"{abs(scale):.4g} (phase {np.angle(scale):.3g} rad) against the raw patches; "
-              f"{n_edge} of {local.shape[0] * local.shape[1]} patterns reach past the "
-              "object's edge, where their patches are zero"))
+        note=(f"patches of the delivered {obj.shape[0]} x {obj.shape[1]} stitched object at "
+              f"the scan positions, times its least-squares complex scale {abs(scale):.4g} "
+              f"(phase {np.angle(scale):.3g} rad) against the raw patches; {n_edge} of "
+              f"{local.shape[0] * local.shape[1]} patterns reach pixels that no stitched "
+              "patch covered or that lie past the object's edge, where their patches are "
+              "zero"))
     return delivered, raw
 
 

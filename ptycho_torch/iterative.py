@@ -499,7 +499,9 @@ def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: fl
                           patches=object_patches(obj, sub.centres, N).astype(np.complex64),
                           inference_time_s=time_s, stitch_time_s=0.0, n_patterns=n_patterns,
                           infer_batch_size=batch_size,
-                          stitch={"mode": "none", "note": "Pty-chi reconstructs the whole object"})
+                          stitch={"mode": "none", "note": "Pty-chi reconstructs the whole object"},
+                          canvas=np.ascontiguousarray(obj, dtype=np.complex64),
+                          canvas_covered=np.ones(obj.shape[:2], bool), canvas_origin=(0, 0))
 
 
 def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100,

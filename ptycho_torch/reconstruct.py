@@ -9,8 +9,9 @@ positions), predicts every pattern of scan 0 in batches through the model's
 ``ptycho_torch.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
 
-- ``recon.npz``: the complex reconstruction, amplitude, phase, region (and the clipped
-  ground truth when the file has one);
+- ``recon.npz``: the complex reconstruction of the scored region, amplitude, phase,
+  region (and the clipped ground truth when the file has one), and the whole stitched
+  object (``stitched``, ``stitched_covered``, ``stitched_origin``);
 - ``reconstruction.png`` (amplitude and phase), and the comparison figures with ground truth;
 - ``product-out.h5``: a Ptychodus 1.7 product (object, probe, positions in metres, pixel
   sizes; the file's geometry when it has one, else the conventional values of

@@ -38,7 +38,9 @@ class Reconstruction:
     """A stitched object and what it took. With ground truth, ``recon`` and
     ``ground_truth`` are clipped to the same ``region`` (row0, col0, height, width) of the
     object frame; without, ``recon`` is the covered part of the canvas and ``region`` its
-    place there."""
+    place there. ``canvas`` is the whole stitched object (every pixel a patch reached;
+    ``canvas_covered`` marks them, the rest is 0) and ``canvas_origin`` the (row, col) of
+    its pixel (0, 0) in the object frame: the object the data residual re-simulates."""
 
     recon: np.ndarray
     ground_truth: np.ndarray | None
@@ -49,6 +51,9 @@ class Reconstruction:
     n_patterns: int
     infer_batch_size: int         # the batch size that finished (smaller after OOM back-off)
     stitch: dict
+    canvas: np.ndarray | None = None
+    canvas_covered: np.ndarray | None = None
+    canvas_origin: tuple = (0, 0)
 
 
 def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None:
@@ -135,17 +140,19 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
                              "positions) [flag --stitch]")
         recon, _ = stitch(patches, centres, options, grid=grid)
         region = grid_region(N, grid[1], grid[0])
+        canvas, covered, canvas_origin = recon, np.ones(recon.shape, bool), region[:2]
     else:
         region = scored_region(test, inference, object_index)
         if gt_full is not None:
-            canvas, _ = stitch(patches, centres, options, canvas_shape=gt_full.shape)
+            canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
             origin = (0, 0)
         else:
             shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
-            canvas, _ = stitch(patches, centres + np.asarray(origin), options,
-                               canvas_shape=shape)
+            canvas, coverage = stitch(patches, centres + np.asarray(origin), options,
+                                      canvas_shape=shape)
         recon = clip_to_region(canvas, (region[0] + origin[1], region[1] + origin[0],
                                         region[2], region[3]))
+        covered, canvas_origin = coverage > 0, (-origin[1], -origin[0])
     t_st = time.perf_counter() - t0
     gt = None
     if gt_full is not None:
@@ -160,7 +167,9 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
                           infer_batch_size=0,
                           stitch={"mode": options.mode, "crop": options.crop,
                                   "subpixel": options.subpixel,
-                                  "align_phase": options.align_phase})
+                                  "align_phase": options.align_phase},
+                          canvas=np.asarray(canvas).astype(np.complex64), canvas_covered=covered,
+                          canvas_origin=tuple(int(v) for v in canvas_origin))
 
 
 def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
@@ -175,6 +184,9 @@ def save_reconstruction(path: Path, rec: Reconstruction) -> Path:
                   phase=np.angle(rec.recon), region=np.asarray(rec.region, dtype=np.int64))
     if rec.ground_truth is not None:
         arrays["ground_truth"] = rec.ground_truth
+    if rec.canvas is not None:  # the whole stitched object the data residual is taken on
+        arrays.update(stitched=rec.canvas, stitched_covered=rec.canvas_covered,
+                      stitched_origin=np.asarray(rec.canvas_origin, dtype=np.int64))
     return save_npz_atomic(path, **arrays)
 
 

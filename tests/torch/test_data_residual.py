@@ -214,8 +214,9 @@ def dataclasses_replace(rec, **kw):
 
 
 def test_a_network_reconstruction_of_the_tiny_scan_carries_both(tiny_data, true_patch_model):
-    """The stitched true patches (grid region, positions stitching) against the raw ones;
-    every pattern on the border of the grid region reaches past the delivered object."""
+    """The stitched true patches (positions stitching) against the raw ones; the border
+    patterns' outer pixels are reached by no stitched crop, so their patches are zero
+    there."""
     from ptycho.config.config import InferenceConfig
     from ptycho_torch.data_residual import data_residual, network_residuals
     from ptycho_torch.study import reconstruct_test_object
@@ -226,9 +227,47 @@ def test_a_network_reconstruction_of_the_tiny_scan_carries_both(tiny_data, true_
                              bad_pixels=test.bad_pixels)
     assert p == data_residual(rec.patches, sub.diffraction, test.probe,
                               photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
-    local = sub.centres - np.array([rec.region[1], rec.region[0]], dtype=np.float64)
-    assert d["n_edge_patterns"] == edge_patterns(rec.recon.shape, local, test.N) > 0
+    # the delivered object is the whole stitched canvas (positions stitching, central
+    # N/2 crops): a pattern is an edge pattern when its patch holds a pixel no crop covered
+    assert rec.canvas.shape == test.ground_truth.shape and rec.canvas_origin == (0, 0)
+    N = test.N
+    corner = np.floor(sub.centres.reshape(-1, 2) + 0.5).astype(int) - N // 2
+    edge = sum(not rec.canvas_covered[max(r, 0):r + N, max(c, 0):c + N].all()
+               or r < 0 or c < 0 or r + N > rec.canvas.shape[0] or c + N > rec.canvas.shape[1]
+               for c, r in corner)
+    assert d["n_edge_patterns"] == edge > 0
+    assert np.all(rec.canvas[~rec.canvas_covered] == 0)
     assert d["n_patterns"] == p["n_patterns"] == sub.centres.shape[0]
     # the true patches re-simulate their data to the noise; the delivered object, zero
     # outside the grid region, does worse
     assert p["amplitude_mae"] < 0.02 and d["amplitude_mae"] > p["amplitude_mae"]
+
+
+@pytest.mark.parametrize("with_gt", [True, False])
+def test_recon_npz_holds_the_stitched_object_the_residual_is_taken_on(tiny_data,
+                                                                      true_patch_model,
+                                                                      tmp_path, with_gt):
+    """recon.npz: ``reconstruction`` (the scored region) is the ``stitched`` canvas cut at
+    ``region`` shifted by ``stitched_origin``; the residual re-simulates ``stitched``."""
+    import dataclasses
+
+    from ptycho.config.config import InferenceConfig
+    from ptycho_torch.data_residual import network_residuals
+    from ptycho_torch.study import reconstruct_test_object, save_reconstruction
+    _, test = tiny_data
+    data = test if with_gt else dataclasses.replace(test, ground_truth=None,
+                                                    ground_truth_all=None)
+    rec = reconstruct_test_object(true_patch_model(test), data, InferenceConfig())
+    path = save_reconstruction(tmp_path / "recon.npz", rec)
+    with np.load(path, allow_pickle=False) as z:
+        r0, c0, h, w = z["region"]
+        o_r, o_c = z["stitched_origin"]
+        np.testing.assert_array_equal(z["reconstruction"],
+                                      z["stitched"][r0 - o_r:r0 - o_r + h, c0 - o_c:c0 - o_c + w])
+        assert z["stitched_covered"].dtype == bool and z["stitched_covered"].any()
+        again = dataclasses.replace(rec, canvas=z["stitched"], canvas_covered=z["stitched_covered"],
+                                    canvas_origin=tuple(z["stitched_origin"]))
+    sub = data.select(data.object_selection(0))
+    kw = dict(photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
+    assert network_residuals(again, sub, data.probe, **kw)[0] == \
+        network_residuals(rec, sub, data.probe, **kw)[0]
