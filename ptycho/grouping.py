@@ -1,7 +1,7 @@
 """Neighbour groups of scan positions for gridsize > 1 (numpy / scipy only).
 
 At gridsize ``g`` every sample fed to the network is a group of ``C = g*g`` nearby scan
-positions. For a regular grid scan :func:`ptycho.datagen.grid_lines.group_indices`
+positions. For a regular grid scan :func:`ptycho.geometry.raster.group_indices`
 takes exact ``g x g`` blocks; for any scan (irregular, jittered, spiral) use
 :func:`group_neighbours` here, then :func:`group_centre_and_offsets` for the
 ``coords_offsets`` / ``coords_nominal`` pair of :class:`ptycho.dataset.PtychoDataset`.

@@ -240,13 +240,13 @@ def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
     if not cfg.simulated:
         test = Path(cfg.run.test_npz or cfg.run.train_npz)
         return test, {"train_npz": cfg.run.train_npz, "test_npz": str(test), "simulated": False}
-    from ptycho.datagen.grid_lines import simulate_grid_lines
+    from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
     from ptycho_torch.study import read_probe_file
     cache = Path(cfg.run.datasets_dir())
     probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
-    paths = simulate_grid_lines(cfg.grid_lines_spec(), cache, probe=probe)
+    paths = simulate_grid_lines(spec_for(cfg), cache, probe=probe)
     return paths.test, {"train_npz": str(paths.train), "test_npz": str(paths.test),
-                        "simulated": True, "cache_key": cfg.grid_lines_spec().cache_key()}
+                        "simulated": True, "cache_key": spec_for(cfg).cache_key()}
 
 
 def load_test_data(cfg: StudyConfig):
@@ -304,7 +304,7 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
     """The metrics record of an iterative reconstruction (scored when there is ground truth;
     the data residual always)."""
     from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.study import score
+    from ptycho_torch.reconstruction import score
     sub = test.select(test.object_selection(0))
     residual = data_residual(rec.patches, sub.diffraction, test.probe,
                              photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
@@ -324,7 +324,7 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
 
 def save_row(layout: StudyLayout, m: StudyMetrics, rec) -> StudyMetrics:
     """Write a computed row: ``recons/<id>/recon.npz``, then ``runs/<id>/metrics.json`` last."""
-    from ptycho_torch.study import save_reconstruction
+    from ptycho_torch.reconstruction import save_reconstruction
     save_reconstruction(layout.recon_dir / "recon.npz", rec)
     write_json_atomic(layout.metrics_path, m.to_json())
     return m
@@ -383,7 +383,7 @@ def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *,
     the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
     from ptycho_torch.iterative import run_ptychi_chunks
     from ptycho_torch.refinement import start_from_patches
-    from ptycho_torch.study import stitch_options
+    from ptycho_torch.reconstruction import stitch_options
     init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
                               pattern_ids=ids)
     res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
@@ -436,7 +436,7 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
 
 # -------------------------------------------------------------------------- outputs
 def common_region(rows: list[StudyMetrics]) -> list | None:
-    """The one region every row was scored on (``ptycho_torch.study.scored_region``).
+    """The one region every row was scored on (``ptycho_torch.reconstruction.scored_region``).
 
     Rows of one comparison get it from one definition, so a difference means a row was
     written by an older version of this program or with other stitch settings: the

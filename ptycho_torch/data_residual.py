@@ -80,7 +80,7 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
                       bad_pixels: np.ndarray | None = None) -> tuple[dict, dict]:
     """``(data_residual, patch_residual)`` of a network reconstruction (module docstring).
 
-    ``rec``: a :class:`ptycho_torch.study.Reconstruction` (``canvas`` the stitched object
+    ``rec``: a :class:`ptycho_torch.reconstruction.Reconstruction` (``canvas`` the stitched object
     with its ``canvas_covered`` mask, placed at ``canvas_origin`` (row, col) of the object
     frame; without a canvas, ``recon`` placed at ``region`` = (row0, col0, height, width);
     ``patches`` the raw patches in scan order); ``sub``: the scored patterns (``centres``

@@ -357,7 +357,7 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
     import torch
 
     from ptycho_torch.data_residual import test_object_residuals
-    from ptycho_torch.study import reconstruct_test_object, score
+    from ptycho_torch.reconstruction import reconstruct_test_object, score
     rec = reconstruct_test_object(model, test, cfg.inference)
     residual, patch_residual = test_object_residuals(rec, test)
     m = StudyMetrics(model_id=model_id, kind="network", ground_truth=rec.ground_truth is not None,
@@ -465,7 +465,7 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
         run_ptychi_chunks,
         scan_for_ptychi,
     )
-    from ptycho_torch.study import score
+    from ptycho_torch.reconstruction import score
     cfg, m = dc.study(dose), dc.methods
     keys = iterative_keys(dc, dose, engine)
     layouts = {s: StudyLayout(dc.dose_dir(dose), f"ptychi_{engine}{s}") for s in keys}
@@ -529,7 +529,7 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
     object built from the kept patterns only): Pty-chi started at a network row's object."""
     from ptycho_torch.iterative import iterative_reconstruction, scan_for_ptychi
     from ptycho_torch.refinement import start_from_patches
-    from ptycho_torch.study import stitch_options
+    from ptycho_torch.reconstruction import stitch_options
     cfg, m = dc.study(dose), dc.methods
     K, bs = m.refine_epochs, m.iterative_batch_size
     every = min(dc.heldout_every, K)

@@ -46,9 +46,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
+from ptycho.stitching import clip_to_region
 from ptycho_torch.device import resolve_device
 from ptycho_torch.object_patches import object_patches
+from ptycho_torch.reconstruction import Reconstruction, scored_region
 
 # engine name -> (Pty-chi reconstructor, LSQML noise model). lsqml: Pty-chi's default
 # Gaussian (amplitude) noise model; lsqml-poisson: its Poisson likelihood (low dose).
@@ -482,12 +485,9 @@ def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: fl
                              n_patterns: int, batch_size: int, inference=None):
     """An iterative object (H, W) of test object 0 as the network path's Reconstruction:
     clipped to the region the network rows are scored on
-    (:func:`ptycho_torch.study.scored_region` with ``inference``, default
+    (:func:`ptycho_torch.reconstruction.scored_region` with ``inference``, default
     ``InferenceConfig()``), with the ground truth clipped alike, and the object's patches
     at the scan positions."""
-    from ptycho.config.config import InferenceConfig
-    from ptycho.stitching import clip_to_region
-    from ptycho_torch.study import Reconstruction, scored_region
     N = test.N
     sub = test.select(test.object_selection(0))
     region = scored_region(test, InferenceConfig() if inference is None else inference)
@@ -511,8 +511,8 @@ def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100
 
     Returns ``(Reconstruction, IterativeResult)``: the first is the same dataclass the
     network path gives (``ptycho_torch.study``), clipped to the same scored region
-    (:func:`ptycho_torch.study.scored_region` with ``inference``), so
-    ``ptycho_torch.study.score`` applies as is. Its ``patches`` are the object's patches at
+    (:func:`ptycho_torch.reconstruction.scored_region` with ``inference``), so
+    ``ptycho_torch.reconstruction.score`` applies as is. Its ``patches`` are the object's patches at
     the scan positions (for the data residual), its ``inference_time_s`` the whole
     iterative reconstruction time and its ``infer_batch_size`` Pty-chi's batch size.
     """

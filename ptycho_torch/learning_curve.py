@@ -5,8 +5,8 @@ study configuration (every study flag, generated from
 :class:`~ptycho.config.config.StudyConfig`) is trained once, until the largest budget; a
 Lightning callback (:class:`BudgetSnapshots`) copies the generator's ``state_dict`` to the
 CPU when training crosses each budget. After training every snapshot is loaded back,
-test object 0 is reconstructed with :func:`ptycho_torch.study.reconstruct_test_object`
-and scored with :func:`ptycho_torch.study.score` (plus the ground-truth-free data
+test object 0 is reconstructed with :func:`ptycho_torch.reconstruction.reconstruct_test_object`
+and scored with :func:`ptycho_torch.reconstruction.score` (plus the ground-truth-free data
 residual). Nothing is retrained.
 
 Budgets (exactly one flag, a comma-separated increasing list):
@@ -317,7 +317,7 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
     patches (``ptycho_torch.data_residual.network_residuals``); an iterative object's is
     taken from the object itself (``network=False``)."""
     from ptycho_torch.data_residual import data_residual, test_object_residuals
-    from ptycho_torch.study import score
+    from ptycho_torch.reconstruction import score
     result, _ = score(rec)
     if network:
         residual, patches = test_object_residuals(rec, test, photon_scale=photon_scale)
@@ -419,12 +419,8 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     import torch
 
     from ptycho_torch.data import split_indices
-    from ptycho_torch.study import (
-        check_data,
-        check_device,
-        load_study_data,
-        reconstruct_test_object,
-    )
+    from ptycho_torch.study import check_data, check_device, load_study_data
+    from ptycho_torch.reconstruction import reconstruct_test_object
     from ptycho_torch.device import apply_num_threads
     from ptycho_torch.training import fit_model
 

@@ -8,18 +8,16 @@ import numpy as np
 import pytest
 
 from ptycho.datagen import grid_lines as gl
+from ptycho.geometry.raster import (
+    group_coords, group_indices, n_groups, n_scan_side, scan_top_left,
+)
 from ptycho.datagen.grid_lines import (
     FORMAT_VERSION,
     GridLinesSpec,
     diffraction_amplitude,
     extract_patches,
-    group_coords,
-    group_indices,
     make_object,
     make_probe,
-    n_groups,
-    n_scan_side,
-    scan_top_left,
     simulate_grid_lines,
     simulate_split,
     simulation_scale,
@@ -322,7 +320,7 @@ def test_spec_is_the_simulation_config_plus_N_and_gridsize():
     assert {f.name for f in fields(GridLinesSpec)} == (
         {f.name for f in fields(SimulationConfig)} | {"N", "gridsize"})
     cfg = StudyConfig().replace(N=32, object_size=96, gridsize=2, nphotons=1e6)
-    spec = cfg.grid_lines_spec()
+    spec = gl.spec_for(cfg)
     assert (spec.N, spec.gridsize, spec.object_size, spec.nphotons) == (32, 2, 96, 1e6)
 
 

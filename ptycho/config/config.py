@@ -25,6 +25,7 @@ from typing import Any, Mapping, Optional
 from ptycho.config.validation import (
     ConfigError, check_bool, check_choice, check_float, check_int, refuse, unknown_key_error,
 )
+from ptycho.geometry.raster import n_groups, stride_rule
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
 OUTPUT_MODES = ("real_imag", "amp_phase")
@@ -394,8 +395,10 @@ class StudyConfig:
             if s.object_size < m.N:
                 raise refuse("SimulationConfig", "object_size", f"={s.object_size} is smaller "
                              f"than N={m.N} (allowed: >= {m.N})")
-            self.grid_lines_spec()  # the simulator's own rules
-            from ptycho.datagen.grid_lines import n_groups
+            for name in ("train_stride", "test_stride"):  # the simulator's own raster rule
+                why = stride_rule(s.object_size, m.N, getattr(s, name), m.gridsize)
+                if why is not None:
+                    raise refuse("GridLinesSpec", name, why)
             n = n_groups(s.object_size, m.N, s.train_stride, m.gridsize) * s.n_train_objects
             if n < 2:
                 raise refuse("SimulationConfig", "train_stride", f"={s.train_stride} gives {n} "
@@ -410,12 +413,6 @@ class StudyConfig:
     @property
     def simulated(self) -> bool:
         return self.run.train_npz is None
-
-    def grid_lines_spec(self):
-        """The simulator's spec: the simulation section plus N and gridsize."""
-        from ptycho.datagen.grid_lines import GridLinesSpec
-        return GridLinesSpec(N=self.model.N, gridsize=self.model.gridsize,
-                             **self.simulation.to_dict())
 
     # ---------------------------------------------------------------- flat view
     def flat(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Pipeline (all vectorized over patches):
 
 1. :func:`make_object` -- random line segments, blurred, centre-cropped; complex64 (S, S).
 2. :func:`make_probe` -- deterministic defocused circular aperture; complex64 (N, N).
-3. :func:`scan_top_left` / :func:`extract_patches` -- regular raster scan with a stride.
-4. :func:`group_indices` / :func:`group_coords` -- gridsize x gridsize neighbour groups.
+3. :func:`extract_patches` -- the patches of the regular raster scan with a stride
+   (:mod:`ptycho.geometry.raster`: positions and gridsize x gridsize neighbour groups).
+4. :func:`spec_for` -- the spec of a study config (its simulation section, N, gridsize).
 5. :func:`diffraction_amplitude` -- ``A = fftshift(|fft2(O*P, norm="ortho")|)``.
 6. :func:`simulation_scale` / :func:`simulate_split` -- Poisson counts of ``(s*A)**2``,
    stored ``sqrt(counts)/s``.
@@ -36,6 +37,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ptycho.config.config import SUPPORTED_GRIDSIZE, ModelConfig, SimulationConfig
 from ptycho.config.validation import check_choice, check_int, refuse
+from ptycho.geometry.raster import (
+    group_coords, group_indices, n_groups, n_scan_side, scan_top_left, stride_rule,
+)
 from ptycho.io import METADATA_KEY, save_dataset
 
 __all__ = [
@@ -45,16 +49,12 @@ __all__ = [
     "make_object",
     "make_probe",
     "probe_recipe",
-    "n_scan_side",
-    "n_groups",
-    "scan_top_left",
     "extract_patches",
-    "group_indices",
-    "group_coords",
     "diffraction_amplitude",
     "simulation_scale",
     "simulate_split",
     "simulate_grid_lines",
+    "spec_for",
 ]
 
 #: Bump when the simulation output changes for an unchanged spec (invalidates caches).
@@ -100,11 +100,9 @@ class GridLinesSpec(SimulationConfig):
                          f"<= object_size={S})")
         check_choice(o, "gridsize", self.gridsize, SUPPORTED_GRIDSIZE)
         for name in ("train_stride", "test_stride"):
-            st = getattr(self, name)
-            if n_scan_side(S, self.N, st) < self.gridsize:
-                raise refuse(o, name, f"={st} leaves fewer than gridsize={self.gridsize} scan "
-                             f"positions per side (allowed: 1..{(S - self.N) // max(self.gridsize - 1, 1)} "
-                             f"for object_size={S}, N={self.N})")
+            why = stride_rule(S, self.N, getattr(self, name), self.gridsize)
+            if why is not None:
+                raise refuse(o, name, why)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as plain Python values (JSON-serialisable); float fields as floats, so
@@ -118,6 +116,12 @@ class GridLinesSpec(SimulationConfig):
         payload = {"format_version": FORMAT_VERSION, "spec": self.to_dict()}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def spec_for(cfg) -> GridLinesSpec:
+    """The simulator's spec of a :class:`ptycho.config.config.StudyConfig`: its simulation
+    section plus the model's N and gridsize."""
+    return GridLinesSpec(N=cfg.model.N, gridsize=cfg.model.gridsize, **cfg.simulation.to_dict())
 
 
 @dataclass(frozen=True)
@@ -209,25 +213,6 @@ def probe_recipe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) ->
 # Scan geometry
 # ----------------------------------------------------------------------------------
 
-def n_scan_side(object_size: int, N: int, stride: int) -> int:
-    """Scan positions per side: ``(object_size - N)//stride + 1``."""
-    return (int(object_size) - int(N)) // int(stride) + 1
-
-
-def n_groups(object_size: int, N: int, stride: int, gridsize: int = 1) -> int:
-    """Groups per object: ``(n_side - gridsize + 1)**2`` (0 if they do not fit)."""
-    m = n_scan_side(object_size, N, stride) - int(gridsize) + 1
-    return max(m, 0) ** 2
-
-
-def scan_top_left(object_size: int, N: int, stride: int) -> np.ndarray:
-    """Top-left (row, col) of every patch, int64 (n_side*n_side, 2), row-major order."""
-    n = n_scan_side(object_size, N, stride)
-    pos = np.arange(n, dtype=np.int64) * int(stride)
-    rr, cc = np.meshgrid(pos, pos, indexing="ij")
-    return np.stack([rr.ravel(), cc.ravel()], axis=1)
-
-
 def extract_patches(obj: np.ndarray, N: int, stride: int) -> np.ndarray:
     """All N x N patches of a square object on the stride grid, row-major.
 
@@ -241,48 +226,6 @@ def extract_patches(obj: np.ndarray, N: int, stride: int) -> np.ndarray:
     win = sliding_window_view(obj, (N, N))[::stride, ::stride]
     assert win.shape[:2] == (n, n)
     return np.ascontiguousarray(win.reshape(n * n, N, N), dtype=np.complex64)
-
-
-def group_indices(n_side: int, gridsize: int) -> np.ndarray:
-    """Patch indices of each g x g group, int64 (n_groups, g*g).
-
-    Group (i, j) for i, j in 0..n_side-g (row-major) holds patches
-    ``(i+di)*n_side + (j+dj)`` in channel ``c = di*g + dj``.
-    """
-    g = int(gridsize)
-    m = int(n_side) - g + 1
-    if m < 1:
-        raise ValueError(f"group_indices: n_side = {n_side} < gridsize = {g} "
-                         "(expected n_side >= gridsize)")
-    i = np.arange(m)
-    d = np.arange(g)
-    base = (i[:, None] * n_side + i[None, :]).reshape(-1)          # (m*m,)
-    off = (d[:, None] * n_side + d[None, :]).reshape(-1)            # (g*g,)
-    return (base[:, None] + off[None, :]).astype(np.int64)
-
-
-def group_coords(top_left: np.ndarray, group_idx: np.ndarray, N: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group centre and per-channel relative offsets, (x, y) in object pixels.
-
-    Args:
-        top_left: (n_patches, 2) (row, col) from :func:`scan_top_left`.
-        group_idx: (n, C) from :func:`group_indices`.
-        N: patch size.
-
-    Returns:
-        ``(coords_offsets, coords_nominal)``, both float32 (n, C, 2):
-        ``coords_offsets[n, c]`` = group centre (mean of its C patch centres, same for
-        all c); ``coords_nominal[n, c]`` = patch centre - group centre (zeros for C = 1).
-        Absolute patch centre = offsets + nominal.
-    """
-    tl = np.asarray(top_left, dtype=np.float64)
-    centres = np.stack([tl[:, 1] + N // 2, tl[:, 0] + N // 2], axis=-1)   # (x, y)
-    c = centres[np.asarray(group_idx)]                                   # (n, C, 2)
-    centre = c.mean(axis=1, keepdims=True)
-    offsets = np.broadcast_to(centre, c.shape)
-    nominal = c - centre
-    return offsets.astype(np.float32), nominal.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 """Reconstructing one test scan: trained network (inference + stitch) vs Pty-chi LSQML.
 
 Both reconstruct test object 0 of the same dataset and are scored by the same metrics
-code on the same region (``ptycho_torch.study.score``). The network side is a finished
+code on the same region (``ptycho_torch.reconstruction.score``). The network side is a finished
 study (``--study-dir`` with ``runs/<model-id>/model.ckpt``; its config names the test NPZ)
 or, without one, a model trained here first with the runner (``--preset quick`` values,
 ``--train-minutes``; training time reported separately: it is paid once per dataset
@@ -87,7 +87,7 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
 
 def time_network(model, test, inference, repeats: int):
     """Median (inference + stitch) seconds over ``repeats`` (after a warm-up) and the scores."""
-    from ptycho_torch.study import reconstruct_test_object, score
+    from ptycho_torch.reconstruction import reconstruct_test_object, score
     rec = reconstruct_test_object(model, test, inference)  # warm-up
     times = []
     for _ in range(repeats):
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", module="lightning")
 
     from ptycho_torch.iterative import IterativeUnavailableError, import_ptychi, reconstruct_iterative
-    from ptycho_torch.study import score
+    from ptycho_torch.reconstruction import score
     tmp = None
     try:
         if a.study_dir:

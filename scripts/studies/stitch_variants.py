@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     from ptycho.evaluation import evaluate_reconstruction
     from ptycho.formats.study_input import read_dataset
     from ptycho.study_metrics import format_number
-    from ptycho_torch import study
+    from ptycho_torch import reconstruction as study
     from ptycho_torch.reconstruct import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)

@@ -132,7 +132,7 @@ def _delivered(seed=0, N=16, shape=(40, 44), region=(5, 7, 30, 32), step=3):
     import torch
 
     from ptycho_torch.physics import FarFieldPtychography
-    from ptycho_torch.study import Reconstruction
+    from ptycho_torch.reconstruction import Reconstruction
     rng = np.random.default_rng(seed)
     obj = (rng.normal(1, 0.2, shape) * np.exp(1j * rng.normal(0, 0.4, shape))).astype(np.complex64)
     r0, c0, h, w = region
@@ -219,7 +219,7 @@ def test_a_network_reconstruction_of_the_tiny_scan_carries_both(tiny_data, true_
     there."""
     from ptycho.config.config import InferenceConfig
     from ptycho_torch.data_residual import data_residual, network_residuals
-    from ptycho_torch.study import reconstruct_test_object
+    from ptycho_torch.reconstruction import reconstruct_test_object
     _, test = tiny_data
     rec = reconstruct_test_object(true_patch_model(test), test, InferenceConfig())
     sub = test.select(test.object_selection(0))
@@ -253,7 +253,7 @@ def test_recon_npz_holds_the_stitched_object_the_residual_is_taken_on(tiny_data,
 
     from ptycho.config.config import InferenceConfig
     from ptycho_torch.data_residual import network_residuals
-    from ptycho_torch.study import reconstruct_test_object, save_reconstruction
+    from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
     _, test = tiny_data
     data = test if with_gt else dataclasses.replace(test, ground_truth=None,
                                                     ground_truth_all=None)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptycho.datagen.grid_lines import diffraction_amplitude, extract_patches, scan_top_left
+from ptycho.datagen.grid_lines import diffraction_amplitude, extract_patches
+from ptycho.geometry.raster import scan_top_left
 from ptycho.stitching import grid_region
 from ptycho_torch import iterative as it
 
@@ -99,7 +100,7 @@ def test_gridsize2_scan_uses_every_position_once(tiny_data, tiny_data_g2):
 @pytest.mark.iterative
 def test_lsqml_with_known_probe_reconstructs_the_tiny_object(tiny_data):
     _require_ptychi()
-    from ptycho_torch.study import score
+    from ptycho_torch.reconstruction import score
     _, test = tiny_data
     rec, res = it.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)
     assert rec.region == grid_region(32, 8, 5) == (12, 12, 40, 40)

@@ -12,7 +12,8 @@ import torch
 
 from ptycho.config.config import from_preset
 from ptycho.evaluation import evaluate_reconstruction
-from ptycho_torch.study import reconstruct_test_object, run_study
+from ptycho_torch.study import run_study
+from ptycho_torch.reconstruction import reconstruct_test_object
 
 SMALL = dict(object_size=96, N=32, n_lines=60, train_stride=3, test_stride=8,
              n_train_objects=1, n_test_objects=1, fno_width=16, fno_modes=8, epochs=100,

@@ -1,5 +1,5 @@
 """Defect 5.2: network and iterative rows of a scan without a grid are scored on one region
-(``ptycho_torch.study.scored_region``), with or without ground truth."""
+(``ptycho_torch.reconstruction.scored_region``), with or without ground truth."""
 import dataclasses
 
 import numpy as np
@@ -15,7 +15,7 @@ from ptycho.config.validation import StudyError
 from ptycho_torch.comparison import common_region
 from ptycho_torch.iterative import iterative_reconstruction
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.study import scored_region, stitch_test_object
+from ptycho_torch.reconstruction import scored_region, stitch_test_object
 
 
 @pytest.fixture(scope="module")

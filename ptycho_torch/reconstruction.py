@@ -1,0 +1,183 @@
+"""The reconstruction record of a scan and how it is scored, shared by every study row.
+
+:class:`Reconstruction` is what a network (batched ``forward_predict``, then stitching) or
+an iterative engine gives for test object 0: the object clipped to the one scored region
+(:func:`scored_region`), the ground truth clipped alike, the raw patches, the whole
+stitched canvas and the timings. :func:`score` applies the ground-truth metrics;
+:func:`save_reconstruction` writes ``recon.npz``. ``ptycho_torch.study`` (the pipeline),
+the Pty-chi adapter and the studies build on it; it imports none of them.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ptycho.artifacts import save_npz_atomic
+from ptycho.config.config import InferenceConfig
+from ptycho.config.validation import StudyError
+from ptycho.dataset import PtychoDataset
+from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
+from ptycho.stitching import (
+    StitchOptions, canvas_for_positions, clip_to_region, grid_region, scan_region, stitch,
+)
+from ptycho_torch.inference import predict_patches
+
+
+@dataclass
+class Reconstruction:
+    """A stitched object and what it took. With ground truth, ``recon`` and
+    ``ground_truth`` are clipped to the same ``region`` (row0, col0, height, width) of the
+    object frame; without, ``recon`` is the covered part of the canvas and ``region`` its
+    place there. ``canvas`` is the whole stitched object (every pixel a patch reached;
+    ``canvas_covered`` marks them, the rest is 0) and ``canvas_origin`` the (row, col) of
+    its pixel (0, 0) in the object frame: the object the data residual re-simulates."""
+
+    recon: np.ndarray
+    ground_truth: np.ndarray | None
+    region: tuple
+    patches: np.ndarray           # predicted patches (n, C, N, N) complex64, scan order
+    inference_time_s: float
+    stitch_time_s: float
+    n_patterns: int
+    infer_batch_size: int         # the batch size that finished (smaller after OOM back-off)
+    stitch: dict
+    canvas: np.ndarray | None = None
+    canvas_covered: np.ndarray | None = None
+    canvas_origin: tuple = (0, 0)
+
+
+def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None:
+    """``(n_side, stride)`` of a regular square grid scan of object ``index`` (from the
+    simulator's metadata), or None for any other scan."""
+    meta = data.metadata
+    if "n_side" not in meta or "stride" not in meta:
+        return None
+    n_side, stride = int(meta["n_side"]), int(meta["stride"])
+    n0 = data.object_selection(index).size
+    if (n_side - data.gridsize + 1) ** 2 != n0:
+        raise ValueError(f"dataset '{data.path}': key '_metadata' has n_side={n_side}, which "
+                         f"gives {(n_side - data.gridsize + 1) ** 2} patterns, but object "
+                         f"{index} has {n0} (expected n_side consistent with the scan)")
+    return n_side, stride
+
+
+def scored_region(test: PtychoDataset, inference: InferenceConfig,
+                  object_index: int = 0) -> tuple[int, int, int, int]:
+    """The one region (row0, col0, height, width) of the object frame on which every row of
+    a study (network, iterative, refined) is scored: the grid region of a regular grid
+    scan, else :func:`ptycho.stitching.scan_region` of the scan positions with the
+    position stitching's crop."""
+    grid = grid_geometry(test, object_index)
+    N = test.N
+    if grid is not None:
+        return grid_region(N, grid[1], grid[0])
+    crop = None if inference.stitch == "tiles" else inference.crop_for(N)
+    centres = test.select(test.object_selection(object_index)).centres
+    return scan_region(centres.astype(np.float64), N, crop=crop)
+
+
+def stitch_options(inference: InferenceConfig, N: int) -> StitchOptions:
+    """The stitching options of an inference config (tiles: the reference recipe, whose
+    tiles sit on integer grid positions; crop, sub-pixel and phase options are for
+    ``positions``)."""
+    if inference.stitch == "tiles":
+        return StitchOptions(mode="tiles")
+    return StitchOptions(mode="positions", crop=inference.crop_for(N),
+                         subpixel=inference.stitch_subpixel, align_phase=inference.align_phase)
+
+
+def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
+                            object_index: int = 0) -> Reconstruction:
+    """Predict object ``object_index``'s patterns in batches and stitch them
+    (:func:`stitch_test_object`)."""
+    sub = test.select(test.object_selection(object_index))
+    sizes = [int(inference.infer_batch_size)]
+    t0 = time.perf_counter()
+    patches = predict_patches(model, sub, inference.infer_batch_size,
+                              on_batch_size_change=sizes.append)
+    rec = stitch_test_object(patches, test, inference, object_index)
+    rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
+    rec.infer_batch_size = sizes[-1]
+    return rec
+
+
+def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: InferenceConfig,
+                       object_index: int = 0) -> Reconstruction:
+    """Stitch the predicted ``patches`` (n, C, N, N) of object ``object_index``.
+
+    ``stitch='tiles'``: the central ``stride x stride`` tiles on the scan grid (the
+    reference recipe; regular grid scans at gridsize 1). ``stitch='positions'``: each
+    patch's central ``crop x crop`` region at its (sub-pixel) scan position, overlaps
+    averaged. Either is clipped to :func:`scored_region` (the grid region of a grid scan,
+    else the fully covered box of the positions), the region iterative rows use too.
+    """
+    sel = test.object_selection(object_index)
+    sub = test.select(sel)
+    N = test.N
+    options = stitch_options(inference, N)
+    grid = grid_geometry(test, object_index)
+    gt_full = None
+    if test.ground_truth is not None and object_index == 0:
+        gt_full = test.ground_truth
+    elif test.ground_truth_all is not None and object_index < len(test.ground_truth_all):
+        gt_full = test.ground_truth_all[object_index]
+    t0 = time.perf_counter()
+    centres = sub.centres.astype(np.float64)
+    if options.mode == "tiles":
+        if grid is None:
+            raise StudyError(f"dataset '{test.path}': stitch='tiles' needs a regular grid scan "
+                             "('n_side' and 'stride' in _metadata) (allowed here: --stitch "
+                             "positions) [flag --stitch]")
+        recon, _ = stitch(patches, centres, options, grid=grid)
+        region = grid_region(N, grid[1], grid[0])
+        canvas, covered, canvas_origin = recon, np.ones(recon.shape, bool), region[:2]
+    else:
+        region = scored_region(test, inference, object_index)
+        if gt_full is not None:
+            canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
+            origin = (0, 0)
+        else:
+            shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
+            canvas, coverage = stitch(patches, centres + np.asarray(origin), options,
+                                      canvas_shape=shape)
+        recon = clip_to_region(canvas, (region[0] + origin[1], region[1] + origin[0],
+                                        region[2], region[3]))
+        covered, canvas_origin = coverage > 0, (-origin[1], -origin[0])
+    t_st = time.perf_counter() - t0
+    gt = None
+    if gt_full is not None:
+        gt = clip_to_region(gt_full, region)
+        if gt.shape != recon.shape:
+            raise ValueError(f"ground truth region {gt.shape} does not match the "
+                             f"reconstruction {recon.shape}")
+        gt = gt.astype(np.complex64)
+    return Reconstruction(recon=recon.astype(np.complex64), ground_truth=gt,
+                          region=tuple(int(v) for v in region), patches=patches,
+                          inference_time_s=0.0, stitch_time_s=t_st, n_patterns=int(sel.size),
+                          infer_batch_size=0,
+                          stitch={"mode": options.mode, "crop": options.crop,
+                                  "subpixel": options.subpixel,
+                                  "align_phase": options.align_phase},
+                          canvas=np.asarray(canvas).astype(np.complex64), canvas_covered=covered,
+                          canvas_origin=tuple(int(v) for v in canvas_origin))
+
+
+def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
+    """Metrics dict and the aligned (amp, amp_gt, phase, phase_gt) images for figures."""
+    result = evaluate_reconstruction(rec.recon, rec.ground_truth, trim=trim)
+    aligned = align_for_metrics(rec.recon, rec.ground_truth, trim=trim)
+    return result, aligned
+
+
+def save_reconstruction(path: Path, rec: Reconstruction) -> Path:
+    arrays = dict(reconstruction=rec.recon, amplitude=np.abs(rec.recon),
+                  phase=np.angle(rec.recon), region=np.asarray(rec.region, dtype=np.int64))
+    if rec.ground_truth is not None:
+        arrays["ground_truth"] = rec.ground_truth
+    if rec.canvas is not None:  # the whole stitched object the data residual is taken on
+        arrays.update(stitched=rec.canvas, stitched_covered=rec.canvas_covered,
+                      stitched_origin=np.asarray(rec.canvas_origin, dtype=np.int64))
+    return save_npz_atomic(path, **arrays)

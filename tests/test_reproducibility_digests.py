@@ -1,0 +1,36 @@
+"""scripts/benchmarks/reproducibility_digests.py: what is compared bit for bit (the run
+itself takes minutes and is a benchmark, not a test)."""
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    name = "_reproducibility_digests"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / "scripts/benchmarks/reproducibility_digests.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_timing_and_stamps_are_dropped_everything_else_kept(tmp_path):
+    rd = _module()
+    record = {"psnr": [14.1, 13.3], "train_time_s": 0.4, "inference_patterns_per_s": 800.0,
+              "figures": ["a.png"], "compare_key": {"source_stamp": 17, "seed": 3},
+              "methods": [{"total_time_s": 1.0, "ssim": [0.1, 0.7], "time_s": 2.0}]}
+    assert rd.comparable(record) == {"psnr": [14.1, 13.3], "compare_key": {"seed": 3},
+                                     "methods": [{"ssim": [0.1, 0.7]}]}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(record))
+    b.write_text(json.dumps({**record, "train_time_s": 9.9, "compare_key": {"seed": 3,
+                                                                            "source_stamp": 1}}))
+    assert rd.digest(a) == rd.digest(b)
+    b.write_text(json.dumps({**record, "psnr": [14.1, math.nextafter(13.3, 14.0)]}))  # one ulp
+    assert rd.digest(a) != rd.digest(b)
