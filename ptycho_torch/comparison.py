@@ -79,7 +79,7 @@ def parse_architectures(text: str) -> tuple[str, ...]:
 
 def parse_engines(text: str, flag: str = "--iterative") -> tuple[str, ...]:
     """Pty-chi engines of ``--iterative`` or ``--refine`` ('' or 'none': no such rows)."""
-    from ptycho_torch.iterative import check_engines
+    from ptycho_torch.ptychi import check_engines
     names = [n for n in split_list(text) if n.lower() != "none"]
     try:
         return check_engines(names)
@@ -335,7 +335,7 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
     """Pty-chi reconstruction of test object 0 (``runs/ptychi_<engine>``), or the finished
     row with the same ``key``."""
     from ptycho_torch.device import resolve_device
-    from ptycho_torch.iterative import reconstruct_iterative
+    from ptycho_torch.ptychi.baseline import reconstruct_iterative
     layout = StudyLayout(Path(cfg.run.output_dir), f"ptychi_{engine}")
     old = reusable_row(layout, key, cfg.run.overwrite)
     if old is not None:
@@ -378,11 +378,11 @@ def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
 def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *, epochs: int,
                   every: int, batch_size: int, device: str):
     """Pty-chi ``engine`` on ``scan`` started at the network's patches at its positions
-    (:func:`ptycho_torch.refinement.start_from_patches`, stitched with the study's options),
+    (:func:`ptycho_torch.ptychi.start.start_from_patches`, stitched with the study's options),
     run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``. ``ids``:
     the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
-    from ptycho_torch.iterative import run_ptychi_chunks
-    from ptycho_torch.refinement import start_from_patches
+    from ptycho_torch.ptychi.engine import run_ptychi_chunks
+    from ptycho_torch.ptychi.start import start_from_patches
     from ptycho_torch.reconstruction import stitch_options
     init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
                               pattern_ids=ids)
@@ -412,7 +412,8 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
     or the finished row with the same settings and the same network."""
     from ptycho_torch.device import resolve_device
-    from ptycho_torch.iterative import iterative_reconstruction, scan_for_ptychi
+    from ptycho_torch.ptychi.baseline import iterative_reconstruction
+    from ptycho_torch.ptychi.scan import scan_for_ptychi
     out = Path(cfg.run.output_dir)
     src = StudyLayout(out, source.model_id)
     layout = StudyLayout(out, f"{source.model_id}+{engine}")
@@ -501,7 +502,7 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     """Every read-only check before anything runs: Pty-chi importable, each study's
     reuse / run decision, each Pty-chi row's settings."""
     if cc.iterative or cc.refine:
-        from ptycho_torch.iterative import import_ptychi
+        from ptycho_torch.ptychi import import_ptychi
         import_ptychi()  # one line naming the extra when Pty-chi is missing
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
     for engine in cc.iterative:
@@ -565,7 +566,7 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 interrupted (run the same command again)."""
-    from ptycho_torch.iterative import IterativeUnavailableError
+    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         cc = config_from_argv(argv)

@@ -128,7 +128,7 @@ def heldout_residuals(scan, held: np.ndarray, objects, probe, bad_pixels=None) -
     """Residuals of each object (H, W) on the held-out patterns of a PtychiScan:
     ``{"amplitude_mae": [...], "poisson_nll": [...]}`` (``ptycho_torch.data_residual``)."""
     from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.iterative import object_patches
+    from ptycho_torch.object_patches import object_patches
     s = scan.photon_scale
     amps = (np.sqrt(scan.patterns[held].astype(np.float64)) / s).astype(np.float32)[:, None]
     centres = scan.positions_xy[held][:, None, :]
@@ -149,7 +149,8 @@ def heldout_curve(engine: str, scan, probe, *, epochs: int, every: int, fraction
     :data:`SELECTION_METRIC`. ``start``: a function of the kept positions' scan that
     returns the starting object (a refined row: the network's object built from the kept
     patterns only); epoch 0, the start itself, is then evaluated too."""
-    from ptycho_torch.iterative import run_ptychi_chunks, subset_scan
+    from ptycho_torch.ptychi.engine import run_ptychi_chunks
+    from ptycho_torch.ptychi.scan import subset_scan
     kept, held = heldout_split(scan.patterns.shape[0], fraction, seed)
     kept_scan = subset_scan(scan, kept)
     init = None if start is None else start(kept_scan)
@@ -340,7 +341,7 @@ def iterative_keys(dc: DoseConfig, dose: float, engine: str) -> dict:
 def plan_sweep(dc: DoseConfig) -> dict:
     """Every read-only check before anything runs; ``{(dose, arch): 'reuse' | 'run'}``."""
     if dc.methods.iterative or dc.methods.refine:
-        from ptycho_torch.iterative import import_ptychi
+        from ptycho_torch.ptychi import import_ptychi
         import_ptychi()
     plan = {(d, a): plan_study(dc.study(d, a)) for d in dc.doses for a in dc.methods.architectures}
     for d in dc.doses:
@@ -460,11 +461,9 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
     """``ptychi_<engine>`` (fixed epochs), ``@heldout`` (epoch by the held-out residual) and
     ``@oracle`` (epoch by ground-truth phase PSNR) from one full-scan run, continued in chunks."""
     from ptycho_torch.device import resolve_device
-    from ptycho_torch.iterative import (
-        iterative_reconstruction,
-        run_ptychi_chunks,
-        scan_for_ptychi,
-    )
+    from ptycho_torch.ptychi.baseline import iterative_reconstruction
+    from ptycho_torch.ptychi.engine import run_ptychi_chunks
+    from ptycho_torch.ptychi.scan import scan_for_ptychi
     from ptycho_torch.reconstruction import score
     cfg, m = dc.study(dose), dc.methods
     keys = iterative_keys(dc, dose, engine)
@@ -527,8 +526,9 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
     """``<source>+<engine>`` (``--refine-epochs``) and ``<source>+<engine>@heldout`` (epoch
     0..refine_epochs by the held-out residual; the selection run starts from the network's
     object built from the kept patterns only): Pty-chi started at a network row's object."""
-    from ptycho_torch.iterative import iterative_reconstruction, scan_for_ptychi
-    from ptycho_torch.refinement import start_from_patches
+    from ptycho_torch.ptychi.baseline import iterative_reconstruction
+    from ptycho_torch.ptychi.scan import scan_for_ptychi
+    from ptycho_torch.ptychi.start import start_from_patches
     from ptycho_torch.reconstruction import stitch_options
     cfg, m = dc.study(dose), dc.methods
     K, bs = m.refine_epochs, m.iterative_batch_size
@@ -823,7 +823,7 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
     nothing written); 130 interrupted (run the same command again, with --resume)."""
-    from ptycho_torch.iterative import IterativeUnavailableError
+    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         dc = config_from_argv(argv)

@@ -359,7 +359,7 @@ def read_reference(path: str) -> dict:
 def lsqml_reference(test, epochs: int, device: str, seed: int, photon_scale: float, *,
                     inference=None) -> dict:
     """Pty-chi LSQML on test object 0 (known probe and positions), scored like a point."""
-    from ptycho_torch.iterative import reconstruct_iterative
+    from ptycho_torch.ptychi.baseline import reconstruct_iterative
     t0 = time.perf_counter()
     rec, res = reconstruct_iterative("lsqml", test, epochs=epochs, device=device, seed=seed,
                                      inference=inference)
@@ -446,7 +446,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
                          f"ground truth of test object 0: a learning curve scores it){hint}")
     run_lsqml = False
     if lc.lsqml_epochs:
-        from ptycho_torch.iterative import ptychi_available
+        from ptycho_torch.ptychi import ptychi_available
         run_lsqml = ptychi_available()
         if not run_lsqml:
             log.warning("--lsqml-epochs: Pty-chi is not installed (optional extra 'iterative'); "
@@ -582,7 +582,7 @@ def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite)."""
     from ptycho_torch.cli import configure_logging, refuse
-    from ptycho_torch.iterative import IterativeUnavailableError
+    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         lc = config_from_argv(argv, prog=prog)

@@ -59,7 +59,7 @@ def truth_residuals(dataset) -> dict[str, float]:
     Returns ``{"true_object", "true_amplitude_zero_phase", "n_patterns"}``.
     """
     from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.iterative import object_patches
+    from ptycho_torch.object_patches import object_patches
 
     objects = dataset.ground_truth_all
     if objects is None and dataset.ground_truth is not None:

@@ -140,8 +140,8 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
     """Both datasets with the probe refined by Pty-chi LSQML on the training scan."""
     from dataclasses import replace
 
-    from ptycho_torch.iterative import import_ptychi
-    from ptycho_torch.probe_refinement import refine_probe
+    from ptycho_torch.ptychi import import_ptychi
+    from ptycho_torch.ptychi.probe import refine_probe
     try:
         import_ptychi()
     except (ImportError, ValueError) as err:

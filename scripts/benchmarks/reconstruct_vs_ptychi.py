@@ -7,7 +7,7 @@ study (``--study-dir`` with ``runs/<model-id>/model.ckpt``; its config names the
 or, without one, a model trained here first with the runner (``--preset quick`` values,
 ``--train-minutes``; training time reported separately: it is paid once per dataset
 family, the reconstruction time per scan). Pty-chi runs LSQML for ``--epochs`` (100) with
-the known probe and positions (``ptycho_torch.iterative``). Prints one table and the
+the known probe and positions (``ptycho_torch.ptychi``). Prints one table and the
 time ratio Pty-chi / network. Without Pty-chi (the optional extra ``iterative``) it says
 so and prints the network side only.
 
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
 
-    from ptycho_torch.iterative import IterativeUnavailableError, import_ptychi, reconstruct_iterative
+    from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
+    from ptycho_torch.ptychi.baseline import reconstruct_iterative
     from ptycho_torch.reconstruction import score
     tmp = None
     try:

@@ -217,7 +217,7 @@ def test_cli_script_is_thin_and_refuses_without_traceback(tmp_path):
 
 @pytest.mark.iterative
 def test_iterative_rows_are_study_metrics_records(tmp_path):
-    from ptycho_torch.iterative import import_ptychi
+    from ptycho_torch.ptychi import import_ptychi
     import_ptychi()
     out = tmp_path / "cmp"
     argv = [*TINY_FLAGS, "--architectures", "fno", "--max-train-patterns", "16",

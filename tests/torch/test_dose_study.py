@@ -140,7 +140,7 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
     """Adding ePIE and LSQML refinement to a finished network sweep: the network cells are
     reused, the iterative and refined cells computed, every output consistent; a second
     call recomputes nothing."""
-    from ptycho_torch.iterative import import_ptychi
+    from ptycho_torch.ptychi import import_ptychi
     import_ptychi()
     src, argv = network_sweep
     out = tmp_path / "out"
@@ -215,7 +215,7 @@ def test_heldout_residual_prefers_the_true_object(tmp_path, nphotons):
     amplitude MAE does not at 1e2 photons: the square root of sparse counts is biased)."""
     from ptycho.datagen.grid_lines import GridLinesSpec, simulate_grid_lines
     from ptycho.io import load_dataset
-    from ptycho_torch.iterative import scan_for_ptychi
+    from ptycho_torch.ptychi.scan import scan_for_ptychi
     paths = simulate_grid_lines(GridLinesSpec(object_size=64, N=32, n_lines=40, train_stride=4,
                                               test_stride=8, n_train_objects=1,
                                               n_test_objects=1, nphotons=nphotons), tmp_path)
@@ -238,7 +238,8 @@ def test_heldout_residual_prefers_the_true_object(tmp_path, nphotons):
 @pytest.mark.iterative
 def test_heldout_curve_of_a_real_run_keeps_improving_at_high_dose(tiny_data):
     """ePIE on the nearly noise-free tiny scan only improves: the rule takes the last epoch."""
-    from ptycho_torch.iterative import import_ptychi, scan_for_ptychi
+    from ptycho_torch.ptychi import import_ptychi
+    from ptycho_torch.ptychi.scan import scan_for_ptychi
     import_ptychi()
     _, test = tiny_data
     curve = ds.heldout_curve("epie", scan_for_ptychi(test), test.probe, epochs=8, every=4,
@@ -338,11 +339,13 @@ def test_script_is_thin():
 @pytest.mark.iterative
 def test_chunked_ptychi_run_equals_an_uninterrupted_one(tiny_data):
     """The fixed, held-out and oracle rows are checkpoints of one run continued in chunks."""
-    from ptycho_torch import iterative as it
-    it.import_ptychi()
-    scan = it.scan_for_ptychi(tiny_data[1])
-    whole = it.run_ptychi("epie", scan, epochs=3, device="cpu", seed=5)
-    res, states = it.run_ptychi_chunks("epie", scan, epochs=3, every=2, device="cpu", seed=5)
+    from ptycho_torch import ptychi
+    from ptycho_torch.ptychi import engine as ptychi_engine
+    from ptycho_torch.ptychi import scan as ptychi_scan
+    ptychi.import_ptychi()
+    scan = ptychi_scan.scan_for_ptychi(tiny_data[1])
+    whole = ptychi_engine.run_ptychi("epie", scan, epochs=3, device="cpu", seed=5)
+    res, states = ptychi_engine.run_ptychi_chunks("epie", scan, epochs=3, every=2, device="cpu", seed=5)
     assert [e for e, _, _ in states] == [2, 3] and states[0][2] < states[1][2] == res.time_s
     np.testing.assert_array_equal(res.obj, whole.obj)
     np.testing.assert_array_equal(states[1][1], whole.obj)

@@ -159,7 +159,7 @@ def test_covered_box_is_fully_covered_and_maximal_on_a_disc():
 
 @pytest.mark.iterative
 def test_refine_probe_epochs_runs_lsqml_before_training(scan_files, tmp_path):
-    from ptycho_torch.iterative import import_ptychi
+    from ptycho_torch.ptychi import import_ptychi
     import_ptychi()
     out = tmp_path / "refined"
     argv = ["--train-npz", str(scan_files["cxi"]), "--output-dir", str(out),

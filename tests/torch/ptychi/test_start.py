@@ -1,4 +1,4 @@
-"""ptycho_torch.refinement: the start a network gives an iterative engine.
+"""ptycho_torch.ptychi.start: the start a network gives an iterative engine.
 
 Identities on the tiny simulated scan (no Pty-chi needed): the true object's patches give
 back the true object (up to the undetermined constant phase) at the measured brightness,
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from ptycho.stitching import StitchOptions
-from ptycho_torch import iterative as it
-from ptycho_torch import refinement as rf
+from ptycho_torch import object_patches as object_patches_mod
+from ptycho_torch.ptychi import scan as ptychi_scan
+from ptycho_torch.ptychi import start as rf
 
 WHOLE = StitchOptions(mode="positions", crop=None)
 
@@ -20,7 +21,7 @@ def _true_patches(test, shift: int = 0):
     every patch that many pixels to the right)."""
     sub = test.select(test.object_selection(0))
     obj = np.roll(test.ground_truth, -shift, axis=1)
-    return it.object_patches(obj, sub.centres, test.N), sub.centres, sub.pattern_ids()
+    return object_patches_mod.object_patches(obj, sub.centres, test.N), sub.centres, sub.pattern_ids()
 
 
 def _covered(scan, N, crop=None):
@@ -33,7 +34,7 @@ def _covered(scan, N, crop=None):
 
 def test_true_patches_give_the_true_object_at_the_measured_brightness(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     patches, centres, ids = _true_patches(test)
     start = rf.start_from_patches(patches * np.exp(1j * 0.7), centres, scan, WHOLE,
                                   pattern_ids=ids)
@@ -53,7 +54,7 @@ def test_true_patches_give_the_true_object_at_the_measured_brightness(tiny_data)
 
 def test_any_network_brightness_is_scaled_to_the_counts(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     patches, centres, ids = _true_patches(test)
     ref = rf.start_from_patches(patches, centres, scan, WHOLE, pattern_ids=ids)
     dim = rf.start_from_patches(0.3 * patches, centres, scan, WHOLE, pattern_ids=ids)
@@ -64,13 +65,13 @@ def test_any_network_brightness_is_scaled_to_the_counts(tiny_data):
 
 def test_patches_off_the_scan_are_not_used(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     patches, centres, ids = _true_patches(test)
     keep = np.arange(0, scan.patterns.shape[0], 2)
     held = np.setdiff1d(np.arange(scan.patterns.shape[0]), keep)
     poisoned = patches.copy()
     poisoned[held] = np.nan            # gridsize 1: pattern i is scan position i
-    kept_scan = it.subset_scan(scan, keep)
+    kept_scan = ptychi_scan.subset_scan(scan, keep)
     start = rf.start_from_patches(poisoned, centres, kept_scan, WHOLE, pattern_ids=ids)
     assert np.all(np.isfinite(start))
     clean = rf.start_from_patches(patches[keep], centres[keep], kept_scan, WHOLE,
@@ -84,7 +85,7 @@ def test_patches_off_the_scan_are_not_used(tiny_data):
 
 def test_tiles_stitching_starts_from_positions_and_crop_is_kept(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     assert rf.start_options(StitchOptions(mode="tiles")) == StitchOptions(mode="positions")
     crop = StitchOptions(mode="positions", crop=test.N // 2, align_phase=True)
     assert rf.start_options(crop) is crop
@@ -102,7 +103,7 @@ def test_tiles_stitching_starts_from_positions_and_crop_is_kept(tiny_data):
 
 def test_an_empty_or_broken_network_object_is_refused(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     canvas = np.zeros(scan.object_shape, np.complex64)
     with pytest.raises(ValueError, match=r"^the network reconstruction is zero under the probe"):
         rf.initial_object(canvas, np.ones(scan.object_shape, bool), scan)
@@ -125,15 +126,15 @@ def test_two_patterns_closer_than_half_a_pixel_stay_two(tiny_data):
     nominal[1, 0, 0] = c0 + np.float32(0.3) - sub.coords_offsets[1, 0, 0]
     close = dataclasses.replace(sub, coords_nominal=nominal)
     assert np.all(np.floor(close.centres[1, 0] + 0.5) == np.floor(close.centres[0, 0] + 0.5))
-    scan = it.scan_for_ptychi(close)
+    scan = ptychi_scan.scan_for_ptychi(close)
     assert scan.patterns.shape[0] == sub.n
     np.testing.assert_array_equal(scan.pattern_ids, np.arange(sub.n))
     np.testing.assert_allclose(scan.positions_xy[1], close.centres[1, 0], atol=1e-6)
-    patches = it.object_patches(test.ground_truth, close.centres, test.N)
+    patches = object_patches_mod.object_patches(test.ground_truth, close.centres, test.N)
     poisoned = patches.copy()
     poisoned[1] = np.nan
     keep = np.setdiff1d(np.arange(sub.n), [1])
-    start = rf.start_from_patches(poisoned, close.centres, it.subset_scan(scan, keep), WHOLE,
+    start = rf.start_from_patches(poisoned, close.centres, ptychi_scan.subset_scan(scan, keep), WHOLE,
                                   pattern_ids=close.pattern_ids())
     assert np.all(np.isfinite(start))
 
@@ -145,7 +146,7 @@ def test_gridsize_2_shares_each_pattern_once(tiny_data_g2):
     ids = sub.pattern_ids()
     assert ids.shape == (sub.n, 4) and test.pattern_index is not None
     n_side = int(test.metadata["n_side"])
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     assert scan.patterns.shape[0] == len(np.unique(ids)) == n_side * n_side
     # the legacy rule (a file without pattern_index) finds the same sharing
     import dataclasses

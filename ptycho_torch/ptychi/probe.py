@@ -6,7 +6,7 @@ returns the refined probe in the dataset's own units (``PtychoDataset.probe``: t
 ``P`` of ``A = |fft2(O * P, norm="ortho")|`` with the stored amplitudes ``A = sqrt(counts)
 / s``), ready to replace ``train.probe`` / ``test.probe`` before training.
 
-Units: :func:`ptycho_torch.iterative.scan_for_ptychi` hands Pty-chi the probe
+Units: :func:`ptycho_torch.ptychi.scan_for_ptychi` hands Pty-chi the probe
 ``P_c = P * s / N`` (its FFT is unnormalized); the refined Pty-chi probe is converted back
 exactly inversely, ``P = P_c * N / s`` (:func:`probe_from_ptychi`).
 
@@ -20,11 +20,11 @@ Quality is reported without ground truth, with :func:`ptycho_torch.data_residual
 of two LSQML reconstructions of the same scan with the same settings: the object with the
 starting probe fixed (``residual_before``) and the object and probe of the refinement
 (``residual_after``); the object patches are read at the rounded scan positions
-(:func:`ptycho_torch.iterative.object_patches`), so for sub-pixel scans the residuals are
+(:func:`ptycho_torch.ptychi.object_patches`), so for sub-pixel scans the residuals are
 approximate. ``ProbeRefinement.improved`` says whether the refined probe fits better;
 the caller decides whether to use it.
 
-What it can and cannot do (``tests/torch/test_probe_refinement.py``, 200 spiral positions,
+What it can and cannot do (``tests/torch/ptychi/test_probe.py``, 200 spiral positions,
 N = 32, 30 epochs): from a pupil 20 % too large (correlation 0.33 with the true probe) or
 a defocus of 10 instead of 14 rad (0.45) it reaches a correlation of 0.985 to 0.999 (three
 noise seeds), and the refinement's object is 0.6 to 5.4 dB (PSNR) below the one
@@ -33,8 +33,8 @@ defocus of 6 rad (correlation 0.18) it stays in a local minimum (0.26 after 50 e
 the start must be roughly right.
 
 Pty-chi is the optional extra ``iterative``
-(:func:`ptycho_torch.iterative.import_ptychi`); without it :func:`refine_probe` raises
-:class:`ptycho_torch.iterative.IterativeUnavailableError`.
+(:func:`ptycho_torch.ptychi.import_ptychi`); without it :func:`refine_probe` raises
+:class:`ptycho_torch.ptychi.IterativeUnavailableError`.
 """
 from __future__ import annotations
 
@@ -45,9 +45,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptycho.dataset import PtychoDataset
-from ptycho_torch import iterative as it
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.device import resolve_device
+from ptycho_torch.object_patches import object_patches
+from ptycho_torch.ptychi.engine import restore_torch_defaults, build_task
+from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi, unpad_object
 
 __all__ = ["ProbeRefinement", "default_batch_size", "match_probe_intensity",
            "probe_from_ptychi", "probe_correlation", "refine_probe"]
@@ -87,10 +89,10 @@ class ProbeRefinement:
         return self.residual_after["amplitude_mae"] < self.residual_before["amplitude_mae"]
 
 
-def probe_from_ptychi(probe_c: np.ndarray, scan: it.PtychiScan) -> np.ndarray:
+def probe_from_ptychi(probe_c: np.ndarray, scan: PtychiScan) -> np.ndarray:
     """Pty-chi probe (..., modes, N, N) -> our units, ``P = P_c * N / s``; complex64.
 
-    The exact inverse of the conversion in :func:`ptycho_torch.iterative.scan_for_ptychi`.
+    The exact inverse of the conversion in :func:`ptycho_torch.ptychi.scan_for_ptychi`.
     A leading OPR axis is dropped (only the first OPR mode is kept); returns (modes, N, N).
     """
     p = np.asarray(probe_c)
@@ -135,18 +137,18 @@ def default_batch_size(n: int) -> int:
 
     The probe is updated once per batch; small batches make it converge in far fewer
     epochs than the object-only baseline's large batches (measured in
-    ``tests/torch/test_probe_refinement.py``).
+    ``tests/torch/ptychi/test_probe.py``).
     """
     return int(min(n, max(8, min(64, n // 16))))
 
 
-def _lsqml(scan: it.PtychiScan, *, epochs: int, batch_size: int, device: str, seed: int,
+def _lsqml(scan: PtychiScan, *, epochs: int, batch_size: int, device: str, seed: int,
            optimize_probe: bool, probe_start_epoch: int) -> tuple[np.ndarray, np.ndarray, float]:
     """One LSQML run: ``(object (H, W), Pty-chi probe (opr, modes, N, N), seconds)``."""
     import torch
-    with it._restore_torch_defaults():
+    with restore_torch_defaults():
         t0 = time.perf_counter()
-        task = it.build_task("lsqml", scan, epochs=epochs, batch_size=batch_size, device=device,
+        task = build_task("lsqml", scan, epochs=epochs, batch_size=batch_size, device=device,
                              seed=seed, optimize_probe=optimize_probe,
                              probe_start_epoch=probe_start_epoch)
         task.run()
@@ -155,7 +157,7 @@ def _lsqml(scan: it.PtychiScan, *, epochs: int, batch_size: int, device: str, se
         elapsed = time.perf_counter() - t0
         buf = task.get_data_to_cpu("object", as_numpy=True)[0]
         probe = task.get_data_to_cpu("probe", as_numpy=True)
-    return it.unpad_object(buf, scan).astype(np.complex64), probe, elapsed
+    return unpad_object(buf, scan).astype(np.complex64), probe, elapsed
 
 
 def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto", seed: int = 0,
@@ -175,7 +177,7 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     """
     index = 0 if object_index is None else int(object_index)
     dev = resolve_device(device)
-    scan = it.scan_for_ptychi(train, index)
+    scan = scan_for_ptychi(train, index)
     n = int(scan.patterns.shape[0])
     bs = default_batch_size(n) if batch_size is None else int(batch_size)
     if not 1 <= bs <= n:
@@ -193,7 +195,7 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     kw = dict(epochs=int(epochs), batch_size=bs, device=dev, seed=int(seed))
 
     def residual(obj, probe):
-        patches = it.object_patches(obj, sub.centres, N).astype(np.complex64)
+        patches = object_patches(obj, sub.centres, N).astype(np.complex64)
         return data_residual(patches, sub.diffraction, probe, photon_scale=train.photon_scale,
                              bad_pixels=train.bad_pixels)
 

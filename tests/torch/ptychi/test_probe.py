@@ -1,4 +1,4 @@
-"""Probe refinement with Pty-chi LSQML (``ptycho_torch.probe_refinement``).
+"""Probe refinement with Pty-chi LSQML (``ptycho_torch.ptychi.probe``).
 
 The iterative tests simulate a non-grid scan (a Fermat spiral rounded to whole pixels, 200
 positions, N = 32, 1e6 photons per pattern) of a grid-lines object with a known TRUE
@@ -24,8 +24,10 @@ import torch
 from ptycho.dataset import PtychoDataset
 from ptycho.datagen.grid_lines import diffraction_amplitude, make_object, make_probe
 from ptycho.datagen.spiral_scan import fermat_spiral
-from ptycho_torch import iterative as it
-from ptycho_torch import probe_refinement as pr
+from ptycho_torch import ptychi
+from ptycho_torch.ptychi import engine as ptychi_engine
+from ptycho_torch.ptychi import scan as ptychi_scan
+from ptycho_torch.ptychi import probe as pr
 
 N = 32
 TRUE_PROBE = dict(pupil_radius=0.1875, defocus=14.0)
@@ -37,7 +39,7 @@ def simulate_spiral(probe, *, n_positions=200, object_size=80, step=2.6, nphoton
                     seed=0) -> PtychoDataset:
     """A grid-lines object scanned on a Fermat spiral rounded to whole pixels (Poisson).
 
-    Whole-pixel positions make the object patches of ``it.object_patches`` exact, so the
+    Whole-pixel positions make the object patches of ``ptycho_torch.object_patches`` exact, so the
     data residual is the model's own. ``probe`` is the probe the data are simulated with
     (it is also stored as the dataset's probe).
     """
@@ -59,8 +61,8 @@ def simulate_spiral(probe, *, n_positions=200, object_size=80, step=2.6, nphoton
 
 def _require_ptychi():
     try:
-        it.import_ptychi()
-    except it.IterativeUnavailableError as err:
+        ptychi.import_ptychi()
+    except ptychi.IterativeUnavailableError as err:
         pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
 
 
@@ -127,8 +129,11 @@ def test_object_with_the_refined_probe_is_better_than_with_the_wrong_probe(refin
     joint = _covered_psnr(ref.object_after, truth)    # the refinement's own object: ~45 / 45 dB
     # a fresh LSQML reconstruction with the refined probe fixed (how the probe is used)
     kw = dict(epochs=EPOCHS, batch_size=ref.batch_size, device="cpu", seed=0, warmup=False)
-    fresh = it.run_ptychi("lsqml", it.scan_for_ptychi(replace(train, probe=ref.probe)), **kw)
-    oracle = it.run_ptychi("lsqml", it.scan_for_ptychi(truth), **kw)  # true probe: ~45.6 / 45.7
+    fresh = ptychi_engine.run_ptychi("lsqml",
+                                     ptychi_scan.scan_for_ptychi(replace(train, probe=ref.probe)),
+                                     **kw)
+    oracle = ptychi_engine.run_ptychi("lsqml", ptychi_scan.scan_for_ptychi(truth),
+                                      **kw)  # true probe: ~45.6 / 45.7
     refined_psnr = _covered_psnr(fresh.obj, truth)
     true_psnr = _covered_psnr(oracle.obj, truth)
     for ch in (0, 1):  # amplitude, phase
@@ -144,7 +149,7 @@ def test_probe_conversion_back_from_ptychi_is_the_exact_inverse():
                   (rng.normal(size=(2, N, N)) + 1j * rng.normal(size=(2, N, N))).astype(np.complex64)):
         ds = replace(simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=12, object_size=48),
                      probe=probe)
-        scan = it.scan_for_ptychi(ds)
+        scan = ptychi_scan.scan_for_ptychi(ds)
         back = pr.probe_from_ptychi(scan.probe, scan)
         assert back.dtype == np.complex64 and back.shape == ds.probe_modes.shape
         np.testing.assert_allclose(back, ds.probe_modes, rtol=1e-5, atol=1e-6 * np.abs(probe).max())
@@ -210,5 +215,5 @@ def test_refine_probe_without_ptychi_names_the_extra(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "ptychi", None)  # "import ptychi" now raises ImportError
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
-    with pytest.raises(it.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
+    with pytest.raises(ptychi.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
         pr.refine_probe(truth, epochs=2, device="cpu")

@@ -16,13 +16,17 @@ import torch
 from ptycho.datagen.grid_lines import diffraction_amplitude, extract_patches
 from ptycho.geometry.raster import scan_top_left
 from ptycho.stitching import grid_region
-from ptycho_torch import iterative as it
+from ptycho_torch import ptychi
+from ptycho_torch.ptychi import _torchvision as ptychi_tv
+from ptycho_torch.ptychi import baseline as ptychi_baseline
+from ptycho_torch.ptychi import engine as ptychi_engine
+from ptycho_torch.ptychi import scan as ptychi_scan
 
 
 def _require_ptychi():
     try:
-        it.import_ptychi()
-    except it.IterativeUnavailableError as err:
+        ptychi.import_ptychi()
+    except ptychi.IterativeUnavailableError as err:
         pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
 
 
@@ -36,7 +40,7 @@ def _noise_free_counts(test) -> np.ndarray:
 
 def test_scan_conversion_units_and_positions(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     N, s, stride = test.N, test.metadata["scale"], test.metadata["stride"]
     n = (64 - N) // stride + 1
     assert scan.patterns.shape == (n * n, N, N) and scan.patterns.dtype == np.float32
@@ -58,16 +62,16 @@ def test_scan_conversion_units_and_positions(tiny_data):
 
 def test_own_reimplementation_of_the_ptychi_convention_reproduces_our_counts(tiny_data):
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     ref = _noise_free_counts(test)
-    ours = it.convention_intensity(test.ground_truth, scan)
+    ours = ptychi_scan.convention_intensity(test.ground_truth, scan)
     assert ours.shape == ref.shape
     assert np.abs(ours - ref).max() / ref.max() < 1e-5
     # the identity is not vacuous: a one-pixel position error or an ortho-FFT probe breaks it
-    shifted = it.PtychiScan(**{**scan.__dict__, "positions_xy": scan.positions_xy + [1.0, 0.0]})
-    assert np.abs(it.convention_intensity(test.ground_truth, shifted) - ref).max() / ref.max() > 1e-2
-    ortho = it.PtychiScan(**{**scan.__dict__, "probe": scan.probe * test.N})
-    scaled = it.convention_intensity(test.ground_truth, ortho)
+    shifted = ptychi_scan.PtychiScan(**{**scan.__dict__, "positions_xy": scan.positions_xy + [1.0, 0.0]})
+    assert np.abs(ptychi_scan.convention_intensity(test.ground_truth, shifted) - ref).max() / ref.max() > 1e-2
+    ortho = ptychi_scan.PtychiScan(**{**scan.__dict__, "probe": scan.probe * test.N})
+    scaled = ptychi_scan.convention_intensity(test.ground_truth, ortho)
     np.testing.assert_allclose(scaled, test.N ** 2 * ref, rtol=1e-4, atol=1e-5 * test.N ** 2 * ref.max())
 
 
@@ -75,13 +79,13 @@ def test_own_reimplementation_of_the_ptychi_convention_reproduces_our_counts(tin
 def test_ptychi_forward_model_reproduces_our_simulated_counts(tiny_data):
     _require_ptychi()
     _, test = tiny_data
-    scan = it.scan_for_ptychi(test)
+    scan = ptychi_scan.scan_for_ptychi(test)
     dtype, device = torch.get_default_dtype(), torch.get_default_device()
-    y = it.ptychi_forward_intensity(test.ground_truth, scan, device="cpu")
+    y = ptychi_engine.ptychi_forward_intensity(test.ground_truth, scan, device="cpu")
     ref = _noise_free_counts(test)
     assert y.shape == ref.shape
     assert np.abs(y - ref).max() / ref.max() < 1e-5
-    assert np.abs(y - it.convention_intensity(test.ground_truth, scan)).max() / ref.max() < 1e-5
+    assert np.abs(y - ptychi_scan.convention_intensity(test.ground_truth, scan)).max() / ref.max() < 1e-5
     # Pty-chi changes torch's defaults globally; the adapter restores them
     assert torch.get_default_dtype() == dtype and torch.get_default_device() == device
 
@@ -89,10 +93,10 @@ def test_ptychi_forward_model_reproduces_our_simulated_counts(tiny_data):
 def test_gridsize2_scan_uses_every_position_once(tiny_data, tiny_data_g2):
     _, test1 = tiny_data
     _, test2 = tiny_data_g2
-    s1, s2 = it.scan_for_ptychi(test1), it.scan_for_ptychi(test2)
+    s1, s2 = ptychi_scan.scan_for_ptychi(test1), ptychi_scan.scan_for_ptychi(test2)
     assert s2.patterns.shape == s1.patterns.shape
     assert sorted(map(tuple, s2.positions_xy)) == sorted(map(tuple, s1.positions_xy))
-    ref = it.convention_intensity(test2.ground_truth, s2)
+    ref = ptychi_scan.convention_intensity(test2.ground_truth, s2)
     z = (s2.patterns - ref) / np.sqrt(ref + 1.0)  # each pattern sits at its own position
     assert float(np.abs(z).mean()) < 1.2
 
@@ -102,7 +106,7 @@ def test_lsqml_with_known_probe_reconstructs_the_tiny_object(tiny_data):
     _require_ptychi()
     from ptycho_torch.reconstruction import score
     _, test = tiny_data
-    rec, res = it.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)
+    rec, res = ptychi_baseline.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)
     assert rec.region == grid_region(32, 8, 5) == (12, 12, 40, 40)
     assert rec.recon.shape == rec.ground_truth.shape == (40, 40) and rec.recon.dtype == np.complex64
     assert res.epochs == 30 and res.n_patterns == 25 and res.time_s > 0
@@ -116,14 +120,14 @@ def test_lsqml_with_known_probe_reconstructs_the_tiny_object(tiny_data):
 
 def test_missing_extra_gives_a_one_line_error_naming_it(monkeypatch, tiny_data):
     monkeypatch.setitem(sys.modules, "ptychi", None)  # "import ptychi" now raises ImportError
-    with pytest.raises(it.IterativeUnavailableError) as info:
-        it.import_ptychi()
+    with pytest.raises(ptychi.IterativeUnavailableError) as info:
+        ptychi.import_ptychi()
     msg = str(info.value)
     assert isinstance(info.value, ValueError) and "\n" not in msg
     assert "optional extra 'iterative'" in msg and "pip install -e '.[iterative]'" in msg
-    assert not it.ptychi_available()
-    with pytest.raises(it.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
-        it.reconstruct_iterative("lsqml", tiny_data[1], epochs=1, device="cpu")
+    assert not ptychi.ptychi_available()
+    with pytest.raises(ptychi.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
+        ptychi_baseline.reconstruct_iterative("lsqml", tiny_data[1], epochs=1, device="cpu")
 
 
 def test_compare_cli_refuses_iterative_without_the_extra(monkeypatch, tmp_path, capsys):
@@ -138,15 +142,15 @@ def test_compare_cli_refuses_iterative_without_the_extra(monkeypatch, tmp_path, 
 
 
 def test_engine_names_are_validated():
-    assert it.check_engines(["LSQML", " epie", "lsqml"]) == ("lsqml", "epie")
+    assert ptychi.check_engines(["LSQML", " epie", "lsqml"]) == ("lsqml", "epie")
     with pytest.raises(ValueError, match=r"iterative engine 'dm' is not supported "
                                          r"\(allowed: lsqml, lsqml-poisson, epie\)"):
-        it.check_engines(["dm"])
+        ptychi.check_engines(["dm"])
 
 
 def test_torchvision_stand_in_blur_matches_a_gaussian_filter():
     from scipy.ndimage import gaussian_filter
-    blur = it._gaussian_blur_stand_in()(kernel_size=(9, 9), sigma=(3, 3))
+    blur = ptychi_tv._gaussian_blur_stand_in()(kernel_size=(9, 9), sigma=(3, 3))
     img = torch.rand(1, 1, 40, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     out = blur(img)[0, 0].numpy()
     # torch's "reflect" padding is scipy's "mirror"; 9 taps = radius 4 = truncate 4/3 at sigma 3
@@ -157,7 +161,7 @@ def test_torchvision_stand_in_blur_matches_a_gaussian_filter():
 def test_torchvision_stand_in_lives_only_for_the_import(monkeypatch):
     monkeypatch.delitem(sys.modules, "torchvision", raising=False)
     monkeypatch.delitem(sys.modules, "torchvision.transforms", raising=False)
-    with it._torchvision_stand_in():
+    with ptychi_tv.torchvision_stand_in():
         mod = importlib.import_module("torchvision.transforms")
         assert hasattr(mod, "GaussianBlur")
     assert "torchvision" not in sys.modules and "torchvision.transforms" not in sys.modules
