@@ -5,9 +5,9 @@ with the same far-field operator as training; the predicted amplitudes are compa
 the measured ones over the measured detector pixels (bad pixels excluded, as in training):
 
 - ``amplitude_mae``: ``sum|A_pred - A_meas| / sum A_meas`` over the whole scan, i.e.
-  :func:`ptycho_torch.physics.normalized_amplitude_mae` of the scan as one batch;
-- ``poisson_nll``: :func:`ptycho_torch.physics.poisson_nll` of the scan as one batch: the
-  mean over measured pixels of :func:`ptycho_torch.physics.poisson_nll_terms` divided by
+  :func:`ptycho_torch.losses.normalized_amplitude_mae` of the scan as one batch;
+- ``poisson_nll``: :func:`ptycho_torch.losses.poisson_nll` of the scan as one batch: the
+  mean over measured pixels of :func:`ptycho_torch.losses.poisson_nll_terms` divided by
   ``m``, the mean measured count over the measured pixels of the whole scan.
 
 Both are the training losses' own formulas, summed batch by batch with ``m`` fixed for the
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.physics import FarFieldPtychography, poisson_nll_terms
+from ptycho_torch.losses import poisson_nll_terms
+from ptycho_torch.physics import FarFieldPtychography
 
 
 def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarray, *,

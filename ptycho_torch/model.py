@@ -11,7 +11,7 @@ import lightning as L
 import torch
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
-from ptycho_torch import physics
+from ptycho_torch import losses, overlap, physics
 from ptycho_torch.generators import build_generator
 
 
@@ -42,7 +42,7 @@ class PtychoPINN_Lightning(L.LightningModule):
         shape = (n, n) if k == 1 else (k, n, n)
         self.physics = physics.FarFieldPtychography(torch.ones(shape, dtype=torch.complex64))
         self.register_buffer("valid_mask", torch.ones(n, n))
-        loss = physics.get_loss(self.training_config.loss)
+        loss = losses.get_loss(self.training_config.loss)
         if self.training_config.loss == "poisson":
             loss = partial(loss, photon_scale=self.data_config.photon_scale)
         self.loss_fn = loss
@@ -71,9 +71,9 @@ class PtychoPINN_Lightning(L.LightningModule):
     def set_scan_geometry(self, coords_nominal) -> None:
         """Fix the overlap constraint's canvas for a scan (its ``coords_nominal``, the
         (x, y) offsets of every group, NumPy or tensor): computed once here on the host
-        (:func:`ptycho_torch.physics.overlap_region_size`) instead of twice per step from
+        (:func:`ptycho_torch.overlap.overlap_region_size`) instead of twice per step from
         each batch. Every batch then passed must come from that scan."""
-        self.overlap_region_size = physics.overlap_region_size(coords_nominal,
+        self.overlap_region_size = overlap.overlap_region_size(coords_nominal,
                                                                self.model_config.N)
 
     def set_bad_pixels(self, bad_pixels) -> None:
@@ -88,7 +88,7 @@ class PtychoPINN_Lightning(L.LightningModule):
     def _object_patches(self, x, positions, input_scale_factor):
         obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
         if self.model_config.gridsize > 1 and self.model_config.overlap_constraint:
-            obj = physics.apply_overlap_constraint(obj, positions,
+            obj = overlap.apply_overlap_constraint(obj, positions,
                                                    self.model_config.overlap_weight,
                                                    region_size=self.overlap_region_size)
         return obj

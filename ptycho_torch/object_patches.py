@@ -7,7 +7,7 @@ Conventions:
 * A centre is rounded to the nearest pixel with ``floor(c + 0.5)`` (halves round up), and
   the patch covers rows ``y - N//2 .. y - N//2 + N - 1`` and columns
   ``x - N//2 .. x - N//2 + N - 1`` of the object (the same placement as the stitching in
-  :func:`ptycho_torch.physics.merge_patches`, whose patch centre is ``N//2``).
+  :func:`ptycho_torch.overlap.merge_patches`, whose patch centre is ``N//2``).
 * Pixels of a patch that fall outside the object are **zero**; they are not copied from
   the nearest edge pixel. :func:`edge_patterns` counts the patterns that reach past the
   edge, so a caller can say how many patterns that zero padding touched.

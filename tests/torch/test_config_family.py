@@ -13,7 +13,7 @@ from ptycho import stitching
 from ptycho.config import config as cc
 from ptycho.config.config import DataConfig, ModelConfig, StudyConfig, TrainingConfig
 from ptycho_torch import model as model_module
-from ptycho_torch import physics
+from ptycho_torch import losses
 from ptycho_torch.device import resolve_device
 from ptycho_torch.generators import GENERATORS, build_generator
 from ptycho_torch.generators import layers
@@ -23,7 +23,7 @@ SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_f
 
 MAPS = [
     ("ARCHITECTURES", cc.ARCHITECTURES, GENERATORS),
-    ("LOSSES", cc.LOSSES, physics.LOSSES),
+    ("LOSSES", cc.LOSSES, losses.LOSSES),
     ("INPUT_TRANSFORMS", cc.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
     ("OUTPUT_MODES", cc.OUTPUT_MODES, layers.OUTPUT_READERS),
     ("STITCH_MODES", cc.STITCH_MODES, stitching.STITCH_MODES),
@@ -124,8 +124,8 @@ def test_every_loss_is_wired_with_the_data_config(loss):
     m = _module(loss=loss, photon_scale=7.0)
     x = torch.rand(2, 1, 32, 32) + 0.1
     pred = 1.1 * x
-    expected = (physics.poisson_nll(pred, x, photon_scale=7.0) if loss == "poisson"
-                else physics.normalized_amplitude_mae(pred, x))
+    expected = (losses.poisson_nll(pred, x, photon_scale=7.0) if loss == "poisson"
+                else losses.normalized_amplitude_mae(pred, x))
     assert float(m.loss_fn(pred, x)) == pytest.approx(float(expected))
 
 

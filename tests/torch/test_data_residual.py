@@ -65,7 +65,8 @@ def _scan(seed=0, n=7, C=1, N=16, s=3.0, bad_fraction=0.08):
 def _whole_scan_losses(patches, meas, probe, s, bad):
     import torch
 
-    from ptycho_torch.physics import FarFieldPtychography, normalized_amplitude_mae, poisson_nll
+    from ptycho_torch.losses import normalized_amplitude_mae, poisson_nll
+    from ptycho_torch.physics import FarFieldPtychography
     pred = FarFieldPtychography(probe)(torch.from_numpy(patches)).to(torch.float64)
     obs = torch.from_numpy(meas).to(torch.float64)
     mask = torch.from_numpy(~bad)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
-from ptycho_torch import physics
+from ptycho_torch import overlap
 from ptycho_torch.config_factory import build_model
 from ptycho_torch.generators import GENERATORS, Generator, build_generator
 from ptycho_torch.inference import predict_patches
@@ -30,12 +30,12 @@ def test_overlap_constraint_with_the_scan_canvas_never_syncs(tiny_data_g2, monke
     model = build_model(ModelConfig(architecture="cnn", gridsize=2, **SMALL), DataConfig(),
                         TrainingConfig(), train)
     M = model.overlap_region_size
-    assert M == physics.overlap_region_size(train.coords_nominal, 32) > 32
+    assert M == overlap.overlap_region_size(train.coords_nominal, 32) > 32
     x = torch.from_numpy(train.diffraction[:5])
     pos = torch.from_numpy(train.coords_nominal[:5])
     scale = torch.ones(5, 1, 1, 1)
     with torch.no_grad():
-        reference = physics.apply_overlap_constraint(model.generator(x), pos)  # per batch
+        reference = overlap.apply_overlap_constraint(model.generator(x), pos)  # per batch
     _forbid_host_syncs(monkeypatch)
     obj = model._object_patches(x, pos, scale)
     amp = model(x, pos, None, scale)
@@ -45,18 +45,18 @@ def test_overlap_constraint_with_the_scan_canvas_never_syncs(tiny_data_g2, monke
     torch.testing.assert_close(obj.detach(), reference, rtol=0, atol=0)
     with pytest.raises(AssertionError, match="host synchronisation"):
         _forbid_host_syncs(monkeypatch)
-        physics.apply_overlap_constraint(obj.detach(), pos)  # the per-batch path does sync
+        overlap.apply_overlap_constraint(obj.detach(), pos)  # the per-batch path does sync
 
 
 def test_overlap_region_size_rules():
-    assert physics.overlap_region_size(np.zeros((4, 1, 1, 2)), 32) == 0
-    assert physics.overlap_region_size(np.array([[[[1.4, -2.5]]]]), 32) == 32 + 2 * 2
-    assert physics.overlap_region_size(torch.tensor([[[[3.5, 0.0]]]]), 16) == 16 + 2 * 4
+    assert overlap.overlap_region_size(np.zeros((4, 1, 1, 2)), 32) == 0
+    assert overlap.overlap_region_size(np.array([[[[1.4, -2.5]]]]), 32) == 32 + 2 * 2
+    assert overlap.overlap_region_size(torch.tensor([[[[3.5, 0.0]]]]), 16) == 16 + 2 * 4
     with pytest.raises(ValueError, match=r"^overlap_region_size: positions hold non-finite"):
-        physics.overlap_region_size(np.array([[[[np.nan, 0.0]]]]), 16)
+        overlap.overlap_region_size(np.array([[[[np.nan, 0.0]]]]), 16)
     # 0: the constraint is the identity (gridsize 1 / no geometry), no canvas at all
     p = torch.randn(2, 4, 8, 8, dtype=torch.complex64)
-    assert physics.apply_overlap_constraint(p, torch.zeros(2, 4, 1, 2), region_size=0) is p
+    assert overlap.apply_overlap_constraint(p, torch.zeros(2, 4, 1, 2), region_size=0) is p
 
 
 # --------------------------------------------------------------- 5.7: the unused probe
@@ -116,7 +116,7 @@ def test_inference_sets_the_scan_geometry_and_restores_it(tiny_data_g2):
         return original(*a)
     model.forward_predict = spy
     out = predict_patches(model, test, 7)
-    assert set(seen) == {physics.overlap_region_size(test.coords_nominal, 32)}
+    assert set(seen) == {overlap.overlap_region_size(test.coords_nominal, 32)}
     assert model.overlap_region_size == before
     model.forward_predict = original
     model.overlap_region_size = None  # the per-batch path gives the same patches

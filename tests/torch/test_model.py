@@ -41,7 +41,7 @@ def test_forward_predict_dtype_and_shape(arch, gridsize):
 
 
 def test_gridsize2_prediction_obeys_overlap_constraint():
-    from ptycho_torch.physics import apply_overlap_constraint
+    from ptycho_torch.overlap import apply_overlap_constraint
     torch.manual_seed(0)
     m = _module(architecture="fno", gridsize=2).eval()
     pos = torch.tensor([[-3., -3.], [3., -3.], [-3., 3.], [3., 3.]]).reshape(1, 4, 1, 2).repeat(2, 1, 1, 1)
@@ -118,7 +118,7 @@ def test_poisson_loss_is_used_when_configured(tiny_data):
     m = _module(architecture="fno", loss="poisson", photon_scale=100.0)
     x = torch.from_numpy(train.diffraction[:4])
     pred = x * 1.1
-    from ptycho_torch.physics import poisson_nll
+    from ptycho_torch.losses import poisson_nll
     assert float(m.loss_fn(pred, x)) == pytest.approx(float(poisson_nll(pred, x, photon_scale=100.0)))
 
 
@@ -231,14 +231,14 @@ def test_bad_pixel_values_do_not_change_the_loss(loss):
 def test_overlap_constraint_flag_controls_the_merge_at_gridsize_2(constraint, weight, monkeypatch):
     """overlap_constraint=False: the group's patches go to the physics as the generator made
     them (no merge / re-extract); True: they are merged, blended by overlap_weight."""
-    from ptycho_torch import physics
+    from ptycho_torch import overlap
     calls = []
-    real = physics.apply_overlap_constraint
+    real = overlap.apply_overlap_constraint
 
     def spy(obj, positions, w=1.0, **kw):
         calls.append(w)
         return real(obj, positions, w, **kw)
-    monkeypatch.setattr(physics, "apply_overlap_constraint", spy)
+    monkeypatch.setattr(overlap, "apply_overlap_constraint", spy)
     torch.manual_seed(0)
     m = _module(architecture="cnn", gridsize=2, overlap_constraint=constraint,
                 overlap_weight=weight).eval()
