@@ -205,7 +205,7 @@ def plan_study(cfg: StudyConfig) -> str:
     """``'reuse'`` a finished study with the same settings, else ``'run'`` after the
     runner's read-only checks (output directory, interrupted run, --resume state).
     A finished study with other settings is refused unless --overwrite. Writes nothing."""
-    from ptycho_torch.resume import prepare_output
+    from ptycho_torch.engine.outputs import prepare_output
     layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
     if layout.is_finished() and not cfg.run.overwrite:
         done = finished_config(layout)
@@ -334,7 +334,7 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
                       key: dict) -> StudyMetrics:
     """Pty-chi reconstruction of test object 0 (``runs/ptychi_<engine>``), or the finished
     row with the same ``key``."""
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.engine.device import resolve_device
     from ptycho_torch.ptychi.baseline import reconstruct_iterative
     layout = StudyLayout(Path(cfg.run.output_dir), f"ptychi_{engine}")
     old = reusable_row(layout, key, cfg.run.overwrite)
@@ -367,7 +367,7 @@ def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
     """The trained network's predicted patches of test object 0 and their centres."""
-    from ptycho_torch.inference import predict_patches
+    from ptycho_torch.engine.inference import predict_patches
     from ptycho_torch.reconstruct import load_model
     model = load_model(str(checkpoint), device)
     sub = test.select(test.object_selection(0))
@@ -411,7 +411,7 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
                     batch_size: int) -> StudyMetrics:
     """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
     or the finished row with the same settings and the same network."""
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.engine.device import resolve_device
     from ptycho_torch.ptychi.baseline import iterative_reconstruction
     from ptycho_torch.ptychi.scan import scan_for_ptychi
     out = Path(cfg.run.output_dir)
@@ -515,7 +515,7 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
 def run_comparison(cc: CompareConfig, plan=None) -> dict:
     """Run (or reuse) every method, then write the comparison files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
-    from ptycho_torch.device import apply_num_threads
+    from ptycho_torch.engine.device import apply_num_threads
     plan = plan_comparison(cc) if plan is None else plan
     apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []

@@ -16,7 +16,7 @@ set with ``set_probe``); without one it is ``DataConfig()``'s defaults, which th
 replaces with the values of its (simulated or read) training scan.
 
 The study pipeline builds its model here too (:func:`build_model`, called by
-``ptycho_torch.training.fit_model``), so ``architecture``, ``N``, ``gridsize`` and the
+``ptycho_torch.engine.training.fit_model``), so ``architecture``, ``N``, ``gridsize`` and the
 ``fno_*`` hyperparameters reach the generator by this one path.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import unknown_key_error
 from ptycho.dataset import PtychoDataset
 from ptycho.formats.study_input import read_dataset
-from ptycho_torch.data import input_scale_from
+from ptycho_torch.engine.data import input_scale_from
 from ptycho_torch.model import PtychoPINN_Lightning
 
 _OVERRIDE_KEYS = frozenset(f.name for f in fields(TorchRunnerConfig))

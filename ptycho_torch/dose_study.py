@@ -460,7 +460,7 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
 def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]:
     """``ptychi_<engine>`` (fixed epochs), ``@heldout`` (epoch by the held-out residual) and
     ``@oracle`` (epoch by ground-truth phase PSNR) from one full-scan run, continued in chunks."""
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.engine.device import resolve_device
     from ptycho_torch.ptychi.baseline import iterative_reconstruction
     from ptycho_torch.ptychi.engine import run_ptychi_chunks
     from ptycho_torch.ptychi.scan import scan_for_ptychi
@@ -763,7 +763,7 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
 def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     """Run (or reuse) every cell, then write the dose-study files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
-    from ptycho_torch.device import apply_num_threads, resolve_device
+    from ptycho_torch.engine.device import apply_num_threads, resolve_device
     plan = plan_sweep(dc) if plan is None else plan
     apply_num_threads(dc.base.run.num_threads)
     tests = _TestData(dc)

@@ -399,7 +399,7 @@ class LearningCurveResult:
 
 def preflight(lc: LearningCurveConfig) -> None:
     """Output-directory checks (writes nothing)."""
-    from ptycho_torch.resume import check_dir_target
+    from ptycho_torch.engine.outputs import check_dir_target
     out = lc.output_dir
     check_dir_target("output_dir", out)
     if lc.study.run.cache_dir:
@@ -418,11 +418,11 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     """
     import torch
 
-    from ptycho_torch.data import split_indices
+    from ptycho_torch.engine.data import split_indices
     from ptycho_torch.study import check_data, check_device, load_study_data
     from ptycho_torch.reconstruction import reconstruct_test_object
-    from ptycho_torch.device import apply_num_threads
-    from ptycho_torch.training import fit_model
+    from ptycho_torch.engine.device import apply_num_threads
+    from ptycho_torch.engine.training import fit_model
 
     t_start = time.perf_counter()
     cfg = lc.study
@@ -464,7 +464,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     snaps = BudgetSnapshots(lc.kind, lc.budgets)
     callbacks = [snaps]
     if cfg.run.snapshot_every:
-        from ptycho_torch.snapshots import SnapshotCallback
+        from ptycho_torch.engine.callbacks import SnapshotCallback
         callbacks.append(SnapshotCallback(test, lc.output_dir / "visuals" / "snapshots",
                                           f"learning_curve_{cfg.model_id}",
                                           cfg.run.snapshot_every))

@@ -6,7 +6,7 @@ Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; det
 content), checks that the model can take it (pattern size, probe size, gridsize,
 positions), predicts every pattern of scan 0 in batches through the model's
 ``forward_predict`` (``ptycho_torch.reconstruction.reconstruct_test_object``, which calls
-``ptycho_torch.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
+``ptycho_torch.engine.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
 
 - ``recon.npz``: the complex reconstruction of the scored region, amplitude, phase,
@@ -79,8 +79,8 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     from ptycho.formats.study_input import read_dataset
     from ptycho.plotting import save_reconstruction_figure, save_study_figures
     from ptycho_torch.data_residual import test_object_residuals
-    from ptycho_torch.device import resolve_device
-    from ptycho_torch.resume import check_dir_target
+    from ptycho_torch.engine.device import resolve_device
+    from ptycho_torch.engine.outputs import check_dir_target
     from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
 
     t_start = time.perf_counter()

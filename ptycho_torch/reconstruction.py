@@ -23,7 +23,7 @@ from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.stitching import (
     StitchOptions, canvas_for_positions, clip_to_region, grid_region, scan_region, stitch,
 )
-from ptycho_torch.inference import predict_patches
+from ptycho_torch.engine.inference import predict_patches
 
 
 @dataclass

@@ -83,7 +83,7 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
 
     Returns the data-derived config. Raises StudyError (one line) naming file and key.
     """
-    from ptycho_torch.data import input_scale_from, split_indices
+    from ptycho_torch.engine.data import input_scale_from, split_indices
     user = cfg.run.train_npz is not None
 
     def bad(ds, key, what, expected, flag):
@@ -160,7 +160,7 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
 def check_device(cfg: StudyConfig) -> str:
     import torch
 
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.engine.device import resolve_device
     try:
         accelerator = resolve_device(cfg.training.device)
     except ValueError as err:
@@ -191,9 +191,9 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     """
     import torch
 
-    from ptycho_torch.device import apply_num_threads
-    from ptycho_torch.resume import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
-    from ptycho_torch.training import fit_model
+    from ptycho_torch.engine.device import apply_num_threads
+    from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
+    from ptycho_torch.engine.training import fit_model
 
     t_start = time.perf_counter()
     rank_zero = is_launch_rank_zero()
@@ -226,7 +226,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         start_work(cfg, layout)
     callbacks = []
     if cfg.run.snapshot_every:
-        from ptycho_torch.snapshots import SnapshotCallback
+        from ptycho_torch.engine.callbacks import SnapshotCallback
         callbacks.append(SnapshotCallback(test, layout.visuals_dir / "snapshots", cfg.model_id,
                                           cfg.run.snapshot_every))
     try:

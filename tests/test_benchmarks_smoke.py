@@ -83,7 +83,7 @@ def test_generators_smoke(tmp_path, capsys):
 
 
 def test_benchmarks_resolve_devices_through_the_project_rule(monkeypatch, capsys):
-    """bench_common.select_device is ptycho_torch.device.resolve_device plus a one-line refusal."""
+    """bench_common.select_device is ptycho_torch.engine.device.resolve_device plus a one-line refusal."""
     import torch
 
     import bench_common

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ptycho_torch.device import resolve_device
+from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import ENGINE_SPECS, check_engines, import_ptychi
 from ptycho_torch.ptychi.scan import PtychiScan, pad_object, unpad_object
 

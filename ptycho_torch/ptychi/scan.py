@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ptycho.dataset import PtychoDataset
-from ptycho_torch.data import object_amplitude_estimate
+from ptycho_torch.engine.data import object_amplitude_estimate
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,12 @@ def add_generator_args(p) -> None:
 
 def select_device(name: str):
     """The torch device for ``--device`` (auto, cpu or cuda), resolved by the project's one
-    rule (``ptycho_torch.device.resolve_device``: 'auto' -> cuda when available else cpu).
+    rule (``ptycho_torch.engine.device.resolve_device``: 'auto' -> cuda when available else cpu).
     A refusal ('cuda' without a CUDA device) prints the one-line error and returns None
     (the caller exits with 2)."""
     import torch  # here, so numpy-only benchmarks start fast
 
-    from ptycho_torch.device import resolve_device
+    from ptycho_torch.engine.device import resolve_device
     try:
         return torch.device(resolve_device(name))
     except ValueError as err:

@@ -3,7 +3,7 @@
 
 Two measurements, each a ratio taken in one run:
 
-1. Throughput of ``ptycho_torch.inference.run_torch_inference`` divided by that of a raw
+1. Throughput of ``ptycho_torch.engine.inference.run_torch_inference`` divided by that of a raw
    loop that calls ``forward_predict`` on the same model at the same batch size (each
    batch moved to the device and its output back to CPU, outputs concatenated), timed
    alternately, median of ``--repeats``. Target: >= 0.95.
@@ -77,7 +77,7 @@ def make_test_data(n: int, N: int, seed: int = 0) -> dict:
 
 def raw_loop(model, data: dict, batch: int, device: torch.device) -> torch.Tensor:
     """The baseline: forward_predict per batch, output back to CPU, concatenated."""
-    from ptycho_torch.inference import prediction_inputs
+    from ptycho_torch.engine.inference import prediction_inputs
     x, pos, probe, scale = prediction_inputs(model, data)
     probe = probe.to(device)
     outs = []
@@ -90,7 +90,7 @@ def raw_loop(model, data: dict, batch: int, device: torch.device) -> torch.Tenso
 
 
 def bench_throughput(model, data: dict, batch: int, device: torch.device, repeats: int) -> dict:
-    from ptycho_torch.inference import run_torch_inference
+    from ptycho_torch.engine.inference import run_torch_inference
     n = data["diffraction"].shape[0]
     wrapped = lambda: run_torch_inference(model, data, _inference_config(batch))  # noqa: E731
     raw = lambda: raw_loop(model, data, batch, device)  # noqa: E731
@@ -114,7 +114,7 @@ def bench_throughput(model, data: dict, batch: int, device: torch.device, repeat
 
 def bench_memory(model, N: int, n: int, batch: int, device: torch.device) -> dict:
     """Peak CUDA memory above the model for n and 10 n patterns (fixed batch)."""
-    from ptycho_torch.inference import run_torch_inference
+    from ptycho_torch.engine.inference import run_torch_inference
     peaks = {}
     for k in (n, 10 * n):
         data = make_test_data(k, N, seed=k)

@@ -4,7 +4,7 @@
 For each architecture (same hyperparameters in both paths):
 
 * **Lightning**: ``lightning.Trainer.fit`` of ``PtychoPINN_Lightning`` on the project's
-  ``DataLoader`` (``ptycho_torch.data.make_loaders``): loader -> generator -> object x
+  ``DataLoader`` (``ptycho_torch.engine.data.make_loaders``): loader -> generator -> object x
   probe -> |FFT| -> normalized MAE -> backward -> Adam step, exactly the study's
   ``training_step`` path (no validation, logger or checkpoints). Timed by a callback from
   the first batch after ``--warmup`` batches to the last.
@@ -72,7 +72,7 @@ def lightning_throughput(configs, n_batches: int, warmup: int, device: torch.dev
     import lightning as L
     from lightning.pytorch.callbacks import Callback
 
-    from ptycho_torch.data import make_loaders, split_indices
+    from ptycho_torch.engine.data import make_loaders, split_indices
     from ptycho_torch.model import PtychoPINN_Lightning
 
     mc, tc, dc = configs

@@ -32,7 +32,7 @@ from ptycho.config.runner_config import TorchRunnerConfig  # noqa: E402,F401 - r
 from ptycho.config.validation import StudyError  # noqa: E402,F401 - re-exported
 from ptycho_torch.cli import run_study_cli as run_grid_lines_torch  # noqa: E402,F401
 from ptycho_torch.cli import study_main  # noqa: E402
-from ptycho_torch.inference import run_torch_inference  # noqa: E402,F401 - re-exported
+from ptycho_torch.engine.inference import run_torch_inference  # noqa: E402,F401 - re-exported
 
 
 def main(argv=None) -> int:

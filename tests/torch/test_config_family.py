@@ -14,7 +14,7 @@ from ptycho.config import config as cc
 from ptycho.config.config import DataConfig, ModelConfig, StudyConfig, TrainingConfig
 from ptycho_torch import model as model_module
 from ptycho_torch import losses
-from ptycho_torch.device import resolve_device
+from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.generators import GENERATORS, build_generator
 from ptycho_torch.generators import layers
 from ptycho_torch.model import PtychoPINN_Lightning

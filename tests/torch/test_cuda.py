@@ -11,7 +11,7 @@ import torch
 
 import grid_lines_torch_runner as runner
 from ptycho.datagen.grid_lines import make_probe
-from ptycho_torch.inference import run_torch_inference
+from ptycho_torch.engine.inference import run_torch_inference
 
 pytestmark = pytest.mark.cuda
 

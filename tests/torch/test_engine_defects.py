@@ -11,7 +11,7 @@ from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho_torch import overlap
 from ptycho_torch.config_factory import build_model
 from ptycho_torch.generators import GENERATORS, Generator, build_generator
-from ptycho_torch.inference import predict_patches
+from ptycho_torch.engine.inference import predict_patches
 
 SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_filters_scale=1)
 
@@ -137,8 +137,8 @@ def test_every_generator_sets_its_initial_amplitude(architecture, mode):
 
 
 def test_training_starts_the_generator_through_its_interface(tiny_data, tmp_path, monkeypatch):
-    from ptycho_torch.data import object_amplitude_estimate, split_indices
-    from ptycho_torch.training import fit_model
+    from ptycho_torch.engine.data import object_amplitude_estimate, split_indices
+    from ptycho_torch.engine.training import fit_model
     train, _ = tiny_data
     calls = []
     monkeypatch.setattr(Generator, "set_initial_amplitude",
@@ -162,7 +162,7 @@ def test_the_oom_log_names_the_batch_size_that_failed(caplog):
             if x.shape[0] > 2:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
             return x.to(torch.complex64)
-    with caplog.at_level(logging.WARNING, logger="ptycho_torch.inference"):
+    with caplog.at_level(logging.WARNING, logger="ptycho_torch.engine.inference"):
         predict_patches(OOM(), {"diffraction": np.ones((9, 1, 4, 4), np.float32)}, 5)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["out of memory at infer_batch_size=5; retrying from pattern 0 with "
@@ -170,7 +170,7 @@ def test_the_oom_log_names_the_batch_size_that_failed(caplog):
 
 
 def test_patterns_trained_counts_the_partial_last_batch(tiny_data, tmp_path):
-    from ptycho_torch.training import fit_model
+    from ptycho_torch.engine.training import fit_model
     train, _ = tiny_data
     fit = fit_model(ModelConfig(architecture="cnn", **SMALL),
                     TrainingConfig(epochs=2, batch_size=16), DataConfig(input_scale=1.0), train,

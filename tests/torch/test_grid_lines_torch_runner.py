@@ -11,7 +11,7 @@ import torch
 
 import grid_lines_torch_runner as runner
 from ptycho.config.cli import config_from_argv
-from ptycho_torch.inference import run_torch_inference
+from ptycho_torch.engine.inference import run_torch_inference
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",

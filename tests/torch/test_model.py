@@ -87,7 +87,7 @@ def _fit_steps(module, batch, steps=25, lr=3e-3):
 def _uniform_object_loss(module, x, probe) -> float:
     """The loss of the best featureless guess: a uniform object as bright as the data say
     (Parseval: ``object_amplitude_estimate``), through the same physics and loss."""
-    from ptycho_torch.data import object_amplitude_estimate
+    from ptycho_torch.engine.data import object_amplitude_estimate
     from ptycho_torch.physics import diffraction_amplitude
     a = object_amplitude_estimate(x.numpy(), probe)
     obj = torch.full(x.shape, a, dtype=torch.complex64)
@@ -99,7 +99,7 @@ def _uniform_object_loss(module, x, probe) -> float:
 def test_short_optimisation_beats_the_uniform_object(arch, tiny_data):
     """25 Adam steps on 16 patterns: the trained physics loss must beat a uniform object of
     the right brightness on the same data (the network learned structure, not just a level)."""
-    from ptycho_torch.data import input_scale_from
+    from ptycho_torch.engine.data import input_scale_from
     train, _ = tiny_data
     torch.manual_seed(0)
     m = _module(architecture=arch, input_scale=input_scale_from(train.diffraction))
@@ -130,7 +130,7 @@ def test_set_probe_checks_shape():
 
 def test_checkpoint_round_trip_identical_predictions(tmp_path, tiny_data):
     import lightning as L
-    from ptycho_torch.data import make_loaders, split_indices
+    from ptycho_torch.engine.data import make_loaders, split_indices
     train, _ = tiny_data
     torch.manual_seed(0)
     m = _module(architecture="hybrid", epochs=1, scheduler="plateau", generator_output_mode="amp_phase")

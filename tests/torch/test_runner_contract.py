@@ -164,7 +164,8 @@ def test_factory_payload_reaches_the_generator(architecture):
 
 
 def test_the_study_builds_its_model_through_the_factory():
-    from ptycho_torch import config_factory, training
+    from ptycho_torch import config_factory
+    from ptycho_torch.engine import training
     assert training.build_model is config_factory.build_model
 
 
@@ -199,7 +200,7 @@ def test_run_grid_lines_torch_takes_both_config_forms(tmp_path):
 
 
 def test_run_torch_inference_takes_three_config_forms(tiny_data, true_patch_model):
-    from ptycho_torch.inference import run_torch_inference
+    from ptycho_torch.engine.inference import run_torch_inference
     _, test = tiny_data
     model = true_patch_model(test)
     outs = [run_torch_inference(model, test, c) for c in

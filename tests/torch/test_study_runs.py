@@ -186,7 +186,8 @@ def test_poisson_loss_trains_end_to_end_with_capped_patterns(tmp_path, tiny_path
 
 
 def test_progress_bar_only_on_a_terminal_and_the_epoch_line_format():
-    from ptycho_torch.training import format_epoch_line, show_progress_bar
+    from ptycho_torch.engine.training import show_progress_bar
+    from ptycho_torch.engine.callbacks import format_epoch_line
 
     class Stream:
         def __init__(self, tty):
@@ -219,13 +220,13 @@ def test_fit_model_without_progress_bar_logs_one_line_per_epoch(tmp_path, tiny_d
     """progress_bar=False: exactly one ``epoch k/E  step ...`` record per epoch, then the stop
     reason; the FitResult says how training ended."""
     from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
-    from ptycho_torch.data import input_scale_from
-    from ptycho_torch.training import fit_model
+    from ptycho_torch.engine.data import input_scale_from
+    from ptycho_torch.engine.training import fit_model
     train, _ = tiny_data
     mc = ModelConfig(N=32, architecture="cnn", n_filters_scale=1)
     tc = TrainingConfig(epochs=3, batch_size=16, max_train_patterns=16, scheduler="none")
     dc = DataConfig(input_scale=input_scale_from(train.diffraction))
-    logger, handler = logging.getLogger("ptycho_torch.training"), _Records()
+    logger, handler = logging.getLogger("ptycho_torch.engine.training"), _Records()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -1,4 +1,4 @@
-"""Preflight units (ptycho_torch.resume): every refusal of prepare_output / check_resume
+"""Preflight units (ptycho_torch.engine.outputs): every refusal of prepare_output / check_resume
 happens before anything is written, names the setting and says what to do; start_work
 saves the study config the resume check compares against."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from ptycho.artifacts import StudyLayout
 from ptycho.config.config import RESUME_MAY_CHANGE, StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.resume import (
+from ptycho_torch.engine.outputs import (
     check_dir_target, check_resume, is_launch_rank_zero, last_checkpoint, prepare_output,
     read_checkpoint_epoch, start_work,
 )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptycho_torch.data import (
+from ptycho_torch.engine.data import (
     PatchDataset, input_scale_from, make_loaders, object_amplitude_estimate, split_indices,
 )
 

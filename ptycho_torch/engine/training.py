@@ -8,11 +8,12 @@ per-epoch history. Checkpoints go to ``work_dir`` so an interrupted run can resu
 Reliability:
 
 - ``work_dir/checkpoints/last.ckpt`` is written at the end of every epoch, after the
-  history row of that epoch is recorded, through :class:`AtomicCheckpointIO` (temporary
-  file in the same directory, fsync, ``os.replace``): a run killed at any moment leaves
-  either the previous or the new complete checkpoint, never a truncated one.
-- :class:`HistoryCallback` is stateful (fixed ``state_key``), so a resumed run continues
-  the per-epoch history instead of restarting it.
+  history row of that epoch is recorded, through
+  :class:`~ptycho_torch.engine.callbacks.AtomicCheckpointIO` (temporary file in the same
+  directory, fsync, ``os.replace``): a run killed at any moment leaves either the previous
+  or the new complete checkpoint, never a truncated one.
+- :class:`~ptycho_torch.engine.callbacks.HistoryCallback` is stateful (fixed
+  ``state_key``), so a resumed run continues the per-epoch history instead of restarting it.
 """
 from __future__ import annotations
 
@@ -23,92 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ptycho.artifacts import atomic_path
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.config_factory import build_model
-from ptycho_torch.data import make_loaders, object_amplitude_estimate, split_indices
-from ptycho_torch.device import resolve_device
+from ptycho_torch.engine.callbacks import (
+    AtomicCheckpointIO, EpochLogCallback, HistoryCallback, PatternCounter,
+)
+from ptycho_torch.engine.data import make_loaders, object_amplitude_estimate, split_indices
+from ptycho_torch.engine.device import resolve_device
+from ptycho_torch.engine.outputs import read_checkpoint_epoch
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.resume import read_checkpoint_epoch
 
 log = logging.getLogger(__name__)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoint writes through :func:`ptycho.artifacts.atomic_path` (temporary file beside
-    the target, fsync, ``os.replace``): a run killed at any moment leaves the previous or the
-    new complete checkpoint. (Lightning's own writer stages the bytes in the system temp dir
-    and *moves* them, which is a plain copy when that dir is on another file system, and
-    leaves stale temp files behind on SIGKILL.)
-    """
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        if storage_options is not None:
-            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
-
-
-class PatternCounter(Callback):
-    """Counts the training samples of every training batch this process ran (the
-    batch's own size, so a last partial batch is not counted as a full one)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.count += int(batch[0].shape[0])
-
-
-class HistoryCallback(Callback):
-    """Records epoch, train/val loss, learning rate and wall time after each epoch.
-
-    Rows are recorded in ``on_train_epoch_end`` (after validation), before Lightning's
-    ``ModelCheckpoint`` (always ordered last) writes the epoch's checkpoint, so the saved
-    state includes that epoch. Its state is saved in checkpoints under the fixed
-    ``state_key`` ``"HistoryCallback"``, so a resumed run keeps the earlier epochs.
-    """
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    @property
-    def state_key(self) -> str:
-        return "HistoryCallback"
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        m = trainer.callback_metrics
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        row = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
-               "train_loss": _scalar(m.get("train_loss")),
-               "val_loss": _scalar(m.get("val_loss")),
-               "lr": float(lr),
-               "time_s": time.time()}
-        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
-
-    def state_dict(self) -> dict:
-        return {"rows": list(self.rows)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.rows = list(state_dict.get("rows", []))
-
-    def as_columns(self) -> dict:
-        """``{epoch, train_loss, val_loss, lr, time_s: [...]}``; ``time_s`` is the Unix time
-        at which the epoch ended (shows which session trained it after a resume)."""
-        keys = ("epoch", "step", "train_loss", "val_loss", "lr", "time_s")
-        rows = sorted(self.rows, key=lambda r: r["epoch"])
-        return {k: [r.get(k) for r in rows] for k in keys}
-
-
-def _scalar(v) -> float:
-    return float(v.detach().cpu()) if isinstance(v, torch.Tensor) else float("nan")
 
 
 def _strategy(tc, accelerator: str):
@@ -119,38 +49,6 @@ def _strategy(tc, accelerator: str):
     # start_method "popen" (the default): Lightning re-runs the launching script for each
     # extra local rank; torchrun / SLURM start the processes themselves.
     return DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else None)
-
-
-class EpochLogCallback(Callback):
-    """One log line per epoch (for batch jobs, SLURM and CI logs, where a progress bar would
-    write thousands of carriage-return updates): epoch, optimizer step, train and validation
-    loss, learning rate, elapsed time. ``fit_model`` logs the stop reason at the end."""
-
-    def __init__(self, logger: logging.Logger, max_epochs: int) -> None:
-        self._logger = logger
-        self.max_epochs = max_epochs
-        self.t0 = time.perf_counter()
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.t0 = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.is_global_zero:
-            return
-        m = trainer.callback_metrics
-        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
-        self._logger.info(format_epoch_line(int(trainer.current_epoch), self.max_epochs,
-                                        int(trainer.global_step), _scalar(m.get("train_loss")),
-                                        _scalar(m.get("val_loss")), float(lr),
-                                        time.perf_counter() - self.t0))
-
-
-def format_epoch_line(epoch: int, max_epochs: int, step: int, train_loss: float,
-                      val_loss: float, lr: float, elapsed_s: float) -> str:
-    """``epoch 3/50  step 2460  train_loss 0.09120  val_loss 0.09340  lr 0.002  121 s``
-    (``epoch`` is 0-based on input, printed 1-based)."""
-    return (f"epoch {epoch + 1}/{max_epochs}  step {step}  train_loss {train_loss:.5g}  "
-            f"val_loss {val_loss:.5g}  lr {lr:.3g}  {elapsed_s:.0f} s")
 
 
 def show_progress_bar(requested: bool, stream=None) -> bool:
