@@ -42,6 +42,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ptycho.artifacts import atomic_path
 from ptycho.dataset import PtychoDataset
 
 __all__ = ["load_dataset", "save_dataset", "METADATA_KEY"]
@@ -360,7 +361,6 @@ def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],
         raise ValueError(f"dataset '{dest}': key '{METADATA_KEY}' is not JSON-serialisable "
                          f"({exc}) (expected str / number / bool / list / dict values)") from None
     payload[METADATA_KEY] = np.array(text)
-    from ptycho.artifacts import atomic_path
     with atomic_path(dest, ".npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **payload)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.artifacts import save_figure_atomic
+from ptycho.artifacts import atomic_path, save_figure_atomic
 
 
 def _plt():
@@ -111,7 +111,6 @@ def save_stacked_figures(path, figures, dpi: int = 90) -> Path:
 
     import matplotlib.image as mpimg
 
-    from ptycho.artifacts import atomic_path
     plt = _plt()
     images = []
     for fig in figures:

@@ -14,6 +14,9 @@ from ptycho.config.cli import build_parser, config_from_argv, flag_hint, parse_k
 from ptycho.config.config import InferenceConfig, ReconstructConfig
 from ptycho.config.runner_config import as_study_config
 from ptycho.config.validation import StudyError
+from ptycho.study_metrics import StudyMetrics, metrics_table
+from ptycho_torch.reconstruct import run_reconstruction
+from ptycho_torch.study import run_study
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -54,7 +57,6 @@ def refuse(err: BaseException) -> int:
 def run_study_cli(cfg) -> dict:
     """Run one study from a StudyConfig or a TorchRunnerConfig; returns the metrics.json
     content (``{}`` on extra DDP ranks)."""
-    from ptycho_torch.study import run_study
     result = run_study(as_study_config(cfg))
     return result.metrics.to_json() if result is not None else {}
 
@@ -82,7 +84,6 @@ def study_main(argv=None, prog: str = "ptycho-study") -> int:
     written); 130 interrupted (resume with --resume)."""
     code, cfg, metrics = parse_and_run_study(argv, prog)
     if code == 0 and metrics:
-        from ptycho.study_metrics import StudyMetrics, metrics_table
         print(metrics_table([StudyMetrics.from_json(metrics)]))
         print(f"stop: {metrics['stop_reason']} after {metrics['steps_completed']} step(s) = "
               f"{metrics['epochs_trained']:.2f} epochs; artifacts: "
@@ -106,12 +107,10 @@ def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
         inference = InferenceConfig(**values)
     except ValueError as err:
         return refuse(err)
-    from ptycho_torch.reconstruct import run_reconstruction
     try:
         m = run_reconstruction(cfg, inference)
     except StudyError as err:
         return refuse(err)
-    from ptycho.study_metrics import metrics_table
     print(metrics_table([m]))
     print(f"data residual (stitched object): amplitude MAE "
           f"{m.data_residual['amplitude_mae']:.4g}; raw patches: "

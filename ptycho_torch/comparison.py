@@ -36,11 +36,31 @@ from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
 from ptycho.config.config import (
-    ARCHITECTURES, NO_EFFECT_ON_RESULT, SimulationConfig, StudyConfig, field_names,
+    ARCHITECTURES,
+    NO_EFFECT_ON_RESULT,
+    SimulationConfig,
+    StudyConfig,
+    field_names,
 )
 from ptycho.config.validation import StudyError
+from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
+from ptycho.evaluation import align_for_metrics
+from ptycho.formats.study_input import read_dataset
+from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.data_residual import data_residual
+from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.engine.inference import predict_patches
+from ptycho_torch.engine.outputs import prepare_output
+from ptycho_torch.ptychi import IterativeUnavailableError, check_engines, import_ptychi
+from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_iterative
+from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.scan import scan_for_ptychi
+from ptycho_torch.ptychi.start import start_from_patches
+from ptycho_torch.reconstruct import load_model
+from ptycho_torch.reconstruction import save_reconstruction, score, stitch_options
+from ptycho_torch.study import read_probe_file, run_study
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +99,6 @@ def parse_architectures(text: str) -> tuple[str, ...]:
 
 def parse_engines(text: str, flag: str = "--iterative") -> tuple[str, ...]:
     """Pty-chi engines of ``--iterative`` or ``--refine`` ('' or 'none': no such rows)."""
-    from ptycho_torch.ptychi import check_engines
     names = [n for n in split_list(text) if n.lower() != "none"]
     try:
         return check_engines(names)
@@ -205,7 +224,6 @@ def plan_study(cfg: StudyConfig) -> str:
     """``'reuse'`` a finished study with the same settings, else ``'run'`` after the
     runner's read-only checks (output directory, interrupted run, --resume state).
     A finished study with other settings is refused unless --overwrite. Writes nothing."""
-    from ptycho_torch.engine.outputs import prepare_output
     layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
     if layout.is_finished() and not cfg.run.overwrite:
         done = finished_config(layout)
@@ -228,7 +246,6 @@ def run_or_reuse(cfg: StudyConfig, action: str) -> StudyMetrics | None:
     if action == "reuse":
         log.info("%s: reusing the finished study in %s", cfg.model_id, layout.run_dir)
         return StudyMetrics.from_json(json.loads(layout.metrics_path.read_text()))
-    from ptycho_torch.study import run_study
     log.info("%s: training (%s)", cfg.model_id, cfg.run.output_dir)
     result = run_study(cfg)
     return None if result is None else result.metrics
@@ -240,8 +257,6 @@ def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
     if not cfg.simulated:
         test = Path(cfg.run.test_npz or cfg.run.train_npz)
         return test, {"train_npz": cfg.run.train_npz, "test_npz": str(test), "simulated": False}
-    from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
-    from ptycho_torch.study import read_probe_file
     cache = Path(cfg.run.datasets_dir())
     probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
     paths = simulate_grid_lines(spec_for(cfg), cache, probe=probe)
@@ -251,7 +266,6 @@ def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
 
 def load_test_data(cfg: StudyConfig):
     """``(test PtychoDataset, info)``: only the scored scan (the training scan stays on disk)."""
-    from ptycho.formats.study_input import read_dataset
     path, info = dataset_paths(cfg)
     try:
         test = read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
@@ -303,8 +317,6 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
                   key: dict, note: str = ITERATIVE_NOTE, loss=None) -> StudyMetrics:
     """The metrics record of an iterative reconstruction (scored when there is ground truth;
     the data residual always)."""
-    from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.reconstruction import score
     sub = test.select(test.object_selection(0))
     residual = data_residual(rec.patches, sub.diffraction, test.probe,
                              photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
@@ -324,7 +336,6 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
 
 def save_row(layout: StudyLayout, m: StudyMetrics, rec) -> StudyMetrics:
     """Write a computed row: ``recons/<id>/recon.npz``, then ``runs/<id>/metrics.json`` last."""
-    from ptycho_torch.reconstruction import save_reconstruction
     save_reconstruction(layout.recon_dir / "recon.npz", rec)
     write_json_atomic(layout.metrics_path, m.to_json())
     return m
@@ -334,8 +345,6 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
                       key: dict) -> StudyMetrics:
     """Pty-chi reconstruction of test object 0 (``runs/ptychi_<engine>``), or the finished
     row with the same ``key``."""
-    from ptycho_torch.engine.device import resolve_device
-    from ptycho_torch.ptychi.baseline import reconstruct_iterative
     layout = StudyLayout(Path(cfg.run.output_dir), f"ptychi_{engine}")
     old = reusable_row(layout, key, cfg.run.overwrite)
     if old is not None:
@@ -367,8 +376,6 @@ def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
     """The trained network's predicted patches of test object 0 and their centres."""
-    from ptycho_torch.engine.inference import predict_patches
-    from ptycho_torch.reconstruct import load_model
     model = load_model(str(checkpoint), device)
     sub = test.select(test.object_selection(0))
     return (predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres,
@@ -381,9 +388,6 @@ def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *,
     (:func:`ptycho_torch.ptychi.start.start_from_patches`, stitched with the study's options),
     run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``. ``ids``:
     the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
-    from ptycho_torch.ptychi.engine import run_ptychi_chunks
-    from ptycho_torch.ptychi.start import start_from_patches
-    from ptycho_torch.reconstruction import stitch_options
     init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
                               pattern_ids=ids)
     res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
@@ -411,9 +415,6 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
                     batch_size: int) -> StudyMetrics:
     """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
     or the finished row with the same settings and the same network."""
-    from ptycho_torch.engine.device import resolve_device
-    from ptycho_torch.ptychi.baseline import iterative_reconstruction
-    from ptycho_torch.ptychi.scan import scan_for_ptychi
     out = Path(cfg.run.output_dir)
     src = StudyLayout(out, source.model_id)
     layout = StudyLayout(out, f"{source.model_id}+{engine}")
@@ -481,8 +482,6 @@ def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None]
     """``items``: (label, recon.npz, FRC curves) per method. The panel figure (truth, every
     method, error maps) above the FRC curves; None (nothing written) without ground truth."""
 
-    from ptycho.evaluation import align_for_metrics
-    from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
     panels, gt = {}, None
     for label, npz, _ in items:
         with np.load(npz) as z:
@@ -502,7 +501,6 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     """Every read-only check before anything runs: Pty-chi importable, each study's
     reuse / run decision, each Pty-chi row's settings."""
     if cc.iterative or cc.refine:
-        from ptycho_torch.ptychi import import_ptychi
         import_ptychi()  # one line naming the extra when Pty-chi is missing
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
     for engine in cc.iterative:
@@ -515,7 +513,6 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
 def run_comparison(cc: CompareConfig, plan=None) -> dict:
     """Run (or reuse) every method, then write the comparison files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
-    from ptycho_torch.engine.device import apply_num_threads
     plan = plan_comparison(cc) if plan is None else plan
     apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []
@@ -566,7 +563,6 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 interrupted (run the same command again)."""
-    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         cc = config_from_argv(argv)

@@ -27,7 +27,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ptycho.config.config import (
-    DataConfig, InferenceConfig, ModelConfig, StudyConfig, TrainingConfig,
+    DataConfig,
+    InferenceConfig,
+    ModelConfig,
+    StudyConfig,
+    TrainingConfig,
 )
 from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import unknown_key_error

@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ptycho_torch.object_patches import object_patches
 from ptycho_torch.losses import poisson_nll_terms
+from ptycho_torch.object_patches import object_patches
 from ptycho_torch.physics import FarFieldPtychography
 
 

@@ -45,15 +45,42 @@ from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
 from ptycho.config.config import StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.evaluation import align_for_metrics
+from ptycho.plotting import dose_curves_figure, image_grid_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, format_number, metrics_table
 from ptycho_torch.comparison import (
-    Methods, add_method_flags, configure_logging, data_key, default_output_dir, iterative_key,
-    iterative_row, load_test_data, network_patches, plan_study, pop_methods, refine_states,
-    refined_key, refined_row, refuse, reusable_row, row_stamp, run_or_reuse, save_row,
-    settings_line, split_list,
+    Methods,
+    add_method_flags,
+    configure_logging,
+    data_key,
+    default_output_dir,
+    iterative_key,
+    iterative_row,
+    load_test_data,
+    network_patches,
+    plan_study,
+    pop_methods,
+    refine_states,
+    refined_key,
+    refined_row,
+    refuse,
+    reusable_row,
+    row_stamp,
+    run_or_reuse,
+    save_row,
+    settings_line,
+    split_list,
 )
-
+from ptycho_torch.data_residual import data_residual, test_object_residuals
+from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.object_patches import object_patches
+from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
+from ptycho_torch.ptychi.baseline import iterative_reconstruction
+from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.scan import scan_for_ptychi, subset_scan
+from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruct import load_model
+from ptycho_torch.reconstruction import reconstruct_test_object, score, stitch_options
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +154,6 @@ def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 def heldout_residuals(scan, held: np.ndarray, objects, probe, bad_pixels=None) -> dict:
     """Residuals of each object (H, W) on the held-out patterns of a PtychiScan:
     ``{"amplitude_mae": [...], "poisson_nll": [...]}`` (``ptycho_torch.data_residual``)."""
-    from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.object_patches import object_patches
     s = scan.photon_scale
     amps = (np.sqrt(scan.patterns[held].astype(np.float64)) / s).astype(np.float32)[:, None]
     centres = scan.positions_xy[held][:, None, :]
@@ -149,8 +174,6 @@ def heldout_curve(engine: str, scan, probe, *, epochs: int, every: int, fraction
     :data:`SELECTION_METRIC`. ``start``: a function of the kept positions' scan that
     returns the starting object (a refined row: the network's object built from the kept
     patterns only); epoch 0, the start itself, is then evaluated too."""
-    from ptycho_torch.ptychi.engine import run_ptychi_chunks
-    from ptycho_torch.ptychi.scan import subset_scan
     kept, held = heldout_split(scan.patterns.shape[0], fraction, seed)
     kept_scan = subset_scan(scan, kept)
     init = None if start is None else start(kept_scan)
@@ -341,7 +364,6 @@ def iterative_keys(dc: DoseConfig, dose: float, engine: str) -> dict:
 def plan_sweep(dc: DoseConfig) -> dict:
     """Every read-only check before anything runs; ``{(dose, arch): 'reuse' | 'run'}``."""
     if dc.methods.iterative or dc.methods.refine:
-        from ptycho_torch.ptychi import import_ptychi
         import_ptychi()
     plan = {(d, a): plan_study(dc.study(d, a)) for d in dc.doses for a in dc.methods.architectures}
     for d in dc.doses:
@@ -357,8 +379,6 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
     """Predict, stitch and score ``test`` with a loaded network; ``(record, reconstruction)``."""
     import torch
 
-    from ptycho_torch.data_residual import test_object_residuals
-    from ptycho_torch.reconstruction import reconstruct_test_object, score
     rec = reconstruct_test_object(model, test, cfg.inference)
     residual, patch_residual = test_object_residuals(rec, test)
     m = StudyMetrics(model_id=model_id, kind="network", ground_truth=rec.ground_truth is not None,
@@ -460,11 +480,6 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
 def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]:
     """``ptychi_<engine>`` (fixed epochs), ``@heldout`` (epoch by the held-out residual) and
     ``@oracle`` (epoch by ground-truth phase PSNR) from one full-scan run, continued in chunks."""
-    from ptycho_torch.engine.device import resolve_device
-    from ptycho_torch.ptychi.baseline import iterative_reconstruction
-    from ptycho_torch.ptychi.engine import run_ptychi_chunks
-    from ptycho_torch.ptychi.scan import scan_for_ptychi
-    from ptycho_torch.reconstruction import score
     cfg, m = dc.study(dose), dc.methods
     keys = iterative_keys(dc, dose, engine)
     layouts = {s: StudyLayout(dc.dose_dir(dose), f"ptychi_{engine}{s}") for s in keys}
@@ -526,10 +541,6 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
     """``<source>+<engine>`` (``--refine-epochs``) and ``<source>+<engine>@heldout`` (epoch
     0..refine_epochs by the held-out residual; the selection run starts from the network's
     object built from the kept patterns only): Pty-chi started at a network row's object."""
-    from ptycho_torch.ptychi.baseline import iterative_reconstruction
-    from ptycho_torch.ptychi.scan import scan_for_ptychi
-    from ptycho_torch.ptychi.start import start_from_patches
-    from ptycho_torch.reconstruction import stitch_options
     cfg, m = dc.study(dose), dc.methods
     K, bs = m.refine_epochs, m.iterative_batch_size
     every = min(dc.heldout_every, K)
@@ -726,12 +737,6 @@ def line_styles(methods: list[str]) -> dict[str, dict]:
 
 
 def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
-    from ptycho.evaluation import align_for_metrics
-    from ptycho.plotting import (
-        dose_curves_figure,
-        image_grid_figure,
-        save_stacked_figures,
-    )
     methods = [m for m in method_order(dc) if any(r.method == m for r in rows)]
     panels = {label: metric_series(rows, dc.doses, methods, key, ch)
               for label, key, ch, _ in DOSE_METRICS}
@@ -763,7 +768,6 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
 def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     """Run (or reuse) every cell, then write the dose-study files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
-    from ptycho_torch.engine.device import apply_num_threads, resolve_device
     plan = plan_sweep(dc) if plan is None else plan
     apply_num_threads(dc.base.run.num_threads)
     tests = _TestData(dc)
@@ -823,7 +827,6 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
     nothing written); 130 interrupted (run the same command again, with --resume)."""
-    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         dc = config_from_argv(argv)

@@ -47,9 +47,23 @@ from lightning.pytorch.callbacks import Callback
 
 from ptycho.artifacts import save_figure_atomic, write_json_atomic
 from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.cli import config_from_values, flag_hint, parse_known
 from ptycho.config.config import StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.plotting import _plt
+from ptycho.study_metrics import StudyMetrics
+from ptycho.study_metrics import format_number as f
+from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.data_residual import data_residual, test_object_residuals
+from ptycho_torch.engine.callbacks import SnapshotCallback
+from ptycho_torch.engine.data import split_indices
+from ptycho_torch.engine.device import apply_num_threads
+from ptycho_torch.engine.outputs import check_dir_target
+from ptycho_torch.engine.training import fit_model
+from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
+from ptycho_torch.ptychi.baseline import reconstruct_iterative
+from ptycho_torch.reconstruction import reconstruct_test_object, score
+from ptycho_torch.study import check_data, check_device, load_study_data
 
 log = logging.getLogger(__name__)
 
@@ -316,8 +330,6 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
     ``data_residual`` is that of its stitched object and ``patch_residual`` that of its raw
     patches (``ptycho_torch.data_residual.network_residuals``); an iterative object's is
     taken from the object itself (``network=False``)."""
-    from ptycho_torch.data_residual import data_residual, test_object_residuals
-    from ptycho_torch.reconstruction import score
     result, _ = score(rec)
     if network:
         residual, patches = test_object_residuals(rec, test, photon_scale=photon_scale)
@@ -337,7 +349,6 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
 
 def read_reference(path: str) -> dict:
     """The reference level of a ``metrics.json`` (scored against ground truth)."""
-    from ptycho.study_metrics import StudyMetrics
     p = Path(path)
     try:
         data = json.loads(p.read_text())
@@ -359,7 +370,6 @@ def read_reference(path: str) -> dict:
 def lsqml_reference(test, epochs: int, device: str, seed: int, photon_scale: float, *,
                     inference=None) -> dict:
     """Pty-chi LSQML on test object 0 (known probe and positions), scored like a point."""
-    from ptycho_torch.ptychi.baseline import reconstruct_iterative
     t0 = time.perf_counter()
     rec, res = reconstruct_iterative("lsqml", test, epochs=epochs, device=device, seed=seed,
                                      inference=inference)
@@ -399,7 +409,6 @@ class LearningCurveResult:
 
 def preflight(lc: LearningCurveConfig) -> None:
     """Output-directory checks (writes nothing)."""
-    from ptycho_torch.engine.outputs import check_dir_target
     out = lc.output_dir
     check_dir_target("output_dir", out)
     if lc.study.run.cache_dir:
@@ -418,11 +427,6 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     """
     import torch
 
-    from ptycho_torch.engine.data import split_indices
-    from ptycho_torch.study import check_data, check_device, load_study_data
-    from ptycho_torch.reconstruction import reconstruct_test_object
-    from ptycho_torch.engine.device import apply_num_threads
-    from ptycho_torch.engine.training import fit_model
 
     t_start = time.perf_counter()
     cfg = lc.study
@@ -438,7 +442,6 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     except StudyError:
         raise
     except ValueError as err:
-        from ptycho.config.cli import flag_hint
         raise StudyError(flag_hint(err)) from None
     if test.ground_truth is None:
         hint = " [flag --test-npz]" if cfg.run.train_npz else ""
@@ -446,7 +449,6 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
                          f"ground truth of test object 0: a learning curve scores it){hint}")
     run_lsqml = False
     if lc.lsqml_epochs:
-        from ptycho_torch.ptychi import ptychi_available
         run_lsqml = ptychi_available()
         if not run_lsqml:
             log.warning("--lsqml-epochs: Pty-chi is not installed (optional extra 'iterative'); "
@@ -464,7 +466,6 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     snaps = BudgetSnapshots(lc.kind, lc.budgets)
     callbacks = [snaps]
     if cfg.run.snapshot_every:
-        from ptycho_torch.engine.callbacks import SnapshotCallback
         callbacks.append(SnapshotCallback(test, lc.output_dir / "visuals" / "snapshots",
                                           f"learning_curve_{cfg.model_id}",
                                           cfg.run.snapshot_every))
@@ -524,7 +525,6 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
 def save_learning_curve_figure(path: Path, result: dict) -> Path:
     """Four panels (amplitude SSIM and PSNR, phase PSNR, phase correlation) against the
     budget on a log x axis; every reference level as a dashed line labelled by model_id."""
-    from ptycho.plotting import _plt
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
     x = [p["budget"] for p in result["points"]]
@@ -559,7 +559,6 @@ def points_table(result: dict) -> str:
     """A markdown table of the points (and the references)."""
     head = ["budget", "minutes", "steps", "epochs", "amp SSIM", "amp PSNR", "phase PSNR",
             "phase SSIM", "phase corr", "amp FRC50", "phase FRC50", "data residual"]
-    from ptycho.study_metrics import format_number as f
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in result["points"]:
         cells = [f"{_fmt_budget(p['budget'])} {result['budget_kind']}", f(p["minutes"], 3),
@@ -581,8 +580,6 @@ def points_table(result: dict) -> str:
 def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite)."""
-    from ptycho_torch.cli import configure_logging, refuse
-    from ptycho_torch.ptychi import IterativeUnavailableError
     configure_logging()
     try:
         lc = config_from_argv(argv, prog=prog)

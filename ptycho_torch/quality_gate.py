@@ -21,7 +21,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ptycho.artifacts import write_json_atomic
+from ptycho.config.cli import build_parser as build_config_parser
+from ptycho.config.cli import parse_known
 from ptycho.config.config import NO_EFFECT_ON_RESULT, StudyConfig, from_preset
+from ptycho_torch.cli import parse_and_run_study
 
 AMP_SSIM_MIN = 0.84
 PHASE_SSIM_MIN = 0.94
@@ -72,7 +76,6 @@ def verdict(metrics: dict) -> tuple[float, float, bool]:
 
 
 def build_parser(prog: str = "quality_gate"):
-    from ptycho.config.cli import build_parser as build_config_parser
     return build_config_parser(
         prog, "Run the reference study's quality gate (Hybrid, N=128, 5 epochs on one object "
         f"of {GATE_PATTERNS} patterns) and check amplitude SSIM >= {AMP_SSIM_MIN} and phase "
@@ -81,7 +84,6 @@ def build_parser(prog: str = "quality_gate"):
 
 
 def config_from_argv(argv=None, prog: str = "quality_gate") -> StudyConfig:
-    from ptycho.config.cli import parse_known
     values = parse_known(build_parser(prog), argv)
     return quality_gate_config(values.pop("output_dir", DEFAULT_OUTPUT_DIR), **values)
 
@@ -89,8 +91,6 @@ def config_from_argv(argv=None, prog: str = "quality_gate") -> StudyConfig:
 def main(argv=None, prog: str = "quality_gate") -> int:
     """Exit codes: 0 PASS; 1 FAIL; 2 refused input (one ``error:`` line on stderr); 130
     interrupted."""
-    from ptycho.artifacts import write_json_atomic
-    from ptycho_torch.cli import parse_and_run_study
     code, cfg, metrics = parse_and_run_study(argv, prog, parse=config_from_argv)
     if code or not metrics:  # refused, interrupted, or an extra rank of a distributed launch
         return code

@@ -31,10 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.artifacts import write_json_atomic
+from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.config import InferenceConfig, ReconstructConfig
 from ptycho.config.validation import StudyError
+from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
+from ptycho.formats import write_product
+from ptycho.formats.study_input import read_dataset
+from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.data_residual import test_object_residuals
+from ptycho_torch.engine.device import resolve_device
+from ptycho_torch.engine.outputs import check_dir_target
+from ptycho_torch.model import PtychoPINN_Lightning
+from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
@@ -42,7 +51,6 @@ OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.p
 
 def load_model(path: str, device: str):
     """The trained Lightning module of a study's model.ckpt, or a one-line refusal."""
-    from ptycho_torch.model import PtychoPINN_Lightning
     p = Path(path)
     if not p.is_file():
         raise StudyError(f"checkpoint '{p}': file does not exist (expected a study's "
@@ -73,15 +81,6 @@ def check_scan(model, data, path: str) -> None:
 
 def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> StudyMetrics:
     """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record."""
-    from ptycho.artifacts import StudyLayout
-    from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
-    from ptycho.formats import write_product
-    from ptycho.formats.study_input import read_dataset
-    from ptycho.plotting import save_reconstruction_figure, save_study_figures
-    from ptycho_torch.data_residual import test_object_residuals
-    from ptycho_torch.engine.device import resolve_device
-    from ptycho_torch.engine.outputs import check_dir_target
-    from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
 
     t_start = time.perf_counter()
     out = Path(cfg.output_dir)

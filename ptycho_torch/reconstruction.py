@@ -21,7 +21,12 @@ from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.stitching import (
-    StitchOptions, canvas_for_positions, clip_to_region, grid_region, scan_region, stitch,
+    StitchOptions,
+    canvas_for_positions,
+    clip_to_region,
+    grid_region,
+    scan_region,
+    stitch,
 )
 from ptycho_torch.engine.inference import predict_patches
 

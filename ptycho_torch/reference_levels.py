@@ -20,6 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.evaluation import evaluate_reconstruction
+from ptycho.io import load_dataset
+from ptycho.study_metrics import format_number
+from ptycho_torch.cli import refuse
+from ptycho_torch.data_residual import data_residual
+from ptycho_torch.object_patches import object_patches
 
 DEFAULT_SIGMAS = (1.0, 2.0, 4.0)
 
@@ -58,8 +63,6 @@ def truth_residuals(dataset) -> dict[str, float]:
 
     Returns ``{"true_object", "true_amplitude_zero_phase", "n_patterns"}``.
     """
-    from ptycho_torch.data_residual import data_residual
-    from ptycho_torch.object_patches import object_patches
 
     objects = dataset.ground_truth_all
     if objects is None and dataset.ground_truth is not None:
@@ -106,7 +109,6 @@ def read_recon(path) -> tuple[np.ndarray, np.ndarray]:
 
 def levels_table(rows: dict[str, dict]) -> str:
     """Markdown table of ``{name: evaluate_reconstruction(...)}``."""
-    from ptycho.study_metrics import format_number
     head = ["object", "amp SSIM", "phase SSIM", "amp PSNR", "phase PSNR", "phase corr",
             "amp FRC50"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -123,7 +125,6 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
     """Print the reference levels next to the given reconstructions; exit 2 on bad input."""
     import argparse
 
-    from ptycho_torch.cli import refuse
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("recon", nargs="+", help="a study's recons/<model_id>/recon.npz; the first "
                    "one's ground truth (clipped to its region) defines the reference objects")
@@ -149,7 +150,6 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
         rows.update(reference_scores(gt, sigmas))
         residuals = None
         if args.test_npz:
-            from ptycho.io import load_dataset
             residuals = truth_residuals(load_dataset(args.test_npz))
     except ValueError as err:
         return refuse(err)

@@ -16,15 +16,31 @@ from pathlib import Path
 import numpy as np
 
 from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
+from ptycho.config.cli import flag_hint
 from ptycho.config.config import DataConfig, StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
 from ptycho.dataset import PtychoDataset
+from ptycho.formats.study_input import fit_probe, read_dataset, read_probe
+from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.config_factory import data_config_from
 from ptycho_torch.data_residual import test_object_residuals
+from ptycho_torch.engine.callbacks import SnapshotCallback
+from ptycho_torch.engine.data import input_scale_from, split_indices
+from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
+from ptycho_torch.engine.training import fit_model
+from ptycho_torch.generators import count_parameters
+from ptycho_torch.ptychi import import_ptychi
+from ptycho_torch.ptychi.probe import refine_probe
 from ptycho_torch.reconstruction import (
-    Reconstruction, grid_geometry, reconstruct_test_object, save_reconstruction, score,
+    Reconstruction,
+    grid_geometry,
+    reconstruct_test_object,
+    save_reconstruction,
+    score,
 )
 
 log = logging.getLogger(__name__)
@@ -38,14 +54,12 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
     cache (``<output_dir>/datasets`` by default) before it is loaded. Any refusal is a
     :class:`StudyError` naming the file, the key and the flag.
     """
-    from ptycho.formats.study_input import read_dataset
     N, g = cfg.model.N, cfg.model.gridsize
     if cfg.run.train_npz is not None:
         train_path = Path(cfg.run.train_npz)
         test_path = Path(cfg.run.test_npz) if cfg.run.test_npz else train_path
         info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": False}
     else:
-        from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
         cache = Path(cfg.run.datasets_dir())
         probe = None
         if cfg.run.probe_npz:
@@ -71,7 +85,6 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
 
 def read_probe_file(path: str, N: int) -> np.ndarray:
     """The probe of any supported file, fitted to N (see ``ptycho.formats.fit_probe``)."""
-    from ptycho.formats.study_input import fit_probe, read_probe
     try:
         return fit_probe(read_probe(path), N)
     except ValueError as err:
@@ -83,7 +96,6 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
 
     Returns the data-derived config. Raises StudyError (one line) naming file and key.
     """
-    from ptycho_torch.engine.data import input_scale_from, split_indices
     user = cfg.run.train_npz is not None
 
     def bad(ds, key, what, expected, flag):
@@ -140,8 +152,6 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
     """Both datasets with the probe refined by Pty-chi LSQML on the training scan."""
     from dataclasses import replace
 
-    from ptycho_torch.ptychi import import_ptychi
-    from ptycho_torch.ptychi.probe import refine_probe
     try:
         import_ptychi()
     except (ImportError, ValueError) as err:
@@ -160,7 +170,6 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
 def check_device(cfg: StudyConfig) -> str:
     import torch
 
-    from ptycho_torch.engine.device import resolve_device
     try:
         accelerator = resolve_device(cfg.training.device)
     except ValueError as err:
@@ -191,9 +200,6 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     """
     import torch
 
-    from ptycho_torch.engine.device import apply_num_threads
-    from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
-    from ptycho_torch.engine.training import fit_model
 
     t_start = time.perf_counter()
     rank_zero = is_launch_rank_zero()
@@ -213,7 +219,6 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     except StudyError:
         raise
     except ValueError as err:
-        from ptycho.config.cli import flag_hint
         raise StudyError(flag_hint(err)) from None
     normalisation = train.metadata.get("normalisation")
     if normalisation:
@@ -226,7 +231,6 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         start_work(cfg, layout)
     callbacks = []
     if cfg.run.snapshot_every:
-        from ptycho_torch.engine.callbacks import SnapshotCallback
         callbacks.append(SnapshotCallback(test, layout.visuals_dir / "snapshots", cfg.model_id,
                                           cfg.run.snapshot_every))
     try:
@@ -272,7 +276,6 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
     """The metrics record of a trained network's reconstruction (scores added later)."""
     import torch
 
-    from ptycho_torch.generators import count_parameters
     h = fit.history
     return StudyMetrics(
         model_id=cfg.model_id, kind="network", ground_truth=rec.ground_truth is not None,
@@ -296,7 +299,6 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
 
 def score_and_plot(m: StudyMetrics, rec: Reconstruction, layout: StudyLayout) -> list[Path]:
     """Scores against the ground truth into ``m`` (when there is one) and the figures."""
-    from ptycho.plotting import save_reconstruction_figure, save_study_figures
     if rec.ground_truth is None:
         return [save_reconstruction_figure(
             layout.visuals_dir / f"{m.model_id}_reconstruction.png", rec.recon,

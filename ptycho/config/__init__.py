@@ -1,7 +1,13 @@
 """The project's one config family (``config``), its validators and its CLI generator."""
 from ptycho.config.config import (
-    DataConfig, InferenceConfig, ModelConfig, RunConfig, SimulationConfig, StudyConfig,
-    TrainingConfig, from_preset,
+    DataConfig,
+    InferenceConfig,
+    ModelConfig,
+    RunConfig,
+    SimulationConfig,
+    StudyConfig,
+    TrainingConfig,
+    from_preset,
 )
 
 __all__ = ["DataConfig", "InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig",

@@ -20,6 +20,7 @@ from pathlib import Path
 from ptycho.config.config import PRESET_VALUES, SECTIONS, StudyConfig, flat_owner, from_preset
 from ptycho.config.validation import ConfigError, StudyError
 
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ptycho.config.validation import (
-    ConfigError, check_bool, check_choice, check_float, check_int, refuse, unknown_key_error,
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    refuse,
+    unknown_key_error,
 )
 from ptycho.geometry.raster import n_groups, stride_rule
 

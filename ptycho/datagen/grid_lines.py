@@ -38,7 +38,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ptycho.config.config import SUPPORTED_GRIDSIZE, ModelConfig, SimulationConfig
 from ptycho.config.validation import check_choice, check_int, refuse
 from ptycho.geometry.raster import (
-    group_coords, group_indices, n_groups, n_scan_side, scan_top_left, stride_rule,
+    group_coords,
+    group_indices,
+    n_groups,
+    n_scan_side,
+    scan_top_left,
+    stride_rule,
 )
 from ptycho.io import METADATA_KEY, save_dataset
 
@@ -147,7 +152,7 @@ def make_object(object_size: int, n_lines: int, rng: np.random.Generator,
     ``pi*tanh((A - max(A)/2) / (3*mean(A)))`` when ``with_phase`` (else 0).
     Consumes ``4*n_lines`` integers from ``rng``.
     """
-    from scipy.ndimage import gaussian_filter      # imported here: keeps module import light
+    from scipy.ndimage import gaussian_filter  # imported here: keeps module import light
     from skimage.draw import line as draw_line
     S = int(object_size)
     L = 2 * S

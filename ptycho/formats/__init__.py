@@ -29,7 +29,9 @@ import os
 
 import numpy as np
 
-from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, write_product
+from ptycho.formats.cxi import read_cxi
+from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, read_ptychodus, write_product
+from ptycho.formats.ptychopinn_npz import is_ptychopinn_npz, npz_keys, read_ptychopinn_npz
 from ptycho.formats.raw_scan import (
     MAX_SPAN_PX,
     UNITS,
@@ -39,6 +41,7 @@ from ptycho.formats.raw_scan import (
     fail,
     make_raw_scan,
 )
+from ptycho.io import load_dataset
 
 __all__ = [
     "CONVENTIONAL_GEOMETRY",
@@ -75,7 +78,6 @@ def detect_format(path: str | os.PathLike) -> str:
     path = str(path)
     magic = _magic(path)
     if magic.startswith(b"PK"):
-        from ptycho.formats.ptychopinn_npz import is_ptychopinn_npz, npz_keys
         keys = npz_keys(path)
         if is_ptychopinn_npz(keys):
             return "ptychopinn_npz"
@@ -135,14 +137,11 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
                    "product= only with a Ptychodus diffraction.h5")
     check_cxi_sign(path, fmt, cxi_translation_sign)
     if fmt == "ptychopinn_npz":
-        from ptycho.formats.ptychopinn_npz import read_ptychopinn_npz
         return read_ptychopinn_npz(path, unit=unit)
     if fmt == "project_npz":
         return _read_project_npz(path, unit)
     if fmt == "cxi":
-        from ptycho.formats.cxi import read_cxi
         return read_cxi(path, unit=unit, translation_sign=cxi_translation_sign)
-    from ptycho.formats.ptychodus import read_ptychodus
     return read_ptychodus(path, product, unit=unit)
 
 
@@ -156,7 +155,6 @@ def check_cxi_sign(path: str, fmt: str, sign) -> None:
 
 def _read_project_npz(path: str, unit: str) -> RawScan:
     """This project's dataset NPZ (:mod:`ptycho.io`), gridsize 1, as a RawScan."""
-    from ptycho.io import load_dataset
 
     d = load_dataset(path)
     if d.gridsize != 1:

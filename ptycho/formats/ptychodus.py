@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from ptycho.formats.ptychopinn_npz import read_npz_arrays
 from ptycho.formats.raw_scan import RawScan, ScanGeometry, fail, make_raw_scan
 
 __all__ = [
@@ -242,8 +243,6 @@ def _read_product_h5(path: str) -> dict[str, Any]:
 
 
 def _read_product_npz(path: str) -> dict[str, Any]:
-    from ptycho.formats.ptychopinn_npz import read_npz_arrays
-
     required = ("probe_position_indexes", "probe_position_x_m", "probe_position_y_m",
                 "object", "object_pixel_width_m", "object_pixel_height_m",
                 "object_center_x_m", "object_center_y_m")

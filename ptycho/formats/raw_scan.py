@@ -50,6 +50,9 @@ from typing import Any
 
 import numpy as np
 
+from ptycho.dataset import PtychoDataset
+from ptycho.grouping import group_centre_and_offsets, group_neighbours
+
 __all__ = [
     "MAX_SPAN_PX",
     "UNITS",
@@ -231,7 +234,6 @@ class RawScan:
             ``n_patterns``, ``gridsize``, ``mean_counts_per_pattern``,
             ``amplitude_rms``, ``geometry``, ``notes``.
         """
-        from ptycho.dataset import PtychoDataset
 
         Np = self.N
         if N is not None and int(N) != Np:
@@ -278,7 +280,6 @@ class RawScan:
             nominal = np.zeros_like(offsets)
         else:
             # lazy: only gridsize > 1 needs the grouping module
-            from ptycho.grouping import group_centre_and_offsets, group_neighbours
             C = gridsize * gridsize
             try:
                 idx = np.asarray(group_neighbours(centres, gridsize), dtype=np.int64)

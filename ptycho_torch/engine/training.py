@@ -31,7 +31,10 @@ from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.config_factory import build_model
 from ptycho_torch.engine.callbacks import (
-    AtomicCheckpointIO, EpochLogCallback, HistoryCallback, PatternCounter,
+    AtomicCheckpointIO,
+    EpochLogCallback,
+    HistoryCallback,
+    PatternCounter,
 )
 from ptycho_torch.engine.data import make_loaders, object_amplitude_estimate, split_indices
 from ptycho_torch.engine.device import resolve_device

@@ -16,7 +16,11 @@ import torch
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, Generator, UpsampleNearest2x, check_generator_input, conv3x3,
+    ComplexOutputHead,
+    Generator,
+    UpsampleNearest2x,
+    check_generator_input,
+    conv3x3,
     init_conv_weights,
 )
 

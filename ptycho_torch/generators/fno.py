@@ -24,7 +24,11 @@ import torch
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, Generator, ResidualConvBlock, SpectralBlock, check_generator_input,
+    ComplexOutputHead,
+    Generator,
+    ResidualConvBlock,
+    SpectralBlock,
+    check_generator_input,
     init_conv_weights,
 )
 

@@ -42,8 +42,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ptycho_torch.generators.layers import (
-    ComplexOutputHead, Generator, ResidualConvBlock, SpectralBlock, check_generator_input,
-    conv3x3, init_conv_weights,
+    ComplexOutputHead,
+    Generator,
+    ResidualConvBlock,
+    SpectralBlock,
+    check_generator_input,
+    conv3x3,
+    init_conv_weights,
 )
 
 MAX_LEVEL_WIDTH = 256

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
+from ptycho.config.config import ModelConfig
 from ptycho_torch.generators.cnn import CNNGenerator
 from ptycho_torch.generators.fno import FNOGenerator
 from ptycho_torch.generators.hybrid import HybridGenerator
@@ -36,7 +37,6 @@ def build_generator(model_config) -> Generator:
     unknown architecture name.
     """
     if isinstance(model_config, Mapping):
-        from ptycho.config.config import ModelConfig
 
         model_config = ModelConfig.from_dict(dict(model_config))
     name = getattr(model_config, "architecture", None)

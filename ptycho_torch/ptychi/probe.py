@@ -48,7 +48,7 @@ from ptycho.dataset import PtychoDataset
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.ptychi.engine import restore_torch_defaults, build_task
+from ptycho_torch.ptychi.engine import build_task, restore_torch_defaults
 from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi, unpad_object
 
 __all__ = ["ProbeRefinement", "default_batch_size", "match_probe_intensity",

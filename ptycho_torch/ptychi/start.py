@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.stitching import StitchOptions, stitch
-from ptycho_torch.ptychi.scan import PtychiScan
 from ptycho_torch.object_patches import object_patches
+from ptycho_torch.ptychi.scan import PtychiScan
 
 
 def predicted_total_counts(obj: np.ndarray, scan: PtychiScan) -> float:
