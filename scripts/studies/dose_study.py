@@ -10,7 +10,7 @@ MAE at and above, unless --loss is given) and the same test scan is reconstructe
 Pty-chi, at the fixed epochs and at the epoch chosen by a held-out data residual. Every
 (method, dose) cell has its own folder ``<output-dir>/dose_<value>/``; running the same
 command again reuses the finished cells. Writes dose_study.md / .json / .png and
-dose_grid.png. The work is done by ``ptycho_torch.dose_study`` (entry point
+dose_grid.png. The work is done by ``ptycho_torch.studies.dose`` (entry point
 ``ptycho-dose-study``); see docs/studies.md. Bad input: one line on stderr, exit code 2.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.dose_study import build_parser, config_from_argv, main  # noqa: E402,F401
+from ptycho_torch.studies.dose import build_parser, config_from_argv, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ Every study flag applies to every architecture (the flags are generated from
 ``--iterative-epochs`` and ``--iterative-batch-size``. Writes ``comparison.md`` / ``.json``
 / ``.png`` under ``--output-dir``; finished studies with the same settings are reused, so an
 interrupted comparison continues when the same command is run again. The work is done by
-``ptycho_torch.comparison`` (entry point ``ptycho-compare``); see docs/studies.md.
+``ptycho_torch.studies.comparison`` (entry point ``ptycho-compare``); see docs/studies.md.
 Bad input: one line on stderr, exit code 2, nothing written.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.comparison import build_parser, config_from_argv, main  # noqa: E402,F401
+from ptycho_torch.studies.comparison import build_parser, config_from_argv, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@
 
 Every study flag applies; the budget (--budget-minutes, --budget-steps or --budget-epochs)
 sets the training length. Writes learning_curve.json / .png under --output-dir. The work is
-done by ``ptycho_torch.learning_curve``; see docs/studies.md. Bad input: one line on
+done by ``ptycho_torch.studies.learning_curve``; see docs/studies.md. Bad input: one line on
 stderr, exit code 2.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.learning_curve import main  # noqa: E402
+from ptycho_torch.studies.learning_curve import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

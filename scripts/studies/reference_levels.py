@@ -7,7 +7,7 @@
 Prints the reconstructions' metrics next to a flat object, the true amplitude with zero
 phase and the ground truth blurred by 1, 2 and 4 px; with --test-npz also the training
 loss of the true object and of its amplitude with zero phase. The work
-is done by ``ptycho_torch.reference_levels``; see docs/studies.md. Bad input: one line on
+is done by ``ptycho_torch.studies.reference_levels``; see docs/studies.md. Bad input: one line on
 stderr, exit code 2.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.reference_levels import main  # noqa: E402
+from ptycho_torch.studies.reference_levels import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

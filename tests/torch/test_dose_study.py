@@ -1,4 +1,4 @@
-"""ptycho_torch.dose_study (dose_study.py): the sweep's outputs and resumption, the decision
+"""ptycho_torch.studies.dose (dose_study.py): the sweep's outputs and resumption, the decision
 rules (loss by dose, held-out epoch, transfer), the crossover, and bad input."""
 import json
 import math
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ptycho.study_metrics import TABLE_COLUMNS
-from ptycho_torch import dose_study as ds
+from ptycho_torch.studies import dose as ds
+from ptycho_torch.studies.dose import cells, report, rules
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
@@ -93,7 +94,7 @@ def test_second_call_skips_finished_cells(network_sweep, monkeypatch):
     out, argv = network_sweep
     before = _stamps(out)
     assert len(before) == 6
-    from ptycho_torch import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import comparison as study  # where the studies call run_study
 
     def no_training(cfg):
         raise AssertionError(f"{cfg.run.output_dir}/{cfg.model_id} was retrained")
@@ -119,7 +120,7 @@ def test_interrupted_sweep_continues_per_cell(network_sweep, tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "holds an interrupted run of pinn_fno" in err and "--resume" in err
     assert _stamps(out) == before
-    from ptycho_torch import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import comparison as study  # where the studies call run_study
     trained, real = [], study.run_study
 
     def counting(cfg):
@@ -146,7 +147,7 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
     out = tmp_path / "out"
     shutil.copytree(src, out)
     networks = _stamps(out)
-    from ptycho_torch import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import comparison as study  # where the studies call run_study
 
     def no_training(cfg):
         raise AssertionError(f"{cfg.model_id} was retrained")
@@ -177,7 +178,7 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
             assert r["epochs_completed"] == sel["selected_epoch"]
         if r["method"] == "ptychi_epie@heldout":
             assert sel["n_heldout"] == 2 and sel["n_kept"] == 23
-            assert sel["selected_epoch"] == ds.select_epoch(sel["epochs"], sel["poisson_nll"])
+            assert sel["selected_epoch"] == rules.select_epoch(sel["epochs"], sel["poisson_nll"])
     for name in ("amplitude_psnr", "phase_psnr"):
         c = result["crossover"][name]
         assert "ptychi_epie@oracle" not in c["iterative_methods"]
@@ -190,22 +191,22 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
 # ------------------------------------------------------------------ decision rules
 def test_select_epoch_on_a_synthetic_curve():
     epochs = [10, 20, 30, 40, 50]
-    assert ds.select_epoch(epochs, [5.0, 3.0, 2.0, 2.5, 4.0]) == 30        # U-shaped
-    assert ds.select_epoch(epochs, [5.0, 4.0, 3.0, 2.0, 1.0]) == 50        # still improving
-    assert ds.select_epoch(epochs, [1.0, 2.0, 3.0, 4.0, 5.0]) == 10        # overfits at once
-    assert ds.select_epoch(epochs, [3.0, 2.0, 2.0, 2.5, 2.0]) == 20        # ties: earliest
-    assert ds.select_epoch(epochs, [math.nan, 3.0, math.inf, 1.0, 2.0]) == 40
+    assert rules.select_epoch(epochs, [5.0, 3.0, 2.0, 2.5, 4.0]) == 30        # U-shaped
+    assert rules.select_epoch(epochs, [5.0, 4.0, 3.0, 2.0, 1.0]) == 50        # still improving
+    assert rules.select_epoch(epochs, [1.0, 2.0, 3.0, 4.0, 5.0]) == 10        # overfits at once
+    assert rules.select_epoch(epochs, [3.0, 2.0, 2.0, 2.5, 2.0]) == 20        # ties: earliest
+    assert rules.select_epoch(epochs, [math.nan, 3.0, math.inf, 1.0, 2.0]) == 40
     with pytest.raises(ValueError):
-        ds.select_epoch(epochs, [math.nan] * 5)
+        rules.select_epoch(epochs, [math.nan] * 5)
 
 
 def test_heldout_split_is_seeded_and_disjoint():
-    kept, held = ds.heldout_split(25, 0.1, 42)
+    kept, held = rules.heldout_split(25, 0.1, 42)
     assert held.size == 2 and kept.size == 23 and not set(kept) & set(held)
     assert sorted([*kept, *held]) == list(range(25))
-    again = ds.heldout_split(25, 0.1, 42)
-    assert np.array_equal(again[1], held) and not np.array_equal(ds.heldout_split(25, 0.1, 7)[1], held)
-    assert ds.heldout_split(2, 0.01, 0)[1].size == 1 and ds.heldout_split(3, 1.0, 0)[0].size == 1
+    again = rules.heldout_split(25, 0.1, 42)
+    assert np.array_equal(again[1], held) and not np.array_equal(rules.heldout_split(25, 0.1, 7)[1], held)
+    assert rules.heldout_split(2, 0.01, 0)[1].size == 1 and rules.heldout_split(3, 1.0, 0)[0].size == 1
 
 
 @pytest.mark.parametrize("nphotons", [1e2, 1e9])
@@ -221,18 +222,18 @@ def test_heldout_residual_prefers_the_true_object(tmp_path, nphotons):
                                               n_test_objects=1, nphotons=nphotons), tmp_path)
     test = load_dataset(paths.test)
     scan = scan_for_ptychi(test)
-    _, held = ds.heldout_split(scan.patterns.shape[0], 0.1, 42)
+    _, held = rules.heldout_split(scan.patterns.shape[0], 0.1, 42)
     gt = test.ground_truth
     noise = np.random.default_rng(0).standard_normal(gt.shape)
     objects = [np.full_like(gt, scan.amplitude_guess), gt,
                (gt * np.exp(0.3j * noise)).astype(np.complex64)]
-    res = ds.heldout_residuals(scan, held, objects, test.probe)
-    assert ds.select_epoch([1, 2, 3], res[ds.SELECTION_METRIC]) == 2
+    res = rules.heldout_residuals(scan, held, objects, test.probe)
+    assert rules.select_epoch([1, 2, 3], res[rules.SELECTION_METRIC]) == 2
     if nphotons == 1e9:
-        assert ds.select_epoch([1, 2, 3], res["amplitude_mae"]) == 2
+        assert rules.select_epoch([1, 2, 3], res["amplitude_mae"]) == 2
         assert res["amplitude_mae"][1] < 0.01
     else:
-        assert ds.select_epoch([1, 2, 3], res["amplitude_mae"]) != 2
+        assert rules.select_epoch([1, 2, 3], res["amplitude_mae"]) != 2
 
 
 @pytest.mark.iterative
@@ -242,7 +243,7 @@ def test_heldout_curve_of_a_real_run_keeps_improving_at_high_dose(tiny_data):
     from ptycho_torch.ptychi.scan import scan_for_ptychi
     import_ptychi()
     _, test = tiny_data
-    curve = ds.heldout_curve("epie", scan_for_ptychi(test), test.probe, epochs=8, every=4,
+    curve = rules.heldout_curve("epie", scan_for_ptychi(test), test.probe, epochs=8, every=4,
                              fraction=0.1, batch_size=None, device="cpu", seed=42)
     assert curve["epochs"] == [4, 8] and curve["n_heldout"] == 2
     assert curve["poisson_nll"][1] < curve["poisson_nll"][0]
@@ -251,18 +252,18 @@ def test_heldout_curve_of_a_real_run_keeps_improving_at_high_dose(tiny_data):
 
 def test_crossover_interpolates_in_log_dose():
     doses = [1e2, 1e3, 1e4]
-    c = ds.crossover(doses, [30.0, 25.0, 20.0], [20.0, 24.0, 40.0])   # differences 10, 1, -20
+    c = rules.crossover(doses, [30.0, 25.0, 20.0], [20.0, 24.0, 40.0])   # differences 10, 1, -20
     assert c["dose"] == pytest.approx(10 ** (3 + 1 / 21), rel=1e-12) and c["reason"] is None
     assert c["network_minus_iterative"] == [10.0, 1.0, -20.0]
-    c = ds.crossover(doses, [30.0, 20.0, 10.0], [20.0, 20.0, 20.0])   # equal at 1e3
+    c = rules.crossover(doses, [30.0, 20.0, 10.0], [20.0, 20.0, 20.0])   # equal at 1e3
     assert c["dose"] == pytest.approx(1e3) and c["crossings"] == [pytest.approx(1e3)]
-    c = ds.crossover([1e2, 1e4], [10.0, 30.0], [20.0, 20.0])          # network rises past
+    c = rules.crossover([1e2, 1e4], [10.0, 30.0], [20.0, 20.0])          # network rises past
     assert c["dose"] == pytest.approx(1e3)
-    assert ds.crossover(doses, [1, 2, 3], [0, 0, 0]) == {
+    assert rules.crossover(doses, [1, 2, 3], [0, 0, 0]) == {
         "dose": None, "reason": "network above at every dose", "crossings": [],
         "network_minus_iterative": [1.0, 2.0, 3.0]}
-    assert ds.crossover(doses, [0, 0, 0], [1, 2, 3])["reason"] == "network below at every dose"
-    c = ds.crossover(doses, [30.0, math.nan, 20.0], [20.0, 24.0, 40.0])  # a missing dose is skipped
+    assert rules.crossover(doses, [0, 0, 0], [1, 2, 3])["reason"] == "network below at every dose"
+    c = rules.crossover(doses, [30.0, math.nan, 20.0], [20.0, 24.0, 40.0])  # a missing dose is skipped
     assert c["dose"] == pytest.approx(10 ** (2 + 2 * 10 / 30))
     assert c["network_minus_iterative"][1] is None
 
@@ -273,20 +274,20 @@ def test_crossover_of_rows_uses_the_best_ground_truth_free_methods():
     def row(method, dose, phase_psnr):
         m = StudyMetrics(model_id=method, kind="iterative" if "ptychi" in method else "network",
                          ground_truth=True, psnr=[20.0, phase_psnr], frc50=[0.1, 0.1])
-        return ds.Row(method, dose, m, None)
+        return cells.Row(method, dose, m, None)
     doses = [1e2, 1e4]
     rows = [row("pinn_a", 1e2, 20), row("pinn_b", 1e2, 22), row("pinn_a", 1e4, 21),
             row("pinn_b", 1e4, 19), row("ptychi_e", 1e2, 10), row("ptychi_e", 1e4, 31),
             row("ptychi_e@oracle", 1e2, 40), row("ptychi_e@oracle", 1e4, 40)]
     methods = ["pinn_a", "pinn_b", "ptychi_e", "ptychi_e@oracle"]
-    c = ds.crossovers(rows, doses, methods)["phase_psnr"]
+    c = report.crossovers(rows, doses, methods)["phase_psnr"]
     assert c["network_best"] == [22, 21] and c["iterative_best"] == [10, 31]
     assert c["dose"] == pytest.approx(10 ** (2 + 2 * 12 / 22))       # 12 -> -10
     assert c["iterative_methods"] == ["ptychi_e"]
 
 
 def test_loss_rule_transfer_default_and_cell_configs(tmp_path):
-    assert ds.loss_for_dose(1e5) == "poisson" and ds.loss_for_dose(1e6) == "mae"
+    assert rules.loss_for_dose(1e5) == "poisson" and rules.loss_for_dose(1e6) == "mae"
     assert [ds.format_dose(v) for v in (1e2, 1e3, 2.5e4, 1e9, 1234.0)] == [
         "1e2", "1e3", "2.5e4", "1e9", "1.234e3"]
     dc = ds.config_from_argv(["--preset", "quick", "--iterative", "none",
@@ -333,7 +334,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, ne
 
 def test_script_is_thin():
     text = (REPO / "scripts/studies/dose_study.py").read_text()
-    assert len(text.splitlines()) < 80 and "from ptycho_torch.dose_study import" in text
+    assert len(text.splitlines()) < 80 and "from ptycho_torch.studies.dose import" in text
 
 
 @pytest.mark.iterative
@@ -353,7 +354,7 @@ def test_chunked_ptychi_run_equals_an_uninterrupted_one(tiny_data):
 
 def test_line_styles_colour_by_base_method():
     """A rule row shares its base method's colour; 20 bases get 20 distinct colours."""
-    from ptycho_torch.dose_study import line_styles
+    from ptycho_torch.studies.dose.report import line_styles
     bases = [f"pinn_a{i}" for i in range(18)] + ["ptychi_epie", "pinn_a0+epie"]
     methods = bases + ["ptychi_epie@heldout", "ptychi_epie@oracle", "pinn_a0@bestval",
                        "pinn_a0+epie@heldout"]

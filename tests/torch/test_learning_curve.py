@@ -13,7 +13,7 @@ import torch
 from ptycho.config.config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch import learning_curve as lcm
+from ptycho_torch.studies import learning_curve as lcm
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",

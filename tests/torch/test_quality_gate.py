@@ -1,4 +1,4 @@
-"""The reference study's quality gate (contract in ptycho_torch/quality_gate.py).
+"""The reference study's quality gate (contract in ptycho_torch/studies/quality_gate.py).
 
 The gate itself is ``-m slow`` (about an hour on a 2-core CPU, minutes on a GPU; the GPU
 check runs it as a step); the contract checks below are fast.
@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ptycho.config.config import from_preset
-from ptycho_torch import quality_gate as qg
+from ptycho_torch.studies import quality_gate as qg
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ptycho_torch.reference_levels import (
+from ptycho_torch.studies.reference_levels import (
     main,
     reference_objects,
     reference_scores,

@@ -12,7 +12,7 @@ from ptycho.formats.study_input import read_dataset
 from ptycho.stitching import scan_region, stitch_by_positions
 from ptycho.study_metrics import StudyMetrics
 from ptycho.config.validation import StudyError
-from ptycho_torch.comparison import common_region
+from ptycho_torch.studies.comparison import common_region
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.object_patches import object_patches
 from ptycho_torch.reconstruction import scored_region, stitch_test_object

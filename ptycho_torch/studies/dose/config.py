@@ -1,0 +1,128 @@
+"""The dose study's config (:class:`DoseConfig`) and its command line."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from ptycho.config.cli import build_parser as build_config_parser
+from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.config import StudyConfig
+from ptycho.config.validation import StudyError
+from ptycho_torch.studies.comparison import (
+    Methods,
+    add_method_flags,
+    default_output_dir,
+    pop_methods,
+    split_list,
+)
+from ptycho_torch.studies.dose.rules import DEFAULT_DOSES, TRANSFER_MAX, format_dose, loss_for_dose
+
+
+@dataclass(frozen=True)
+class DoseConfig:
+    """The sweep: a base study config (its nphotons and architecture are replaced per cell)."""
+
+    base: StudyConfig
+    doses: tuple[float, ...]
+    methods: Methods
+    loss: str | None = None            # --loss given on the command line, else the rule
+    transfer_from: float | None = None
+    heldout_fraction: float = 0.1
+    heldout_every: int = 10
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.base.run.output_dir)
+
+    def dose_dir(self, dose: float) -> Path:
+        return self.output_dir / f"dose_{format_dose(dose)}"
+
+    def study(self, dose: float, architecture: str | None = None) -> StudyConfig:
+        """The study config of one cell (``<out>/dose_<value>``, shared dataset cache)."""
+        arch = architecture or self.methods.architectures[0]
+        cache = self.base.run.cache_dir or str(self.output_dir / "datasets")
+        return self.base.replace(nphotons=float(dose), architecture=arch,
+                                 loss=self.loss or loss_for_dose(dose),
+                                 output_dir=str(self.dose_dir(dose)), cache_dir=cache)
+
+
+def parse_doses(text: str) -> tuple[float, ...]:
+    items = split_list(text)
+    if not items:
+        raise StudyError("--nphotons-list is empty (allowed: comma-separated photons per "
+                         "pattern, e.g. 1e2,1e3,1e4)")
+    doses = []
+    for t in items:
+        try:
+            v = float(t)
+        except ValueError:
+            raise StudyError(f"--nphotons-list: {t!r} is not a number (allowed: comma-separated "
+                             "positive numbers, e.g. 1e2,1e3,1e4)") from None
+        if not (math.isfinite(v) and 0 < v <= 1e15):
+            raise StudyError(f"--nphotons-list: {t} is out of range (allowed: > 0 and <= 1e15)")
+        doses.append(v)
+    if len(set(doses)) != len(doses):
+        raise StudyError(f"--nphotons-list lists a dose twice ({text})")
+    return tuple(sorted(doses))
+
+
+def parse_transfer(text, doses) -> float | None:
+    if text is None:
+        low = [d for d in doses if d <= TRANSFER_MAX]
+        return max(low) if low else None
+    if str(text).strip().lower() in ("", "none"):
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if v not in doses:
+        raise StudyError(f"--transfer-from={text} is not in --nphotons-list (allowed: one of "
+                         f"{', '.join(format_dose(d) for d in doses)}, or none)")
+    return v
+
+
+def build_parser(prog: str = "dose_study.py") -> argparse.ArgumentParser:
+    p = build_config_parser(prog, "Networks against Pty-chi over photons per pattern: simulate "
+                            "each dose (same objects, scan and seeds), train every architecture, "
+                            "reconstruct with Pty-chi, and write dose_study.md / .json / .png.",
+                            exclude=("architecture", "nphotons"))
+    add_method_flags(p, "hybrid,fno", "lsqml-poisson,epie", title="dose study")
+    g = p.add_argument_group("dose sweep")
+    g.add_argument("--nphotons-list", default=DEFAULT_DOSES,
+                   help="comma-separated photons per pattern, one cell folder each")
+    g.add_argument("--transfer-from", default=None,
+                   help="apply the networks trained at this dose to every dose (default: the "
+                        f"highest listed dose <= {TRANSFER_MAX:g}; none: no transfer rows)")
+    g.add_argument("--heldout-fraction", type=float, default=0.1,
+                   help="fraction of scan positions held out to choose the Pty-chi epoch")
+    g.add_argument("--heldout-every", type=int, default=10,
+                   help="evaluate the held-out residual every this many Pty-chi epochs")
+    return p
+
+
+def config_from_argv(argv=None) -> DoseConfig:
+    """Parse and validate everything (raises a one-line ValueError)."""
+    values = parse_known(build_parser(), argv)
+    methods = pop_methods(values)
+    doses = parse_doses(values.pop("nphotons_list"))
+    transfer = parse_transfer(values.pop("transfer_from"), doses)
+    frac, every = values.pop("heldout_fraction"), values.pop("heldout_every")
+    if not (math.isfinite(frac) and 0 < frac <= 0.5):
+        raise StudyError(f"--heldout-fraction={frac} is out of range (allowed: > 0 and <= 0.5)")
+    if every < 1:
+        raise StudyError(f"--heldout-every={every} is out of range (allowed: >= 1)")
+    default_output_dir(values, "dose_study")
+    base = config_from_values(values)
+    if not base.simulated:
+        raise StudyError("the dose study simulates its datasets (only nphotons changes between "
+                         "doses) (allowed: no --train-npz) [flag --train-npz]")
+    dc = DoseConfig(base=base, doses=doses, methods=methods, loss=values.get("loss"),
+                    transfer_from=transfer, heldout_fraction=float(frac), heldout_every=int(every))
+    for d in doses:  # every cell's config is valid before anything runs
+        for a in methods.architectures:
+            dc.study(d, a)
+    return dc
