@@ -15,7 +15,6 @@ from ptycho.stitching import (
     grid_region,
     stitch_by_positions,
     stitch_grid_tiles,
-    stitch_patches,
 )
 
 
@@ -180,23 +179,6 @@ def test_positions_errors():
         stitch_by_positions(patches, np.array([[4.0, np.nan], [4.0, 4.0]]), (16, 16))
     with pytest.raises(ValueError, match=r"crop: got 9, allowed in \[1, 8\]"):
         stitch_by_positions(patches, np.full((2, 2), 8.0), (16, 16), crop=9)
-
-
-def test_stitch_patches_dispatch():
-    N, stride, n_side = 16, 4, 3
-    size = (n_side - 1) * stride + N
-    obj = _object(size, size, seed=2)
-    patches = _grid_patches(obj, N, stride, n_side)
-    grid = stitch_patches(patches, n_side=n_side, stride=stride)
-    np.testing.assert_array_equal(grid, stitch_grid_tiles(patches, n_side, stride))
-    centres = _grid_centres(N, stride, n_side)
-    canvas = stitch_patches(patches, centres=centres)  # inferred canvas (size, size)
-    assert canvas.shape == (size, size)
-    np.testing.assert_array_equal(canvas, obj)
-    with pytest.raises(ValueError, match="not both"):
-        stitch_patches(patches, n_side=n_side, stride=stride, centres=centres)
-    with pytest.raises(ValueError, match="grid mode needs both n_side and stride"):
-        stitch_patches(patches, n_side=n_side)
 
 
 def test_positions_vectorized_speed():
