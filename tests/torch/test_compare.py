@@ -89,7 +89,7 @@ def test_second_run_reuses_finished_rows(tiny_comparison, monkeypatch):
     out, argv = tiny_comparison
     before = _stamps(out, ("pinn_fno", "pinn_hybrid"))
     rows = json.loads((out / "comparison.json").read_text())["methods"]
-    from ptycho_torch.studies import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import common as study  # where the studies call run_study
 
     def no_training(cfg):
         raise AssertionError(f"{cfg.model_id} was retrained")
@@ -120,7 +120,7 @@ def test_interrupted_comparison_runs_only_the_missing_rows(tiny_comparison, tmp_
     (partial / "runs/pinn_fno/config.json").write_text(json.dumps({"study": cfg.replace(
         output_dir=str(partial)).to_dict()}))
     before = _stamps(partial, ("pinn_fno",))
-    from ptycho_torch.studies import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import common as study  # where the studies call run_study
     trained = []
     real = study.run_study
 

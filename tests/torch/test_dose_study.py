@@ -94,7 +94,7 @@ def test_second_call_skips_finished_cells(network_sweep, monkeypatch):
     out, argv = network_sweep
     before = _stamps(out)
     assert len(before) == 6
-    from ptycho_torch.studies import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import common as study  # where the studies call run_study
 
     def no_training(cfg):
         raise AssertionError(f"{cfg.run.output_dir}/{cfg.model_id} was retrained")
@@ -120,7 +120,7 @@ def test_interrupted_sweep_continues_per_cell(network_sweep, tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "holds an interrupted run of pinn_fno" in err and "--resume" in err
     assert _stamps(out) == before
-    from ptycho_torch.studies import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import common as study  # where the studies call run_study
     trained, real = [], study.run_study
 
     def counting(cfg):
@@ -147,7 +147,7 @@ def test_sweep_with_iterative_rows(network_sweep, tmp_path, monkeypatch):
     out = tmp_path / "out"
     shutil.copytree(src, out)
     networks = _stamps(out)
-    from ptycho_torch.studies import comparison as study  # where the studies call run_study
+    from ptycho_torch.studies import common as study  # where the studies call run_study
 
     def no_training(cfg):
         raise AssertionError(f"{cfg.model_id} was retrained")

@@ -36,7 +36,8 @@ import time
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.validation import StudyError
-from ptycho_torch.studies.comparison import configure_logging, refuse, run_or_reuse
+from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.studies.common import run_or_reuse
 from ptycho_torch.engine.device import apply_num_threads, resolve_device
 from ptycho_torch.ptychi import IterativeUnavailableError
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, RULES, format_dose

@@ -13,18 +13,20 @@ import numpy as np
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.studies.comparison import (
+from ptycho_torch.studies.common import (
     data_key,
     iterative_key,
-    iterative_row,
     load_test_data,
-    network_patches,
     plan_study,
-    refine_states,
     refined_key,
-    refined_row,
     reusable_row,
     row_stamp,
+)
+from ptycho_torch.studies.methods import (
+    iterative_row,
+    network_patches,
+    refine_states,
+    refined_row,
     save_row,
 )
 from ptycho_torch.data_residual import test_object_residuals

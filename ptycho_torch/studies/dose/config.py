@@ -11,7 +11,7 @@ from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
 from ptycho.config.config import StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.studies.comparison import (
+from ptycho_torch.studies.common import (
     Methods,
     add_method_flags,
     default_output_dir,

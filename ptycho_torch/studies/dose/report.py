@@ -9,7 +9,7 @@ import numpy as np
 from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import dose_curves_figure, image_grid_figure, save_stacked_figures
 from ptycho.study_metrics import format_number, metrics_table
-from ptycho_torch.studies.comparison import settings_line
+from ptycho_torch.studies.common import settings_line
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, RULES, crossover, format_dose
 from ptycho_torch.studies.dose.config import DoseConfig
 from ptycho_torch.studies.dose.cells import Row, refine_source_ids

@@ -1,0 +1,242 @@
+"""What every study shares: method flags, the plan and reuse of finished rows, the data
+keys a row depends on, the test data and the settings line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from ptycho.artifacts import StudyLayout
+from ptycho.config.config import (
+    ARCHITECTURES,
+    NO_EFFECT_ON_RESULT,
+    SimulationConfig,
+    StudyConfig,
+    field_names,
+)
+from ptycho.config.validation import StudyError
+from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
+from ptycho.formats.study_input import read_dataset
+from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.engine.outputs import prepare_output
+from ptycho_torch.ptychi import check_engines
+from ptycho_torch.study import read_probe_file, run_study
+
+log = logging.getLogger(__name__)
+
+
+def split_list(text) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]
+
+
+def parse_architectures(text: str) -> tuple[str, ...]:
+    archs = split_list(text)
+    if not archs:
+        raise StudyError(f"--architectures is empty (allowed: a comma-separated subset of "
+                         f"{', '.join(ARCHITECTURES)})")
+    for a in archs:
+        if a not in ARCHITECTURES:
+            raise StudyError(f"--architectures: {a!r} is not an architecture "
+                             f"(allowed: {', '.join(ARCHITECTURES)})")
+    if len(set(archs)) != len(archs):
+        raise StudyError(f"--architectures lists an architecture twice ({','.join(archs)})")
+    return tuple(archs)
+
+
+def parse_engines(text: str, flag: str = "--iterative") -> tuple[str, ...]:
+    """Pty-chi engines of ``--iterative`` or ``--refine`` ('' or 'none': no such rows)."""
+    names = [n for n in split_list(text) if n.lower() != "none"]
+    try:
+        return check_engines(names)
+    except ValueError as err:
+        raise StudyError(f"{flag}: {err}") from None
+
+
+def add_method_flags(parser: argparse.ArgumentParser, architectures: str, iterative: str,
+                     title: str = "methods") -> None:
+    """``--architectures``, ``--iterative``, ``--iterative-epochs``, ``--iterative-batch-size``."""
+    g = parser.add_argument_group(title)
+    g.add_argument("--architectures", default=architectures,
+                   help=f"comma-separated architectures (allowed: {', '.join(ARCHITECTURES)})")
+    g.add_argument("--iterative", default=iterative,
+                   help="comma-separated Pty-chi engines to add as baselines: lsqml (Gaussian "
+                        "noise model), lsqml-poisson (Poisson likelihood), epie "
+                        "('' or none: no baseline; needs the optional extra 'iterative')")
+    g.add_argument("--iterative-epochs", type=int, default=100,
+                   help="epochs of each Pty-chi engine")
+    g.add_argument("--iterative-batch-size", type=int, default=0,
+                   help="Pty-chi batch size (0: lsqml 100, epie 16)")
+    g.add_argument("--refine", default="",
+                   help="comma-separated Pty-chi engines to start at each network's "
+                        "reconstruction (rows '<network>+<engine>'; '' or none: no such rows)")
+    g.add_argument("--refine-epochs", type=int, default=20,
+                   help="epochs of each --refine engine")
+
+
+@dataclass(frozen=True)
+class Methods:
+    architectures: tuple[str, ...]
+    iterative: tuple[str, ...]
+    iterative_epochs: int
+    iterative_batch_size: int
+    refine: tuple[str, ...] = ()
+    refine_epochs: int = 20
+
+
+def pop_methods(values: dict) -> Methods:
+    """Take the method flags out of parsed ``values`` and validate them."""
+    if "architecture" in values:  # only reachable through a parser that kept the flag
+        raise StudyError("--architecture selects a single study; use --architectures")
+    archs = parse_architectures(values.pop("architectures"))
+    engines = parse_engines(values.pop("iterative"))
+    epochs, batch = values.pop("iterative_epochs"), values.pop("iterative_batch_size")
+    refine = parse_engines(values.pop("refine"), "--refine")
+    refine_epochs = values.pop("refine_epochs")
+    if refine_epochs < 1:
+        raise StudyError(f"--refine-epochs={refine_epochs} is out of range (allowed: >= 1)")
+    if epochs < 1:
+        raise StudyError(f"--iterative-epochs={epochs} is out of range (allowed: >= 1)")
+    if batch < 0:
+        raise StudyError(f"--iterative-batch-size={batch} is out of range (allowed: >= 0, "
+                         "0 = the engine's default)")
+    return Methods(archs, engines, int(epochs), int(batch), refine, int(refine_epochs))
+
+
+def default_output_dir(values: dict, stem: str) -> None:
+    """``outputs/<stem>[_<preset>]`` unless ``--output-dir`` was given."""
+    if "output_dir" not in values:
+        preset = values.get("preset", "none")
+        values["output_dir"] = f"outputs/{stem}" + ("" if preset in (None, "none") else f"_{preset}")
+
+
+def comparable(cfg: StudyConfig) -> dict:
+    """The settings that change a study's numbers."""
+    return {k: v for k, v in cfg.flat().items() if k not in NO_EFFECT_ON_RESULT}
+
+
+def finished_config(layout: StudyLayout) -> StudyConfig | None:
+    """The config a finished study ran with (its ``config.json``), or None."""
+    try:
+        return StudyConfig.from_dict(json.loads((layout.run_dir / "config.json").read_text())["study"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def plan_study(cfg: StudyConfig) -> str:
+    """``'reuse'`` a finished study with the same settings, else ``'run'`` after the
+    runner's read-only checks (output directory, interrupted run, --resume state).
+    A finished study with other settings is refused unless --overwrite. Writes nothing."""
+    layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
+    if layout.is_finished() and not cfg.run.overwrite:
+        done = finished_config(layout)
+        if done is not None and comparable(done) == comparable(cfg):
+            return "reuse"
+        now, old = comparable(cfg), comparable(done) if done is not None else {}
+        diff = [k for k in now if old.get(k) != now[k]]
+        what = (f" ({diff[0]}={now[diff[0]]!r}, the finished study used {old.get(diff[0])!r})"
+                if diff and done is not None else "")
+        raise StudyError(f"output_dir={str(cfg.run.output_dir)!r} already holds a finished "
+                         f"study of {cfg.model_id} with other settings{what}; pass --overwrite "
+                         "to replace it or choose another --output-dir")
+    prepare_output(cfg)
+    return "run"
+
+
+def run_or_reuse(cfg: StudyConfig, action: str) -> StudyMetrics | None:
+    """The study's metrics record: read (reuse) or trained now (None on extra DDP ranks)."""
+    layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
+    if action == "reuse":
+        log.info("%s: reusing the finished study in %s", cfg.model_id, layout.run_dir)
+        return StudyMetrics.from_json(json.loads(layout.metrics_path.read_text()))
+    log.info("%s: training (%s)", cfg.model_id, cfg.run.output_dir)
+    result = run_study(cfg)
+    return None if result is None else result.metrics
+
+
+def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
+    """The test scan's path (simulated into the cache when needed) and a description."""
+    if not cfg.simulated:
+        test = Path(cfg.run.test_npz or cfg.run.train_npz)
+        return test, {"train_npz": cfg.run.train_npz, "test_npz": str(test), "simulated": False}
+    cache = Path(cfg.run.datasets_dir())
+    probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
+    paths = simulate_grid_lines(spec_for(cfg), cache, probe=probe)
+    return paths.test, {"train_npz": str(paths.train), "test_npz": str(paths.test),
+                        "simulated": True, "cache_key": spec_for(cfg).cache_key()}
+
+
+def load_test_data(cfg: StudyConfig):
+    """``(test PtychoDataset, info)``: only the scored scan (the training scan stays on disk)."""
+    path, info = dataset_paths(cfg)
+    try:
+        test = read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
+                            unit=cfg.run.data_unit,
+                            cxi_translation_sign=cfg.run.cxi_translation_sign)
+    except ValueError as err:
+        hint = "" if cfg.simulated else " [flag --test-npz]"
+        raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
+    return test, info
+
+
+_DATA_FIELDS = field_names(SimulationConfig) + ("N", "gridsize", "train_npz", "test_npz",
+                                                 "probe_npz", "data_unit")
+
+
+def data_key(cfg: StudyConfig) -> dict:
+    """Every setting that determines the scored test scan."""
+    flat = cfg.flat()
+    return {k: flat[k] for k in _DATA_FIELDS}
+
+
+def iterative_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int, **extra) -> dict:
+    """What an iterative row's numbers depend on (its ``compare_key``)."""
+    return {"engine": engine, "epochs": int(epochs), "batch_size": int(batch_size),
+            "seed": cfg.training.seed, "data": data_key(cfg), **extra}
+
+
+def reusable_row(layout: StudyLayout, key: dict, overwrite: bool,
+                 refuse: bool = True) -> StudyMetrics | None:
+    """The finished row of ``layout`` when its ``compare_key`` equals ``key``; None when
+    there is none (or with --overwrite); when it has other settings, StudyError (or None
+    when not ``refuse``: a derived row that is simply recomputed)."""
+    if overwrite or not layout.is_finished():
+        return None
+    try:
+        old = StudyMetrics.from_json(json.loads(layout.metrics_path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None  # a broken record is simply recomputed
+    if json.loads(json.dumps(old.compare_key)) == json.loads(json.dumps(key)):
+        return old
+    if not refuse:
+        return None
+    raise StudyError(f"output_dir={str(layout.output_dir)!r} already holds a finished "
+                     f"{layout.model_id} row with other settings ({layout.metrics_path}); pass "
+                     "--overwrite to replace it or choose another --output-dir")
+
+
+def row_stamp(layout: StudyLayout) -> int:
+    """When a finished row's metrics.json was written: rows derived from it (refined,
+    best-validation, transfer) are recomputed when it changes."""
+    return layout.metrics_path.stat().st_mtime_ns
+
+
+def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
+                source: StudyLayout, **extra) -> dict:
+    """A refined row's ``compare_key``: the engine's settings and the network row it starts
+    from (its id and :func:`row_stamp`: a retrained network is new)."""
+    return iterative_key(cfg, engine, epochs, batch_size, init=source.model_id,
+                         init_stamp=row_stamp(source), **extra)
+
+
+def settings_line(cfg: StudyConfig, skip: tuple = ()) -> str:
+    """The settings a reader of a table needs, ``name=value`` (minus ``skip``)."""
+    m, t, s = cfg.model, cfg.training, cfg.simulation
+    items = {"N": m.N, "gridsize": m.gridsize, "nphotons": f"{s.nphotons:g}",
+             "preset": cfg.run.preset, "epochs<": t.epochs,
+             "max_train_minutes": f"{t.max_train_minutes:g}", "batch_size": t.batch_size,
+             "learning_rate": f"{t.learning_rate:g}", "loss": t.loss, "fno_width": m.fno_width,
+             "fno_modes": m.fno_modes, "device": t.device}
+    return ", ".join(f"{k}={v}" for k, v in items.items() if k not in skip)

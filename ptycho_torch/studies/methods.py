@@ -1,0 +1,136 @@
+"""The rows that are not a trained network: Pty-chi from a flat start, and Pty-chi started
+at a network's object (refined); how each is keyed, reconstructed, scored and saved."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+
+from ptycho.artifacts import StudyLayout, write_json_atomic
+from ptycho.config.config import StudyConfig
+from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.data_residual import data_residual
+from ptycho_torch.engine.device import resolve_device
+from ptycho_torch.engine.inference import predict_patches
+from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_iterative
+from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.scan import scan_for_ptychi
+from ptycho_torch.ptychi.start import start_from_patches
+from ptycho_torch.reconstruct import load_model
+from ptycho_torch.reconstruction import save_reconstruction, score, stitch_options
+from ptycho_torch.studies.common import refined_key, reusable_row
+
+log = logging.getLogger(__name__)
+
+
+ITERATIVE_NOTE = ("Pty-chi with the known probe and positions (not optimized); "
+                  "time = task build + all epochs")
+
+
+def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device: str,
+                  key: dict, note: str = ITERATIVE_NOTE, loss=None) -> StudyMetrics:
+    """The metrics record of an iterative reconstruction (scored when there is ground truth;
+    the data residual always)."""
+    sub = test.select(test.object_selection(0))
+    residual = data_residual(rec.patches, sub.diffraction, test.probe,
+                             photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
+    m = StudyMetrics(model_id=model_id, kind="iterative", ground_truth=rec.ground_truth is not None,
+                     data_residual=residual, stitch=rec.stitch, region=list(rec.region),
+                     n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
+                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
+                     infer_batch_size_used=rec.infer_batch_size, stitch_time_s=0.0,
+                     device=str(device), engine=engine, batch_size=rec.infer_batch_size,
+                     epochs_completed=int(epochs), loss=list(loss or []), compare_key=key,
+                     note=note, total_time_s=rec.inference_time_s)
+    if rec.ground_truth is not None:
+        result, _ = score(rec)
+        m.set_scores(result)
+    return m
+
+
+def save_row(layout: StudyLayout, m: StudyMetrics, rec) -> StudyMetrics:
+    """Write a computed row: ``recons/<id>/recon.npz``, then ``runs/<id>/metrics.json`` last."""
+    save_reconstruction(layout.recon_dir / "recon.npz", rec)
+    write_json_atomic(layout.metrics_path, m.to_json())
+    return m
+
+
+def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_size: int,
+                      key: dict) -> StudyMetrics:
+    """Pty-chi reconstruction of test object 0 (``runs/ptychi_<engine>``), or the finished
+    row with the same ``key``."""
+    layout = StudyLayout(Path(cfg.run.output_dir), f"ptychi_{engine}")
+    old = reusable_row(layout, key, cfg.run.overwrite)
+    if old is not None:
+        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
+        return old
+    device = resolve_device(cfg.training.device)
+    log.info("%s: %d epochs on %s", layout.model_id, epochs, device)
+    rec, res = reconstruct_iterative(engine, test, epochs=epochs, batch_size=batch_size or None,
+                                     device=device, seed=cfg.training.seed,
+                                     inference=cfg.inference)
+    m = iterative_row(layout.model_id, engine, rec, test, epochs=res.epochs, device=res.device,
+                      key=key, loss=res.loss)
+    return save_row(layout, m, rec)
+
+
+def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
+    """The trained network's predicted patches of test object 0 and their centres."""
+    model = load_model(str(checkpoint), device)
+    sub = test.select(test.object_selection(0))
+    return (predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres,
+            sub.pattern_ids())
+
+
+def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *, epochs: int,
+                  every: int, batch_size: int, device: str):
+    """Pty-chi ``engine`` on ``scan`` started at the network's patches at its positions
+    (:func:`ptycho_torch.ptychi.start.start_from_patches`, stitched with the study's options),
+    run in chunks of ``every`` epochs: ``(IterativeResult, states, start object)``. ``ids``:
+    the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
+    init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
+                              pattern_ids=ids)
+    res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
+                                    batch_size=batch_size or None, device=device,
+                                    seed=cfg.training.seed, initial_object=init)
+    return res, states, init
+
+
+def refined_row(model_id: str, engine: str, rec, test, source: StudyMetrics, *, epochs: int,
+                device: str, key: dict, loss, what: str) -> StudyMetrics:
+    """The record of a refined reconstruction: scored like an iterative row; its total time
+    adds the network's inference and stitching (the training is paid once per family)."""
+    m = iterative_row(model_id, engine, rec, test, epochs=epochs, device=device, key=key,
+                      loss=loss, note=f"Pty-chi {engine} started at {source.model_id}'s "
+                                      f"reconstruction, known probe and positions; {what}")
+    m.kind, m.initialized_from = "refined", source.model_id
+    m.architecture, m.n_parameters = source.architecture, source.n_parameters
+    m.train_time_s = source.train_time_s
+    m.total_time_s = (rec.inference_time_s + (source.inference_time_s or 0.0)
+                      + (source.stitch_time_s or 0.0))
+    return m
+
+
+def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, epochs: int,
+                    batch_size: int) -> StudyMetrics:
+    """``runs/<network>+<engine>``: ``engine`` for ``epochs`` from the network's object,
+    or the finished row with the same settings and the same network."""
+    out = Path(cfg.run.output_dir)
+    src = StudyLayout(out, source.model_id)
+    layout = StudyLayout(out, f"{source.model_id}+{engine}")
+    key = refined_key(cfg, engine, epochs, batch_size, src)
+    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
+    if old is not None:
+        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
+        return old
+    device = resolve_device(cfg.training.device)
+    log.info("%s: %d epochs on %s from %s's reconstruction", layout.model_id, epochs, device,
+             source.model_id)
+    patches, centres, ids = network_patches(src.run_dir / "model.ckpt", test, cfg, device)
+    res, _, _ = refine_states(engine, patches, centres, ids, scan_for_ptychi(test, 0), cfg,
+                              epochs=epochs, every=epochs, batch_size=batch_size, device=device)
+    rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
+                                   batch_size=res.batch_size, inference=cfg.inference)
+    m = refined_row(layout.model_id, engine, rec, test, source, epochs=res.epochs,
+                    device=res.device, key=key, loss=res.loss, what=f"{epochs} epochs")
+    return save_row(layout, m, rec)
