@@ -1,0 +1,286 @@
+"""Quality against training budget, from ONE training run: the learning-curve study.
+
+:func:`main` is the entry point (``scripts/studies/learning_curve.py`` only calls it). One
+study configuration (every study flag, generated from
+:class:`~ptycho.config.config.StudyConfig`) is trained once, until the largest budget; a
+Lightning callback (:class:`BudgetSnapshots`) copies the generator's ``state_dict`` to the
+CPU when training crosses each budget. After training every snapshot is loaded back,
+test object 0 is reconstructed with :func:`ptycho_torch.reconstruction.reconstruct_test_object`
+and scored with :func:`ptycho_torch.reconstruction.score` (plus the ground-truth-free data
+residual). Nothing is retrained.
+
+Budgets (exactly one flag, a comma-separated increasing list):
+
+* ``--budget-minutes 1,2,4,...``  wall time of training, measured from fit start, without
+  the time spent taking snapshots (machine-dependent);
+* ``--budget-steps 500,1000,...`` optimizer steps (reproducible on any machine);
+* ``--budget-epochs 1,2,4,...``   whole epochs (GPU runs).
+
+The budget sets ``epochs`` / ``max_steps`` / ``max_train_minutes``, so those flags (and early
+stopping, ``--resume`` and multi-process training) are refused. Optional reference level:
+``--reference-json PATH`` (any ``metrics.json``, e.g. ``runs/ptychi_lsqml/metrics.json`` of
+a comparison) and/or ``--lsqml-epochs N`` (Pty-chi LSQML on the same test scan when
+Pty-chi is installed; skipped with a warning otherwise).
+
+Writes, under ``--output-dir`` (atomically): ``learning_curve.json`` (points, config,
+machine, references) and ``learning_curve.png`` (amplitude SSIM, amplitude PSNR, phase PSNR,
+phase correlation against the budget, log x, references dashed). Training state lives in
+``<output-dir>/.work/learning_curve`` (``final.ckpt`` holds the last weights). Refused
+input: one ``error:`` line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+from ptycho.artifacts import save_figure_atomic, write_json_atomic
+from ptycho.config.cli import flag_hint
+from ptycho.config.validation import StudyError
+from ptycho.plotting import _plt
+from ptycho.study_metrics import format_number as f
+from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.engine.callbacks import SnapshotCallback
+from ptycho_torch.engine.data import split_indices
+from ptycho_torch.engine.device import apply_num_threads
+from ptycho_torch.engine.outputs import check_dir_target
+from ptycho_torch.engine.training import fit_model
+from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
+from ptycho_torch.reconstruction import reconstruct_test_object
+from ptycho_torch.study import check_data, check_device, load_study_data
+from ptycho_torch.studies.learning_curve.config import (
+    JSON_NAME,
+    PNG_NAME,
+    BUDGET_UNITS,
+    LearningCurveConfig,
+    PANELS,
+    WORK_NAME,
+    config_from_argv,
+    parse_budgets,
+    training_budget,
+)
+from ptycho_torch.studies.learning_curve.budget_snapshots import BudgetSnapshots, _fmt_budget
+from ptycho_torch.studies.learning_curve.scoring import (
+    _num,
+    lsqml_reference,
+    machine_info,
+    read_reference,
+    score_reconstruction,
+)
+
+__all__ = ["BudgetSnapshots", "LearningCurveConfig", "config_from_argv", "main", "parse_budgets",
+           "run_learning_curve", "training_budget"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LearningCurveResult:
+    """What :func:`run_learning_curve` wrote (``result`` is learning_curve.json's content)
+    and the snapshots it scored (CPU state dicts of the generator)."""
+
+    result: dict
+    json_path: Path
+    png_path: Path
+    snapshots: list = field(default_factory=list)
+
+
+def preflight(lc: LearningCurveConfig) -> None:
+    """Output-directory checks (writes nothing)."""
+    out = lc.output_dir
+    check_dir_target("output_dir", out)
+    if lc.study.run.cache_dir:
+        check_dir_target("cache_dir", Path(lc.study.run.cache_dir))
+    if (out / JSON_NAME).exists() and not lc.study.run.overwrite:
+        raise StudyError(f"output_dir={str(out)!r} already holds a learning curve "
+                         f"({out / JSON_NAME}); pass --overwrite to replace it or choose "
+                         "another --output-dir")
+
+
+def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
+    """Train once, snapshot at every budget, score every snapshot, write the outputs.
+
+    Every refusal (config, output directory, device, data, reference file) happens before
+    training; a refusal raises :class:`StudyError`.
+    """
+    import torch
+
+
+    t_start = time.perf_counter()
+    cfg = lc.study
+    try:
+        preflight(lc)
+        accelerator = check_device(cfg)
+        apply_num_threads(cfg.run.num_threads)
+        if cfg.training.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        references = [read_reference(lc.reference_json)] if lc.reference_json else []
+        train, test, data_info = load_study_data(cfg)
+        data_config = check_data(cfg, train, test)
+    except StudyError:
+        raise
+    except ValueError as err:
+        raise StudyError(flag_hint(err)) from None
+    if test.ground_truth is None:
+        hint = " [flag --test-npz]" if cfg.run.train_npz else ""
+        raise StudyError(f"dataset '{test.path}': key 'YY_ground_truth' is missing (expected the "
+                         f"ground truth of test object 0: a learning curve scores it){hint}")
+    run_lsqml = False
+    if lc.lsqml_epochs:
+        run_lsqml = ptychi_available()
+        if not run_lsqml:
+            log.warning("--lsqml-epochs: Pty-chi is not installed (optional extra 'iterative'); "
+                        "no LSQML reference level")
+    tc = cfg.training
+    split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
+    steps_per_epoch = -(-int(split.train_idx.size) // tc.batch_size)
+    cfg = cfg.replace(**training_budget(lc.kind, lc.budgets, steps_per_epoch))
+
+    # ---- first writes into output_dir (besides the simulated-dataset cache) ----
+    work = lc.output_dir / ".work" / WORK_NAME
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    snaps = BudgetSnapshots(lc.kind, lc.budgets)
+    callbacks = [snaps]
+    if cfg.run.snapshot_every:
+        callbacks.append(SnapshotCallback(test, lc.output_dir / "visuals" / "snapshots",
+                                          f"learning_curve_{cfg.model_id}",
+                                          cfg.run.snapshot_every))
+    log.info("learning curve of %s: budgets %s %s (%d steps per epoch)", cfg.model_id,
+             ",".join(_fmt_budget(b) for b in lc.budgets), lc.kind, steps_per_epoch)
+    fit = fit_model(cfg.model, cfg.training, data_config, train, work, resume=False,
+                    progress_bar=cfg.run.progress_bar, extra_callbacks=callbacks)
+    if fit.interrupted:
+        raise KeyboardInterrupt
+    missed = snaps.pending
+    # a minute budget is stopped by the callback (Lightning reports it as its own timer)
+    stop_reason = "largest_budget" if lc.kind == "minutes" and not missed else fit.stop_reason
+    if missed:
+        log.warning("training stopped (%s) before the budget(s) %s %s", fit.stop_reason,
+                    ",".join(_fmt_budget(b) for b in missed), lc.kind)
+
+    model = fit.model
+    device = torch.device(accelerator)
+    model.to(device)
+    points = []
+    for s in snaps.snapshots:
+        model.generator.load_state_dict(s.state)
+        rec = reconstruct_test_object(model, test, cfg.inference)
+        point = {"budget": s.budget, "minutes": s.minutes, "steps": s.steps, "epochs": s.epochs}
+        point.update(score_reconstruction(rec, test, data_config.photon_scale))
+        points.append(point)
+        log.info("learning curve: %s %s: amp SSIM %.4f, amp PSNR %.2f dB, phase PSNR %.2f dB, "
+                 "phase corr %.3f", _fmt_budget(s.budget), lc.kind, point["amp_ssim"],
+                 point["amp_psnr"], point["phase_psnr"], point["phase_correlation"])
+    if run_lsqml:
+        log.info("learning curve: Pty-chi LSQML, %d epochs, on test object 0", lc.lsqml_epochs)
+        references.append(lsqml_reference(test, lc.lsqml_epochs, accelerator, cfg.training.seed,
+                                          data_config.photon_scale, inference=cfg.inference))
+    result = {
+        "model_id": cfg.model_id, "budget_kind": lc.kind, "budget_unit": BUDGET_UNITS[lc.kind],
+        "budgets": list(lc.budgets), "budgets_not_reached": missed, "points": points,
+        "references": references,
+        "training": {"stop_reason": stop_reason, "train_time_s": fit.train_time_s,
+                     "snapshot_time_s": snaps.snapshot_s, "steps_completed": fit.steps_completed,
+                     "epochs_completed": fit.epochs_completed, "steps_per_epoch": steps_per_epoch,
+                     "n_train_patterns": fit.n_train, "n_val_patterns": fit.n_val,
+                     "final_checkpoint": str(fit.checkpoint) if fit.checkpoint else None},
+        "config": {"study": cfg.to_dict(), "data_config": data_config.to_dict(),
+                   "data": data_info, "reference_json": lc.reference_json,
+                   "lsqml_epochs": lc.lsqml_epochs},
+        "machine": machine_info(accelerator),
+        "test_patterns_scored": int(test.object_selection(0).size),
+        "total_time_s": time.perf_counter() - t_start,
+    }
+    png = save_learning_curve_figure(lc.output_dir / PNG_NAME, result)
+    path = write_json_atomic(lc.output_dir / JSON_NAME, result)  # last: marks it finished
+    return LearningCurveResult(result=result, json_path=path, png_path=png,
+                               snapshots=snaps.snapshots)
+
+
+# ------------------------------------------------------------------------ outputs
+def save_learning_curve_figure(path: Path, result: dict) -> Path:
+    """Four panels (amplitude SSIM and PSNR, phase PSNR, phase correlation) against the
+    budget on a log x axis; every reference level as a dashed line labelled by model_id."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
+    x = [p["budget"] for p in result["points"]]
+    colours = ("tab:red", "tab:green", "tab:purple", "tab:brown")
+    for ax, (key, title) in zip(axes.ravel(), PANELS):
+        ax.plot(x, [p[key] for p in result["points"]], "o-", color="tab:blue",
+                label=result["model_id"])
+        for i, ref in enumerate(result["references"]):
+            if math.isfinite(_num(ref.get(key))):
+                ax.axhline(ref[key], ls="--", lw=1.2, color=colours[i % len(colours)],
+                           label=ref.get("label", ref["model_id"]))
+        ax.set_xscale("log", base=2)
+        if x:
+            ax.set_xticks(x)
+            ax.set_xticklabels([_fmt_budget(b) for b in x], fontsize=8)
+            ax.minorticks_off()
+        ax.set_xlabel(result["budget_unit"])
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    m = result["machine"]
+    fig.suptitle(f"learning curve: {result['model_id']} on test object 0 "
+                 f"({m['device']}, {m['torch_threads']} torch thread(s))")
+    fig.tight_layout()
+    try:
+        return save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def points_table(result: dict) -> str:
+    """A markdown table of the points (and the references)."""
+    head = ["budget", "minutes", "steps", "epochs", "amp SSIM", "amp PSNR", "phase PSNR",
+            "phase SSIM", "phase corr", "amp FRC50", "phase FRC50", "data residual"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in result["points"]:
+        cells = [f"{_fmt_budget(p['budget'])} {result['budget_kind']}", f(p["minutes"], 3),
+                 str(p["steps"]), f(p["epochs"], 3)]
+        cells += [f(p[k]) for k in ("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim",
+                                    "phase_correlation", "amp_frc50", "phase_frc50",
+                                    "data_residual")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for r in result["references"]:
+        cells = [r.get("label", r["model_id"]), "-", "-", "-"]
+        cells += [f(r.get(k)) for k in ("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim",
+                                        "phase_correlation", "amp_frc50", "phase_frc50",
+                                        "data_residual")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv=None, prog: str = "learning_curve.py") -> int:
+    """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
+    interrupted (run again with --overwrite)."""
+    configure_logging()
+    try:
+        lc = config_from_argv(argv, prog=prog)
+    except ValueError as err:  # StudyError, ConfigError
+        return refuse(err)
+    try:
+        out = run_learning_curve(lc)
+    except (StudyError, IterativeUnavailableError) as err:
+        return refuse(err)
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again with --overwrite",
+              file=sys.stderr)
+        return 130
+    print(points_table(out.result))
+    print(f"learning curve: {out.json_path.resolve()} and {out.png_path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The learning curve's config: budgets (minutes, steps or epochs) and the command line."""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+
+from ptycho.config.cli import build_parser as build_config_parser
+from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.config import StudyConfig
+from ptycho.config.validation import StudyError
+
+
+BUDGET_KINDS = ("minutes", "steps", "epochs")
+BUDGET_UNITS = {"minutes": "training wall time (min)", "steps": "optimizer steps",
+                "epochs": "epochs"}
+# the budget owns these (set by training_budget); explicit flags are refused
+BUDGET_FIELDS = ("epochs", "max_steps", "max_train_minutes")
+MAX_EPOCHS = 100000  # TrainingConfig's upper bound: "no epoch limit" for minute budgets
+JSON_NAME, PNG_NAME = "learning_curve.json", "learning_curve.png"
+WORK_NAME = "learning_curve"
+# (point key, panel title) of the figure
+PANELS = (("amp_ssim", "amplitude SSIM"), ("amp_psnr", "amplitude PSNR (dB)"),
+          ("phase_psnr", "phase PSNR (dB)"), ("phase_correlation", "phase correlation"))
+
+
+def parse_budgets(text, kind: str) -> tuple:
+    """``"1,2,4"`` -> ``(1, 2, 4)``: positive, strictly increasing; integers for steps and
+    epochs, numbers for minutes. Raises StudyError (one line) otherwise."""
+    name = f"--budget-{kind}"
+    allowed = ("allowed: positive " + ("numbers" if kind == "minutes" else "integers")
+               + " in increasing order, e.g. 1,2,4,8")
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise StudyError(f"{name}={text!r} is empty ({allowed})")
+    values = []
+    for t in items:
+        try:
+            v = float(t) if kind == "minutes" else int(t)
+        except ValueError:
+            raise StudyError(f"{name}={text!r}: {t!r} is not a "
+                             f"{'number' if kind == 'minutes' else 'whole number'} "
+                             f"({allowed})") from None
+        if not (math.isfinite(v) and v > 0):
+            raise StudyError(f"{name}={text!r}: {t!r} is not positive ({allowed})")
+        values.append(v)
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise StudyError(f"{name}={text!r} is not strictly increasing ({allowed})")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class LearningCurveConfig:
+    """The study trained once, the budgets at which it is scored, the reference levels."""
+
+    study: StudyConfig
+    kind: str
+    budgets: tuple
+    reference_json: str | None = None
+    lsqml_epochs: int = 0
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.study.run.output_dir)
+
+
+def build_parser(prog: str = "learning_curve.py") -> argparse.ArgumentParser:
+    p = build_config_parser(prog, "Train one configuration once and score test object 0 at "
+                            "increasing training budgets (snapshots of the weights, no "
+                            "retraining); write learning_curve.json / .png. The budget sets "
+                            "--epochs, --max-steps and --max-train-minutes.")
+    g = p.add_argument_group("learning curve")
+    budget = g.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--budget-minutes", metavar="LIST", default=argparse.SUPPRESS,
+                        help="training wall-time budgets in minutes, increasing (e.g. "
+                             "1,2,4,8,16,32,64); snapshot time excluded")
+    budget.add_argument("--budget-steps", metavar="LIST", default=argparse.SUPPRESS,
+                        help="optimizer-step budgets, increasing (reproducible on any machine)")
+    budget.add_argument("--budget-epochs", metavar="LIST", default=argparse.SUPPRESS,
+                        help="epoch budgets, increasing (whole epochs)")
+    g.add_argument("--reference-json", metavar="PATH", default=argparse.SUPPRESS,
+                   help="a metrics.json (e.g. runs/ptychi_lsqml/metrics.json of a comparison) "
+                        "drawn as a dashed reference level labelled with its model_id")
+    g.add_argument("--lsqml-epochs", metavar="N", type=int, default=argparse.SUPPRESS,
+                   help="also run Pty-chi LSQML for N epochs on the same test scan and draw it "
+                        "as a reference level (skipped with a warning when Pty-chi is not "
+                        "installed)")
+    return p
+
+
+def default_output_dir(values: dict) -> None:
+    """``outputs/learning_curve[_<preset>]`` unless ``--output-dir`` was given."""
+    if "output_dir" not in values:
+        preset = values.get("preset", "none")
+        values["output_dir"] = "outputs/learning_curve" + (
+            "" if preset in (None, "none") else f"_{preset}")
+
+
+def config_from_argv(argv=None, prog: str = "learning_curve.py") -> LearningCurveConfig:
+    """Parse and validate everything (raises a one-line ValueError)."""
+    values = parse_known(build_parser(prog), argv)
+    kind = next(k for k in BUDGET_KINDS if f"budget_{k}" in values)
+    budgets = parse_budgets(values.pop(f"budget_{kind}"), kind)
+    reference = values.pop("reference_json", None)
+    lsqml_epochs = values.pop("lsqml_epochs", None)
+    if lsqml_epochs is not None and lsqml_epochs < 1:
+        raise StudyError(f"--lsqml-epochs={lsqml_epochs} is out of range (allowed: >= 1)")
+    for name in BUDGET_FIELDS:
+        if name in values:
+            raise StudyError(f"--{name.replace('_', '-')} is set by the learning curve from "
+                             f"--budget-{kind} (allowed: drop it)")
+    default_output_dir(values)
+    study = config_from_values(values)
+    return make_config(study, kind, budgets, reference_json=reference,
+                       lsqml_epochs=int(lsqml_epochs or 0))
+
+
+def make_config(study: StudyConfig, kind: str, budgets, *, reference_json: str | None = None,
+                lsqml_epochs: int = 0) -> LearningCurveConfig:
+    """Validate a learning curve and set the study's budget fields from the budgets
+    (``epochs`` is refined from the training-set size when the data are loaded)."""
+    if kind not in BUDGET_KINDS:
+        raise StudyError(f"budget kind {kind!r} is not allowed (allowed: "
+                         f"{', '.join(BUDGET_KINDS)})")
+    budgets = parse_budgets(",".join(str(b) for b in budgets), kind)
+    tc = study.training
+    if study.run.resume:
+        raise StudyError("--resume: a learning curve cannot continue an interrupted run (its "
+                         "snapshots live in memory) (allowed: run it again, with --overwrite)")
+    if tc.early_stopping_patience:
+        raise StudyError(f"--early-stopping-patience={tc.early_stopping_patience}: a learning "
+                         "curve trains to its largest budget (allowed: 0)")
+    if tc.devices * tc.num_nodes > 1 or tc.strategy == "ddp":
+        raise StudyError("a learning curve trains in one process (allowed: --devices 1 "
+                         "--num-nodes 1 --strategy auto)")
+    if lsqml_epochs < 0:
+        raise StudyError(f"--lsqml-epochs={lsqml_epochs} is out of range (allowed: >= 1)")
+    study = study.replace(**training_budget(kind, budgets))
+    return LearningCurveConfig(study=study, kind=kind, budgets=budgets,
+                               reference_json=reference_json, lsqml_epochs=int(lsqml_epochs))
+
+
+def training_budget(kind: str, budgets, steps_per_epoch: int | None = None) -> dict:
+    """``epochs`` / ``max_steps`` / ``max_train_minutes`` that train until the largest budget.
+
+    Minutes: no epoch or step limit (the callback stops training; Lightning's own timer
+    would count the snapshot time). Steps: ``max_steps`` and enough epochs to reach it.
+    Epochs: ``epochs``.
+    """
+    last = budgets[-1]
+    if kind == "epochs":
+        return dict(epochs=int(last), max_steps=0, max_train_minutes=0.0)
+    if kind == "steps":
+        epochs = MAX_EPOCHS if not steps_per_epoch else -(-int(last) // int(steps_per_epoch))
+        return dict(epochs=min(max(epochs, 1), MAX_EPOCHS), max_steps=int(last),
+                    max_train_minutes=0.0)
+    return dict(epochs=MAX_EPOCHS, max_steps=0, max_train_minutes=0.0)
