@@ -19,7 +19,8 @@ from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
 from ptycho.config.config import DataConfig, StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
+from ptycho.datagen.grid_lines_files import simulate_grid_lines
+from ptycho.datagen.grid_lines import spec_for
 from ptycho.dataset import PtychoDataset
 from ptycho.formats.study_input import fit_probe, read_dataset, read_probe
 from ptycho.plotting import save_reconstruction_figure, save_study_figures

@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptycho.datagen.grid_lines import make_object, make_probe
+from ptycho.datagen.grid_lines import make_object
+from ptycho.probes import make_probe
 from ptycho.datagen.spiral_scan import (
     conventional_geometry,
-    expected_intensity,
     simulate_spiral_scan,
-    two_mode_probe,
     write_cxi,
     write_ptychodus,
     write_ptychodus_npz_product,
     write_ptychopinn_npz,
 )
+from ptycho.forward import expected_intensity
+from ptycho.probes import two_mode_probe
 from ptycho.formats import RawScan, detect_format, read_scan, write_product
 from ptycho.formats.cxi import far_field_object_pixel_m
 from ptycho.formats.ptychodus import metres_to_pixels, read_product

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from ptycho import forward, probes
 from ptycho.datagen import grid_lines as gl
 from ptycho.geometry.raster import (
     group_coords, group_indices, n_groups, n_scan_side, scan_top_left,
@@ -14,14 +16,13 @@ from ptycho.geometry.raster import (
 from ptycho.datagen.grid_lines import (
     FORMAT_VERSION,
     GridLinesSpec,
-    diffraction_amplitude,
     extract_patches,
     make_object,
-    make_probe,
-    simulate_grid_lines,
     simulate_split,
-    simulation_scale,
 )
+from ptycho.forward import diffraction_amplitude, simulation_scale
+from ptycho.probes import make_probe
+from ptycho.datagen.grid_lines_files import simulate_grid_lines
 
 SMALL = dict(object_size=96, N=32, n_lines=40, train_stride=8, test_stride=16,
              n_train_objects=2, n_test_objects=2, probe_defocus=3.0)
@@ -207,13 +208,13 @@ def test_simulate_split_shapes_labels_gridsize2():
 
 def test_poisson_noise_independent_of_thread_count(monkeypatch):
     amp = np.abs(np.random.default_rng(8).standard_normal((10, 16, 16))).astype(np.float32)
-    monkeypatch.setattr(gl, "_NOISE_CHUNK", 300)
-    monkeypatch.setattr(gl.os, "cpu_count", lambda: 1)
-    a = gl._poisson_amplitude(amp, 50.0, np.random.default_rng(9))
-    monkeypatch.setattr(gl.os, "cpu_count", lambda: 4)
-    b = gl._poisson_amplitude(amp, 50.0, np.random.default_rng(9))
+    monkeypatch.setattr(forward, "_NOISE_CHUNK", 300)
+    monkeypatch.setattr(forward.os, "cpu_count", lambda: 1)
+    a = forward.poisson_amplitude(amp, 50.0, np.random.default_rng(9))
+    monkeypatch.setattr(forward.os, "cpu_count", lambda: 4)
+    b = forward.poisson_amplitude(amp, 50.0, np.random.default_rng(9))
     np.testing.assert_array_equal(a, b)
-    c = gl._poisson_amplitude(amp, 50.0, np.random.default_rng(10))
+    c = forward.poisson_amplitude(amp, 50.0, np.random.default_rng(10))
     assert not np.array_equal(a, c)
 
 
@@ -262,7 +263,7 @@ def test_probe_normalized_and_centred(N):
     sub = np.abs(p[1:, 1:])
     np.testing.assert_allclose(sub, sub[::-1, ::-1], atol=1e-5)
     np.testing.assert_array_equal(p, make_probe(N))
-    recipe = gl.probe_recipe(N)
+    recipe = probes.probe_recipe(N)
     assert recipe["pupil_radius_px"] == 0.1875 * N and recipe["kind"]
 
 
@@ -328,7 +329,7 @@ def test_spec_dict_and_cache_key():
     spec = GridLinesSpec()
     d = spec.to_dict()
     assert d["N"] == 64 and d["object_size"] == 392 and d["nphotons"] == 1e9
-    assert set(d) == {f.name for f in gl.dataclasses.fields(GridLinesSpec)}
+    assert set(d) == {f.name for f in dataclasses.fields(GridLinesSpec)}
     key = spec.cache_key()
     assert len(key) == 64 and int(key, 16) >= 0
     assert key == GridLinesSpec(nphotons=10 ** 9).cache_key()   # int and float photons alike

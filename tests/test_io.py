@@ -8,12 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from ptycho.datagen.grid_lines import (
-    GridLinesSpec,
-    make_object,
-    simulate_grid_lines,
-    simulate_split,
-)
+from ptycho.datagen.grid_lines import GridLinesSpec, make_object, simulate_split
+from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
 from ptycho.io import load_dataset, save_dataset
 

@@ -11,7 +11,7 @@ Forward model (far field, unitary FFT, DC at the centre):
   Positions are probe centres ``(x, y) = (column, row)`` in object pixels, sub-pixel.
 - Sub-pixel shifts are exact: the object patch is cut at the integer corner
   ``floor(c - N // 2)`` and each probe mode is moved by the fractional part ``f`` with a
-  Fourier phase ramp, ``P(r - f)``. Probes from :func:`ptycho.datagen.grid_lines.make_probe`
+  Fourier phase ramp, ``P(r - f)``. Probes from :func:`ptycho.probes.make_probe`
   are band-limited and periodic on the N grid, so this shift is exact for them.
 - Intensity: ``I = fftshift(sum_k |fft2(O_patch * P_k(r - f), norm="ortho")|**2)``.
 - Photon scale: ``s**2 = nphotons / mean_patterns(sum I)``; counts = ``Poisson(s**2 I)``,
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.datagen.grid_lines import make_probe
+from ptycho.forward import expected_intensity
 from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, pixels_to_metres, write_product
 from ptycho.formats.raw_scan import ELECTRON_VOLT_J, ScanGeometry, wavelength_m
 
@@ -34,12 +34,9 @@ __all__ = [
     "GOLDEN_ANGLE",
     "SpiralScan",
     "conventional_geometry",
-    "expected_intensity",
     "fermat_spiral",
-    "shift_modes",
     "simulate_at_positions",
     "simulate_spiral_scan",
-    "two_mode_probe",
     "write_cxi",
     "write_ptychodus",
     "write_ptychodus_npz_product",
@@ -84,52 +81,10 @@ def fermat_spiral(n_positions: int, step_px: float) -> np.ndarray:
     return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
 
 
-def two_mode_probe(N: int, second_mode_power: float = 0.25) -> np.ndarray:
-    """(2, N, N) complex64: ``make_probe(N)`` and a weaker mode orthogonal to it.
-
-    The second mode is the first times a vortex ``(x + i y)``, Gram-Schmidt
-    orthogonalised to the first, with ``second_mode_power`` of its power.
-    """
-    m1 = make_probe(N).astype(np.complex128)
-    yy, xx = np.mgrid[0:N, 0:N] - N // 2
-    m2 = m1 * (xx + 1j * yy) / (N / 8.0)
-    m2 -= np.vdot(m1, m2) / np.vdot(m1, m1) * m1
-    m2 *= math.sqrt(second_mode_power * np.vdot(m1, m1).real / np.vdot(m2, m2).real)
-    return np.stack([m1, m2]).astype(np.complex64)
 
 
-def shift_modes(modes: np.ndarray, fx: float, fy: float) -> np.ndarray:
-    """Probe modes moved by (fx, fy) pixels, ``P(r - f)``, with a Fourier phase ramp."""
-    N = modes.shape[-1]
-    k = np.fft.fftfreq(N)
-    ramp = np.exp(-2j * math.pi * (k[:, None] * fy + k[None, :] * fx))
-    return np.fft.ifft2(np.fft.fft2(modes.astype(np.complex128)) * ramp)
 
 
-def expected_intensity(obj: np.ndarray, modes: np.ndarray, positions_px: np.ndarray,
-                       N: int) -> np.ndarray:
-    """(n, N, N) float64 ``fftshift(sum_k |fft2(O_patch * P_k(r - f), ortho)|**2)``.
-
-    ``positions_px`` are probe centres (x, y); the patch starts at ``floor(c - N // 2)``.
-    """
-    modes = np.asarray(modes)
-    if modes.ndim == 2:
-        modes = modes[None]
-    pos = np.asarray(positions_px, np.float64)
-    corner = pos - N // 2
-    i0 = np.floor(corner).astype(np.int64)
-    frac = corner - i0
-    H, W = obj.shape
-    if (i0 < 0).any() or (i0[:, 0] + N > W).any() or (i0[:, 1] + N > H).any():
-        raise ValueError(f"expected_intensity: a patch falls off the ({H}, {W}) object "
-                         "(expected every probe position at least N/2 + 1 px inside)")
-    out = np.empty((len(pos), N, N), np.float64)
-    for j, ((c0, r0), (fx, fy)) in enumerate(zip(i0, frac, strict=True)):
-        patch = obj[r0:r0 + N, c0:c0 + N].astype(np.complex128)
-        psi = patch[None] * shift_modes(modes, fx, fy)
-        f = np.fft.fft2(psi, norm="ortho")
-        out[j] = np.fft.fftshift((f.real ** 2 + f.imag ** 2).sum(axis=0))
-    return out
 
 
 def simulate_spiral_scan(object: np.ndarray, N: int, n_positions: int,

@@ -18,7 +18,8 @@ from ptycho.config.config import (
     field_names,
 )
 from ptycho.config.validation import StudyError
-from ptycho.datagen.grid_lines import simulate_grid_lines, spec_for
+from ptycho.datagen.grid_lines_files import simulate_grid_lines
+from ptycho.datagen.grid_lines import spec_for
 from ptycho.formats.study_input import read_dataset
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.engine.outputs import prepare_output

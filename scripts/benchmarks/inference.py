@@ -54,7 +54,7 @@ def _inference_config(infer_batch_size: int):
 def build_model(architecture: str, N: int, width: int, modes: int, blocks: int, seed: int = 0):
     """An untrained PtychoPINN_Lightning in eval mode (speed and memory do not depend on weights)."""
     from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
-    from ptycho.datagen.grid_lines import make_probe
+    from ptycho.probes import make_probe
     from ptycho_torch.model import PtychoPINN_Lightning
     torch.manual_seed(seed)
     model = PtychoPINN_Lightning(
@@ -67,7 +67,7 @@ def build_model(architecture: str, N: int, width: int, modes: int, blocks: int, 
 
 def make_test_data(n: int, N: int, seed: int = 0) -> dict:
     """Random test mapping in the loader's layout (channel-first, gridsize 1)."""
-    from ptycho.datagen.grid_lines import make_probe
+    from ptycho.probes import make_probe
     rng = np.random.default_rng(seed)
     return {"diffraction": rng.random((n, 1, N, N), dtype=np.float32),
             "coords_nominal": np.zeros((n, 1, 1, 2), np.float32),

@@ -58,7 +58,7 @@ def make_configs(arch: str, N: int, batch: int, width: int, modes: int, blocks: 
 
 def random_dataset(n: int, channels: int, N: int):
     """A random training scan of ``n`` groups (only shapes and sizes matter for speed)."""
-    from ptycho.datagen.grid_lines import make_probe
+    from ptycho.probes import make_probe
     from ptycho.dataset import PtychoDataset
     rng = np.random.default_rng(0)
     zeros = np.zeros((n, channels, 1, 2), np.float32)

@@ -25,9 +25,13 @@ def main(argv=None) -> int:
 
     from ptycho.datagen.grid_lines import make_object
     from ptycho.datagen.spiral_scan import (
-        conventional_geometry, simulate_spiral_scan, two_mode_probe, write_cxi,
-        write_ptychodus, write_ptychopinn_npz,
+        conventional_geometry,
+        simulate_spiral_scan,
+        write_cxi,
+        write_ptychodus,
+        write_ptychopinn_npz,
     )
+    from ptycho.probes import two_mode_probe
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--output-dir", default="outputs/example_scan")
     p.add_argument("--N", type=int, default=64)

@@ -7,13 +7,15 @@ TINY = dict(object_size=64, N=32, n_lines=40, train_stride=4, test_stride=8,
 
 @pytest.fixture(scope="session")
 def tiny_paths(tmp_path_factory):
-    from ptycho.datagen.grid_lines import GridLinesSpec, simulate_grid_lines
+    from ptycho.datagen.grid_lines import GridLinesSpec
+    from ptycho.datagen.grid_lines_files import simulate_grid_lines
     return simulate_grid_lines(GridLinesSpec(**TINY), tmp_path_factory.mktemp("tiny_data"))
 
 
 @pytest.fixture(scope="session")
 def tiny_paths_g2(tmp_path_factory):
-    from ptycho.datagen.grid_lines import GridLinesSpec, simulate_grid_lines
+    from ptycho.datagen.grid_lines import GridLinesSpec
+    from ptycho.datagen.grid_lines_files import simulate_grid_lines
     return simulate_grid_lines(GridLinesSpec(**{**TINY, "gridsize": 2}),
                                tmp_path_factory.mktemp("tiny_data_g2"))
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import grid_lines_torch_runner as runner
-from ptycho.datagen.grid_lines import make_probe
+from ptycho.probes import make_probe
 from ptycho_torch.engine.inference import run_torch_inference
 
 pytestmark = pytest.mark.cuda

@@ -214,7 +214,8 @@ def test_heldout_residual_prefers_the_true_object(tmp_path, nphotons):
     """A real scan and a known answer: of a flat object, the truth and a phase-scrambled
     truth, the held-out Poisson residual picks the truth at high and at low dose (the
     amplitude MAE does not at 1e2 photons: the square root of sparse counts is biased)."""
-    from ptycho.datagen.grid_lines import GridLinesSpec, simulate_grid_lines
+    from ptycho.datagen.grid_lines import GridLinesSpec
+    from ptycho.datagen.grid_lines_files import simulate_grid_lines
     from ptycho.io import load_dataset
     from ptycho_torch.ptychi.scan import scan_for_ptychi
     paths = simulate_grid_lines(GridLinesSpec(object_size=64, N=32, n_lines=40, train_stride=4,

@@ -55,7 +55,8 @@ def test_true_object_reproduces_simulated_amplitudes(tiny_data):
     """Round trip: true object patches through the torch forward model reproduce the
     noise-free simulated amplitudes (numpy simulator) to float32 precision, and the stored
     (1e9-photon) data up to Poisson noise."""
-    from ptycho.datagen.grid_lines import diffraction_amplitude as np_amplitude, extract_patches
+    from ptycho.forward import diffraction_amplitude as np_amplitude
+    from ptycho.datagen.grid_lines import extract_patches
     from ptycho_torch.physics import diffraction_amplitude
     _, test = tiny_data
     stride = test.metadata["stride"]

@@ -17,8 +17,12 @@ import pytest
 
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import (
-    simulate_spiral_scan, two_mode_probe, write_cxi, write_ptychodus, write_ptychopinn_npz,
+    simulate_spiral_scan,
+    write_cxi,
+    write_ptychodus,
+    write_ptychopinn_npz,
 )
+from ptycho.probes import two_mode_probe
 from ptycho.formats.ptychodus import read_product
 
 pytest.importorskip("h5py")

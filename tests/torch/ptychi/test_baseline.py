@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptycho.datagen.grid_lines import diffraction_amplitude, extract_patches
+from ptycho.forward import diffraction_amplitude
+from ptycho.datagen.grid_lines import extract_patches
 from ptycho.geometry.raster import scan_top_left
 from ptycho.stitching import grid_region
 from ptycho_torch import ptychi

@@ -22,7 +22,9 @@ import pytest
 import torch
 
 from ptycho.dataset import PtychoDataset
-from ptycho.datagen.grid_lines import diffraction_amplitude, make_object, make_probe
+from ptycho.forward import diffraction_amplitude
+from ptycho.datagen.grid_lines import make_object
+from ptycho.probes import make_probe
 from ptycho.datagen.spiral_scan import fermat_spiral
 from ptycho_torch import ptychi
 from ptycho_torch.ptychi import engine as ptychi_engine

@@ -1,0 +1,70 @@
+"""Probes for simulation: the defocused circular aperture of the grid-lines study and a
+two-mode probe, and the sub-pixel shift of probe modes.
+
+Conventions: a probe is complex (N, N), or (modes, N, N) for incoherent modes, centred at
+pixel (N//2, N//2); shifts are in pixels, (x, y) = (column, row).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft as sfft
+
+__all__ = ["make_probe", "probe_recipe", "two_mode_probe", "shift_modes"]
+
+
+def make_probe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) -> np.ndarray:
+    """Deterministic defocused circular-aperture probe, complex64 (N, N).
+
+    In k-space (centred grid, DC at index N//2) the pupil is a disk of radius
+    ``R = pupil_radius*N`` pixels carrying the quadratic phase ``defocus*(k/R)**2``. The
+    probe is ``fftshift(ifft2(ifftshift(pupil), norm="ortho"))``, so it is centred at
+    pixel (N//2, N//2) (symmetric about it), normalized to ``max |P| = 1``.
+    """
+    N = int(N)
+    R = float(pupil_radius) * N
+    k = np.arange(N) - N // 2
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    inside = k2 <= R * R
+    pupil = np.where(inside, np.exp(1j * float(defocus) * k2 / (R * R)), 0.0)
+    probe = sfft.fftshift(sfft.ifft2(sfft.ifftshift(pupil), norm="ortho"))
+    probe = probe / np.abs(probe).max()
+    return probe.astype(np.complex64)
+
+
+def probe_recipe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) -> dict:
+    """JSON-able description of :func:`make_probe` with these arguments (for metadata)."""
+    return {
+        "kind": "defocused_circular_aperture",
+        "N": int(N),
+        "pupil_radius_fraction_of_N": float(pupil_radius),
+        "pupil_radius_px": float(pupil_radius) * int(N),
+        "defocus_rad_at_pupil_edge": float(defocus),
+        "construction": "pupil = disk(k <= R) * exp(i*defocus*(k/R)^2) on a centred k-grid; "
+                        "P = fftshift(ifft2(ifftshift(pupil), norm='ortho'))",
+        "normalization": "max|P| = 1",
+        "centre_px": [int(N) // 2, int(N) // 2],
+    }
+
+
+def two_mode_probe(N: int, second_mode_power: float = 0.25) -> np.ndarray:
+    """(2, N, N) complex64: ``make_probe(N)`` and a weaker mode orthogonal to it.
+
+    The second mode is the first times a vortex ``(x + i y)``, Gram-Schmidt
+    orthogonalised to the first, with ``second_mode_power`` of its power.
+    """
+    m1 = make_probe(N).astype(np.complex128)
+    yy, xx = np.mgrid[0:N, 0:N] - N // 2
+    m2 = m1 * (xx + 1j * yy) / (N / 8.0)
+    m2 -= np.vdot(m1, m2) / np.vdot(m1, m1) * m1
+    m2 *= math.sqrt(second_mode_power * np.vdot(m1, m1).real / np.vdot(m2, m2).real)
+    return np.stack([m1, m2]).astype(np.complex64)
+
+
+def shift_modes(modes: np.ndarray, fx: float, fy: float) -> np.ndarray:
+    """Probe modes moved by (fx, fy) pixels, ``P(r - f)``, with a Fourier phase ramp."""
+    N = modes.shape[-1]
+    k = np.fft.fftfreq(N)
+    ramp = np.exp(-2j * math.pi * (k[:, None] * fy + k[None, :] * fx))
+    return np.fft.ifft2(np.fft.fft2(modes.astype(np.complex128)) * ramp)
