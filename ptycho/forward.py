@@ -25,12 +25,15 @@ _CHUNK_ELEMS = 1 << 23
 _NOISE_CHUNK = 1 << 22
 
 
-def probe_modes_of(probe: np.ndarray, N: int) -> np.ndarray:
+def probe_modes_of(probe: np.ndarray, N: int, owner: str = "") -> np.ndarray:
+    """``probe`` (N, N) or (modes, N, N) as complex64 (modes, N, N); a one-line ValueError
+    (prefixed by ``owner``) for any other shape."""
     p = np.asarray(probe, dtype=np.complex64)
     if p.ndim == 2:
         p = p[None]
     if p.ndim != 3 or p.shape[1:] != (N, N):
-        raise ValueError(f"probe has shape {np.shape(probe)} (expected ({N}, {N}) or "
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}probe has shape {np.shape(probe)} (expected ({N}, {N}) or "
                          f"(modes, {N}, {N}) to match the patches)")
     return p
 

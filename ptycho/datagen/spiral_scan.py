@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.forward import expected_intensity
+from ptycho.forward import expected_intensity, probe_modes_of
 from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, pixels_to_metres, write_product
 from ptycho.formats.raw_scan import ELECTRON_VOLT_J, ScanGeometry, wavelength_m
 
@@ -102,22 +102,12 @@ def simulate_spiral_scan(object: np.ndarray, N: int, n_positions: int,
             ``round(fraction * N * N)`` of them), then the Poisson noise.
     """
     obj = np.asarray(object, np.complex64)
-    modes = _modes(probe_modes, N, "simulate_spiral_scan")
+    modes = probe_modes_of(probe_modes, N, "simulate_spiral_scan")
     rng = np.random.default_rng(seed)
     H, W = obj.shape
     pos = fermat_spiral(n_positions, step_px) + np.array([W / 2.0, H / 2.0])
     pos = pos + rng.uniform(-jitter_px, jitter_px, size=pos.shape)
     return simulate_at_positions(obj, N, pos, modes, nphotons, rng, bad_pixel_fraction)
-
-
-def _modes(probe_modes, N: int, owner: str) -> np.ndarray:
-    modes = np.asarray(probe_modes, np.complex64)
-    if modes.ndim == 2:
-        modes = modes[None]
-    if modes.ndim != 3 or modes.shape[1:] != (N, N):
-        raise ValueError(f"{owner}: probe_modes has shape {modes.shape} "
-                         f"(expected (modes, {N}, {N}))")
-    return modes
 
 
 def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
@@ -129,7 +119,7 @@ def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
     N)`` bad pixels, then the Poisson noise (:func:`simulate_spiral_scan` passes its rng
     after drawing the jitter)."""
     obj = np.asarray(object, np.complex64)
-    modes = _modes(probe_modes, N, "simulate_at_positions")
+    modes = probe_modes_of(probe_modes, N, "simulate_at_positions")
     pos = np.asarray(positions_px, np.float64)
     if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
         raise ValueError(f"simulate_at_positions: positions_px has shape {pos.shape} "
