@@ -8,11 +8,10 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
+from ptycho.frc import frc_curve, frc_threshold_crossing
 from ptycho.evaluation import (
     align_for_metrics,
     evaluate_reconstruction,
-    frc_curve,
-    frc_threshold_crossing,
     METRIC_NAMES,
     remove_phase_plane,
 )

@@ -1,0 +1,121 @@
+"""Fourier ring correlation of two real images, and where it crosses a threshold.
+
+Rings are integer radii of the centred spectrum, in cycles per pixel of the image (``n``
+rings from 0 to 0.5); each image's mean is removed and, by default, a Hann window applied
+before the FFT (without it a stitched image's edges keep the FRC near 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_real_2d", "frc_curve", "frc_threshold_crossing"]
+
+# A Fourier ring whose power is below this fraction of the image's total spectral power
+# is treated as empty (numerically zero in float64), e.g. every ring of a constant image
+# after mean subtraction. Rounding noise of float32 data is ~1e-14 of the power, far above.
+_EMPTY_RING_REL = 1e-24
+
+
+def check_real_2d(img, name: str) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D real image (H, W), got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a real image, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or inf; allowed finite values only")
+    return arr
+
+
+def frc_curve(img1, img2, *, window: str | None = "hann"):
+    """Fourier ring correlation of two real 2-D images.
+
+    Non-square images are cropped to their central square (side = min(H, W)).
+
+    ``window="hann"`` (default): each image has its mean subtracted and is multiplied
+    by a separable 2-D Hann window before the FFT. Without apodization the jump at the
+    borders of a non-periodic image (a stitched reconstruction and its ground truth
+    share the same borders) puts strongly correlated power on the kx = 0 and ky = 0
+    axes at every frequency, so the FRC stays near 1 up to Nyquist even for a blurred
+    prediction. ``window=None`` uses the raw images (the reference's un-apodized FRC).
+
+    With
+    ``n`` the side, rings are one frequency bin wide: pixel ``(ky, kx)`` (integer FFT
+    indices in ``[-n/2, n/2)``) belongs to ring ``round(sqrt(kx**2 + ky**2))``; rings
+    ``0 .. n//2`` are kept (corners beyond the Nyquist circle are dropped).
+
+    ``FRC(r) = Re(sum F1 conj(F2)) / sqrt(sum |F1|^2 * sum |F2|^2)`` over ring ``r``.
+    A ring that is numerically empty (power < 1e-24 of the image's total spectral
+    power, e.g. the DC ring of an exactly mean-free image) gets FRC 1.0 if it is empty
+    in both images and 0.0 if only in one.
+
+    Returns:
+        ``(freqs, frc)``:
+
+        * ``freqs``: (n//2 + 1,) float64, ``r / n`` in cycles/pixel (0 .. 0.5 for even n).
+        * ``frc``: (n//2 + 1,) float64.
+    """
+    a = check_real_2d(img1, "img1")
+    b = check_real_2d(img2, "img2")
+    if a.shape != b.shape:
+        raise ValueError(f"img2: shape {b.shape} does not match img1 shape {a.shape}")
+    n = min(a.shape)
+    if n < 2:
+        raise ValueError(f"img1: shape {a.shape} too small for FRC; need at least 2 x 2")
+    r0 = (a.shape[0] - n) // 2
+    c0 = (a.shape[1] - n) // 2
+    a = a[r0 : r0 + n, c0 : c0 + n].astype(np.float64)
+    b = b[r0 : r0 + n, c0 : c0 + n].astype(np.float64)
+    if window == "hann":
+        w1 = np.hanning(n)
+        w2 = np.outer(w1, w1)
+        a = (a - a.mean()) * w2
+        b = (b - b.mean()) * w2
+    elif window is not None:
+        raise ValueError(f"window: got {window!r}, allowed 'hann' or None")
+    f1 = np.fft.fft2(a)
+    f2 = np.fft.fft2(b)
+    k = np.rint(np.fft.fftfreq(n) * n)
+    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(np.int64)
+    n_rings = n // 2 + 1
+    keep = ring < n_rings
+    idx = ring[keep]
+    p1_all = np.abs(f1) ** 2
+    p2_all = np.abs(f2) ** 2
+    cross = np.bincount(idx, weights=(f1 * np.conj(f2)).real[keep], minlength=n_rings)
+    p1 = np.bincount(idx, weights=p1_all[keep], minlength=n_rings)
+    p2 = np.bincount(idx, weights=p2_all[keep], minlength=n_rings)
+    empty1 = p1 <= _EMPTY_RING_REL * p1_all.sum()
+    empty2 = p2 <= _EMPTY_RING_REL * p2_all.sum()
+    frc = np.zeros(n_rings, dtype=np.float64)
+    ok = ~(empty1 | empty2)
+    frc[ok] = cross[ok] / np.sqrt(p1[ok] * p2[ok])
+    frc[empty1 & empty2] = 1.0
+    freqs = np.arange(n_rings, dtype=np.float64) / n
+    return freqs, frc
+
+
+def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
+    """First frequency where ``frc`` drops below ``threshold`` (cycles/pixel).
+
+    Linear interpolation between the last ring at or above the threshold and the first
+    ring below it; ``freqs[0]`` if the very first ring is already below; 0.5 (Nyquist)
+    if the curve never drops below. NaN entries never count as below.
+    """
+    f = np.asarray(freqs, dtype=np.float64).ravel()
+    c = np.asarray(frc, dtype=np.float64).ravel()
+    if f.shape != c.shape or f.size == 0:
+        raise ValueError(
+            f"frc: expected the same non-zero length as freqs, got {c.size} and {f.size}"
+        )
+    below = np.flatnonzero(c < threshold)
+    if below.size == 0:
+        return 0.5
+    i = int(below[0])
+    if i == 0:
+        return float(f[0])
+    f0, f1, c0, c1 = f[i - 1], f[i], c[i - 1], c[i]
+    if not np.isfinite(c0):  # previous ring NaN: no interpolation possible
+        return float(f[i])
+    return float(f0 + (c0 - threshold) * (f1 - f0) / (c0 - c1))
+
