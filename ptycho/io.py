@@ -184,6 +184,107 @@ def _coords(key: str, arr: np.ndarray, chk: _Checker, n: int, C: int) -> np.ndar
     return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
 
 
+def _diffraction(raw: dict, chk: _Checker, expect_N, expect_gridsize) -> tuple[np.ndarray, int, int, int]:
+    """``diffraction`` channel-first (n, C, N, N) float32 >= 0, and its n, N, C."""
+    if "diffraction" not in raw:
+        raise chk.fail("diffraction", "is missing", "a (n, N, N, C) or (n, N, N) float32 array")
+    d = raw["diffraction"]
+    if d.ndim == 3:
+        d = d[..., None]
+    if d.ndim != 4:
+        raise chk.fail("diffraction", f"has shape {_shape(d)} (ndim {d.ndim})", "(n, N, N, C) or (n, N, N)")
+    n, N, N2, C = d.shape
+    if n == 0:
+        raise chk.fail("diffraction", "is empty (0 patterns)", "at least 1 pattern")
+    if N != N2 or N == 0:
+        raise chk.fail("diffraction", f"has non-square patterns of shape {_shape(d)}",
+                       "(n, N, N, C) with N >= 1")
+    if C == 0:
+        raise chk.fail("diffraction", f"has 0 channels, shape {_shape(d)}", "C = gridsize**2 >= 1")
+    g = math.isqrt(C)
+    if g * g != C:
+        raise chk.fail("diffraction", f"has C = {C} channels, not a perfect square",
+                       "C = gridsize**2, e.g. 1 or 4")
+    if expect_gridsize is not None and g != expect_gridsize:
+        raise chk.fail("diffraction", f"has C = {C} channels (gridsize {g})",
+                       f"gridsize {expect_gridsize}, C = {expect_gridsize ** 2}")
+    if expect_N is not None and N != expect_N:
+        raise chk.fail("diffraction", f"has pattern size N = {N}", f"N = {expect_N}")
+    d = chk.real("diffraction", d)
+    n_neg = int((d < 0).sum())
+    if n_neg:
+        raise chk.fail("diffraction", f"has {n_neg} negative values (min {float(d.min()):.3g})",
+                       "amplitudes >= 0")
+    return np.ascontiguousarray(np.moveaxis(d, -1, 1)), n, N, C
+
+
+def _probe(raw: dict, chk: _Checker, N: int) -> np.ndarray:
+    """``probeGuess`` (N, N) or (modes, N, N) complex64 (a single mode squeezed)."""
+    if "probeGuess" not in raw:
+        raise chk.fail("probeGuess", "is missing", f"a ({N}, {N}) complex64 array")
+    pr = raw["probeGuess"]
+    if pr.ndim not in (2, 3) or pr.shape[-2:] != (N, N) or (pr.ndim == 3 and pr.shape[0] < 1):
+        raise chk.fail("probeGuess", f"has shape {_shape(pr)}",
+                       f"({N}, {N}), or (modes, {N}, {N}), to match 'diffraction' N = {N}")
+    return chk.complex_("probeGuess", pr[0] if pr.ndim == 3 and pr.shape[0] == 1 else pr)
+
+
+def _ground_truth(raw: dict, chk: _Checker, require: bool) -> dict[str, np.ndarray]:
+    """``YY_ground_truth`` (H, W) and ``YY_ground_truth_all`` (K, H, W) complex64, when present."""
+    out: dict[str, np.ndarray] = {}
+    if "YY_ground_truth" in raw:
+        gt = raw["YY_ground_truth"]
+        if gt.ndim == 3 and gt.shape[-1] == 1:
+            gt = gt[..., 0]
+        if gt.ndim != 2 or min(gt.shape) == 0:
+            raise chk.fail("YY_ground_truth", f"has shape {_shape(raw['YY_ground_truth'])}",
+                           "(H, W, 1) or (H, W) with H, W >= 1")
+        out["YY_ground_truth"] = chk.complex_("YY_ground_truth", gt)
+    elif require:
+        raise chk.fail("YY_ground_truth", "is missing",
+                       "a (H, W, 1) complex64 ground-truth object (test split)")
+    if "YY_ground_truth_all" in raw:
+        gta = raw["YY_ground_truth_all"]
+        if gta.ndim != 3 or min(gta.shape) == 0:
+            raise chk.fail("YY_ground_truth_all", f"has shape {_shape(gta)}",
+                           "(K, H, W) with K, H, W >= 1")
+        out["YY_ground_truth_all"] = chk.complex_("YY_ground_truth_all", gta)
+    return out
+
+
+def _norm_Y_I(raw: dict, chk: _Checker) -> float:
+    """``norm_Y_I``: a positive scalar (1.0 if absent)."""
+    if "norm_Y_I" in raw:
+        nv = raw["norm_Y_I"]
+        if nv.size != 1:
+            raise chk.fail("norm_Y_I", f"has shape {_shape(nv)}", "a scalar")
+        nv = chk.real("norm_Y_I", nv.reshape(()))
+        if not float(nv) > 0:
+            raise chk.fail("norm_Y_I", f"is {float(nv)!r}", "a positive scalar")
+        return float(nv)
+    return 1.0
+
+
+def _metadata(raw: dict, chk: _Checker) -> dict:
+    """``_metadata``: a 0-d string holding a JSON object (``{}`` if absent)."""
+    if METADATA_KEY in raw:
+        m = raw[METADATA_KEY]
+        if m.dtype.kind not in "US" or m.size != 1:
+            raise chk.fail(METADATA_KEY, f"has dtype {m.dtype} and shape {_shape(m)}",
+                           "a 0-d string array holding a JSON object")
+        text = m.reshape(()).item()
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise chk.fail(METADATA_KEY, f"is not valid JSON ({exc})", "a JSON object") from None
+        if not isinstance(meta, dict):
+            raise chk.fail(METADATA_KEY, f"is a JSON {type(meta).__name__}", "a JSON object")
+        return meta
+    return {}
+
+
 def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
                  expect_gridsize: int | None = None,
                  require_ground_truth: bool = False) -> PtychoDataset:
@@ -205,127 +306,25 @@ def load_dataset(path: str | os.PathLike, *, expect_N: int | None = None,
     p = Path(path)
     chk = _Checker(str(path))
     raw = _read_npz(p, chk)
-
-    # -- diffraction: defines n, N, C ---------------------------------------------
-    if "diffraction" not in raw:
-        raise chk.fail("diffraction", "is missing", "a (n, N, N, C) or (n, N, N) float32 array")
-    d = raw["diffraction"]
-    if d.ndim == 3:
-        d = d[..., None]
-    if d.ndim != 4:
-        raise chk.fail("diffraction", f"has shape {_shape(d)} (ndim {d.ndim})",
-                       "(n, N, N, C) or (n, N, N)")
-    n, N, N2, C = d.shape
-    if n == 0:
-        raise chk.fail("diffraction", "is empty (0 patterns)", "at least 1 pattern")
-    if N != N2 or N == 0:
-        raise chk.fail("diffraction", f"has non-square patterns of shape {_shape(d)}",
-                       "(n, N, N, C) with N >= 1")
-    if C == 0:
-        raise chk.fail("diffraction", f"has 0 channels, shape {_shape(d)}",
-                       "C = gridsize**2 >= 1")
-    g = math.isqrt(C)
-    if g * g != C:
-        raise chk.fail("diffraction", f"has C = {C} channels, not a perfect square",
-                       "C = gridsize**2, e.g. 1 or 4")
-    if expect_gridsize is not None and g != expect_gridsize:
-        raise chk.fail("diffraction", f"has C = {C} channels (gridsize {g})",
-                       f"gridsize {expect_gridsize}, C = {expect_gridsize ** 2}")
-    if expect_N is not None and N != expect_N:
-        raise chk.fail("diffraction", f"has pattern size N = {N}", f"N = {expect_N}")
-    d = chk.real("diffraction", d)
-    n_neg = int((d < 0).sum())
-    if n_neg:
-        raise chk.fail("diffraction", f"has {n_neg} negative values (min {float(d.min()):.3g})",
-                       "amplitudes >= 0")
-    out: dict[str, Any] = {"diffraction": np.ascontiguousarray(np.moveaxis(d, -1, 1))}
-
-    # -- probe ---------------------------------------------------------------------
-    if "probeGuess" not in raw:
-        raise chk.fail("probeGuess", "is missing", f"a ({N}, {N}) complex64 array")
-    pr = raw["probeGuess"]
-    if pr.ndim not in (2, 3) or pr.shape[-2:] != (N, N) or (pr.ndim == 3 and pr.shape[0] < 1):
-        raise chk.fail("probeGuess", f"has shape {_shape(pr)}",
-                       f"({N}, {N}), or (modes, {N}, {N}), to match 'diffraction' N = {N}")
-    if pr.ndim == 3 and pr.shape[0] == 1:
-        pr = pr[0]
-    out["probeGuess"] = chk.complex_("probeGuess", pr)
-
-    # -- optional labels -----------------------------------------------------------
-    for key in _PER_PATTERN_IMAGE_KEYS:
-        if key in raw:
-            out[key] = _per_pattern_images(key, raw[key], chk, n, N, C)
-
-    # -- coordinates (zeros if absent) ----------------------------------------------
-    for key in _COORD_KEYS:
-        if key in raw:
-            out[key] = _coords(key, raw[key], chk, n, C)
-        else:
-            out[key] = np.zeros((n, C, 1, 2), np.float32)
-
-    # -- ground truth --------------------------------------------------------------
-    if "YY_ground_truth" in raw:
-        gt = raw["YY_ground_truth"]
-        if gt.ndim == 3 and gt.shape[-1] == 1:
-            gt = gt[..., 0]
-        if gt.ndim != 2 or min(gt.shape) == 0:
-            raise chk.fail("YY_ground_truth", f"has shape {_shape(raw['YY_ground_truth'])}",
-                           "(H, W, 1) or (H, W) with H, W >= 1")
-        out["YY_ground_truth"] = chk.complex_("YY_ground_truth", gt)
-    elif require_ground_truth:
-        raise chk.fail("YY_ground_truth", "is missing",
-                       "a (H, W, 1) complex64 ground-truth object (test split)")
-    if "YY_ground_truth_all" in raw:
-        gta = raw["YY_ground_truth_all"]
-        if gta.ndim != 3 or min(gta.shape) == 0:
-            raise chk.fail("YY_ground_truth_all", f"has shape {_shape(gta)}",
-                           "(K, H, W) with K, H, W >= 1")
-        out["YY_ground_truth_all"] = chk.complex_("YY_ground_truth_all", gta)
-
-    # -- scalars / indices ---------------------------------------------------------
-    if "norm_Y_I" in raw:
-        nv = raw["norm_Y_I"]
-        if nv.size != 1:
-            raise chk.fail("norm_Y_I", f"has shape {_shape(nv)}", "a scalar")
-        nv = chk.real("norm_Y_I", nv.reshape(()))
-        if not float(nv) > 0:
-            raise chk.fail("norm_Y_I", f"is {float(nv)!r}", "a positive scalar")
-        out["norm_Y_I"] = float(nv)
-    else:
-        out["norm_Y_I"] = 1.0
-    if "object_index" in raw:
-        out["object_index"] = _indices("object_index", raw["object_index"], chk, (n,), f"({n},)")
-    else:
-        out["object_index"] = np.zeros(n, np.int64)
-    if "pattern_index" in raw:
-        out["pattern_index"] = _indices("pattern_index", raw["pattern_index"], chk, (n, C),
-                                        f"(n, C) = ({n}, {C})")
-
-    # -- metadata ------------------------------------------------------------------
-    if METADATA_KEY in raw:
-        m = raw[METADATA_KEY]
-        if m.dtype.kind not in "US" or m.size != 1:
-            raise chk.fail(METADATA_KEY, f"has dtype {m.dtype} and shape {_shape(m)}",
-                           "a 0-d string array holding a JSON object")
-        text = m.reshape(()).item()
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", errors="replace")
-        try:
-            meta = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise chk.fail(METADATA_KEY, f"is not valid JSON ({exc})", "a JSON object") from None
-        if not isinstance(meta, dict):
-            raise chk.fail(METADATA_KEY, f"is a JSON {type(meta).__name__}", "a JSON object")
-        out["metadata"] = meta
-    else:
-        out["metadata"] = {}
-
+    diffraction, n, N, C = _diffraction(raw, chk, expect_N, expect_gridsize)
+    probe = _probe(raw, chk, N)
+    labels = {key: _per_pattern_images(key, raw[key], chk, n, N, C)
+              for key in _PER_PATTERN_IMAGE_KEYS if key in raw}
+    coords = {key: _coords(key, raw[key], chk, n, C) if key in raw
+              else np.zeros((n, C, 1, 2), np.float32) for key in _COORD_KEYS}
+    truth = _ground_truth(raw, chk, require_ground_truth)
+    norm = _norm_Y_I(raw, chk)
+    object_index = (_indices("object_index", raw["object_index"], chk, (n,), f"({n},)")
+                    if "object_index" in raw else np.zeros(n, np.int64))
+    pattern_index = (_indices("pattern_index", raw["pattern_index"], chk, (n, C),
+                              f"(n, C) = ({n}, {C})") if "pattern_index" in raw else None)
     return PtychoDataset(
-        path=str(path), diffraction=out["diffraction"], coords_nominal=out["coords_nominal"],
-        coords_offsets=out["coords_offsets"], probe=out["probeGuess"],
-        object_index=out["object_index"], norm_Y_I=out["norm_Y_I"], metadata=out["metadata"],
-        ground_truth=out.get("YY_ground_truth"), ground_truth_all=out.get("YY_ground_truth_all"),
-        Y_I=out.get("Y_I"), Y_phi=out.get("Y_phi"), pattern_index=out.get("pattern_index"))
+        path=str(path), diffraction=diffraction, coords_nominal=coords["coords_nominal"],
+        coords_offsets=coords["coords_offsets"], probe=probe, object_index=object_index,
+        norm_Y_I=norm, metadata=_metadata(raw, chk),
+        ground_truth=truth.get("YY_ground_truth"),
+        ground_truth_all=truth.get("YY_ground_truth_all"), Y_I=labels.get("Y_I"),
+        Y_phi=labels.get("Y_phi"), pattern_index=pattern_index)
 
 
 def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],
