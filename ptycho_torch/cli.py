@@ -54,6 +54,28 @@ def refuse(err: BaseException) -> int:
     return 2
 
 
+def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
+    """The one wrapper of a study command's refusals and exit codes.
+
+    Configures logging, then ``parse()`` (any ``ValueError``: one ``error:`` line, code 2)
+    and ``run(parsed)`` (``errors``: one ``error:`` line, code 2; Ctrl-C: ``error:
+    interrupted; <interrupted>``, code 130). Returns ``(code, result)``, ``result`` None
+    unless the run finished.
+    """
+    configure_logging()
+    try:
+        parsed = parse()
+    except ValueError as err:  # StudyError, ConfigError, IterativeUnavailableError
+        return refuse(err), None
+    try:
+        return 0, run(parsed)
+    except errors as err:
+        return refuse(err), None
+    except KeyboardInterrupt:
+        print(f"error: interrupted; {interrupted}", file=sys.stderr)
+        return 130, None
+
+
 def run_study_cli(cfg) -> dict:
     """Run one study from a StudyConfig or a TorchRunnerConfig; returns the metrics.json
     content (``{}`` on extra DDP ranks)."""
@@ -65,18 +87,10 @@ def parse_and_run_study(argv, prog: str, parse=config_from_argv) -> tuple[int, o
     """``(exit code, config, metrics)`` of one study run from the command line: refusals
     print one ``error:`` line (code 2), an interrupt code 130; ``metrics`` is ``{}`` on the
     extra ranks of a distributed launch."""
-    configure_logging()
-    try:
-        cfg = parse(argv, prog=prog)
-    except ValueError as err:  # ConfigError and StudyError are ValueErrors
-        return refuse(err), None, {}
-    try:
-        return 0, cfg, run_study_cli(cfg)
-    except StudyError as err:
-        return refuse(err), cfg, {}
-    except KeyboardInterrupt:
-        print("error: interrupted; resume with --resume", file=sys.stderr)
-        return 130, cfg, {}
+    code, done = run_entry(lambda: parse(argv, prog=prog),
+                           lambda cfg: (cfg, run_study_cli(cfg)),
+                           interrupted="resume with --resume")
+    return (code, *done) if done is not None else (code, None, {})
 
 
 def study_main(argv=None, prog: str = "ptycho-study") -> int:

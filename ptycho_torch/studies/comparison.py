@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
-from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.device import apply_num_threads
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.studies.common import (
@@ -227,20 +226,17 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 interrupted (run the same command again)."""
-    configure_logging()
-    try:
+    def parse():
         cc = config_from_argv(argv)
-        plan = plan_comparison(cc)
-    except ValueError as err:  # StudyError, ConfigError, IterativeUnavailableError
-        return refuse(err)
-    try:
-        result = run_comparison(cc, plan)
-    except (StudyError, IterativeUnavailableError) as err:
-        return refuse(err)
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again to continue (finished studies "
-              "are reused; add --resume to continue an interrupted training)", file=sys.stderr)
-        return 130
+        return cc, plan_comparison(cc)
+    code, done = run_entry(
+        parse, lambda parsed: (parsed[0], run_comparison(*parsed)),
+        interrupted="run the same command again to continue (finished studies are reused; "
+                    "add --resume to continue an interrupted training)",
+        errors=(StudyError, IterativeUnavailableError))
+    if code:
+        return code
+    cc, result = done
     if result:
         print(metrics_table([StudyMetrics.from_json(m) for m in result["methods"]]))
         print(f"comparison: {(cc.output_dir / 'comparison.md').resolve()}")

@@ -30,13 +30,12 @@ cells with the same settings are reused (``--resume`` continues a training cut s
 from __future__ import annotations
 
 import logging
-import sys
 import time
 
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.validation import StudyError
-from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.cli import run_entry
 from ptycho_torch.studies.common import run_or_reuse
 from ptycho_torch.engine.device import apply_num_threads, resolve_device
 from ptycho_torch.ptychi import IterativeUnavailableError
@@ -127,20 +126,17 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
 def main(argv=None) -> int:
     """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
     nothing written); 130 interrupted (run the same command again, with --resume)."""
-    configure_logging()
-    try:
+    def parse():
         dc = config_from_argv(argv)
-        plan = plan_sweep(dc)
-    except ValueError as err:
-        return refuse(err)
-    try:
-        result = run_dose_study(dc, plan)
-    except (StudyError, IterativeUnavailableError) as err:
-        return refuse(err)
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again with --resume to continue "
-              "(finished cells are reused)", file=sys.stderr)
-        return 130
+        return dc, plan_sweep(dc)
+    code, done = run_entry(
+        parse, lambda parsed: (parsed[0], run_dose_study(*parsed)),
+        interrupted="run the same command again with --resume to continue (finished cells "
+                    "are reused)",
+        errors=(StudyError, IterativeUnavailableError))
+    if code:
+        return code
+    dc, result = done
     if result:
         for label, _, _, name in DOSE_METRICS[:2]:
             c = result["crossover"][name]

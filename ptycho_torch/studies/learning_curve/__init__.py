@@ -45,7 +45,7 @@ from ptycho.config.cli import flag_hint
 from ptycho.config.validation import StudyError
 from ptycho.plotting import _plt
 from ptycho.study_metrics import format_number as f
-from ptycho_torch.cli import configure_logging, refuse
+from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import split_indices
 from ptycho_torch.engine.device import apply_num_threads
@@ -264,19 +264,11 @@ def points_table(result: dict) -> str:
 def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite)."""
-    configure_logging()
-    try:
-        lc = config_from_argv(argv, prog=prog)
-    except ValueError as err:  # StudyError, ConfigError
-        return refuse(err)
-    try:
-        out = run_learning_curve(lc)
-    except (StudyError, IterativeUnavailableError) as err:
-        return refuse(err)
-    except KeyboardInterrupt:
-        print("error: interrupted; run the same command again with --overwrite",
-              file=sys.stderr)
-        return 130
+    code, out = run_entry(lambda: config_from_argv(argv, prog=prog), run_learning_curve,
+                          interrupted="run the same command again with --overwrite",
+                          errors=(StudyError, IterativeUnavailableError))
+    if code:
+        return code
     print(points_table(out.result))
     print(f"learning curve: {out.json_path.resolve()} and {out.png_path.name}")
     return 0
