@@ -13,7 +13,7 @@ import pytest
 from ptycho.config.config import StudyConfig, from_preset
 from ptycho_torch.studies import comparison as compare
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
               "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
               "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",

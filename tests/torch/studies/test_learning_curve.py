@@ -15,7 +15,7 @@ from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.studies import learning_curve as lcm
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
         "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
         "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4", "--fno-blocks", "1",
