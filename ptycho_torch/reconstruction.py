@@ -80,7 +80,7 @@ def scored_region(test: PtychoDataset, inference: InferenceConfig,
     if grid is not None:
         return grid_region(N, grid[1], grid[0])
     crop = None if inference.stitch == "tiles" else inference.crop_for(N)
-    centres = test.select(test.object_selection(object_index)).centres
+    centres = test.centres[test.object_selection(object_index)]  # no copy of the patterns
     return scan_region(centres.astype(np.float64), N, crop=crop)
 
 
