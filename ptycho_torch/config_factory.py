@@ -26,13 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ptycho.config.config import (
-    DataConfig,
-    InferenceConfig,
-    ModelConfig,
-    StudyConfig,
-    TrainingConfig,
-)
+from ptycho.config.config import DataConfig, InferenceConfig, ModelConfig, TrainingConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import unknown_key_error
 from ptycho.dataset import PtychoDataset

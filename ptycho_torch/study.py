@@ -17,7 +17,8 @@ import numpy as np
 
 from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
-from ptycho.config.config import DataConfig, StudyConfig
+from ptycho.config.config import DataConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.datagen.grid_lines import spec_for

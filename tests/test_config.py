@@ -11,10 +11,18 @@ import pytest
 
 from ptycho.config import cli
 from ptycho.config import config as cc
+from ptycho.config import presets
+from ptycho.config import study_config
 from ptycho.config.config import (
-    DataConfig, InferenceConfig, ModelConfig, RunConfig, SimulationConfig, StudyConfig,
-    TrainingConfig, from_preset,
+    DataConfig,
+    InferenceConfig,
+    ModelConfig,
+    RunConfig,
+    SimulationConfig,
+    TrainingConfig,
 )
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import ConfigError, StudyError
 
 
@@ -188,7 +196,7 @@ def test_flat_view_round_trips_and_names_are_unique():
     cfg = StudyConfig().replace(fno_width=48, epochs=3, nphotons=1e6, stitch="tiles",
                                 output_dir="x", max_steps=7)
     flat = cfg.flat()
-    assert len(flat) == sum(len(fields(c)) for c in cc.SECTIONS.values())
+    assert len(flat) == sum(len(fields(c)) for c in study_config.SECTIONS.values())
     assert StudyConfig.from_flat(flat) == cfg
     assert StudyConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert (cfg.model.fno_width, cfg.training.epochs, cfg.simulation.nphotons,
@@ -198,7 +206,8 @@ def test_flat_view_round_trips_and_names_are_unique():
     assert cfg.replace(epochs=5).flat() == {**flat, "epochs": 5}
     base = StudyConfig().replace(fno_modes=8)
     assert StudyConfig.from_flat({"fno_width": 24}, base=base).model.fno_modes == 8
-    assert cc.flat_owner()["nphotons"] == "simulation" and cc.flat_owner()["max_steps"] == "training"
+    owner = study_config.flat_owner()
+    assert owner["nphotons"] == "simulation" and owner["max_steps"] == "training"
     assert cfg.model_id == "pinn_hybrid" and cfg.simulated
 
 
@@ -217,7 +226,7 @@ def test_unknown_keys_are_refused_with_a_did_you_mean():
 
 
 def test_every_field_has_help_and_valid_choice_defaults():
-    for section, f in cc.leaf_fields():
+    for section, f in study_config.leaf_fields():
         assert f.metadata.get("help"), f"{section}.{f.name} has no help text"
         if "choices" in f.metadata:
             assert f.default in f.metadata["choices"], f.name
@@ -225,15 +234,15 @@ def test_every_field_has_help_and_valid_choice_defaults():
 
 def test_resume_and_no_effect_sets_name_real_fields():
     names = set(StudyConfig().flat())
-    assert cc.NO_EFFECT_ON_RESULT <= cc.RESUME_MAY_CHANGE <= names
+    assert study_config.NO_EFFECT_ON_RESULT <= study_config.RESUME_MAY_CHANGE <= names
     # settings that change the trained numbers may never change on resume
     for k in ("learning_rate", "seed", "fno_width", "loss", "nphotons", "train_npz", "N"):
-        assert k not in cc.RESUME_MAY_CHANGE
+        assert k not in study_config.RESUME_MAY_CHANGE
 
 
 # ------------------------------------------------------------------ presets
 def test_presets_and_explicit_values():
-    for name, values in cc.PRESET_VALUES.items():
+    for name, values in presets.PRESET_VALUES.items():
         cfg = from_preset(name)
         assert cfg.run.preset == name
         assert all(cfg.flat()[k] == v for k, v in values.items()), name
@@ -243,7 +252,7 @@ def test_presets_and_explicit_values():
     assert (paper.model.N, paper.training.learning_rate, paper.training.seed) == (128, 2e-4, 3)
     assert paper.training.epochs == 3  # explicit wins
     assert from_preset() == StudyConfig()
-    assert tuple(cc.PRESET_VALUES) == cc.PRESETS
+    assert tuple(presets.PRESET_VALUES) == cc.PRESETS
 
 
 # ------------------------------------------------------------------ generated CLI
@@ -258,11 +267,11 @@ def test_every_leaf_field_has_exactly_one_flag_and_back():
     by_dest = {}
     for dest, opt in options:
         by_dest.setdefault(dest, []).append(opt)
-    leaves = [f.name for _, f in cc.leaf_fields()]
+    leaves = [f.name for _, f in study_config.leaf_fields()]
     assert sorted(by_dest) == sorted(leaves)  # a flag per field, and no flag without a field
     for name in leaves:
         f = cli.flag(name)
-        kind = next(fl.type for _, fl in cc.leaf_fields() if fl.name == name)
+        kind = next(fl.type for _, fl in study_config.leaf_fields() if fl.name == name)
         expected = [f, "--no-" + f[2:]] if kind == "bool" else [f]
         assert sorted(by_dest[name]) == sorted(expected), name
     # and exactly one argparse action per field

@@ -316,7 +316,8 @@ def test_spec_validation(kw, pattern):
 def test_spec_is_the_simulation_config_plus_N_and_gridsize():
     from dataclasses import fields
 
-    from ptycho.config.config import SimulationConfig, StudyConfig
+    from ptycho.config.config import SimulationConfig
+    from ptycho.config.study_config import StudyConfig
     assert issubclass(GridLinesSpec, SimulationConfig)
     assert {f.name for f in fields(GridLinesSpec)} == (
         {f.name for f in fields(SimulationConfig)} | {"N", "gridsize"})

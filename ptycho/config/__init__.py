@@ -5,10 +5,10 @@ from ptycho.config.config import (
     ModelConfig,
     RunConfig,
     SimulationConfig,
-    StudyConfig,
     TrainingConfig,
-    from_preset,
 )
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import StudyConfig
 
 __all__ = ["DataConfig", "InferenceConfig", "ModelConfig", "RunConfig", "SimulationConfig",
            "StudyConfig", "TrainingConfig", "from_preset"]

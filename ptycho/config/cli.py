@@ -17,7 +17,8 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from ptycho.config.config import PRESET_VALUES, SECTIONS, StudyConfig, flat_owner, from_preset
+from ptycho.config.presets import PRESET_VALUES, from_preset
+from ptycho.config.study_config import SECTIONS, StudyConfig, flat_owner
 from ptycho.config.validation import ConfigError, StudyError
 
 

@@ -6,7 +6,9 @@
 * :class:`SimulationConfig`  the simulated grid-lines dataset (objects, scan, photons);
 * :class:`RunConfig`         where a study writes and how it runs (paths, resume, logging);
 * :class:`DataConfig`        values derived from the data (input and photon scale), not flags;
-* :class:`StudyConfig`       the five user-facing configs of one study, nested.
+
+The five user-facing sections nest in :class:`ptycho.config.study_config.StudyConfig`; the
+presets are in :mod:`ptycho.config.presets`.
 
 Each default is declared once, here. Field names are unique across the five user-facing
 classes, so a study's flat view (``StudyConfig.flat()``, one CLI flag per field) is
@@ -17,21 +19,17 @@ batch 16, lr 1e-3, inference batch 128).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Optional
 
+from ptycho.config.record import Record
 from ptycho.config.validation import (
-    ConfigError,
     check_bool,
-    check_choice,
     check_float,
     check_int,
     refuse,
-    unknown_key_error,
 )
-from ptycho.geometry.raster import n_groups, stride_rule
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
 OUTPUT_MODES = ("real_imag", "amp_phase")
@@ -56,31 +54,8 @@ def _f(default, help: str, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
 
-class _Record:
-    """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys refused)."""
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping):
-        if isinstance(data, cls):
-            return data
-        valid = field_names(cls)
-        for key in data:
-            if key not in valid:
-                raise unknown_key_error(f"{cls.__name__} key", str(key), valid)
-        return cls(**data)
-
-    def _check_choices(self) -> None:
-        for f in fields(self):
-            if "choices" in f.metadata:
-                check_choice(type(self).__name__, f.name, getattr(self, f.name),
-                             f.metadata["choices"])
-
-
 @dataclass(frozen=True)
-class ModelConfig(_Record):
+class ModelConfig(Record):
     """Generator architecture and hyperparameters."""
 
     N: int = _f(64, "diffraction pattern / object patch size in pixels", choices=SUPPORTED_N)
@@ -129,7 +104,7 @@ class ModelConfig(_Record):
 
 
 @dataclass(frozen=True)
-class TrainingConfig(_Record):
+class TrainingConfig(Record):
     """Optimisation, budget and devices.
 
     ``val_fraction`` of the training patterns is held out (seeded) as the validation split
@@ -199,7 +174,7 @@ class TrainingConfig(_Record):
 
 
 @dataclass(frozen=True)
-class InferenceConfig(_Record):
+class InferenceConfig(Record):
     """Prediction of the test scan (batches moved to the device one at a time) and stitching."""
 
     infer_batch_size: int = _f(128, "test patterns moved to the device per inference batch")
@@ -227,7 +202,7 @@ class InferenceConfig(_Record):
 
 
 @dataclass(frozen=True)
-class SimulationConfig(_Record):
+class SimulationConfig(Record):
     """The simulated grid-lines dataset (see ``ptycho.datagen.grid_lines``)."""
 
     object_size: int = _f(392, "side of each simulated square object in pixels")
@@ -264,7 +239,7 @@ class SimulationConfig(_Record):
 
 
 @dataclass(frozen=True)
-class RunConfig(_Record):
+class RunConfig(Record):
     """Where a study reads and writes, and how the process runs."""
 
     output_dir: str = _f("outputs/grid_lines_torch", "directory that receives runs/, recons/ "
@@ -319,7 +294,7 @@ class RunConfig(_Record):
 
 
 @dataclass(frozen=True)
-class DataConfig(_Record):
+class DataConfig(Record):
     """Values derived from the training data (not user flags), saved with the model.
 
     ``input_scale``: dataset-wide constant multiplying the diffraction amplitudes before they
@@ -339,7 +314,7 @@ class DataConfig(_Record):
 
 
 @dataclass(frozen=True)
-class ReconstructConfig(_Record):
+class ReconstructConfig(Record):
     """Reconstruct a scan with a trained model (``ptycho-reconstruct``)."""
 
     checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
@@ -362,151 +337,3 @@ class ReconstructConfig(_Record):
             if not str(getattr(self, name)).strip():
                 raise refuse(o, name, " is empty (allowed: a path)")
         check_bool(o, "overwrite", self.overwrite)
-
-
-SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
-            "simulation": SimulationConfig, "run": RunConfig}
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """Every knob of one study: five nested configs, validated together on construction.
-
-    The flat view (:meth:`flat`, :meth:`from_flat`) has one key per leaf field; the CLI
-    has one ``--flag-name`` per key.
-    """
-
-    model: ModelConfig = ModelConfig()
-    training: TrainingConfig = TrainingConfig()
-    inference: InferenceConfig = InferenceConfig()
-    simulation: SimulationConfig = SimulationConfig()
-    run: RunConfig = RunConfig()
-
-    def __post_init__(self) -> None:
-        for name, cls in SECTIONS.items():
-            if not isinstance(getattr(self, name), cls):
-                raise ConfigError(f"StudyConfig.{name} must be a {cls.__name__}", "StudyConfig",
-                                  name)
-        m, s, i = self.model, self.simulation, self.inference
-        if i.stitch_crop > m.N:
-            raise refuse("InferenceConfig", "stitch_crop", f"={i.stitch_crop} exceeds N={m.N} "
-                         f"(allowed: 0..{m.N})")
-        if i.stitch == "tiles" and m.gridsize != 1:
-            raise refuse("InferenceConfig", "stitch", "='tiles' needs gridsize 1 (allowed at "
-                         f"gridsize {m.gridsize}: 'positions')")
-        if self.run.train_npz is None:  # simulated data: geometry checks before simulating
-            if s.test_stride > m.N:
-                raise refuse("SimulationConfig", "test_stride", f"={s.test_stride} exceeds "
-                             f"N={m.N} (allowed: 1..{m.N}; stitched tiles are test_stride wide)")
-            if s.object_size < m.N:
-                raise refuse("SimulationConfig", "object_size", f"={s.object_size} is smaller "
-                             f"than N={m.N} (allowed: >= {m.N})")
-            for name in ("train_stride", "test_stride"):  # the simulator's own raster rule
-                why = stride_rule(s.object_size, m.N, getattr(s, name), m.gridsize)
-                if why is not None:
-                    raise refuse("GridLinesSpec", name, why)
-            n = n_groups(s.object_size, m.N, s.train_stride, m.gridsize) * s.n_train_objects
-            if n < 2:
-                raise refuse("SimulationConfig", "train_stride", f"={s.train_stride} gives {n} "
-                             f"training pattern(s) for object_size={s.object_size}, N={m.N}, "
-                             f"n_train_objects={s.n_train_objects} (allowed: settings giving >= 2 "
-                             "patterns, one for validation)")
-
-    @property
-    def model_id(self) -> str:
-        return f"pinn_{self.model.architecture}"
-
-    @property
-    def simulated(self) -> bool:
-        return self.run.train_npz is None
-
-    # ---------------------------------------------------------------- flat view
-    def flat(self) -> dict[str, Any]:
-        """``{field: value}`` over every section (names are unique)."""
-        return {k: v for name in SECTIONS for k, v in getattr(self, name).to_dict().items()}
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name).to_dict() for name in SECTIONS}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> StudyConfig:
-        """From the nested form (``to_dict``); unknown sections or keys are refused."""
-        for key in data:
-            if key not in SECTIONS:
-                raise unknown_key_error("StudyConfig section", str(key), SECTIONS)
-        return cls(**{name: SECTIONS[name].from_dict(data.get(name, {})) for name in SECTIONS})
-
-    @classmethod
-    def from_flat(cls, values: Mapping[str, Any], base: StudyConfig | None = None) -> StudyConfig:
-        """``base`` (default: all defaults) with flat ``values`` on top; unknown keys refused."""
-        base = base or cls()
-        owner = flat_owner()
-        per: dict[str, dict] = {name: {} for name in SECTIONS}
-        for key, value in values.items():
-            if key not in owner:
-                raise unknown_key_error("config key", str(key), owner)
-            per[owner[key]][key] = value
-        return cls(**{name: dataclasses.replace(getattr(base, name), **per[name])
-                      if per[name] else getattr(base, name) for name in SECTIONS})
-
-    def replace(self, **values) -> StudyConfig:
-        return StudyConfig.from_flat(values, base=self)
-
-
-def field_names(cls) -> tuple[str, ...]:
-    """Names of a dataclass's fields, in declaration order."""
-    return tuple(f.name for f in fields(cls))
-
-
-def flat_owner() -> dict[str, str]:
-    """``{field name: section}`` for every leaf field of :class:`StudyConfig`."""
-    owner: dict[str, str] = {}
-    for name, cls in SECTIONS.items():
-        for key in field_names(cls):
-            if key in owner:
-                raise RuntimeError(f"field {key!r} is in both {owner[key]} and {name}")
-            owner[key] = name
-    return owner
-
-
-def leaf_fields() -> list[tuple[str, dataclasses.Field]]:
-    """``(section, field)`` for every leaf field, in declaration order."""
-    return [(name, f) for name, cls in SECTIONS.items() for f in fields(cls)]
-
-
-# Settings that never change a study's numbers (a finished study is reused across them).
-NO_EFFECT_ON_RESULT = frozenset({
-    "overwrite", "resume", "progress_bar", "num_threads", "snapshot_every", "preset",
-    "cache_dir", "output_dir"})
-# Settings that may differ between an interrupted run and its --resume: the above, the
-# budget, and where it runs (batch_size may change, e.g. after a training OOM).
-RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({
-    "epochs", "max_steps", "max_train_minutes", "early_stopping_patience", "infer_batch_size",
-    "batch_size", "device", "devices", "num_nodes", "strategy", "deterministic", "stitch",
-    "stitch_crop", "stitch_subpixel", "align_phase"})
-
-
-# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md):
-# quick = a width-8 Hybrid for 7 epochs (a reproducible budget; width 8 for 7 epochs beat
-# width 16 for 4 at equal compute; 30 minutes is only a wall-clock safety cap).
-PRESET_VALUES: dict[str, dict[str, Any]] = {
-    "none": {},
-    "quick": dict(architecture="hybrid", fno_width=8, fno_modes=12, fno_blocks=4,
-                  fno_cnn_blocks=2, generator_output_mode="amp_phase", input_transform="log1p",
-                  learning_rate=2e-3, min_lr=2e-4, epochs=7, max_train_minutes=30.0,
-                  batch_size=16, infer_batch_size=64, output_dir="outputs/grid_lines_quick"),
-    "paper": dict(architecture="hybrid", N=128, epochs=40, learning_rate=2e-4,
-                  scheduler="plateau", plateau_factor=0.5, plateau_patience=2, min_lr=1e-4, seed=3,
-                  batch_size=16, fno_modes=12, fno_width=32, fno_blocks=4, fno_cnn_blocks=2,
-                  loss="mae", generator_output_mode="real_imag",
-                  output_dir="outputs/grid_lines_paper"),
-}
-
-
-def from_preset(preset: str = "none", **explicit) -> StudyConfig:
-    """A study config from a preset with flat ``explicit`` values on top."""
-    check_choice("RunConfig", "preset", preset, PRESETS)
-    return StudyConfig.from_flat({**PRESET_VALUES[preset], **explicit, "preset": preset})
-
-
-flat_owner()  # field names must stay unique across the sections (checked at import)

@@ -22,7 +22,8 @@ import functools
 import typing
 from typing import Any
 
-from ptycho.config.config import SECTIONS, StudyConfig, from_preset, leaf_fields
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import SECTIONS, StudyConfig, leaf_fields
 from ptycho.config.validation import unknown_key_error
 
 

@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
-from ptycho.config.config import StudyConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.dataset import PtychoDataset
 
 log = logging.getLogger(__name__)

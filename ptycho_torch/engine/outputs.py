@@ -26,7 +26,7 @@ import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.cli import flag
-from ptycho.config.config import RESUME_MAY_CHANGE, StudyConfig
+from ptycho.config.study_config import RESUME_MAY_CHANGE, StudyConfig
 from ptycho.config.validation import StudyError
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,9 @@ from pathlib import Path
 
 
 from ptycho.artifacts import StudyLayout
-from ptycho.config.config import (
-    ARCHITECTURES,
-    NO_EFFECT_ON_RESULT,
-    SimulationConfig,
-    StudyConfig,
-    field_names,
-)
+from ptycho.config.config import ARCHITECTURES, SimulationConfig
+from ptycho.config.record import field_names
+from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.datagen.grid_lines import spec_for

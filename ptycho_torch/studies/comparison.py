@@ -33,7 +33,8 @@ import numpy as np
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
-from ptycho.config.config import ARCHITECTURES, StudyConfig
+from ptycho.config.config import ARCHITECTURES
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
-from ptycho.config.config import StudyConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.engine.device import resolve_device

@@ -24,7 +24,8 @@ from pathlib import Path
 from ptycho.artifacts import write_json_atomic
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import parse_known
-from ptycho.config.config import NO_EFFECT_ON_RESULT, StudyConfig, from_preset
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho_torch.cli import parse_and_run_study
 
 AMP_SSIM_MIN = 0.84

@@ -62,7 +62,7 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
     """(model on device, test dataset, its InferenceConfig, training info) of a finished
     study: the scored scan is re-read from the file its config.json names, in the study's
     unit and geometry."""
-    from ptycho.config.config import StudyConfig
+    from ptycho.config.study_config import StudyConfig
     from ptycho.formats.study_input import read_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
     run = study_dir / "runs" / model_id

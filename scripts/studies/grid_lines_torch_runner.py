@@ -27,7 +27,8 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho.config.config import StudyConfig, from_preset  # noqa: E402,F401 - re-exported
+from ptycho.config.presets import from_preset  # noqa: E402,F401 - re-exported
+from ptycho.config.study_config import StudyConfig  # noqa: E402,F401 - re-exported
 from ptycho.config.runner_config import TorchRunnerConfig  # noqa: E402,F401 - re-exported
 from ptycho.config.validation import StudyError  # noqa: E402,F401 - re-exported
 from ptycho_torch.cli import run_study_cli as run_grid_lines_torch  # noqa: E402,F401

@@ -11,7 +11,9 @@ import torch
 
 from ptycho import stitching
 from ptycho.config import config as cc
-from ptycho.config.config import DataConfig, ModelConfig, StudyConfig, TrainingConfig
+from ptycho.config import study_config
+from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch import model as model_module
 from ptycho_torch import losses
 from ptycho_torch.engine.device import resolve_device
@@ -44,7 +46,7 @@ def test_every_config_enumeration_is_covered_by_a_map():
     tested = {id(m[1]) for m in MAPS}
     plain = {id(t) for t in (cc.DEVICES, cc.STRATEGIES, cc.DATA_UNITS, cc.PRESETS,
                              cc.SUPPORTED_N, cc.SUPPORTED_GRIDSIZE, cc.CXI_TRANSLATION_SIGNS)}
-    for section, f in cc.leaf_fields():
+    for section, f in study_config.leaf_fields():
         if "choices" in f.metadata:
             assert id(f.metadata["choices"]) in tested | plain, f"{section}.{f.name}"
 
@@ -65,7 +67,7 @@ def test_every_device_choice_resolves(device, monkeypatch):
 
 
 def _module(**over):
-    keys = cc.flat_owner()
+    keys = study_config.flat_owner()
     cfg = StudyConfig().replace(**{k: v for k, v in {**SMALL, **over}.items() if k in keys})
     data = DataConfig(**{k: v for k, v in over.items() if k in ("input_scale", "photon_scale")})
     return PtychoPINN_Lightning(cfg.model, data, cfg.training)

@@ -3,7 +3,8 @@ import pytest
 import torch
 from neuralop.layers.spectral_convolution import SpectralConv
 
-from ptycho.config.config import DataConfig, StudyConfig
+from ptycho.config.config import DataConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch.generators import build_generator
 from ptycho_torch.model import PtychoPINN_Lightning
 

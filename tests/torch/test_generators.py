@@ -10,7 +10,8 @@ import pytest
 import torch
 from neuralop.layers.spectral_convolution import SpectralConv
 
-from ptycho.config.config import ModelConfig, StudyConfig
+from ptycho.config.config import ModelConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch.generators import GENERATORS, build_generator, count_parameters
 from ptycho_torch.generators.cnn import CNNGenerator
 from ptycho_torch.generators.fno import FNOGenerator

@@ -133,7 +133,7 @@ def test_cli_flags_reach_the_generator():
 
 
 def test_runner_reexports_the_study_api(capsys):
-    from ptycho.config.config import StudyConfig
+    from ptycho.config.study_config import StudyConfig
     from ptycho.config.validation import StudyError
     from ptycho.config.runner_config import TorchRunnerConfig
     assert runner.TorchRunnerConfig is TorchRunnerConfig and runner.StudyError is StudyError

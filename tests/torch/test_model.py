@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from ptycho.config.config import DataConfig, StudyConfig
+from ptycho.config.config import DataConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch.model import PtychoPINN_Lightning
 
 SMALL = {"N": 32, "fno_width": 8, "fno_modes": 6, "fno_blocks": 2, "fno_cnn_blocks": 1,

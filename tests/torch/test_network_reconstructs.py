@@ -10,7 +10,7 @@ no correlation for a flat object of the right mean amplitude; 300 steps gave 18.
 import numpy as np
 import torch
 
-from ptycho.config.config import from_preset
+from ptycho.config.presets import from_preset
 from ptycho.evaluation import evaluate_reconstruction
 from ptycho_torch.study import run_study
 from ptycho_torch.reconstruction import reconstruct_test_object

@@ -340,7 +340,7 @@ def test_bad_input_is_refused_and_nothing_is_written(row, ctx, capsys, monkeypat
 def test_every_numeric_field_out_of_range_is_refused(capsys):
     """One bad value per numeric StudyConfig field (enumerations such as N and gridsize are
     argparse choices, covered by the table): exit 2 and the field's flag named."""
-    from ptycho.config.config import SECTIONS, leaf_fields
+    from ptycho.config.study_config import SECTIONS, leaf_fields
     bad = {"object_size": 8, "n_lines": 0, "n_train_objects": 0,
            "n_test_objects": 65, "train_stride": 0, "test_stride": 0, "nphotons": -1,
            "train_seed": -1, "test_seed": 2**32, "seed": -5, "epochs": 0, "max_steps": -1,
@@ -441,7 +441,7 @@ def test_output_directory_rows(row, ctx, capsys):
 
 
 def test_unknown_config_key_is_refused_with_the_closest_names():
-    from ptycho.config.config import StudyConfig
+    from ptycho.config.study_config import StudyConfig
     with pytest.raises(ValueError, match=r"^unknown config key 'fno_widht'; did you mean "
                                          r"'fno_width', 'fno_modes', 'overlap_weight'\? "
                                          r"\(valid keys: N, "):

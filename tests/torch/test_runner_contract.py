@@ -12,8 +12,12 @@ import pytest
 import torch
 
 from ptycho.config import config as cc
+from ptycho.config import presets
+from ptycho.config import study_config
 from ptycho.config.cli import config_from_argv
-from ptycho.config.config import InferenceConfig, StudyConfig, from_preset
+from ptycho.config.config import InferenceConfig
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.runner_config import TorchRunnerConfig as FlatFromConfig
 from ptycho.config.validation import ConfigError, StudyError
 
@@ -93,7 +97,7 @@ def test_cross_field_rules_hold_in_the_flat_form():
 # ------------------------------------------------------- one family, defaults declared once
 def test_every_flat_field_is_a_study_leaf_with_the_same_default_and_help():
     flat = {f.name: f for f in dataclasses.fields(FlatFromConfig)}
-    leaves = list(cc.leaf_fields())
+    leaves = list(study_config.leaf_fields())
     assert list(flat) == [f.name for _, f in leaves]
     for section, f in leaves:
         g = flat[f.name]
@@ -291,7 +295,7 @@ def test_preset_applies_under_a_partial_config_file(tmp_path):
 
 def test_preset_contradicting_a_full_config_file_is_refused(tmp_path):
     path = _config_file(tmp_path, StudyConfig().to_dict())
-    quick = cc.PRESET_VALUES["quick"]
+    quick = presets.PRESET_VALUES["quick"]
     key = next(k for k, v in quick.items() if StudyConfig().flat()[k] != v)
     with pytest.raises(StudyError, match=r"^--preset quick conflicts with --config '.*': the "
                                          rf"file sets {key}="):

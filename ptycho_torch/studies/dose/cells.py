@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
-from ptycho.config.config import StudyConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.studies.common import (
     data_key,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
-from ptycho.config.config import StudyConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 
 

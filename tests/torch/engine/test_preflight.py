@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ptycho.artifacts import StudyLayout
-from ptycho.config.config import RESUME_MAY_CHANGE, StudyConfig
+from ptycho.config.study_config import RESUME_MAY_CHANGE, StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho_torch.engine.outputs import (
     check_dir_target, check_resume, is_launch_rank_zero, last_checkpoint, prepare_output,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ptycho.config.config import StudyConfig, from_preset
+from ptycho.config.presets import from_preset
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch.studies import comparison as compare
 
 REPO = Path(__file__).resolve().parents[3]
@@ -147,7 +148,7 @@ def test_changed_settings_are_refused_without_overwrite(tiny_comparison, capsys)
 
 
 def test_every_study_flag_is_a_comparison_flag():
-    from ptycho.config.config import flat_owner
+    from ptycho.config.study_config import flat_owner
     dests = {a.dest for a in compare.build_parser()._actions if a.dest != "help"}
     names = set(flat_owner()) - {"architecture"}
     assert names <= dests

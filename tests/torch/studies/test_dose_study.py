@@ -71,7 +71,7 @@ def test_network_only_sweep_writes_every_cell(network_sweep):
     out, _ = network_sweep
     result = _check_outputs(out, ["pinn_fno", "pinn_fno@bestval", "pinn_fno@1e3"])
     # the loss rule, and only nphotons differs between the doses' studies
-    from ptycho.config.config import StudyConfig
+    from ptycho.config.study_config import StudyConfig
     cfgs = {d: StudyConfig.from_dict(json.loads(
         (out / f"dose_{d}" / "runs/pinn_fno/config.json").read_text())["study"]) for d in ("1e3", "1e9")}
     assert cfgs["1e3"].training.loss == "poisson" and cfgs["1e9"].training.loss == "mae"

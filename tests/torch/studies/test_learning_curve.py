@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ptycho.config.config import StudyConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.studies import learning_curve as lcm

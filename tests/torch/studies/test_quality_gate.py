@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ptycho.config.config import from_preset
+from ptycho.config.presets import from_preset
 from ptycho_torch.studies import quality_gate as qg
 
 
