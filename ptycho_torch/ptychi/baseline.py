@@ -7,7 +7,7 @@ from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
 from ptycho.stitching import clip_to_region
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.ptychi.engine import run_ptychi
+from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.reconstruction import Reconstruction, scored_region
 
@@ -48,7 +48,8 @@ def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100
     iterative reconstruction time and its ``infer_batch_size`` Pty-chi's batch size.
     """
     scan = scan_for_ptychi(test, 0)
-    res = run_ptychi(engine, scan, epochs=epochs, batch_size=batch_size, device=device, seed=seed)
+    res, _ = reconstruct(scan, PtychiOptions(engine, epochs=epochs, batch_size=batch_size,
+                                             device=device, seed=seed))
     rec = iterative_reconstruction(test, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
                                    batch_size=res.batch_size, inference=inference)
     return rec, res

@@ -39,8 +39,7 @@ Pty-chi is the optional extra ``iterative``
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,8 +47,8 @@ from ptycho.dataset import PtychoDataset
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.ptychi.engine import build_task, restore_torch_defaults
-from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi, unpad_object
+from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
+from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi
 
 __all__ = ["ProbeRefinement", "default_batch_size", "match_probe_intensity",
            "probe_from_ptychi", "probe_correlation", "refine_probe"]
@@ -142,22 +141,11 @@ def default_batch_size(n: int) -> int:
     return int(min(n, max(8, min(64, n // 16))))
 
 
-def _lsqml(scan: PtychiScan, *, epochs: int, batch_size: int, device: str, seed: int,
-           optimize_probe: bool, probe_start_epoch: int) -> tuple[np.ndarray, np.ndarray, float]:
+def _lsqml(scan: PtychiScan, options: PtychiOptions) -> tuple[np.ndarray, np.ndarray, float]:
     """One LSQML run: ``(object (H, W), Pty-chi probe (opr, modes, N, N), seconds)``."""
-    import torch
-    with restore_torch_defaults():
-        t0 = time.perf_counter()
-        task = build_task("lsqml", scan, epochs=epochs, batch_size=batch_size, device=device,
-                             seed=seed, optimize_probe=optimize_probe,
-                             probe_start_epoch=probe_start_epoch)
-        task.run()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - t0
-        buf = task.get_data_to_cpu("object", as_numpy=True)[0]
-        probe = task.get_data_to_cpu("probe", as_numpy=True)
-    return unpad_object(buf, scan).astype(np.complex64), probe, elapsed
+    with PtychiRun(scan, options) as run:
+        run.run()
+        return run.object(), run.probe(), run.elapsed_s
 
 
 def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto", seed: int = 0,
@@ -186,22 +174,19 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     if not (isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool) and epochs >= 1):
         raise ValueError(f"probe refinement epochs={epochs!r} is out of range (allowed: an "
                          "integer >= 1)")
-    if not (isinstance(probe_start_epoch, (int, np.integer)) and 0 <= probe_start_epoch < epochs):
-        raise ValueError(f"probe_start_epoch={probe_start_epoch!r} is out of range (allowed: "
-                         f"an integer 0..{int(epochs) - 1} for {int(epochs)} epochs)")
+    fixed = PtychiOptions("lsqml", epochs=int(epochs), batch_size=bs, device=dev, seed=int(seed))
+    joint = replace(fixed, optimize_probe=True, probe_start_epoch=probe_start_epoch)
     start = np.asarray(train.probe_modes, dtype=np.complex64)
     sub = train.select(train.object_selection(index))
     N = train.N
-    kw = dict(epochs=int(epochs), batch_size=bs, device=dev, seed=int(seed))
 
     def residual(obj, probe):
         patches = object_patches(obj, sub.centres, N).astype(np.complex64)
         return data_residual(patches, sub.diffraction, probe, photon_scale=train.photon_scale,
                              bad_pixels=train.bad_pixels)
 
-    obj_before, _, _ = _lsqml(scan, optimize_probe=False, probe_start_epoch=0, **kw)
-    obj_ref, probe_c, elapsed = _lsqml(scan, optimize_probe=True,
-                                       probe_start_epoch=int(probe_start_epoch), **kw)
+    obj_before, _, _ = _lsqml(scan, fixed)
+    obj_ref, probe_c, elapsed = _lsqml(scan, joint)
     probe, obj_after, a = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj_ref, start)
     if probe.shape != start.shape:
         raise ValueError(f"Pty-chi returned a probe of shape {probe.shape} (expected "

@@ -13,7 +13,7 @@ from ptycho_torch.data_residual import data_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_iterative
-from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruct import load_model
@@ -90,9 +90,9 @@ def refine_states(engine: str, patches, centres, ids, scan, cfg: StudyConfig, *,
     the patches' pattern ids (``PtychoDataset.pattern_ids``)."""
     init = start_from_patches(patches, centres, scan, stitch_options(cfg.inference, scan.N),
                               pattern_ids=ids)
-    res, states = run_ptychi_chunks(engine, scan, epochs=epochs, every=every,
-                                    batch_size=batch_size or None, device=device,
-                                    seed=cfg.training.seed, initial_object=init)
+    options = PtychiOptions(engine, epochs=epochs, batch_size=batch_size or None,
+                            device=device, seed=cfg.training.seed)
+    res, states = reconstruct(scan, options, every=every, initial_object=init)
     return res, states, init
 
 

@@ -33,7 +33,7 @@ from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import import_ptychi
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
-from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruct import load_model
@@ -211,8 +211,9 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
     sel = heldout_curve(engine, scan, test.probe, epochs=m.iterative_epochs,
                         every=dc.heldout_every, fraction=dc.heldout_fraction, batch_size=bs,
                         device=device, seed=seed, bad_pixels=test.bad_pixels)
-    res, states = run_ptychi_chunks(engine, scan, epochs=m.iterative_epochs,
-                                    every=dc.heldout_every, batch_size=bs, device=device, seed=seed)
+    options = PtychiOptions(engine, epochs=m.iterative_epochs, batch_size=bs, device=device,
+                            seed=seed)
+    res, states = reconstruct(scan, options, every=dc.heldout_every)
 
     def rec_at(i):
         _, obj, t = states[i]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.object_patches import object_patches
-from ptycho_torch.ptychi.engine import run_ptychi_chunks
+from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import subset_scan
 
 
@@ -106,9 +106,9 @@ def heldout_curve(engine: str, scan, probe, *, epochs: int, every: int, fraction
     kept, held = heldout_split(scan.patterns.shape[0], fraction, seed)
     kept_scan = subset_scan(scan, kept)
     init = None if start is None else start(kept_scan)
-    res, states = run_ptychi_chunks(engine, kept_scan, epochs=epochs, every=every,
-                                    batch_size=batch_size, device=device, seed=seed,
-                                    initial_object=init)
+    options = PtychiOptions(engine, epochs=epochs, batch_size=batch_size, device=device,
+                            seed=seed)
+    res, states = reconstruct(kept_scan, options, every=every, initial_object=init)
     if init is not None:
         states = [(0, init, 0.0)] + states
     curve = heldout_residuals(scan, held, [obj for _, obj, _ in states], probe, bad_pixels)

@@ -130,12 +130,12 @@ def test_object_with_the_refined_probe_is_better_than_with_the_wrong_probe(refin
     wrong = _covered_psnr(ref.object_before, truth)  # LSQML, wrong probe fixed: ~10.5 / 7.0 dB
     joint = _covered_psnr(ref.object_after, truth)    # the refinement's own object: ~45 / 45 dB
     # a fresh LSQML reconstruction with the refined probe fixed (how the probe is used)
-    kw = dict(epochs=EPOCHS, batch_size=ref.batch_size, device="cpu", seed=0, warmup=False)
-    fresh = ptychi_engine.run_ptychi("lsqml",
-                                     ptychi_scan.scan_for_ptychi(replace(train, probe=ref.probe)),
-                                     **kw)
-    oracle = ptychi_engine.run_ptychi("lsqml", ptychi_scan.scan_for_ptychi(truth),
-                                      **kw)  # true probe: ~45.6 / 45.7
+    o = ptychi_engine.PtychiOptions("lsqml", epochs=EPOCHS, batch_size=ref.batch_size,
+                                    device="cpu", seed=0)
+    fresh, _ = ptychi_engine.reconstruct(
+        ptychi_scan.scan_for_ptychi(replace(train, probe=ref.probe)), o, warmup=False)
+    oracle, _ = ptychi_engine.reconstruct(ptychi_scan.scan_for_ptychi(truth), o,
+                                          warmup=False)  # true probe: ~45.6 / 45.7
     refined_psnr = _covered_psnr(fresh.obj, truth)
     true_psnr = _covered_psnr(oracle.obj, truth)
     for ch in (0, 1):  # amplitude, phase
@@ -178,9 +178,9 @@ def test_refine_probe_returns_the_start_intensity_whatever_the_engine_scale(monk
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
     calls = []
 
-    def fake_lsqml(scan, *, epochs, batch_size, device, seed, optimize_probe, probe_start_epoch):
-        calls.append((optimize_probe, probe_start_epoch, batch_size, epochs, device))
-        k = 3.0 if optimize_probe else 1.0
+    def fake_lsqml(scan, o):
+        calls.append((o.optimize_probe, o.probe_start_epoch, o.batch_size, o.epochs, o.device))
+        k = 3.0 if o.optimize_probe else 1.0
         return (truth.ground_truth / k).astype(np.complex64), scan.probe * k, 0.25
 
     monkeypatch.setattr(pr, "_lsqml", fake_lsqml)

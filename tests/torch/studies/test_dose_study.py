@@ -346,8 +346,9 @@ def test_chunked_ptychi_run_equals_an_uninterrupted_one(tiny_data):
     from ptycho_torch.ptychi import scan as ptychi_scan
     ptychi.import_ptychi()
     scan = ptychi_scan.scan_for_ptychi(tiny_data[1])
-    whole = ptychi_engine.run_ptychi("epie", scan, epochs=3, device="cpu", seed=5)
-    res, states = ptychi_engine.run_ptychi_chunks("epie", scan, epochs=3, every=2, device="cpu", seed=5)
+    o = ptychi_engine.PtychiOptions("epie", epochs=3, device="cpu", seed=5)
+    whole, _ = ptychi_engine.reconstruct(scan, o)
+    res, states = ptychi_engine.reconstruct(scan, o, every=2)
     assert [e for e, _, _ in states] == [2, 3] and states[0][2] < states[1][2] == res.time_s
     np.testing.assert_array_equal(res.obj, whole.obj)
     np.testing.assert_array_equal(states[1][1], whole.obj)
