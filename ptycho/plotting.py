@@ -88,7 +88,6 @@ def save_study_figures(visuals_dir: Path, model_id: str, gt_amp, gt_phase, amp, 
 
 def save_reconstruction_figure(path: Path, recon, title: str = "") -> Path:
     """A PNG of the amplitude and phase of a reconstruction (no ground truth needed)."""
-    import numpy as np
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, img, name, cmap in ((axes[0], np.abs(recon), "amplitude", "gray"),

@@ -1,5 +1,5 @@
-"""Probes for simulation: the defocused circular aperture of the grid-lines study and a
-two-mode probe, and the sub-pixel shift of probe modes.
+"""Probes: the defocused circular aperture of the grid-lines study and a two-mode probe
+(for simulation), the sub-pixel shift of probe modes, and the fit of a probe to size N.
 
 Conventions: a probe is complex (N, N), or (modes, N, N) for incoherent modes, centred at
 pixel (N//2, N//2); shifts are in pixels, (x, y) = (column, row).
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
-__all__ = ["make_probe", "probe_recipe", "two_mode_probe", "shift_modes"]
+__all__ = ["fit_probe", "make_probe", "probe_recipe", "two_mode_probe", "shift_modes"]
 
 
 def make_probe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) -> np.ndarray:
@@ -68,3 +68,34 @@ def shift_modes(modes: np.ndarray, fx: float, fy: float) -> np.ndarray:
     k = np.fft.fftfreq(N)
     ramp = np.exp(-2j * math.pi * (k[:, None] * fy + k[None, :] * fx))
     return np.fft.ifft2(np.fft.fft2(modes.astype(np.complex128)) * ramp)
+
+
+def fit_probe(probe: np.ndarray, N: int) -> np.ndarray:
+    """``probe`` (modes, H, W) fitted to (N, N) (or (modes, N, N)), by this rule.
+
+    A probe of size N is kept; a smaller one is zero-padded symmetrically (its centre stays
+    at pixel N//2); a larger one is cut to its central N x N window, which is refused when
+    that window keeps less than 99 % of the probe's intensity (resampling would change the
+    pixel size, so it is never done).
+    """
+    p = np.asarray(probe, dtype=np.complex64)
+    p = p[None] if p.ndim == 2 else p
+    H, W = p.shape[-2:]
+    if H != W:
+        raise ValueError(f"probe has shape {p.shape} (expected square modes (modes, H, H))")
+    if H < N:
+        lo = N // 2 - H // 2
+        out = np.zeros(p.shape[:-2] + (N, N), np.complex64)
+        out[..., lo:lo + H, lo:lo + H] = p
+    elif H > N:
+        lo = H // 2 - N // 2
+        out = p[..., lo:lo + N, lo:lo + N]
+        kept = float(np.sum(np.abs(out) ** 2) / max(np.sum(np.abs(p) ** 2), 1e-300))
+        if kept < 0.99:
+            raise ValueError(f"probe of size {H} keeps only {100 * kept:.1f} % of its intensity "
+                             f"in the central {N} x {N} window (expected >= 99 %; choose N >= "
+                             f"{H} or a probe that fits)")
+    else:
+        out = p
+    out = np.ascontiguousarray(out)
+    return out[0] if out.shape[0] == 1 else out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ptycho.geometry.rounding import round_half_up
 __all__ = ["rounded_corners", "edge_patterns", "object_patches"]
 
 
@@ -26,7 +27,7 @@ def rounded_corners(centres: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"centres have shape {c.shape} (expected (..., 2) holding (x, y))")
     if not np.all(np.isfinite(c)):
         raise ValueError("centres hold non-finite values (allowed: finite (x, y) pixels)")
-    r = np.floor(c + 0.5).astype(np.int64)
+    r = round_half_up(c)
     return r[..., 1] - N // 2, r[..., 0] - N // 2
 
 

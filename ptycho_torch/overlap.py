@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ptycho.geometry.rounding import round_half_up
+
 __all__ = ["round_offsets", "overlap_region_size", "merge_patches", "extract_patches_from_region",
            "apply_overlap_constraint"]
 
@@ -87,11 +89,11 @@ def overlap_region_size(positions, N: int) -> int:
     p = positions.detach().cpu().numpy() if isinstance(positions, Tensor) else np.asarray(positions)
     if p.size == 0:
         return 0
-    shifts = np.floor(p.astype(np.float64) + 0.5)
-    if not np.isfinite(shifts).all():
+    p = p.astype(np.float64)
+    if not np.isfinite(p).all():
         raise ValueError("overlap_region_size: positions hold non-finite values (allowed: "
                          "finite (x, y) offsets)")
-    reach = int(np.abs(shifts).max())
+    reach = int(np.abs(round_half_up(p)).max())
     return 0 if reach == 0 else int(N) + 2 * reach
 
 

@@ -43,7 +43,11 @@ from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
+from ptycho_torch.reconstruction import (
+    reconstruct_test_object,
+    reconstruction_record,
+    save_reconstruction,
+)
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
@@ -83,17 +87,50 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record."""
 
     t_start = time.perf_counter()
+    out = _check_output_dir(cfg)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --device]") from None
+    model = load_model(cfg.checkpoint, device)
+    data = _read_scan(cfg, model, inference)
+    try:
+        rec = reconstruct_test_object(model, data, inference)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
+    sub = data.select(data.object_selection(0))
+    residual, patch_residual = test_object_residuals(rec, data)
+
+    # ---- all checks passed: write ----
+    layout = StudyLayout(out, "reconstruction")
+    save_reconstruction(out / "recon.npz", rec)
+    _write_product(out / "product-out.h5", cfg, data, sub, rec)
+    m = reconstruction_record("reconstruction", "network", rec, residual, device,
+                              patch_residual=patch_residual,
+                              architecture=model.model_config.architecture,
+                              normalisation=data.metadata.get("normalisation"),
+                              input_scale=model.data_config.input_scale,
+                              note=f"checkpoint {cfg.checkpoint}; data {cfg.data}")
+    m.figures = [str(p) for p in _score_and_plot(m, rec, layout, cfg.data)]
+    m.total_time_s = time.perf_counter() - t_start
+    write_json_atomic(out / "metrics.json", m.to_json())
+    return m
+
+
+def _check_output_dir(cfg: ReconstructConfig) -> Path:
+    """The output directory, refused when it already holds a reconstruction (no --overwrite)."""
     out = Path(cfg.output_dir)
     check_dir_target("output_dir", out)
     done = [f for f in OUTPUT_FILES if (out / f).exists()]
     if done and not cfg.overwrite:
         raise StudyError(f"output_dir={str(out)!r} already holds a reconstruction ({done[0]}); "
                          "pass --overwrite to replace it or choose another --output-dir")
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as err:
-        raise StudyError(f"{err} [flag --device]") from None
-    model = load_model(cfg.checkpoint, device)
+    return out
+
+
+def _read_scan(cfg: ReconstructConfig, model, inference: InferenceConfig):
+    """The scan of ``--data``, checked against the model; logs its amplitude level (and warns
+    when it is far from the training data's)."""
     mc = model.model_config
     try:
         data = read_dataset(cfg.data, gridsize=mc.gridsize, unit=cfg.data_unit,
@@ -111,22 +148,17 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     if not 0.25 <= rms / trained <= 4:
         log.warning("the scan's amplitudes are %.2gx those the model was trained on; check the "
                     "unit (--data-unit) and the normalisation (docs/data.md)", rms / trained)
-    try:
-        rec = reconstruct_test_object(model, data, inference)
-    except ValueError as err:
-        raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
-    sub = data.select(data.object_selection(0))
-    residual, patch_residual = test_object_residuals(rec, data)
+    return data
 
-    # ---- all checks passed: write ----
-    layout = StudyLayout(out, "reconstruction")
-    save_reconstruction(out / "recon.npz", rec)
+
+def _write_product(path: Path, cfg: ReconstructConfig, data, sub, rec) -> None:
+    """The Ptychodus product: positions relative to the reconstruction's corner."""
     geometry = data.metadata.get("geometry") or {}
     pix = geometry.get("object_pixel_m_yx")
     origin = np.asarray(data.metadata.get("position_origin_px", [0.0, 0.0]), dtype=np.float64)
     centres = sub.centres.reshape(-1, 2).astype(np.float64)
     positions = centres - np.array([rec.region[1], rec.region[0]], dtype=np.float64)
-    write_product(out / "product-out.h5", rec.recon, data.probe_modes, positions,
+    write_product(path, rec.recon, data.probe_modes, positions,
                   object_pixel_m=tuple(pix) if pix else None,
                   detector_distance_m=geometry.get("detector_distance_m"),
                   photon_energy_eV=geometry.get("photon_energy_eV"),
@@ -134,27 +166,17 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
                   comments=f"ptychopinn-torch reconstruction of {cfg.data} with {cfg.checkpoint}; "
                            f"positions relative to the reconstruction's corner (file origin "
                            f"shift {origin.tolist()} px)")
-    m = StudyMetrics(model_id="reconstruction", kind="network",
-                     ground_truth=rec.ground_truth is not None, data_residual=residual,
-                     patch_residual=patch_residual,
-                     stitch=rec.stitch, region=list(rec.region),
-                     n_test_patterns_scored=rec.n_patterns,
-                     inference_time_s=rec.inference_time_s,
-                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
-                     infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
-                     device=device, architecture=mc.architecture,
-                     normalisation=data.metadata.get("normalisation"),
-                     input_scale=model.data_config.input_scale,
-                     note=f"checkpoint {cfg.checkpoint}; data {cfg.data}")
+
+
+def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data_path: str) -> list:
+    """The figures; with a ground truth, also its scores into ``m`` and the comparison."""
+    out = layout.output_dir
     figures = [save_reconstruction_figure(out / "reconstruction.png", rec.recon,
-                                          title=f"{Path(cfg.data).name}")]
+                                          title=f"{Path(data_path).name}")]
     if rec.ground_truth is not None:
         result = evaluate_reconstruction(rec.recon, rec.ground_truth)
         m.set_scores(result)
         amp, amp_gt, ph, ph_gt = align_for_metrics(rec.recon, rec.ground_truth)
         figures += save_study_figures(layout.visuals_dir, "reconstruction", amp_gt, ph_gt, amp,
                                       ph, result["frc"], title="reconstruction vs ground truth")
-    m.figures = [str(p) for p in figures]
-    m.total_time_s = time.perf_counter() - t_start
-    write_json_atomic(out / "metrics.json", m.to_json())
-    return m
+    return figures

@@ -20,6 +20,7 @@ from ptycho.config.config import InferenceConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
+from ptycho.study_metrics import StudyMetrics
 from ptycho.stitching import (
     StitchOptions,
     canvas_for_positions,
@@ -186,3 +187,29 @@ def save_reconstruction(path: Path, rec: Reconstruction) -> Path:
         arrays.update(stitched=rec.canvas, stitched_covered=rec.canvas_covered,
                       stitched_origin=np.asarray(rec.canvas_origin, dtype=np.int64))
     return save_npz_atomic(path, **arrays)
+
+
+def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residual: dict,
+                          device: str, **fields) -> StudyMetrics:
+    """The metrics record of any row (network, iterative, refined, reconstruction): what
+    the reconstruction ``rec`` says (region, stitching, inference counts and times) and its
+    data residual, plus the row kind's own ``fields`` (which win). Scores are added by
+    :func:`score_record`."""
+    return StudyMetrics(**{
+        "model_id": model_id, "kind": kind, "ground_truth": rec.ground_truth is not None,
+        "data_residual": residual, "stitch": rec.stitch, "region": list(rec.region),
+        "n_test_patterns_scored": rec.n_patterns, "inference_time_s": rec.inference_time_s,
+        "inference_patterns_per_s": rec.n_patterns / max(rec.inference_time_s, 1e-9),
+        "infer_batch_size_used": rec.infer_batch_size, "stitch_time_s": rec.stitch_time_s,
+        "device": str(device), **fields})
+
+
+def score_record(m: StudyMetrics, rec: Reconstruction) -> tuple | None:
+    """Scores of ``rec`` against its ground truth into ``m`` (nothing without one); returns
+    the aligned images ``(amp, amp_gt, phase, phase_gt)`` and the FRC, or None."""
+    if rec.ground_truth is None:
+        return None
+    result, images = score(rec)
+    m.set_scores(result)
+    return result["frc"], images
+

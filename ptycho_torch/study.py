@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
 from ptycho.config.config import DataConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho.datagen.grid_lines_files import simulate_grid_lines
-from ptycho.datagen.grid_lines import spec_for
 from ptycho.dataset import PtychoDataset
-from ptycho.formats.study_input import fit_probe, read_dataset, read_probe
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
@@ -37,10 +35,12 @@ from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
 from ptycho_torch.ptychi import import_ptychi
 from ptycho_torch.ptychi.probe import refine_probe
+from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.reconstruction import (
     Reconstruction,
     grid_geometry,
     reconstruct_test_object,
+    reconstruction_record,
     save_reconstruction,
     score,
 )
@@ -49,50 +49,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------- data
-def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dict]:
-    """Simulate (or reuse) the grid-lines dataset, or read the user's files.
-
-    With --train-npz/--test-npz nothing is written; a simulated dataset is written to the
-    cache (``<output_dir>/datasets`` by default) before it is loaded. Any refusal is a
-    :class:`StudyError` naming the file, the key and the flag.
-    """
-    N, g = cfg.model.N, cfg.model.gridsize
-    if cfg.run.train_npz is not None:
-        train_path = Path(cfg.run.train_npz)
-        test_path = Path(cfg.run.test_npz) if cfg.run.test_npz else train_path
-        info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": False}
-    else:
-        cache = Path(cfg.run.datasets_dir())
-        probe = None
-        if cfg.run.probe_npz:
-            probe = read_probe_file(cfg.run.probe_npz, N)
-        t0 = time.perf_counter()
-        paths = simulate_grid_lines(spec_for(cfg), cache, probe=probe)
-        train_path, test_path = paths.train, paths.test
-        log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
-                 time.perf_counter() - t0, train_path.parent)
-        info = {"train_npz": str(train_path), "test_npz": str(test_path), "simulated": True,
-                "cache_key": spec_for(cfg).cache_key()}
-    flags = ("--train-npz", "--test-npz") if cfg.run.train_npz else ("", "")
-    out = []
-    for path, flag in zip((train_path, test_path), flags):
-        try:
-            out.append(read_dataset(path, N=N, gridsize=g, unit=cfg.run.data_unit,
-                                    cxi_translation_sign=cfg.run.cxi_translation_sign))
-        except ValueError as err:
-            hint = f" [flag {flag}]" if flag else ""
-            raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
-    return out[0], out[1], info
-
-
-def read_probe_file(path: str, N: int) -> np.ndarray:
-    """The probe of any supported file, fitted to N (see ``ptycho.formats.fit_probe``)."""
-    try:
-        return fit_probe(read_probe(path), N)
-    except ValueError as err:
-        raise StudyError(f"{str(err).splitlines()[0]} [flag --probe-npz]") from None
-
-
 def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> DataConfig:
     """Every data check that training, stitching and scoring would otherwise hit late.
 
@@ -152,8 +108,6 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
 def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset
                        ) -> tuple[PtychoDataset, PtychoDataset]:
     """Both datasets with the probe refined by Pty-chi LSQML on the training scan."""
-    from dataclasses import replace
-
     try:
         import_ptychi()
     except (ImportError, ValueError) as err:
@@ -170,8 +124,6 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
 
 
 def check_device(cfg: StudyConfig) -> str:
-    import torch
-
     try:
         accelerator = resolve_device(cfg.training.device)
     except ValueError as err:
@@ -200,11 +152,59 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     simulated-dataset cache, which is only written for data that pass those checks by
     construction); a refusal raises :class:`StudyError`.
     """
-    import torch
-
-
     t_start = time.perf_counter()
     rank_zero = is_launch_rank_zero()
+    p = preflight_study(cfg)
+    normalisation = p.train.metadata.get("normalisation")
+    if normalisation:
+        log.info("normalisation: %s", normalisation)
+    log.info("input scale 1/RMS(training amplitudes) = %.4g; photon scale s = %.4g",
+             p.data_config.input_scale, p.data_config.photon_scale)
+
+    # ---- first write into output_dir (besides the simulated-dataset cache) ----
+    if rank_zero:
+        start_work(cfg, p.layout)
+    callbacks = []
+    if cfg.run.snapshot_every:
+        callbacks.append(SnapshotCallback(p.test, p.layout.visuals_dir / "snapshots",
+                                          cfg.model_id, cfg.run.snapshot_every))
+    fit = train_study_model(cfg, p, callbacks)
+    if not fit.is_global_zero:
+        return None
+    model = fit.model
+    device = torch.device(p.accelerator)
+    model.to(device)
+    rec = reconstruct_test_object(model, p.test, cfg.inference)
+    residual, patch_residual = test_object_residuals(rec, p.test,
+                                                     photon_scale=p.data_config.photon_scale)
+    m = network_record(cfg, fit, rec, residual, p.data_config, str(device), normalisation)
+    m.patch_residual = patch_residual
+    m.data_time_s = p.data_time
+    write_run_files(cfg, p, fit)
+    save_reconstruction(p.layout.recon_dir / "recon.npz", rec)
+    m.figures = [str(f) for f in score_and_plot(m, rec, p.layout)]
+    m.snapshots = [str(f) for f in callbacks[0].written] if callbacks else []
+    m.total_time_s = time.perf_counter() - t_start
+    write_json_atomic(p.layout.metrics_path, m.to_json())  # written last: marks the study finished
+    return StudyResult(metrics=m, layout=p.layout)
+
+
+@dataclass
+class StudyInputs:
+    """What :func:`preflight_study` checked and loaded (``data_time`` in seconds)."""
+
+    layout: StudyLayout
+    accelerator: str
+    train: PtychoDataset
+    test: PtychoDataset
+    data_info: dict
+    data_config: DataConfig
+    data_time: float
+
+
+def preflight_study(cfg: StudyConfig) -> StudyInputs:
+    """Every check of :func:`run_study` before its first write: output directory, device,
+    threads, both datasets (loaded, checked, and the probe refined when asked)."""
     try:
         layout = prepare_output(cfg)
         accelerator = check_device(cfg)
@@ -222,70 +222,48 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         raise
     except ValueError as err:
         raise StudyError(flag_hint(err)) from None
-    normalisation = train.metadata.get("normalisation")
-    if normalisation:
-        log.info("normalisation: %s", normalisation)
-    log.info("input scale 1/RMS(training amplitudes) = %.4g; photon scale s = %.4g",
-             data_config.input_scale, data_config.photon_scale)
+    return StudyInputs(layout=layout, accelerator=accelerator, train=train, test=test,
+                       data_info=data_info, data_config=data_config, data_time=data_time)
 
-    # ---- first write into output_dir (besides the simulated-dataset cache) ----
-    if rank_zero:
-        start_work(cfg, layout)
-    callbacks = []
-    if cfg.run.snapshot_every:
-        callbacks.append(SnapshotCallback(test, layout.visuals_dir / "snapshots", cfg.model_id,
-                                          cfg.run.snapshot_every))
+
+def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
+    """:func:`fit_model` of the study; an interruption (or a wall-clock stop) is logged,
+    an interrupted fit raises KeyboardInterrupt on rank 0."""
     try:
-        fit = fit_model(cfg.model, cfg.training, data_config, train, layout.work_dir,
+        fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
                         resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
                         extra_callbacks=callbacks)
     except (KeyboardInterrupt, SystemExit):
         log.error("training interrupted: no metrics.json written; continue with --resume")
         raise
     if not fit.is_global_zero:
-        return None
+        return fit
     if fit.interrupted:
         raise KeyboardInterrupt
     if fit.stop_reason == "max_time":
         log.warning("the wall-clock cap --max-train-minutes=%g stopped training before its "
                     "epoch/step budget; metrics.json records wall_time_cap_hit=true",
                     cfg.training.max_train_minutes)
-    model = fit.model
-    device = torch.device(accelerator)
-    model.to(device)
-    rec = reconstruct_test_object(model, test, cfg.inference)
-    residual, patch_residual = test_object_residuals(rec, test,
-                                                     photon_scale=data_config.photon_scale)
-    m = network_record(cfg, fit, rec, residual, data_config, str(device), normalisation)
-    m.patch_residual = patch_residual
-    m.data_time_s = data_time
+    return fit
+
+
+def write_run_files(cfg: StudyConfig, p: StudyInputs, fit) -> None:
+    """``config.json``, ``history.json`` and ``model.ckpt`` (when the checkpoint exists)."""
+    layout = p.layout
     write_json_atomic(layout.run_dir / "config.json", {
-        "study": cfg.to_dict(), "data_config": data_config.to_dict(), "data": data_info})
+        "study": cfg.to_dict(), "data_config": p.data_config.to_dict(), "data": p.data_info})
     write_json_atomic(layout.run_dir / "history.json", fit.history)
     ckpt = fit.checkpoint if fit.checkpoint is not None else last_checkpoint(layout)
     if Path(ckpt).exists():
         copy_atomic(ckpt, layout.run_dir / "model.ckpt")
-    save_reconstruction(layout.recon_dir / "recon.npz", rec)
-    m.figures = [str(p) for p in score_and_plot(m, rec, layout)]
-    m.snapshots = [str(p) for p in callbacks[0].written] if callbacks else []
-    m.total_time_s = time.perf_counter() - t_start
-    write_json_atomic(layout.metrics_path, m.to_json())  # written last: marks the study finished
-    return StudyResult(metrics=m, layout=layout)
 
 
 def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
                    data_config: DataConfig, device: str, normalisation) -> StudyMetrics:
     """The metrics record of a trained network's reconstruction (scores added later)."""
-    import torch
-
     h = fit.history
-    return StudyMetrics(
-        model_id=cfg.model_id, kind="network", ground_truth=rec.ground_truth is not None,
-        data_residual=residual, stitch=rec.stitch, region=list(rec.region),
-        n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
-        inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
-        infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
-        device=device, architecture=cfg.model.architecture,
+    return reconstruction_record(
+        cfg.model_id, "network", rec, residual, device, architecture=cfg.model.architecture,
         n_parameters=count_parameters(fit.model.generator),
         epochs_completed=len(h.get("epoch", [])), steps_completed=fit.steps_completed,
         epochs_trained=fit.epochs_trained, stop_reason=fit.stop_reason,

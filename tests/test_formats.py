@@ -18,19 +18,15 @@ import pytest
 
 from ptycho.datagen.grid_lines import make_object
 from ptycho.probes import make_probe
-from ptycho.datagen.spiral_scan import (
-    conventional_geometry,
-    simulate_spiral_scan,
-    write_cxi,
-    write_ptychodus,
-    write_ptychodus_npz_product,
-    write_ptychopinn_npz,
-)
+from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.forward import expected_intensity
 from ptycho.probes import two_mode_probe
 from ptycho.formats import RawScan, detect_format, read_scan, write_product
-from ptycho.formats.cxi import far_field_object_pixel_m
-from ptycho.formats.ptychodus import metres_to_pixels, read_product
+from ptycho.formats.cxi import far_field_object_pixel_m, write_cxi
+from ptycho.formats.geometry import conventional_geometry, metres_to_pixels
+from ptycho.formats.ptychodus import write_ptychodus
+from ptycho.formats.ptychodus_product import read_product, write_ptychodus_npz_product
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 
 h5py = pytest.importorskip("h5py")   # the HDF5 layouts need it (pip install h5py)
 

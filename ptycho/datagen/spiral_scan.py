@@ -1,7 +1,7 @@
-"""A small, physically exact Fermat-spiral ptychography simulator and the file layouts.
+"""A small, physically exact Fermat-spiral ptychography simulator.
 
-Used by the format tests and as executable documentation of each layout
-(``docs/data.md``). numpy + h5py only.
+Used by the format tests (its scans are written in each layout by the writers of
+:mod:`ptycho.formats`, ``docs/data.md``). numpy only.
 
 Forward model (far field, unitary FFT, DC at the centre):
 
@@ -22,25 +22,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ptycho.forward import expected_intensity, probe_modes_of
-from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, pixels_to_metres, write_product
-from ptycho.formats.raw_scan import ELECTRON_VOLT_J, ScanGeometry, wavelength_m
 
 __all__ = [
     "GOLDEN_ANGLE",
     "SpiralScan",
-    "conventional_geometry",
     "fermat_spiral",
     "simulate_at_positions",
     "simulate_spiral_scan",
-    "write_cxi",
-    "write_ptychodus",
-    "write_ptychodus_npz_product",
-    "write_ptychopinn_npz",
 ]
 
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
@@ -53,7 +45,8 @@ class SpiralScan:
     ``counts`` (n, N, N) uint32 (bad pixels 0); ``positions_px`` (n, 2) float64 (x, y);
     ``probe`` (modes, N, N) complex64 in photon units; ``bad_pixels`` (N, N) bool;
     ``object`` (H, W) complex64; ``scan_index`` (n,) int64 zeros; ``photon_scale`` s (the
-    probe is ``s`` times the unit-scaled modes given to the simulator).
+    probe is ``s`` times the unit-scaled modes given to the simulator). It is a
+    :class:`ptycho.formats.scan_with_truth.ScanWithTruth`: the format writers take it.
     """
 
     counts: np.ndarray
@@ -79,12 +72,6 @@ def fermat_spiral(n_positions: int, step_px: float) -> np.ndarray:
     r = float(step_px) * np.sqrt(k / math.pi)
     t = k * GOLDEN_ANGLE
     return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-
-
-
-
-
-
 
 
 def simulate_spiral_scan(object: np.ndarray, N: int, n_positions: int,
@@ -137,161 +124,4 @@ def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
                       probe=(modes.astype(np.complex128) * s).astype(np.complex64),
                       bad_pixels=bad, object=obj, scan_index=np.zeros(len(pos), np.int64),
                       photon_scale=s)
-
-
-def conventional_geometry(N: int) -> ScanGeometry:
-    """The conventional geometry of simulated data, made self-consistent for size N.
-
-    Object pixel 10 nm, detector distance 1 m, photon energy 10 keV (conventional values,
-    not measured); detector pixel ``lambda z / (N * object pixel)`` so that the far-field
-    relation holds; object centre (0, 0) m.
-    """
-    px = CONVENTIONAL_GEOMETRY["object_pixel_m"]
-    z = CONVENTIONAL_GEOMETRY["detector_distance_m"]
-    e = CONVENTIONAL_GEOMETRY["photon_energy_eV"]
-    dp = wavelength_m(e) * z / (N * px)
-    return ScanGeometry(detector_distance_m=z, detector_pixel_m=(dp, dp), photon_energy_eV=e,
-                        object_pixel_m=(px, px), object_center_m=(0.0, 0.0))
-
-
-# ----------------------------------------------------------------------------------
-# Writers: one per layout (test fixtures and documentation)
-# ----------------------------------------------------------------------------------
-
-def _savez(path: str | Path, arrays: dict) -> Path:
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as fh:          # exact name: np.savez would append ".npz"
-        np.savez(fh, **arrays)
-    return dest
-
-
-def write_ptychopinn_npz(path: str | Path, scan: SpiralScan, *, layout: str = "nhw",
-                         key: str = "diffraction", extra: dict | None = None) -> Path:
-    """Upstream PtychoPINN NPZ: ``xcoords``, ``ycoords`` (+ ``_start``), patterns under
-    ``key`` ('diffraction' or legacy 'diff3d') in ``layout`` 'nhw' (n, H, W), 'hwn'
-    (H, W, n) or 'nhw1' (n, H, W, 1), ``probeGuess`` ((H, W) for one mode, else
-    (modes, H, W)), ``objectGuess``, ``scan_index``, ``bad_pixels``; ``extra`` adds keys.
-    """
-    d = scan.counts
-    if layout == "hwn":
-        d = np.ascontiguousarray(np.moveaxis(d, 0, 2))
-    elif layout == "nhw1":
-        d = d[..., None]
-    elif layout != "nhw":
-        raise ValueError(f"write_ptychopinn_npz: layout {layout!r} (expected 'nhw', 'hwn' "
-                         "or 'nhw1')")
-    x, y = scan.positions_px[:, 0], scan.positions_px[:, 1]
-    arrays = {
-        "xcoords": x, "ycoords": y, "xcoords_start": x, "ycoords_start": y,
-        key: d,
-        "probeGuess": scan.probe[0] if scan.probe.shape[0] == 1 else scan.probe,
-        "objectGuess": scan.object, "scan_index": scan.scan_index,
-        "bad_pixels": scan.bad_pixels,
-    }
-    arrays.update(extra or {})
-    return _savez(path, arrays)
-
-
-def write_ptychodus(directory: str | Path, scan: SpiralScan,
-                    geometry: ScanGeometry | None = None, *,
-                    product_name: str = "product-in.h5") -> tuple[Path, Path]:
-    """Ptychodus 1.7 pair: ``diffraction.h5`` + an HDF5 product (via ``write_product``).
-
-    ``diffraction.h5``: ``patterns`` (n, H, W) counts with attrs
-    ``detector_pixel_width_m`` / ``detector_pixel_height_m``, ``indexes`` arange(n),
-    ``bad_pixels`` (H, W) bool. ``geometry`` defaults to :func:`conventional_geometry`.
-    """
-    import h5py
-
-    g = geometry or conventional_geometry(scan.N)
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    dpath = folder / "diffraction.h5"
-    with h5py.File(dpath, "w") as f:
-        ds = f.create_dataset("patterns", data=scan.counts)
-        ds.attrs["detector_pixel_width_m"] = g.detector_pixel_m[1]
-        ds.attrs["detector_pixel_height_m"] = g.detector_pixel_m[0]
-        f.create_dataset("indexes", data=np.arange(scan.n, dtype=np.int64))
-        f.create_dataset("bad_pixels", data=scan.bad_pixels)
-    ppath = write_product(folder / product_name, scan.object, scan.probe, scan.positions_px,
-                          object_pixel_m=g.object_pixel_m,
-                          detector_distance_m=g.detector_distance_m,
-                          photon_energy_eV=g.photon_energy_eV, name="spiral_scan",
-                          comments="simulated by ptycho.datagen.spiral_scan",
-                          object_center_m=g.object_center_m)
-    return dpath, ppath
-
-
-def write_ptychodus_npz_product(path: str | Path, scan: SpiralScan,
-                                geometry: ScanGeometry | None = None) -> Path:
-    """Ptychodus NPZ product: the HDF5 names as flat keys, attributes as prefixed keys
-    (``probe_pixel_width_m``, ``object_pixel_width_m``, ``object_center_x_m``, ...)."""
-    g = geometry or conventional_geometry(scan.N)
-    x_m, y_m = pixels_to_metres(scan.positions_px, g.object_center_m, g.object_pixel_m,
-                                scan.object.shape)
-    return _savez(path, {
-        "name": np.array("spiral_scan"), "comments": np.array("simulated"),
-        "detector_object_distance_m": np.float64(g.detector_distance_m),
-        "photon_energy_eV": np.float64(g.photon_energy_eV),
-        "probe_position_indexes": np.arange(scan.n, dtype=np.int64),
-        "probe_position_x_m": x_m, "probe_position_y_m": y_m,
-        "probe": scan.probe[None], "probe_pixel_width_m": np.float64(g.object_pixel_m[1]),
-        "probe_pixel_height_m": np.float64(g.object_pixel_m[0]),
-        "object": scan.object[None],
-        "object_pixel_width_m": np.float64(g.object_pixel_m[1]),
-        "object_pixel_height_m": np.float64(g.object_pixel_m[0]),
-        "object_center_x_m": np.float64(g.object_center_m[0]),
-        "object_center_y_m": np.float64(g.object_center_m[1]),
-    })
-
-
-def write_cxi(path: str | Path, scan: SpiralScan, geometry: ScanGeometry | None = None, *,
-              with_product: bool = True, legacy: bool = False) -> Path:
-    """CXI 1.6 file as Ptychodus writes it.
-
-    Detector data at ``/entry_1/instrument_1/detector_1/data`` (soft-linked from
-    ``/entry_1/data_1/data`` unless ``legacy``), translations (n, 3) metres at
-    ``/entry_1/sample_1/geometry_1/translation`` (``legacy``: ``/entry_1/data_1/
-    translation``), distance, pixel sizes, mask (uint32, 1 = invalid), energy in joules,
-    probe at ``/entry_1/image_1/data`` (``legacy``: ``.../source_1/illumination``). With
-    ``with_product``: the object at ``/entry_1/image_2/data`` and Ptychodus's pixel size
-    and centre under ``/entry_1/ptychodus``, which fix the metre -> pixel mapping exactly.
-    """
-    import h5py
-
-    g = geometry or conventional_geometry(scan.N)
-    x_m, y_m = pixels_to_metres(scan.positions_px, g.object_center_m, g.object_pixel_m,
-                                scan.object.shape)
-    trans = np.stack([x_m, y_m, np.zeros_like(x_m)], axis=1)
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(dest, "w") as f:
-        f.create_dataset("cxi_version", data=160)
-        e = f.create_group("entry_1")
-        det = e.create_group("instrument_1/detector_1")
-        det.create_dataset("data", data=scan.counts)
-        det.create_dataset("distance", data=float(g.detector_distance_m))
-        det.create_dataset("x_pixel_size", data=float(g.detector_pixel_m[1]))
-        det.create_dataset("y_pixel_size", data=float(g.detector_pixel_m[0]))
-        det.create_dataset("mask", data=scan.bad_pixels.astype(np.uint32))
-        src = e.create_group("instrument_1/source_1")
-        src.create_dataset("energy", data=float(g.photon_energy_eV) * ELECTRON_VOLT_J)
-        if legacy:
-            e.create_group("data_1").create_dataset("translation", data=trans)
-            src.create_dataset("illumination", data=scan.probe)
-        else:
-            e.create_group("sample_1/geometry_1").create_dataset("translation", data=trans)
-            e.create_group("data_1")["data"] = h5py.SoftLink(
-                "/entry_1/instrument_1/detector_1/data")
-            e.create_group("image_1").create_dataset("data", data=scan.probe)
-        if with_product:
-            e.create_group("image_2").create_dataset("data", data=scan.object[None])
-            pt = e.create_group("ptychodus")
-            pt.create_dataset("object_pixel_width_m", data=float(g.object_pixel_m[1]))
-            pt.create_dataset("object_pixel_height_m", data=float(g.object_pixel_m[0]))
-            pt.create_dataset("object_center_x_m", data=float(g.object_center_m[0]))
-            pt.create_dataset("object_center_y_m", data=float(g.object_center_m[1]))
-            pt.create_dataset("probe_position_indexes", data=np.arange(scan.n, dtype=np.int64))
-    return dest
 

@@ -15,12 +15,13 @@
 
    - ``/entry_1`` -> CXI (:mod:`ptycho.formats.cxi`), format ``'cxi'``;
    - ``patterns`` (+ ``indexes``) -> Ptychodus ``diffraction.h5`` with its product
-     (:mod:`ptycho.formats.ptychodus`), format ``'ptychodus_h5'`` (or
-     ``'ptychodus_npz_product'`` when the product is the NPZ variant);
+     (:mod:`ptycho.formats.ptychodus`, :mod:`ptycho.formats.ptychodus_product`), format
+     ``'ptychodus_h5'`` (or ``'ptychodus_npz_product'`` when the product is the NPZ
+     variant);
    - ``probe_position_x_m`` without patterns -> a product alone: refused.
 
 Anything else is refused with one line naming the file. ``unit`` ("auto", "counts",
-"amplitude") follows the rule in :mod:`ptycho.formats.raw_scan`. Convert with
+"amplitude") follows the rule in :mod:`ptycho.formats.units`. Convert with
 ``read_scan(path).to_dataset(gridsize=1)``.
 """
 from __future__ import annotations
@@ -29,18 +30,16 @@ import os
 
 import numpy as np
 
+from ptycho.formats.checks import fail
 from ptycho.formats.cxi import read_cxi
-from ptycho.formats.ptychodus import CONVENTIONAL_GEOMETRY, read_ptychodus, write_product
+from ptycho.formats.geometry import CONVENTIONAL_GEOMETRY, ScanGeometry
+from ptycho.formats.hdf5 import HDF5_MAGIC
+from ptycho.formats.ptychodus import read_ptychodus
+from ptycho.formats.ptychodus_product import write_product
 from ptycho.formats.ptychopinn_npz import is_ptychopinn_npz, npz_keys, read_ptychopinn_npz
-from ptycho.formats.raw_scan import (
-    MAX_SPAN_PX,
-    UNITS,
-    RawScan,
-    ScanGeometry,
-    decide_unit,
-    fail,
-    make_raw_scan,
-)
+from ptycho.formats.raw_scan import MAX_SPAN_PX, RawScan
+from ptycho.formats.units import UNITS, decide_unit
+from ptycho.formats.validation import make_raw_scan
 from ptycho.io import load_dataset
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "write_product",
 ]
 
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 PRODUCT_KEYS = ("probe_position_x_m", "probe_position_y_m", "probe_position_indexes")
 
 
@@ -90,7 +88,7 @@ def detect_format(path: str | os.PathLike) -> str:
         raise fail(path, "xcoords", f"is missing (NPZ keys {sorted(keys)[:12]})",
                    "a PtychoPINN NPZ (xcoords, ycoords, diffraction or diff3d) or this "
                    "project's dataset NPZ (diffraction, probeGuess)")
-    if magic == _HDF5_MAGIC:
+    if magic == HDF5_MAGIC:
         import h5py
         with h5py.File(path, "r") as f:
             if "entry_1" in f:

@@ -1,4 +1,4 @@
-"""CXI reader (spec 1.6, the paths Ptychodus 1.7 reads).
+"""CXI files (spec 1.6, the paths Ptychodus 1.7 reads and writes): reader and writer.
 
 =============================================== ========= ================================
 HDF5 path                                       shape     meaning
@@ -34,6 +34,9 @@ fails to converge, or converges to a doubled, inconsistent object.
   are centred: with ``h`` the largest distance of a position from the mean position (per
   axis), the canvas is ``2 * ceil(h) + N`` wide and the mean position maps to its pixel
   ``ceil(h) + N // 2`` (the canvas centre), so every patch lies on it.
+
+:func:`write_cxi` writes a :class:`ptycho.formats.scan_with_truth.ScanWithTruth` as
+Ptychodus does (translations by the inverse of the Ptychodus mapping, sign +1).
 """
 from __future__ import annotations
 
@@ -42,14 +45,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.formats.raw_scan import (
+from ptycho.formats.checks import fail
+from ptycho.formats.geometry import (
     ELECTRON_VOLT_J,
-    RawScan,
     ScanGeometry,
-    fail,
-    make_raw_scan,
+    conventional_geometry,
+    pixels_to_metres,
     wavelength_m,
 )
+from ptycho.formats.raw_scan import RawScan
+from ptycho.formats.scan_with_truth import ScanWithTruth
+from ptycho.formats.validation import make_raw_scan
 
 __all__ = [
     "DATA_PATHS",
@@ -57,6 +63,7 @@ __all__ = [
     "far_field_object_pixel_m",
     "is_cxi",
     "read_cxi",
+    "write_cxi",
 ]
 
 DATA_PATHS = ("/entry_1/data_1/data", "/entry_1/instrument_1/detector_1/data")
@@ -66,6 +73,8 @@ OBJECT_PATH = "/entry_1/image_2/data"
 DETECTOR = "/entry_1/instrument_1/detector_1"
 ENERGY_PATH = "/entry_1/instrument_1/source_1/energy"
 PT = "/entry_1/ptychodus"
+_PT_KEYS = ("object_pixel_width_m", "object_pixel_height_m", "object_center_x_m",
+            "object_center_y_m")
 
 
 def far_field_object_pixel_m(photon_energy_eV: float, distance_m: float,
@@ -78,6 +87,43 @@ def is_cxi(h5file) -> bool:
     return "entry_1" in h5file
 
 
+class _Cxi:
+    """An open CXI file: its datasets by path, with the reader's one-line refusals."""
+
+    def __init__(self, f, path: str, dataset_type):
+        self.f, self.path, self._dataset = f, path, dataset_type
+
+    def ds(self, p):
+        obj = self.f.get(p)
+        return obj if isinstance(obj, self._dataset) else None
+
+    def first(self, paths, what):
+        for p in paths:
+            if self.ds(p) is not None:
+                return p
+        raise fail(self.path, paths[0], "is missing",
+                   f"{what} at " + " or ".join(f"'{p}'" for p in paths))
+
+    def scalar(self, p, what):
+        d = self.ds(p)
+        if d is None:
+            raise fail(self.path, p, "is missing", what)
+        try:
+            v = float(np.asarray(d[()]).reshape(()))
+        except (TypeError, ValueError):
+            raise fail(self.path, p, f"has shape {d.shape}", f"a scalar ({what})") from None
+        if not (math.isfinite(v) and v > 0):
+            raise fail(self.path, p, f"is {v!r}", f"a finite value > 0 ({what})")
+        return v
+
+    def optional_scalar(self, p):
+        d = self.ds(p)
+        if d is None:
+            return None
+        v = float(np.asarray(d[()]).reshape(()))
+        return v if math.isfinite(v) else None
+
+
 def read_cxi(path: str | Path, *, unit: str = "auto", translation_sign: int = 1) -> RawScan:
     """Read a CXI file (see the module docstring)."""
     import h5py
@@ -87,121 +133,171 @@ def read_cxi(path: str | Path, *, unit: str = "auto", translation_sign: int = 1)
         raise fail(path, "translation_sign", f"is {translation_sign!r}", "1 or -1")
     notes: list[str] = []
     with h5py.File(path, "r") as f:
-        def ds(p):
-            obj = f.get(p)
-            return obj if isinstance(obj, h5py.Dataset) else None
-
-        def first(paths, what):
-            for p in paths:
-                if ds(p) is not None:
-                    return p
-            raise fail(path, paths[0], "is missing",
-                       f"{what} at " + " or ".join(f"'{p}'" for p in paths))
-
-        def scalar(p, what):
-            d = ds(p)
-            if d is None:
-                raise fail(path, p, "is missing", what)
-            try:
-                v = float(np.asarray(d[()]).reshape(()))
-            except (TypeError, ValueError):
-                raise fail(path, p, f"has shape {d.shape}", f"a scalar ({what})") from None
-            if not (math.isfinite(v) and v > 0):
-                raise fail(path, p, f"is {v!r}", f"a finite value > 0 ({what})")
-            return v
-
-        def optional_scalar(p):
-            d = ds(p)
-            if d is None:
-                return None
-            v = float(np.asarray(d[()]).reshape(()))
-            return v if math.isfinite(v) else None
-
-        dpath = first(DATA_PATHS, "the (n, H, W) diffraction patterns")
-        patterns = ds(dpath)[()]
-        tpath = first(TRANSLATION_PATHS, "the (n, 3) probe translations (x, y, z) in metres")
-        trans = np.asarray(ds(tpath)[()])
-        if patterns.ndim != 3:
-            raise fail(path, dpath, f"has shape {patterns.shape}", "(n, H, W)")
-        n, H, W = patterns.shape
-        if trans.ndim != 2 or trans.shape[1] < 2:
-            raise fail(path, tpath, f"has shape {trans.shape}", "(n, 3) (x, y, z) metres")
-        if trans.shape[0] != n:
-            raise fail(path, tpath, f"has {trans.shape[0]} translations",
-                       f"{n}, one per pattern of '{dpath}'")
-        if trans.dtype.kind not in "fiu":
-            raise fail(path, tpath, f"has dtype {trans.dtype}", "a real float dtype")
-        trans = trans.astype(np.float64)
-        if not np.isfinite(trans).all():
-            raise fail(path, tpath, "contains non-finite values", "finite values only")
-        trans[:, :2] *= translation_sign
-        notes.append(f"translations '{tpath}' read with sign {translation_sign:+d} "
-                     + ("(Ptychodus's: x_px = +x_m / pixel; for files written with the "
-                        "opposite sign, rerun with --cxi-translation-sign -1)"
-                        if translation_sign == 1 else
-                        "(negated: x_px = -x_m / pixel, --cxi-translation-sign -1)"))
-
-        mask = ds(f"{DETECTOR}/mask")
-        bad = None if mask is None else (np.asarray(mask[()]) != 0)
-        probe = None
-        probe_path = PROBE_PATHS[0]
-        for p in PROBE_PATHS:
-            if ds(p) is not None:
-                probe_path = p
-                probe = np.asarray(ds(p)[()])
-                if probe.ndim == 4:
-                    if probe.shape[0] > 1:
-                        notes.append(f"'{p}' has {probe.shape[0]} OPR entries; kept entry 0")
-                    probe = probe[0]
-                break
-        obj = ds(OBJECT_PATH)
-        obj = None if obj is None else np.asarray(obj[()])
-
-        distance = optional_scalar(f"{DETECTOR}/distance")
-        px_x = optional_scalar(f"{DETECTOR}/x_pixel_size")
-        px_y = optional_scalar(f"{DETECTOR}/y_pixel_size")
-        energy_J = optional_scalar(ENERGY_PATH)
+        cx = _Cxi(f, path, h5py.Dataset)
+        dpath, patterns, tpath, trans = _patterns_and_translations(cx, translation_sign,
+                                                                   notes)
+        bad, probe_path, probe, obj = _mask_probe_object(cx, notes)
+        distance = cx.optional_scalar(f"{DETECTOR}/distance")
+        px_x = cx.optional_scalar(f"{DETECTOR}/x_pixel_size")
+        px_y = cx.optional_scalar(f"{DETECTOR}/y_pixel_size")
+        energy_J = cx.optional_scalar(ENERGY_PATH)
         energy_eV = None if energy_J is None else energy_J / ELECTRON_VOLT_J
-        pt = {k: optional_scalar(f"{PT}/{k}") for k in
-              ("object_pixel_width_m", "object_pixel_height_m", "object_center_x_m",
-               "object_center_y_m")}
-
+        pt = {k: cx.optional_scalar(f"{PT}/{k}") for k in _PT_KEYS}
         if obj is not None and obj.ndim >= 2 and all(v is not None for v in pt.values()):
-            oh, ow = obj.shape[-2:]
-            for k in ("object_pixel_width_m", "object_pixel_height_m"):
-                if not pt[k] > 0:
-                    raise fail(path, f"{PT}/{k}", f"is {pt[k]!r}", "a pixel size > 0 metres")
-            pix = (pt["object_pixel_height_m"], pt["object_pixel_width_m"])
-            centre = (pt["object_center_x_m"], pt["object_center_y_m"])
-            x = (trans[:, 0] - centre[0]) / pix[1] + (ow - 1) / 2.0
-            y = (trans[:, 1] - centre[1]) / pix[0] + (oh - 1) / 2.0
-            notes.append("positions mapped with Ptychodus's object pixel size and centre "
-                         f"({PT}) onto '{OBJECT_PATH}'")
+            pos, pix, centre = _ptychodus_positions(path, trans, obj.shape[-2:], pt, notes)
         else:
-            z = scalar(f"{DETECTOR}/distance", "the detector distance in metres")
-            dx = scalar(f"{DETECTOR}/x_pixel_size", "the detector pixel width in metres")
-            dy = scalar(f"{DETECTOR}/y_pixel_size", "the detector pixel height in metres")
-            e_j = scalar(ENERGY_PATH, "the photon energy in joules")
-            e_ev = e_j / ELECTRON_VOLT_J
-            pix = (far_field_object_pixel_m(e_ev, z, H, dy),
-                   far_field_object_pixel_m(e_ev, z, W, dx))
+            pos, pix = _far_field_positions(cx, trans, patterns.shape[1:], notes)
             centre = None
-            xy = trans[:, :2] / np.array([pix[1], pix[0]])
-            rel = xy - xy.mean(axis=0)
-            half = np.ceil(np.abs(rel).max(axis=0))
-            origin = half + np.array([W // 2, H // 2])
-            x, y = (rel + origin).T
-            notes.append(f"object pixel lambda z / (N * detector pixel) = {pix[1]:.6g} x "
-                         f"{pix[0]:.6g} m (x, y); mean position mapped to the canvas centre "
-                         f"({origin[0]:.0f}, {origin[1]:.0f}) px")
-
     geometry = ScanGeometry(
         detector_distance_m=distance,
         detector_pixel_m=None if px_x is None or px_y is None else (px_y, px_x),
         photon_energy_eV=energy_eV, object_pixel_m=pix, object_center_m=centre)
-    pos = np.stack([x, y], axis=1)
     return make_raw_scan(
         path, "cxi", patterns, pos, unit=unit,
         keys={"patterns": dpath, "positions": tpath, "probe": probe_path,
               "bad_pixels": f"{DETECTOR}/mask", "object": OBJECT_PATH},
         probe=probe, bad_pixels=bad, object_guess=obj, geometry=geometry, notes=notes)
+
+
+def _patterns_and_translations(cx: _Cxi, translation_sign: int, notes: list[str]):
+    """``(patterns path, patterns (n, H, W), translation path, translations (n, >= 2)
+    float64 with the sign applied to x and y)``."""
+    path = cx.path
+    dpath = cx.first(DATA_PATHS, "the (n, H, W) diffraction patterns")
+    patterns = cx.ds(dpath)[()]
+    tpath = cx.first(TRANSLATION_PATHS, "the (n, 3) probe translations (x, y, z) in metres")
+    trans = np.asarray(cx.ds(tpath)[()])
+    if patterns.ndim != 3:
+        raise fail(path, dpath, f"has shape {patterns.shape}", "(n, H, W)")
+    n = patterns.shape[0]
+    if trans.ndim != 2 or trans.shape[1] < 2:
+        raise fail(path, tpath, f"has shape {trans.shape}", "(n, 3) (x, y, z) metres")
+    if trans.shape[0] != n:
+        raise fail(path, tpath, f"has {trans.shape[0]} translations",
+                   f"{n}, one per pattern of '{dpath}'")
+    if trans.dtype.kind not in "fiu":
+        raise fail(path, tpath, f"has dtype {trans.dtype}", "a real float dtype")
+    trans = trans.astype(np.float64)
+    if not np.isfinite(trans).all():
+        raise fail(path, tpath, "contains non-finite values", "finite values only")
+    trans[:, :2] *= translation_sign
+    notes.append(f"translations '{tpath}' read with sign {translation_sign:+d} "
+                 + ("(Ptychodus's: x_px = +x_m / pixel; for files written with the "
+                    "opposite sign, rerun with --cxi-translation-sign -1)"
+                    if translation_sign == 1 else
+                    "(negated: x_px = -x_m / pixel, --cxi-translation-sign -1)"))
+    return dpath, patterns, tpath, trans
+
+
+def _mask_probe_object(cx: _Cxi, notes: list[str]):
+    """``(bad pixels or None, probe path, probe (OPR entry 0) or None, object or None)``."""
+    mask = cx.ds(f"{DETECTOR}/mask")
+    bad = None if mask is None else (np.asarray(mask[()]) != 0)
+    probe = None
+    probe_path = PROBE_PATHS[0]
+    for p in PROBE_PATHS:
+        if cx.ds(p) is not None:
+            probe_path = p
+            probe = np.asarray(cx.ds(p)[()])
+            if probe.ndim == 4:
+                if probe.shape[0] > 1:
+                    notes.append(f"'{p}' has {probe.shape[0]} OPR entries; kept entry 0")
+                probe = probe[0]
+            break
+    obj = cx.ds(OBJECT_PATH)
+    obj = None if obj is None else np.asarray(obj[()])
+    return bad, probe_path, probe, obj
+
+
+def _ptychodus_positions(path: str, trans: np.ndarray, object_shape, pt: dict,
+                         notes: list[str]):
+    """Positions (n, 2) by Ptychodus's mapping onto the file's object, its pixel (y, x)
+    and its centre (x, y)."""
+    oh, ow = object_shape
+    for k in ("object_pixel_width_m", "object_pixel_height_m"):
+        if not pt[k] > 0:
+            raise fail(path, f"{PT}/{k}", f"is {pt[k]!r}", "a pixel size > 0 metres")
+    pix = (pt["object_pixel_height_m"], pt["object_pixel_width_m"])
+    centre = (pt["object_center_x_m"], pt["object_center_y_m"])
+    x = (trans[:, 0] - centre[0]) / pix[1] + (ow - 1) / 2.0
+    y = (trans[:, 1] - centre[1]) / pix[0] + (oh - 1) / 2.0
+    notes.append("positions mapped with Ptychodus's object pixel size and centre "
+                 f"({PT}) onto '{OBJECT_PATH}'")
+    return np.stack([x, y], axis=1), pix, centre
+
+
+def _far_field_positions(cx: _Cxi, trans: np.ndarray, pattern_shape, notes: list[str]):
+    """Positions (n, 2) centred on a canvas with the far-field object pixel, and that
+    pixel (y, x)."""
+    H, W = pattern_shape
+    z = cx.scalar(f"{DETECTOR}/distance", "the detector distance in metres")
+    dx = cx.scalar(f"{DETECTOR}/x_pixel_size", "the detector pixel width in metres")
+    dy = cx.scalar(f"{DETECTOR}/y_pixel_size", "the detector pixel height in metres")
+    e_j = cx.scalar(ENERGY_PATH, "the photon energy in joules")
+    e_ev = e_j / ELECTRON_VOLT_J
+    pix = (far_field_object_pixel_m(e_ev, z, H, dy), far_field_object_pixel_m(e_ev, z, W, dx))
+    xy = trans[:, :2] / np.array([pix[1], pix[0]])
+    rel = xy - xy.mean(axis=0)
+    half = np.ceil(np.abs(rel).max(axis=0))
+    origin = half + np.array([W // 2, H // 2])
+    x, y = (rel + origin).T
+    notes.append(f"object pixel lambda z / (N * detector pixel) = {pix[1]:.6g} x "
+                 f"{pix[0]:.6g} m (x, y); mean position mapped to the canvas centre "
+                 f"({origin[0]:.0f}, {origin[1]:.0f}) px")
+    return np.stack([x, y], axis=1), pix
+
+
+def write_cxi(path: str | Path, scan: ScanWithTruth, geometry: ScanGeometry | None = None, *,
+              with_product: bool = True, legacy: bool = False) -> Path:
+    """CXI 1.6 file as Ptychodus writes it.
+
+    Detector data at ``/entry_1/instrument_1/detector_1/data`` (soft-linked from
+    ``/entry_1/data_1/data`` unless ``legacy``), translations (n, 3) metres at
+    ``/entry_1/sample_1/geometry_1/translation`` (``legacy``: ``/entry_1/data_1/
+    translation``), distance, pixel sizes, mask (uint32, 1 = invalid), energy in joules,
+    probe at ``/entry_1/image_1/data`` (``legacy``: ``.../source_1/illumination``). With
+    ``with_product``: the object at ``/entry_1/image_2/data`` and Ptychodus's pixel size
+    and centre under ``/entry_1/ptychodus``, which fix the metre -> pixel mapping exactly.
+    ``geometry`` defaults to :func:`ptycho.formats.geometry.conventional_geometry`.
+    """
+    import h5py
+
+    g = geometry or conventional_geometry(scan.N)
+    x_m, y_m = pixels_to_metres(scan.positions_px, g.object_center_m, g.object_pixel_m,
+                                scan.object.shape)
+    trans = np.stack([x_m, y_m, np.zeros_like(x_m)], axis=1)
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(dest, "w") as f:
+        f.create_dataset("cxi_version", data=160)
+        e = f.create_group("entry_1")
+        det = e.create_group("instrument_1/detector_1")
+        det.create_dataset("data", data=scan.counts)
+        det.create_dataset("distance", data=float(g.detector_distance_m))
+        det.create_dataset("x_pixel_size", data=float(g.detector_pixel_m[1]))
+        det.create_dataset("y_pixel_size", data=float(g.detector_pixel_m[0]))
+        det.create_dataset("mask", data=scan.bad_pixels.astype(np.uint32))
+        src = e.create_group("instrument_1/source_1")
+        src.create_dataset("energy", data=float(g.photon_energy_eV) * ELECTRON_VOLT_J)
+        if legacy:
+            e.create_group("data_1").create_dataset("translation", data=trans)
+            src.create_dataset("illumination", data=scan.probe)
+        else:
+            e.create_group("sample_1/geometry_1").create_dataset("translation", data=trans)
+            e.create_group("data_1")["data"] = h5py.SoftLink(
+                "/entry_1/instrument_1/detector_1/data")
+            e.create_group("image_1").create_dataset("data", data=scan.probe)
+        if with_product:
+            _write_cxi_product(e, scan, g)
+    return dest
+
+
+def _write_cxi_product(entry, scan: ScanWithTruth, g: ScanGeometry) -> None:
+    """The object and Ptychodus's pixel size, centre and position indexes."""
+    entry.create_group("image_2").create_dataset("data", data=scan.object[None])
+    pt = entry.create_group("ptychodus")
+    pt.create_dataset("object_pixel_width_m", data=float(g.object_pixel_m[1]))
+    pt.create_dataset("object_pixel_height_m", data=float(g.object_pixel_m[0]))
+    pt.create_dataset("object_center_x_m", data=float(g.object_center_m[0]))
+    pt.create_dataset("object_center_y_m", data=float(g.object_center_m[1]))
+    pt.create_dataset("probe_position_indexes", data=np.arange(scan.n, dtype=np.int64))

@@ -1,4 +1,4 @@
-"""Reader for the upstream PtychoPINN NPZ (also what Ptychodus exports for PtychoPINN).
+"""The upstream PtychoPINN NPZ (also what Ptychodus exports for PtychoPINN): reader and writer.
 
 Keys (one flat NPZ archive):
 
@@ -23,7 +23,8 @@ first does not. Upstream files carry ``_metadata`` as a *pickled* object array. 
 here ever unpickles: the archive is opened with ``numpy.load(..., allow_pickle=False)``,
 each member's ``.npy`` header is read first, and a member whose dtype holds Python objects
 is skipped with a note and a logging warning -- unless it is a required key
-(``xcoords``, ``ycoords``, the patterns), which is refused.
+(``xcoords``, ``ycoords``, the patterns), which is refused. :func:`write_ptychopinn_npz`
+writes a :class:`ptycho.formats.scan_with_truth.ScanWithTruth` in any of these layouts.
 """
 from __future__ import annotations
 
@@ -33,9 +34,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.formats.raw_scan import RawScan, fail, make_raw_scan
+from ptycho.formats.checks import fail
+from ptycho.formats.raw_scan import RawScan
+from ptycho.formats.scan_with_truth import ScanWithTruth
+from ptycho.formats.validation import make_raw_scan
 
-__all__ = ["PATTERN_KEYS", "is_ptychopinn_npz", "read_npz_arrays", "read_ptychopinn_npz"]
+__all__ = [
+    "PATTERN_KEYS",
+    "is_ptychopinn_npz",
+    "npz_keys",
+    "read_npz_arrays",
+    "read_ptychopinn_npz",
+    "save_npz",
+    "write_ptychopinn_npz",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +197,43 @@ def read_ptychopinn_npz(path: str | Path, *, unit: str = "auto") -> RawScan:
         probe=probe, bad_pixels=arrays.get("bad_pixels"),
         object_guess=arrays.get("objectGuess"), scan_index=arrays.get("scan_index"),
         notes=notes)
+
+
+# ----------------------------------------------------------------------------------
+# Writer
+# ----------------------------------------------------------------------------------
+
+def save_npz(path: str | Path, arrays: dict) -> Path:
+    """``numpy.savez`` of ``arrays`` at exactly ``path`` (creating its folder)."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as fh:          # exact name: np.savez would append ".npz"
+        np.savez(fh, **arrays)
+    return dest
+
+
+def write_ptychopinn_npz(path: str | Path, scan: ScanWithTruth, *, layout: str = "nhw",
+                         key: str = "diffraction", extra: dict | None = None) -> Path:
+    """Upstream PtychoPINN NPZ: ``xcoords``, ``ycoords`` (+ ``_start``), patterns under
+    ``key`` ('diffraction' or legacy 'diff3d') in ``layout`` 'nhw' (n, H, W), 'hwn'
+    (H, W, n) or 'nhw1' (n, H, W, 1), ``probeGuess`` ((H, W) for one mode, else
+    (modes, H, W)), ``objectGuess``, ``scan_index``, ``bad_pixels``; ``extra`` adds keys.
+    """
+    d = scan.counts
+    if layout == "hwn":
+        d = np.ascontiguousarray(np.moveaxis(d, 0, 2))
+    elif layout == "nhw1":
+        d = d[..., None]
+    elif layout != "nhw":
+        raise ValueError(f"write_ptychopinn_npz: layout {layout!r} (expected 'nhw', 'hwn' "
+                         "or 'nhw1')")
+    x, y = scan.positions_px[:, 0], scan.positions_px[:, 1]
+    arrays = {
+        "xcoords": x, "ycoords": y, "xcoords_start": x, "ycoords_start": y,
+        key: d,
+        "probeGuess": scan.probe[0] if scan.probe.shape[0] == 1 else scan.probe,
+        "objectGuess": scan.object, "scan_index": scan.scan_index,
+        "bad_pixels": scan.bad_pixels,
+    }
+    arrays.update(extra or {})
+    return save_npz(path, arrays)

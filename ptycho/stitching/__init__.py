@@ -137,40 +137,56 @@ def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=
         raise ValueError(f"StitchOptions.crop={options.crop!r} is out of range (allowed: 1..{N})")
 
     if options.mode == "tiles":
-        if grid is None:
-            raise _tiles_refusal("no grid given")
-        if arr.ndim == 4 and arr.shape[1] != 1:
-            raise _tiles_refusal(f"got gridsize > 1 patches of shape {arr.shape}")
-        if len(grid) != 2:
-            raise _tiles_refusal(f"grid={grid!r}")
-        n_side = _check_int(grid[0], "grid[0] (n_side)", 1)
-        stride = _check_int(grid[1], "grid[1] (stride)", 1)
-        stack = arr.reshape(-1, N, N)
-        if stack.shape[0] != n_side * n_side:
-            raise _tiles_refusal(
-                f"{stack.shape[0]} patches for n_side={n_side} (expected {n_side * n_side})"
-            )
-        if options.crop is not None and options.crop != stride:
-            raise ValueError(
-                f"StitchOptions.crop={options.crop!r} does not match the grid stride "
-                f"{stride} (tiles always use crop = stride; leave crop unset)"
-            )
-        if centres is not None:
-            c = np.asarray(centres, dtype=np.float64)
-            if c.size != 2 * stack.shape[0] or c.shape[-1] != 2:
-                raise ValueError(
-                    f"centres: expected shape (n, 2) with n = {stack.shape[0]}, got {c.shape}"
-                )
-            c = c.reshape(-1, 2)
-            i, j = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
-            expected = c[0] + stride * np.stack([j.ravel(), i.ravel()], axis=1)
-            if not np.allclose(c, expected, rtol=0.0, atol=1e-3):
-                raise _tiles_refusal(
-                    f"the centres are not a row-major {n_side}x{n_side} grid with step {stride}"
-                )
-        image = stitch_grid_tiles(stack, n_side, stride)
-        return image, np.ones(image.shape, dtype=np.int64)
+        return _stitch_tiles(arr, centres, options, grid)
+    return _stitch_positions(arr, centres, options, canvas_shape)
 
+
+def _stitch_tiles(arr: np.ndarray, centres, options: StitchOptions, grid):
+    """Tiles mode of :func:`stitch`: check the grid (and the centres when given), then
+    :func:`stitch_grid_tiles`; coverage is all ones."""
+    N = arr.shape[-1]
+    if grid is None:
+        raise _tiles_refusal("no grid given")
+    if arr.ndim == 4 and arr.shape[1] != 1:
+        raise _tiles_refusal(f"got gridsize > 1 patches of shape {arr.shape}")
+    if len(grid) != 2:
+        raise _tiles_refusal(f"grid={grid!r}")
+    n_side = _check_int(grid[0], "grid[0] (n_side)", 1)
+    stride = _check_int(grid[1], "grid[1] (stride)", 1)
+    stack = arr.reshape(-1, N, N)
+    if stack.shape[0] != n_side * n_side:
+        raise _tiles_refusal(
+            f"{stack.shape[0]} patches for n_side={n_side} (expected {n_side * n_side})"
+        )
+    if options.crop is not None and options.crop != stride:
+        raise ValueError(
+            f"StitchOptions.crop={options.crop!r} does not match the grid stride "
+            f"{stride} (tiles always use crop = stride; leave crop unset)"
+        )
+    if centres is not None:
+        _check_grid_centres(centres, stack.shape[0], n_side, stride)
+    image = stitch_grid_tiles(stack, n_side, stride)
+    return image, np.ones(image.shape, dtype=np.int64)
+
+
+def _check_grid_centres(centres, n: int, n_side: int, stride: int) -> None:
+    """Refuse ``centres`` that are not the row-major ``n_side x n_side`` grid of step
+    ``stride`` (to 1e-3 pixel)."""
+    c = np.asarray(centres, dtype=np.float64)
+    if c.size != 2 * n or c.shape[-1] != 2:
+        raise ValueError(f"centres: expected shape (n, 2) with n = {n}, got {c.shape}")
+    c = c.reshape(-1, 2)
+    i, j = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
+    expected = c[0] + stride * np.stack([j.ravel(), i.ravel()], axis=1)
+    if not np.allclose(c, expected, rtol=0.0, atol=1e-3):
+        raise _tiles_refusal(
+            f"the centres are not a row-major {n_side}x{n_side} grid with step {stride}"
+        )
+
+
+def _stitch_positions(arr: np.ndarray, centres, options: StitchOptions, canvas_shape):
+    """Positions mode of :func:`stitch` (default canvas as :func:`stitch` describes)."""
+    N = arr.shape[-1]
     if centres is None:
         raise ValueError("centres: required for stitch mode 'positions'")
     c = np.asarray(centres, dtype=np.float64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.config.validation import check_bool, check_choice
+from ptycho.geometry.rounding import round_half_up
 from ptycho.stitching._common import _CHUNK_ELEMENTS, _as_patch_stack, _check_int
 from ptycho.stitching.phase_align import _align_phases
 from ptycho.stitching.regions import _window_coverage
@@ -119,18 +120,8 @@ def stitch_by_positions(
     """
     stack = _as_patch_stack(patches)
     n, N, _ = stack.shape
-    c = np.asarray(centres, dtype=np.float64)
-    if c.ndim < 1 or c.shape[-1] != 2 or c.size != 2 * n:
-        raise ValueError(
-            f"centres: expected shape (n, 2) with n = {n} patches (x, y), got shape {c.shape}"
-        )
-    c = c.reshape(n, 2)
-    if not np.all(np.isfinite(c)):
-        raise ValueError("centres: contains NaN or inf; allowed finite (x, y) pixel values")
-    if len(canvas_shape) != 2:
-        raise ValueError(f"canvas_shape: expected (H, W), got {canvas_shape!r}")
-    H = _check_int(canvas_shape[0], "canvas_shape[0]", 1)
-    W = _check_int(canvas_shape[1], "canvas_shape[1]", 1)
+    c = _check_centres(centres, n)
+    H, W = _check_canvas_shape(canvas_shape)
     k = N if crop is None else _check_int(crop, "crop", 1, N)
     o = (N - k) // 2
     check_choice("", "subpixel", subpixel, SUBPIXEL_MODES)
@@ -144,7 +135,49 @@ def stitch_by_positions(
             "phase offset is undefined for real images"
         )
 
-    xy = np.floor(c + 0.5).astype(np.int64)
+    xy, r0, c0 = _placements(c, N, k, o, (H, W))
+    w = _as_weights(weights, n, N, o, k)
+
+    if subpixel == "none":
+        used = stack[:, o : o + k, o : o + k]
+    else:
+        used = _shift_and_crop(stack, c - xy, o, k, subpixel, out_dtype)
+    if align_phase:
+        theta = _align_phases(used, r0, c0, k, (H, W), w)
+        used = used * np.exp(-1j * theta).astype(out_dtype)[:, None, None]
+
+    total, acc_w = _accumulate(used, w, r0, c0, k, (H, W), is_complex)
+    coverage = _window_coverage(r0, c0, k, (H, W))
+    return _average(total, acc_w, coverage, out_dtype), coverage
+
+
+def _check_centres(centres, n: int) -> np.ndarray:
+    """``centres`` as a finite float64 (n, 2) array of (x, y), or a one-line refusal."""
+    c = np.asarray(centres, dtype=np.float64)
+    if c.ndim < 1 or c.shape[-1] != 2 or c.size != 2 * n:
+        raise ValueError(
+            f"centres: expected shape (n, 2) with n = {n} patches (x, y), got shape {c.shape}"
+        )
+    c = c.reshape(n, 2)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("centres: contains NaN or inf; allowed finite (x, y) pixel values")
+    return c
+
+
+def _check_canvas_shape(canvas_shape) -> tuple[int, int]:
+    """``(H, W)`` of ``canvas_shape``, both ints >= 1, or a one-line refusal."""
+    if len(canvas_shape) != 2:
+        raise ValueError(f"canvas_shape: expected (H, W), got {canvas_shape!r}")
+    H = _check_int(canvas_shape[0], "canvas_shape[0]", 1)
+    W = _check_int(canvas_shape[1], "canvas_shape[1]", 1)
+    return H, W
+
+
+def _placements(c: np.ndarray, N: int, k: int, o: int, shape: tuple[int, int]):
+    """``(xy, r0, c0)``: the centres rounded half-up and the canvas top-left of each used
+    (cropped) region; refuses patches whose used region falls off the canvas."""
+    H, W = shape
+    xy = round_half_up(c)
     # Top-left of the used (cropped) region on the canvas.
     r0 = xy[:, 1] - N // 2 + o
     c0 = xy[:, 0] - N // 2 + o
@@ -157,16 +190,15 @@ def stitch_by_positions(
             f"[{N // 2 - o}, {W - k + N // 2 - o}], y in [{N // 2 - o}, {H - k + N // 2 - o}] "
             f"(patch N={N}, crop={k})"
         )
-    w = _as_weights(weights, n, N, o, k)
+    return xy, r0, c0
 
-    if subpixel == "none":
-        used = stack[:, o : o + k, o : o + k]
-    else:
-        used = _shift_and_crop(stack, c - xy, o, k, subpixel, out_dtype)
-    if align_phase:
-        theta = _align_phases(used, r0, c0, k, (H, W), w)
-        used = used * np.exp(-1j * theta).astype(out_dtype)[:, None, None]
 
+def _accumulate(used, w, r0, c0, k: int, shape: tuple[int, int], is_complex: bool):
+    """``(total, acc_w)``: the (weighted) sum of the used regions on the flat canvas
+    (complex when ``is_complex``) and the sum of the weights (None without weights);
+    float64, accumulated in blocks of ~1M pixels."""
+    H, W = shape
+    n = used.shape[0]
     # Linear canvas index of every used pixel = base[patch] + offset[pixel].
     base = r0 * W + c0
     ar = np.arange(k, dtype=np.int64)
@@ -189,17 +221,21 @@ def stitch_by_positions(
             acc_im += np.bincount(idx, weights=vals.imag, minlength=size)
         else:
             acc_re += np.bincount(idx, weights=vals, minlength=size)
-
-    coverage = _window_coverage(r0, c0, k, (H, W))
-
     total = acc_re if not is_complex else acc_re + 1j * acc_im
+    return total, acc_w
+
+
+def _average(total, acc_w, coverage: np.ndarray, out_dtype) -> np.ndarray:
+    """The canvas: ``total`` over the coverage count (or over the weight sum ``acc_w``),
+    0 where nothing lands (or the weights sum to 0), in ``out_dtype``."""
+    H, W = coverage.shape
     total = total.reshape(H, W)
     canvas = np.zeros((H, W), dtype=out_dtype)
-    if w is None:
+    if acc_w is None:
         covered = coverage > 0
         canvas[covered] = (total[covered] / coverage[covered]).astype(out_dtype)
     else:
         wsum = acc_w.reshape(H, W)
         covered = wsum > 0
         canvas[covered] = (total[covered] / wsum[covered]).astype(out_dtype)
-    return canvas, coverage
+    return canvas

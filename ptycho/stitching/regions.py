@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ptycho.geometry.rounding import round_half_up
 from ptycho.stitching._common import _check_int
 
 
@@ -61,7 +62,7 @@ def scan_region(centres, N: int, crop: int | None = None) -> tuple[int, int, int
     shape, (ox, oy) = canvas_for_positions(centres, N, crop=crop)
     k = N if crop is None else _check_int(crop, "crop", 1, N)
     o = (N - k) // 2
-    xy = np.floor(np.asarray(centres, dtype=np.float64).reshape(-1, 2) + 0.5).astype(np.int64)
+    xy = round_half_up(np.asarray(centres, dtype=np.float64).reshape(-1, 2))
     r0 = xy[:, 1] + oy - N // 2 + o
     c0 = xy[:, 0] + ox - N // 2 + o
     row0, col0, h, w = covered_box(_window_coverage(r0, c0, k, shape))
@@ -97,7 +98,7 @@ def canvas_for_positions(centres, N: int, crop: int | None = None, margin: int =
     c = c.reshape(-1, 2)
     if not np.all(np.isfinite(c)):
         raise ValueError("centres: contains NaN or inf; allowed finite (x, y) pixel values")
-    xy = np.floor(c + 0.5).astype(np.int64)
+    xy = round_half_up(c)
     lo = xy.min(axis=0) - N // 2 + o  # (x, y) of the first used column / row
     hi = xy.max(axis=0) - N // 2 + o + k  # one past the last
     ox, oy = (int(margin - v) for v in lo)

@@ -129,8 +129,64 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
         object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))
     train_loader, val_loader = make_loaders(train, split, data_config.input_scale,
                                             tc.batch_size, tc.seed)
-    history = HistoryCallback()
     ckpt_dir = work_dir / "checkpoints"
+    cbs = _make_callbacks(tc, ckpt_dir, progress_bar, extra_callbacks)
+    accelerator = resolve_device(tc.device)
+    log.info("training %s on %s: %d training / %d validation patterns, batch %d, %s",
+             model_config.architecture, accelerator, split.train_idx.size, split.val_idx.size,
+             tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
+                                                     if tc.max_steps else ""))
+    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader))
+    ckpt_path = None
+    resumed_from = None
+    last = ckpt_dir / "last.ckpt"
+    if resume and last.exists():
+        ckpt_path = str(last)
+        resumed_from = read_checkpoint_epoch(last)
+    t0 = time.perf_counter()
+    trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    train_time = time.perf_counter() - t0
+    reason = _stop_reason(trainer, cbs.early, tc.epochs, tc.max_steps)
+    per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)
+    if not (isinstance(per_epoch, (int, float)) and 0 < per_epoch < float("inf")):
+        per_epoch = len(train_loader)
+    epochs_trained = trainer.global_step / max(per_epoch, 1)  # partial epochs count
+    if trainer.is_global_zero:
+        log.info("training stopped (%s) after %d step(s) = %.2f epochs, %.0f s", reason,
+                 int(trainer.global_step), epochs_trained, train_time)
+    # The weights the study reconstructs with: after a wall-time or step stop they are
+    # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
+    # writes.
+    final = ckpt_dir / "final.ckpt"
+    trainer.save_checkpoint(final)
+    return FitResult(model=model, history=cbs.history.as_columns(), train_time_s=train_time,
+                     n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
+                     epochs_completed=int(trainer.current_epoch),
+                     steps_completed=int(trainer.global_step),
+                     epochs_trained=round(float(epochs_trained), 4), checkpoint=final,
+                     stop_reason=reason, resumed_from_epoch=resumed_from,
+                     world_size=int(trainer.world_size), accelerator=accelerator,
+                     is_global_zero=bool(trainer.is_global_zero),
+                     patterns_trained=cbs.counter.count * int(trainer.world_size))
+
+
+@dataclass
+class _Callbacks:
+    """The trainer's callbacks (``all``, in order) and those :func:`fit_model` reads after
+    fitting; ``bar``: whether Lightning's progress bar is shown."""
+
+    history: HistoryCallback
+    counter: PatternCounter
+    early: EarlyStopping | None
+    all: list
+    bar: bool
+
+
+def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
+                    extra_callbacks: list | None) -> _Callbacks:
+    """History, pattern counter, checkpoints, the extra callbacks, the per-epoch log line
+    (without a progress bar) and early stopping (when ``early_stopping_patience`` > 0)."""
+    history = HistoryCallback()
     # last.ckpt after every epoch (at train-epoch end, after HistoryCallback recorded it);
     # plus the best epoch by validation loss.
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
@@ -146,48 +202,18 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     if tc.early_stopping_patience > 0:
         early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience)
         callbacks.append(early)
-    accelerator = resolve_device(tc.device)
-    log.info("training %s on %s: %d training / %d validation patterns, batch %d, %s",
-             model_config.architecture, accelerator, split.train_idx.size, split.val_idx.size,
-             tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
-                                                     if tc.max_steps else ""))
-    trainer = L.Trainer(
+    return _Callbacks(history=history, counter=counter, early=early, all=callbacks, bar=bar)
+
+
+def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Callbacks,
+                  n_train_batches: int) -> L.Trainer:
+    """The ``lightning.Trainer`` of the budget, devices, CSV log and callbacks of ``tc``."""
+    return L.Trainer(
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
-        logger=CSVLogger(str(work_dir), name="logs", version=""), callbacks=callbacks,
-        enable_progress_bar=bar, enable_model_summary=False,
+        logger=CSVLogger(str(work_dir), name="logs", version=""), callbacks=cbs.all,
+        enable_progress_bar=cbs.bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else None,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,
-        log_every_n_steps=max(1, min(50, len(train_loader))), num_sanity_val_steps=0)
-    ckpt_path = None
-    resumed_from = None
-    last = ckpt_dir / "last.ckpt"
-    if resume and last.exists():
-        ckpt_path = str(last)
-        resumed_from = read_checkpoint_epoch(last)
-    t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
-    train_time = time.perf_counter() - t0
-    reason = _stop_reason(trainer, early, tc.epochs, tc.max_steps)
-    per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)
-    if not (isinstance(per_epoch, (int, float)) and 0 < per_epoch < float("inf")):
-        per_epoch = len(train_loader)
-    epochs_trained = trainer.global_step / max(per_epoch, 1)  # partial epochs count
-    if trainer.is_global_zero:
-        log.info("training stopped (%s) after %d step(s) = %.2f epochs, %.0f s", reason,
-                 int(trainer.global_step), epochs_trained, train_time)
-    # The weights the study reconstructs with: after a wall-time or step stop they are
-    # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
-    # writes.
-    final = ckpt_dir / "final.ckpt"
-    trainer.save_checkpoint(final)
-    return FitResult(model=model, history=history.as_columns(), train_time_s=train_time,
-                     n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
-                     epochs_completed=int(trainer.current_epoch),
-                     steps_completed=int(trainer.global_step),
-                     epochs_trained=round(float(epochs_trained), 4), checkpoint=final,
-                     stop_reason=reason, resumed_from_epoch=resumed_from,
-                     world_size=int(trainer.world_size), accelerator=accelerator,
-                     is_global_zero=bool(trainer.is_global_zero),
-                     patterns_trained=counter.count * int(trainer.world_size))
+        log_every_n_steps=max(1, min(50, n_train_batches)), num_sanity_val_steps=0)

@@ -5,6 +5,8 @@ import contextlib
 import sys
 import types
 
+import torch
+
 
 def _gaussian_blur_stand_in():
     """A class with torchvision's ``GaussianBlur(kernel_size, sigma)(img)`` behaviour.
@@ -13,7 +15,6 @@ def _gaussian_blur_stand_in():
     ``x = -(k-1)/2 .. (k-1)/2``, reflect padding, applied to the last two axes of a
     real (..., H, W) tensor. Only what Pty-chi calls is supported (fixed sigma).
     """
-    import torch
 
     class GaussianBlur(torch.nn.Module):
         def __init__(self, kernel_size, sigma=(0.1, 2.0)):

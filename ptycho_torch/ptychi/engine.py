@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import ENGINE_SPECS, check_engines, import_ptychi
@@ -30,7 +31,6 @@ def restore_torch_defaults():
 
     Also quiets Pty-chi's INFO logging (some of it on the root logger) and its warnings.
     """
-    import torch
     dtype = torch.get_default_dtype()
     device = torch.get_default_device()
     quiet = [logging.getLogger("ptychi"), logging.getLogger()]  # Pty-chi also logs on the root logger
@@ -164,7 +164,6 @@ class PtychiRun:
 
     def _sync(self) -> None:
         if self.device == "cuda":
-            import torch
             torch.cuda.synchronize()
 
     def run(self, epochs: int | None = None) -> PtychiRun:
@@ -204,7 +203,6 @@ class PtychiRun:
 
     def forward_intensity(self) -> np.ndarray:
         """Pty-chi's forward model of the current object: counts (n, N, N), DC centred."""
-        import torch
         fm = self.task.reconstructor.forward_model
         with torch.no_grad():
             y = fm.forward(torch.arange(self.scan.patterns.shape[0])).detach().cpu().numpy()

@@ -14,13 +14,10 @@ from ptycho.config.config import ARCHITECTURES, SimulationConfig
 from ptycho.config.record import field_names
 from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho.datagen.grid_lines_files import simulate_grid_lines
-from ptycho.datagen.grid_lines import spec_for
-from ptycho.formats.study_input import read_dataset
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.engine.outputs import prepare_output
 from ptycho_torch.ptychi import check_engines
-from ptycho_torch.study import read_probe_file, run_study
+from ptycho_torch.study import run_study
 
 log = logging.getLogger(__name__)
 
@@ -151,31 +148,6 @@ def run_or_reuse(cfg: StudyConfig, action: str) -> StudyMetrics | None:
     log.info("%s: training (%s)", cfg.model_id, cfg.run.output_dir)
     result = run_study(cfg)
     return None if result is None else result.metrics
-
-
-def dataset_paths(cfg: StudyConfig) -> tuple[Path, dict]:
-    """The test scan's path (simulated into the cache when needed) and a description."""
-    if not cfg.simulated:
-        test = Path(cfg.run.test_npz or cfg.run.train_npz)
-        return test, {"train_npz": cfg.run.train_npz, "test_npz": str(test), "simulated": False}
-    cache = Path(cfg.run.datasets_dir())
-    probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
-    paths = simulate_grid_lines(spec_for(cfg), cache, probe=probe)
-    return paths.test, {"train_npz": str(paths.train), "test_npz": str(paths.test),
-                        "simulated": True, "cache_key": spec_for(cfg).cache_key()}
-
-
-def load_test_data(cfg: StudyConfig):
-    """``(test PtychoDataset, info)``: only the scored scan (the training scan stays on disk)."""
-    path, info = dataset_paths(cfg)
-    try:
-        test = read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
-                            unit=cfg.run.data_unit,
-                            cxi_translation_sign=cfg.run.cxi_translation_sign)
-    except ValueError as err:
-        hint = "" if cfg.simulated else " [flag --test-npz]"
-        raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
-    return test, info
 
 
 _DATA_FIELDS = field_names(SimulationConfig) + ("N", "gridsize", "train_npz", "test_npz",

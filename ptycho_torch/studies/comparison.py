@@ -44,10 +44,8 @@ from ptycho_torch.engine.device import apply_num_threads
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.studies.common import (
     add_method_flags,
-    dataset_paths,
     default_output_dir,
     iterative_key,
-    load_test_data,
     plan_study,
     pop_methods,
     reusable_row,
@@ -55,6 +53,7 @@ from ptycho_torch.studies.common import (
     settings_line,
 )
 from ptycho_torch.studies.methods import run_iterative_row, run_refined_row
+from ptycho_torch.study_inputs import load_test_data, study_paths
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +198,7 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
                 rows.append(run_refined_row(source, engine, test, base, cc.refine_epochs,
                                             cc.iterative_batch_size))
     else:
-        _, data = dataset_paths(base)
+        data = study_paths(base).info
     region = common_region(rows)
     out = cc.output_dir
     study = base.to_dict()

@@ -17,7 +17,12 @@ from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruct import load_model
-from ptycho_torch.reconstruction import save_reconstruction, score, stitch_options
+from ptycho_torch.reconstruction import (
+    reconstruction_record,
+    save_reconstruction,
+    score_record,
+    stitch_options,
+)
 from ptycho_torch.studies.common import refined_key, reusable_row
 
 log = logging.getLogger(__name__)
@@ -34,17 +39,11 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
     sub = test.select(test.object_selection(0))
     residual = data_residual(rec.patches, sub.diffraction, test.probe,
                              photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
-    m = StudyMetrics(model_id=model_id, kind="iterative", ground_truth=rec.ground_truth is not None,
-                     data_residual=residual, stitch=rec.stitch, region=list(rec.region),
-                     n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
-                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
-                     infer_batch_size_used=rec.infer_batch_size, stitch_time_s=0.0,
-                     device=str(device), engine=engine, batch_size=rec.infer_batch_size,
-                     epochs_completed=int(epochs), loss=list(loss or []), compare_key=key,
-                     note=note, total_time_s=rec.inference_time_s)
-    if rec.ground_truth is not None:
-        result, _ = score(rec)
-        m.set_scores(result)
+    m = reconstruction_record(model_id, "iterative", rec, residual, device, stitch_time_s=0.0,
+                              engine=engine, batch_size=rec.infer_batch_size,
+                              epochs_completed=int(epochs), loss=list(loss or []),
+                              compare_key=key, note=note, total_time_s=rec.inference_time_s)
+    score_record(m, rec)
     return m
 
 

@@ -24,13 +24,11 @@ def main(argv=None) -> int:
     import numpy as np
 
     from ptycho.datagen.grid_lines import make_object
-    from ptycho.datagen.spiral_scan import (
-        conventional_geometry,
-        simulate_spiral_scan,
-        write_cxi,
-        write_ptychodus,
-        write_ptychopinn_npz,
-    )
+    from ptycho.datagen.spiral_scan import simulate_spiral_scan
+    from ptycho.formats.cxi import write_cxi
+    from ptycho.formats.geometry import conventional_geometry
+    from ptycho.formats.ptychodus import write_ptychodus
+    from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
     from ptycho.probes import two_mode_probe
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--output-dir", default="outputs/example_scan")

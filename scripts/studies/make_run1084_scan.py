@@ -24,7 +24,8 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from ptycho.datagen.spiral_scan import simulate_at_positions, write_ptychopinn_npz  # noqa: E402
+from ptycho.datagen.spiral_scan import simulate_at_positions  # noqa: E402
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz  # noqa: E402
 
 SOURCE = _REPO / "data" / "run1084_recon3_postPC.npz"
 

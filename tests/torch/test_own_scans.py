@@ -16,14 +16,12 @@ import numpy as np
 import pytest
 
 from ptycho.datagen.grid_lines import make_object
-from ptycho.datagen.spiral_scan import (
-    simulate_spiral_scan,
-    write_cxi,
-    write_ptychodus,
-    write_ptychopinn_npz,
-)
+from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.probes import two_mode_probe
-from ptycho.formats.ptychodus import read_product
+from ptycho.formats.cxi import write_cxi
+from ptycho.formats.ptychodus import write_ptychodus
+from ptycho.formats.ptychodus_product import read_product
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 
 pytest.importorskip("h5py")
 REPO = Path(__file__).resolve().parents[2]

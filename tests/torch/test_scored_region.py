@@ -7,7 +7,8 @@ import pytest
 
 from ptycho.config.config import InferenceConfig
 from ptycho.datagen.grid_lines import make_object
-from ptycho.datagen.spiral_scan import simulate_spiral_scan, write_ptychopinn_npz
+from ptycho.datagen.spiral_scan import simulate_spiral_scan
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.probes import two_mode_probe
 from ptycho.formats.study_input import read_dataset
 from ptycho.stitching import scan_region, stitch_by_positions

@@ -2,33 +2,18 @@
 best-validation, iterative and refined rows."""
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.studies.common import (
-    data_key,
-    iterative_key,
-    load_test_data,
-    plan_study,
-    refined_key,
-    reusable_row,
-    row_stamp,
-)
-from ptycho_torch.studies.methods import (
-    iterative_row,
-    network_patches,
-    refine_states,
-    refined_row,
-    save_row,
-)
 from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import import_ptychi
@@ -37,10 +22,31 @@ from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruct import load_model
-from ptycho_torch.reconstruction import reconstruct_test_object, score, stitch_options
-from ptycho_torch.studies.dose.rules import SELECTION_METRIC, format_dose, heldout_curve
+from ptycho_torch.reconstruction import (
+    reconstruct_test_object,
+    reconstruction_record,
+    score,
+    score_record,
+    stitch_options,
+)
+from ptycho_torch.studies.common import (
+    data_key,
+    iterative_key,
+    plan_study,
+    refined_key,
+    reusable_row,
+    row_stamp,
+)
 from ptycho_torch.studies.dose.config import DoseConfig
-
+from ptycho_torch.studies.dose.rules import SELECTION_METRIC, format_dose, heldout_curve
+from ptycho_torch.studies.methods import (
+    iterative_row,
+    network_patches,
+    refine_states,
+    refined_row,
+    save_row,
+)
+from ptycho_torch.study_inputs import load_test_data
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +97,18 @@ def plan_sweep(dc: DoseConfig) -> dict:
 def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMetrics,
                   key: dict, note: str, epochs: int | None, device: str):
     """Predict, stitch and score ``test`` with a loaded network; ``(record, reconstruction)``."""
-    import torch
 
     rec = reconstruct_test_object(model, test, cfg.inference)
     residual, patch_residual = test_object_residuals(rec, test)
-    m = StudyMetrics(model_id=model_id, kind="network", ground_truth=rec.ground_truth is not None,
-                     data_residual=residual, patch_residual=patch_residual, stitch=rec.stitch,
-                     region=list(rec.region),
-                     n_test_patterns_scored=rec.n_patterns, inference_time_s=rec.inference_time_s,
-                     inference_patterns_per_s=rec.n_patterns / max(rec.inference_time_s, 1e-9),
-                     infer_batch_size_used=rec.infer_batch_size, stitch_time_s=rec.stitch_time_s,
-                     device=str(device), architecture=source.architecture,
-                     n_parameters=source.n_parameters, epochs_completed=epochs,
-                     train_time_s=source.train_time_s, n_train_patterns=source.n_train_patterns,
-                     n_val_patterns=source.n_val_patterns,
-                     input_scale=float(model.data_config.input_scale), compare_key=key, note=note,
-                     torch_version=torch.__version__)
-    if rec.ground_truth is not None:
-        m.set_scores(score(rec)[0])
+    m = reconstruction_record(model_id, "network", rec, residual, device,
+                              patch_residual=patch_residual, architecture=source.architecture,
+                              n_parameters=source.n_parameters, epochs_completed=epochs,
+                              train_time_s=source.train_time_s,
+                              n_train_patterns=source.n_train_patterns,
+                              n_val_patterns=source.n_val_patterns,
+                              input_scale=float(model.data_config.input_scale),
+                              compare_key=key, note=note, torch_version=torch.__version__)
+    score_record(m, rec)
     return m, rec
 
 

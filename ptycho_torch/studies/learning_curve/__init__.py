@@ -39,10 +39,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 
 from ptycho.artifacts import save_figure_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
+from ptycho.config.config import DataConfig
+from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.dataset import PtychoDataset
 from ptycho.plotting import _plt
 from ptycho.study_metrics import format_number as f
 from ptycho_torch.cli import run_entry
@@ -53,7 +57,8 @@ from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
 from ptycho_torch.reconstruction import reconstruct_test_object
-from ptycho_torch.study import check_data, check_device, load_study_data
+from ptycho_torch.study import check_data, check_device
+from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.studies.learning_curve.config import (
     JSON_NAME,
     PNG_NAME,
@@ -109,10 +114,82 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     Every refusal (config, output directory, device, data, reference file) happens before
     training; a refusal raises :class:`StudyError`.
     """
-    import torch
-
-
     t_start = time.perf_counter()
+    p = _prepare(lc)
+    cfg, test = p.cfg, p.test
+
+    # ---- first writes into output_dir (besides the simulated-dataset cache) ----
+    work = lc.output_dir / ".work" / WORK_NAME
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    snaps = BudgetSnapshots(lc.kind, lc.budgets)
+    callbacks = [snaps]
+    if cfg.run.snapshot_every:
+        callbacks.append(SnapshotCallback(test, lc.output_dir / "visuals" / "snapshots",
+                                          f"learning_curve_{cfg.model_id}",
+                                          cfg.run.snapshot_every))
+    log.info("learning curve of %s: budgets %s %s (%d steps per epoch)", cfg.model_id,
+             ",".join(_fmt_budget(b) for b in lc.budgets), lc.kind, p.steps_per_epoch)
+    fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, work, resume=False,
+                    progress_bar=cfg.run.progress_bar, extra_callbacks=callbacks)
+    if fit.interrupted:
+        raise KeyboardInterrupt
+    missed = snaps.pending
+    # a minute budget is stopped by the callback (Lightning reports it as its own timer)
+    stop_reason = "largest_budget" if lc.kind == "minutes" and not missed else fit.stop_reason
+    if missed:
+        log.warning("training stopped (%s) before the budget(s) %s %s", fit.stop_reason,
+                    ",".join(_fmt_budget(b) for b in missed), lc.kind)
+
+    points = _score_snapshots(lc, p, fit.model, snaps.snapshots)
+    if p.run_lsqml:
+        log.info("learning curve: Pty-chi LSQML, %d epochs, on test object 0", lc.lsqml_epochs)
+        p.references.append(lsqml_reference(test, lc.lsqml_epochs, p.accelerator,
+                                            cfg.training.seed, p.data_config.photon_scale,
+                                            inference=cfg.inference))
+    result = {
+        "model_id": cfg.model_id, "budget_kind": lc.kind, "budget_unit": BUDGET_UNITS[lc.kind],
+        "budgets": list(lc.budgets), "budgets_not_reached": missed, "points": points,
+        "references": p.references,
+        "training": {"stop_reason": stop_reason, "train_time_s": fit.train_time_s,
+                     "snapshot_time_s": snaps.snapshot_s, "steps_completed": fit.steps_completed,
+                     "epochs_completed": fit.epochs_completed,
+                     "steps_per_epoch": p.steps_per_epoch,
+                     "n_train_patterns": fit.n_train, "n_val_patterns": fit.n_val,
+                     "final_checkpoint": str(fit.checkpoint) if fit.checkpoint else None},
+        "config": {"study": cfg.to_dict(), "data_config": p.data_config.to_dict(),
+                   "data": p.data_info, "reference_json": lc.reference_json,
+                   "lsqml_epochs": lc.lsqml_epochs},
+        "machine": machine_info(p.accelerator),
+        "test_patterns_scored": int(test.object_selection(0).size),
+        "total_time_s": time.perf_counter() - t_start,
+    }
+    png = save_learning_curve_figure(lc.output_dir / PNG_NAME, result)
+    path = write_json_atomic(lc.output_dir / JSON_NAME, result)  # last: marks it finished
+    return LearningCurveResult(result=result, json_path=path, png_path=png,
+                               snapshots=snaps.snapshots)
+
+
+@dataclass
+class _Prepared:
+    """What :func:`_prepare` checked and loaded: ``cfg`` is the study config with the
+    training budget set; ``references`` the reference levels read so far."""
+
+    cfg: StudyConfig
+    accelerator: str
+    references: list
+    train: PtychoDataset
+    test: PtychoDataset
+    data_info: dict
+    data_config: DataConfig
+    run_lsqml: bool
+    steps_per_epoch: int
+
+
+def _prepare(lc: LearningCurveConfig) -> _Prepared:
+    """Every check before training (output directory, device, reference file, data, ground
+    truth), then the training budget of ``lc`` in the study config."""
     cfg = lc.study
     try:
         preflight(lc)
@@ -141,68 +218,26 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
     split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
     steps_per_epoch = -(-int(split.train_idx.size) // tc.batch_size)
     cfg = cfg.replace(**training_budget(lc.kind, lc.budgets, steps_per_epoch))
+    return _Prepared(cfg=cfg, accelerator=accelerator, references=references, train=train,
+                     test=test, data_info=data_info, data_config=data_config,
+                     run_lsqml=run_lsqml, steps_per_epoch=steps_per_epoch)
 
-    # ---- first writes into output_dir (besides the simulated-dataset cache) ----
-    work = lc.output_dir / ".work" / WORK_NAME
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    snaps = BudgetSnapshots(lc.kind, lc.budgets)
-    callbacks = [snaps]
-    if cfg.run.snapshot_every:
-        callbacks.append(SnapshotCallback(test, lc.output_dir / "visuals" / "snapshots",
-                                          f"learning_curve_{cfg.model_id}",
-                                          cfg.run.snapshot_every))
-    log.info("learning curve of %s: budgets %s %s (%d steps per epoch)", cfg.model_id,
-             ",".join(_fmt_budget(b) for b in lc.budgets), lc.kind, steps_per_epoch)
-    fit = fit_model(cfg.model, cfg.training, data_config, train, work, resume=False,
-                    progress_bar=cfg.run.progress_bar, extra_callbacks=callbacks)
-    if fit.interrupted:
-        raise KeyboardInterrupt
-    missed = snaps.pending
-    # a minute budget is stopped by the callback (Lightning reports it as its own timer)
-    stop_reason = "largest_budget" if lc.kind == "minutes" and not missed else fit.stop_reason
-    if missed:
-        log.warning("training stopped (%s) before the budget(s) %s %s", fit.stop_reason,
-                    ",".join(_fmt_budget(b) for b in missed), lc.kind)
 
-    model = fit.model
-    device = torch.device(accelerator)
-    model.to(device)
+def _score_snapshots(lc: LearningCurveConfig, p: _Prepared, model, snapshots) -> list:
+    """One point per snapshot: its generator weights loaded, test object 0 reconstructed
+    and scored (logged)."""
+    model.to(torch.device(p.accelerator))
     points = []
-    for s in snaps.snapshots:
+    for s in snapshots:
         model.generator.load_state_dict(s.state)
-        rec = reconstruct_test_object(model, test, cfg.inference)
+        rec = reconstruct_test_object(model, p.test, p.cfg.inference)
         point = {"budget": s.budget, "minutes": s.minutes, "steps": s.steps, "epochs": s.epochs}
-        point.update(score_reconstruction(rec, test, data_config.photon_scale))
+        point.update(score_reconstruction(rec, p.test, p.data_config.photon_scale))
         points.append(point)
         log.info("learning curve: %s %s: amp SSIM %.4f, amp PSNR %.2f dB, phase PSNR %.2f dB, "
                  "phase corr %.3f", _fmt_budget(s.budget), lc.kind, point["amp_ssim"],
                  point["amp_psnr"], point["phase_psnr"], point["phase_correlation"])
-    if run_lsqml:
-        log.info("learning curve: Pty-chi LSQML, %d epochs, on test object 0", lc.lsqml_epochs)
-        references.append(lsqml_reference(test, lc.lsqml_epochs, accelerator, cfg.training.seed,
-                                          data_config.photon_scale, inference=cfg.inference))
-    result = {
-        "model_id": cfg.model_id, "budget_kind": lc.kind, "budget_unit": BUDGET_UNITS[lc.kind],
-        "budgets": list(lc.budgets), "budgets_not_reached": missed, "points": points,
-        "references": references,
-        "training": {"stop_reason": stop_reason, "train_time_s": fit.train_time_s,
-                     "snapshot_time_s": snaps.snapshot_s, "steps_completed": fit.steps_completed,
-                     "epochs_completed": fit.epochs_completed, "steps_per_epoch": steps_per_epoch,
-                     "n_train_patterns": fit.n_train, "n_val_patterns": fit.n_val,
-                     "final_checkpoint": str(fit.checkpoint) if fit.checkpoint else None},
-        "config": {"study": cfg.to_dict(), "data_config": data_config.to_dict(),
-                   "data": data_info, "reference_json": lc.reference_json,
-                   "lsqml_epochs": lc.lsqml_epochs},
-        "machine": machine_info(accelerator),
-        "test_patterns_scored": int(test.object_selection(0).size),
-        "total_time_s": time.perf_counter() - t_start,
-    }
-    png = save_learning_curve_figure(lc.output_dir / PNG_NAME, result)
-    path = write_json_atomic(lc.output_dir / JSON_NAME, result)  # last: marks it finished
-    return LearningCurveResult(result=result, json_path=path, png_path=png,
-                               snapshots=snaps.snapshots)
+    return points
 
 
 # ------------------------------------------------------------------------ outputs

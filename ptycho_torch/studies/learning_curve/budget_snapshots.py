@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from ptycho_torch.studies.learning_curve.config import BUDGET_KINDS
@@ -58,7 +59,6 @@ class BudgetSnapshots(Callback):
         self.snapshots = []
 
     def _take(self, pl_module, budgets, steps: int, epochs: float) -> None:
-        import torch
         minutes = self.minutes()
         t = time.perf_counter()
         with torch.no_grad():

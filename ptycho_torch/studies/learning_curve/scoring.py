@@ -7,6 +7,7 @@ import platform
 import time
 from pathlib import Path
 
+import torch
 
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
@@ -94,7 +95,6 @@ def lsqml_reference(test, epochs: int, device: str, seed: int, photon_scale: flo
 
 
 def machine_info(accelerator: str) -> dict:
-    import torch
     info = {"platform": platform.platform(), "machine": platform.machine(),
             "processor": platform.processor(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

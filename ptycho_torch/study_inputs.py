@@ -1,0 +1,90 @@
+"""A study's inputs, simulated or read, in one place.
+
+:func:`study_paths` decides where a study's train and test scans are: the user's files
+(``--train-npz`` / ``--test-npz``; nothing is written) or the grid-lines simulation, written
+once into the cache (``<output_dir>/datasets`` by default, keyed by every setting that
+shapes the data) and reused after. :func:`load_study_data` reads both scans (the study and
+the learning curve); :func:`load_test_data` only the scored one (the comparison and the dose
+study, whose training runs read their own). Every refusal is a :class:`StudyError` naming
+the file, the key and the flag.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ptycho.config.study_config import StudyConfig
+from ptycho.config.validation import StudyError
+from ptycho.datagen.grid_lines import spec_for
+from ptycho.datagen.grid_lines_files import simulate_grid_lines
+from ptycho.dataset import PtychoDataset
+from ptycho.formats.study_input import read_dataset, read_probe
+from ptycho.probes import fit_probe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Where a study's scans are; ``info`` describes them (``config.json``'s ``data``);
+    ``cached`` and ``seconds``: whether the simulation was reused, and its time."""
+
+    train: Path
+    test: Path
+    info: dict
+    cached: bool = False
+    seconds: float = 0.0
+
+
+def read_probe_file(path: str, N: int) -> np.ndarray:
+    """The probe of any supported file, fitted to N (see ``ptycho.probes.fit_probe``)."""
+    try:
+        return fit_probe(read_probe(path), N)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --probe-npz]") from None
+
+
+def study_paths(cfg: StudyConfig) -> StudyPaths:
+    """The user's files, or the simulated grid-lines files (simulated into the cache when
+    they are not there yet)."""
+    if not cfg.simulated:
+        train = Path(cfg.run.train_npz)
+        test = Path(cfg.run.test_npz) if cfg.run.test_npz else train
+        return StudyPaths(train, test, {"train_npz": str(train), "test_npz": str(test),
+                                        "simulated": False})
+    probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
+    t0 = time.perf_counter()
+    paths = simulate_grid_lines(spec_for(cfg), Path(cfg.run.datasets_dir()), probe=probe)
+    info = {"train_npz": str(paths.train), "test_npz": str(paths.test), "simulated": True,
+            "cache_key": spec_for(cfg).cache_key()}
+    return StudyPaths(paths.train, paths.test, info, paths.cached, time.perf_counter() - t0)
+
+
+def _read(cfg: StudyConfig, path: Path, flag: str) -> PtychoDataset:
+    try:
+        return read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
+                            unit=cfg.run.data_unit,
+                            cxi_translation_sign=cfg.run.cxi_translation_sign)
+    except ValueError as err:
+        hint = f" [flag {flag}]" if flag and not cfg.simulated else ""
+        raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
+
+
+def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dict]:
+    """``(train, test, info)``: both scans of :func:`study_paths`, read and validated."""
+    paths = study_paths(cfg)
+    if cfg.simulated:
+        log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
+                 paths.seconds, paths.train.parent)
+    return (_read(cfg, paths.train, "--train-npz"), _read(cfg, paths.test, "--test-npz"),
+            paths.info)
+
+
+def load_test_data(cfg: StudyConfig) -> tuple[PtychoDataset, dict]:
+    """``(test, info)``: only the scored scan (the training scan stays on disk)."""
+    paths = study_paths(cfg)
+    return _read(cfg, paths.test, "--test-npz"), paths.info
