@@ -1,6 +1,6 @@
 """One object's scan in Pty-chi's conventions, and the exact conversion.
 
-Conventions (checked by ``tests/torch/ptychi/test_baseline.py``):
+Conventions (checked by ``tests/ptycho_torch/ptychi/test_baseline.py``):
 
 * Our stored network input is ``x = sqrt(counts) / s`` with ``s`` the simulation scale
   (``_metadata['scale']``) and, noise-free, ``x = A = fftshift(|fft2(O*P, norm="ortho")|)``.

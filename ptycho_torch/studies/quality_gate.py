@@ -8,7 +8,7 @@ n_train_objects=1``. Test object 0, scored by the study, must reach amplitude SS
 :data:`AMP_SSIM_MIN` and phase SSIM >= :data:`PHASE_SSIM_MIN`.
 
 * :func:`quality_gate_config` builds the study config (and checks the paper preset still
-  gives :data:`GATE_CONTRACT`); ``tests/torch/studies/test_quality_gate.py`` (``-m slow``) and
+  gives :data:`GATE_CONTRACT`); ``tests/ptycho_torch/studies/test_quality_gate.py`` (``-m slow``) and
   ``scripts/benchmarks/gpu_check.sh`` run it.
 * ``python -m ptycho_torch.quality_gate [--device cuda] [--output-dir DIR] [--overwrite]``
   runs the study, prints both SSIMs and PASS/FAIL, writes ``quality_gate.json`` and exits

@@ -1,4 +1,4 @@
-"""A model.ckpt written before the restructuring (tests/torch/data/README.md) still loads:
+"""A model.ckpt written before the restructuring (tests/ptycho_torch/data/README.md) still loads:
 same hyperparameter keys, same state-dict keys, same predictions."""
 from pathlib import Path
 
