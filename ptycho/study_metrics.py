@@ -7,7 +7,8 @@ holds the curves. Without ground truth they are ``null`` and ``ground_truth`` is
 ``data_residual`` (ground-truth-free) is reported either way: of the delivered object
 (the stitched reconstruction for network rows, the engine's object for iterative rows);
 network rows add ``patch_residual``, of their raw patches before stitching
-(``ptycho_torch.data_residual``).
+(``ptycho_torch.data_residual``), and ``two_half_frc``, the FRC50 of the objects stitched
+from the even and the odd patterns (``ptycho_torch.two_half_frc``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class StudyMetrics:
     amplitude_scale: Optional[float] = None
     data_residual: dict = field(default_factory=dict)
     patch_residual: Optional[dict] = None  # network rows: the raw patches' residual
+    two_half_frc: Optional[dict] = None    # network rows: ptycho_torch.two_half_frc
     stitch: dict = field(default_factory=dict)
     region: Optional[list] = None
     n_test_patterns_scored: int = 0

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 from ptycho.config.cli import build_parser, config_from_argv, flag_hint, parse_known
-from ptycho.config.config import InferenceConfig, ReconstructConfig
+from ptycho.config.config import InferenceConfig
+from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.runner_config import as_study_config
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
+from ptycho_torch.engine.malloc import keep_freed_memory
 from ptycho_torch.reconstruct import run_reconstruction
 from ptycho_torch.study import run_study
 
@@ -63,6 +65,7 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
     unless the run finished.
     """
     configure_logging()
+    keep_freed_memory()            # before the first large allocation (engine.malloc)
     try:
         parsed = parse()
     except ValueError as err:  # StudyError, ConfigError, IterativeUnavailableError
@@ -108,6 +111,7 @@ def study_main(argv=None, prog: str = "ptycho-study") -> int:
 def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
     """Reconstruct a scan with a trained model. Exit codes: 0 done; 2 refused input."""
     configure_logging()
+    keep_freed_memory()
     parser = build_parser(prog, "Reconstruct any supported scan with a trained model.",
                           sections={"reconstruct": ReconstructConfig,
                                     "inference": InferenceConfig}, config_flag=False)

@@ -11,8 +11,10 @@ import lightning as L
 import torch
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
+from ptycho.config.probe_config import ProbeConfig
 from ptycho_torch import losses, overlap, physics
 from ptycho_torch.generators import build_generator
+from ptycho_torch.learned_probe import LearnedProbe
 
 
 class PtychoPINN_Lightning(L.LightningModule):
@@ -27,20 +29,25 @@ class PtychoPINN_Lightning(L.LightningModule):
     :meth:`set_bad_pixels`).
     """
 
-    def __init__(self, model_config, data_config, training_config):
+    def __init__(self, model_config, data_config, training_config, probe_config=None):
         super().__init__()
         self.model_config = ModelConfig.from_dict(_as_dict(model_config))
         self.data_config = DataConfig.from_dict(_as_dict(data_config))
         self.training_config = TrainingConfig.from_dict(_as_dict(training_config))
-        self.save_hyperparameters({
-            "model_config": self.model_config.to_dict(),
-            "data_config": self.data_config.to_dict(),
-            "training_config": self.training_config.to_dict(),
-        })
+        self.probe_config = ProbeConfig.from_dict(_as_dict(probe_config or ProbeConfig()))
+        hparams = {"model_config": self.model_config.to_dict(),
+                   "data_config": self.data_config.to_dict(),
+                   "training_config": self.training_config.to_dict()}
+        if self.probe_config.probe_update == "learn":   # older checkpoints have none
+            hparams["probe_config"] = self.probe_config.to_dict()
+        self.save_hyperparameters(hparams)
         self.generator = build_generator(self.model_config)
         n, k = self.model_config.N, self.data_config.probe_modes
         shape = (n, n) if k == 1 else (k, n, n)
         self.physics = physics.FarFieldPtychography(torch.ones(shape, dtype=torch.complex64))
+        # probe_update="learn": a trainable probe correction (ptycho_torch.learned_probe)
+        self.learned_probe = (LearnedProbe(self.physics.probe)
+                              if self.probe_config.probe_update == "learn" else None)
         self.register_buffer("valid_mask", torch.ones(n, n))
         loss = losses.get_loss(self.training_config.loss)
         if self.training_config.loss == "poisson":
@@ -53,8 +60,16 @@ class PtychoPINN_Lightning(L.LightningModule):
     # ------------------------------------------------------------------ physics path
     @property
     def probe(self) -> torch.Tensor:
-        """The forward operator's probe buffer (complex64)."""
+        """The forward operator's probe buffer (complex64): the probe training started from."""
         return self.physics.probe
+
+    def current_probe(self) -> torch.Tensor:
+        """The probe the forward model uses now (detached): the learned one with
+        ``probe_update="learn"``, else the operator's buffer."""
+        with torch.no_grad():
+            if self.learned_probe is None:
+                return self.physics.probe.detach().clone()
+            return self.learned_probe(self.physics.probe).detach()
 
     def set_probe(self, probe) -> None:
         """Copy the known probe ((N, N), or (modes, N, N)) into the operator's buffer."""
@@ -67,6 +82,8 @@ class PtychoPINN_Lightning(L.LightningModule):
                              f"probe_modes={self.data_config.probe_modes}")
         with torch.no_grad():
             self.physics.probe.copy_(probe.to(self.physics.probe.device))
+        if self.learned_probe is not None:
+            self.learned_probe.reset(self.physics.probe)
 
     def set_scan_geometry(self, coords_nominal) -> None:
         """Fix the overlap constraint's canvas for a scan (its ``coords_nominal``, the
@@ -103,7 +120,9 @@ class PtychoPINN_Lightning(L.LightningModule):
         """
         obj = self._object_patches(x, positions, input_scale_factor)
         if probe is None or probe is self.physics.probe:
-            return self.physics(obj)
+            if self.learned_probe is None:
+                return self.physics(obj)
+            probe = self.learned_probe(self.physics.probe)
         return physics.diffraction_amplitude(obj, probe, probe_modes=probe.ndim == 3)
 
     def forward_predict(self, x, positions, probe, input_scale_factor):
@@ -138,9 +157,19 @@ class PtychoPINN_Lightning(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
 
+    def on_train_epoch_start(self) -> None:
+        if self.learned_probe is not None:   # the object first: the probe waits its warm-up
+            train = self.current_epoch >= self.probe_config.probe_warmup_epochs
+            self.learned_probe.correction.requires_grad_(train)
+
     def configure_optimizers(self):
         tc = self.training_config
-        opt = OPTIMIZERS[tc.optimizer](self.parameters(), lr=tc.learning_rate,
+        params = self.parameters()
+        if self.learned_probe is not None:   # the probe correction at its own learning rate
+            params = [{"params": list(self.generator.parameters())},
+                      {"params": [self.learned_probe.correction], "weight_decay": 0.0,
+                       "lr": self.probe_config.probe_learning_rate}]
+        opt = OPTIMIZERS[tc.optimizer](params, lr=tc.learning_rate,
                                        weight_decay=tc.weight_decay)
         make_scheduler = SCHEDULERS[tc.scheduler]
         if make_scheduler is None:
@@ -165,19 +194,22 @@ def _one_cycle_scheduler(opt, tc: TrainingConfig, module) -> dict:
     lr = float(tc.learning_rate)
     start = lr / 10.0
     final = min(float(tc.min_lr), lr)
+    # each parameter group peaks at its own learning rate (the learned probe has its own)
+    peak = [lr * g["lr"] / opt.param_groups[0]["lr"] for g in opt.param_groups]
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=max(total, 2), pct_start=0.1, anneal_strategy="cos",
+        opt, max_lr=peak if len(peak) > 1 else lr, total_steps=max(total, 2), pct_start=0.1,
+        anneal_strategy="cos",
         div_factor=10.0, final_div_factor=max(start / final, 1.0) if final > 0 else 1e4)
     return {"scheduler": sched, "interval": "step"}
 
 
-# keys = ptycho.config.config.OPTIMIZERS (tested)
+# keys = ptycho.config.choices.OPTIMIZERS (tested)
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-# keys = ptycho.config.config.SCHEDULERS (tested); None: a constant learning rate
+# keys = ptycho.config.choices.SCHEDULERS (tested); None: a constant learning rate
 SCHEDULERS = {"plateau": _plateau_scheduler, "onecycle": _one_cycle_scheduler, "none": None}
 
 
-# keys = ptycho.config.config.INPUT_TRANSFORMS (tested)
+# keys = ptycho.config.choices.INPUT_TRANSFORMS (tested)
 _INPUT_TRANSFORMS = {
     "none": lambda v: v,
     "sqrt": lambda v: torch.sqrt(torch.clamp(v, min=0.0)),

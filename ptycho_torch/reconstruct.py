@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
-from ptycho.config.config import InferenceConfig, ReconstructConfig
+from ptycho.config.config import InferenceConfig
+from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.formats import write_product
@@ -43,11 +45,13 @@ from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.model import PtychoPINN_Lightning
+from ptycho_torch.polish import polish_with_lsqml
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
     reconstruction_record,
     save_reconstruction,
 )
+from ptycho_torch.two_half_frc import two_half_frc
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
@@ -93,7 +97,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     except ValueError as err:
         raise StudyError(f"{err} [flag --device]") from None
     model = load_model(cfg.checkpoint, device)
-    data = _read_scan(cfg, model, inference)
+    data = with_probe_source(cfg, model, _read_scan(cfg, model, inference))
     try:
         rec = reconstruct_test_object(model, data, inference)
     except ValueError as err:
@@ -103,18 +107,41 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
 
     # ---- all checks passed: write ----
     layout = StudyLayout(out, "reconstruction")
-    save_reconstruction(out / "recon.npz", rec)
+    save_reconstruction(out / "recon.npz", rec, scan=data)
     _write_product(out / "product-out.h5", cfg, data, sub, rec)
     m = reconstruction_record("reconstruction", "network", rec, residual, device,
                               patch_residual=patch_residual,
                               architecture=model.model_config.architecture,
                               normalisation=data.metadata.get("normalisation"),
                               input_scale=model.data_config.input_scale,
-                              note=f"checkpoint {cfg.checkpoint}; data {cfg.data}")
+                              note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
+                              two_half_frc=two_half_frc(rec.patches, sub.centres, inference))
     m.figures = [str(p) for p in _score_and_plot(m, rec, layout, cfg.data)]
+    if cfg.refine == "lsqml":
+        _write_polished(cfg, inference, data, sub, rec, m, device)
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(out / "metrics.json", m.to_json())
     return m
+
+
+def _write_polished(cfg: ReconstructConfig, inference: InferenceConfig, data, sub, rec,
+                    m: StudyMetrics, device: str) -> None:
+    """``--refine lsqml``: ``refined/`` (recon.npz, metrics.json, the figures) and the
+    product, rewritten with the polished object and probe; ``m`` notes where they are."""
+    refined, polished, residual = polish_with_lsqml(data, rec, inference,
+                                                    epochs=cfg.refine_epochs, device=device)
+    folder = Path(cfg.output_dir) / "refined"
+    layout = StudyLayout(folder, "reconstruction+lsqml")
+    save_reconstruction(folder / "recon.npz", polished, scan=refined)
+    _write_product(Path(cfg.output_dir) / "product-out.h5", cfg, refined, sub, polished)
+    r = reconstruction_record("reconstruction+lsqml", "refined", polished, residual, device,
+                              engine="lsqml", epochs_completed=cfg.refine_epochs,
+                              initialized_from="reconstruction",
+                              note=f"Pty-chi LSQML from the network's object, object and probe "
+                                   f"optimized; checkpoint {cfg.checkpoint}; data {cfg.data}")
+    r.figures = [str(p) for p in _score_and_plot(r, polished, layout, cfg.data)]
+    write_json_atomic(folder / "metrics.json", r.to_json())
+    m.note = f"{m.note}; polished by LSQML: refined/metrics.json (product-out.h5 holds it)"
 
 
 def _check_output_dir(cfg: ReconstructConfig) -> Path:
@@ -126,6 +153,22 @@ def _check_output_dir(cfg: ReconstructConfig) -> Path:
         raise StudyError(f"output_dir={str(out)!r} already holds a reconstruction ({done[0]}); "
                          "pass --overwrite to replace it or choose another --output-dir")
     return out
+
+
+def with_probe_source(cfg: ReconstructConfig, model, data):
+    """The scan with the probe of ``--probe-source``: the model's (what it trained with:
+    the file's, refined or learned), or the scan file's own; the choice is logged."""
+    if cfg.probe_source == "file":
+        log.info("probe: the scan file's (--probe-source file)")
+        return data
+    probe = model.current_probe().cpu().numpy().astype(np.complex64)
+    if probe.reshape(-1, *probe.shape[-2:]).shape != data.probe_modes.shape:
+        raise StudyError(f"checkpoint '{cfg.checkpoint}': its probe has shape {probe.shape} "
+                         f"but the scan's probeGuess {data.probe.shape} (expected the same "
+                         "modes; use --probe-source file) [flag --probe-source]")
+    log.info("probe: the model's (the one it trained with; --probe-source file uses the "
+             "scan's)")
+    return replace(data, probe=probe.reshape(data.probe.shape))
 
 
 def _read_scan(cfg: ReconstructConfig, model, inference: InferenceConfig):

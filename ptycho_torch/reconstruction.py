@@ -178,9 +178,19 @@ def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
     return result, aligned
 
 
-def save_reconstruction(path: Path, rec: Reconstruction) -> Path:
+def save_reconstruction(path: Path, rec: Reconstruction, scan: PtychoDataset | None = None
+                        ) -> Path:
+    """``recon.npz``: the scored reconstruction, its amplitude, phase and region, the ground
+    truth (when there is one), the whole stitched object; with ``scan``, the probe the
+    reconstruction was made and scored with (``probe``: refined or learned when the study
+    updated it) and the positions of test object 0 it was stitched at (``positions_px``
+    (n, 2) (x, y) object pixels: corrected ones after ``--refine-positions``)."""
     arrays = dict(reconstruction=rec.recon, amplitude=np.abs(rec.recon),
                   phase=np.angle(rec.recon), region=np.asarray(rec.region, dtype=np.int64))
+    if scan is not None:
+        sub = scan.select(scan.object_selection(0))
+        arrays.update(probe=np.asarray(scan.probe, dtype=np.complex64),
+                      positions_px=sub.centres.reshape(-1, 2).astype(np.float64))
     if rec.ground_truth is not None:
         arrays["ground_truth"] = rec.ground_truth
     if rec.canvas is not None:  # the whole stitched object the data residual is taken on

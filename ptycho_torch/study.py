@@ -26,16 +26,25 @@ from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.config_factory import data_config_from
-from ptycho_torch.data_residual import test_object_residuals
+from ptycho_torch.data_residual import data_residual, test_object_residuals
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import input_scale_from, split_indices
 from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.engine.inference import predict_patches
+from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
-from ptycho_torch.ptychi import import_ptychi
-from ptycho_torch.ptychi.probe import refine_probe
+from ptycho_torch.probe_update import (
+    compare_with_lsqml,
+    model_probe_config,
+    poisson_floor_mae,
+    refine_study_probe,
+    report,
+    resolve_route,
+)
 from ptycho_torch.study_inputs import load_study_data
+from ptycho_torch.two_half_frc import two_half_frc
 from ptycho_torch.reconstruction import (
     Reconstruction,
     grid_geometry,
@@ -105,24 +114,6 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
     return data_config_from(train)
 
 
-def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset
-                       ) -> tuple[PtychoDataset, PtychoDataset]:
-    """Both datasets with the probe refined by Pty-chi LSQML on the training scan."""
-    try:
-        import_ptychi()
-    except (ImportError, ValueError) as err:
-        raise StudyError(f"{str(err).splitlines()[0]} [flag --refine-probe-epochs]") from None
-    r = refine_probe(train, epochs=cfg.training.refine_probe_epochs,
-                     device=cfg.training.device, seed=cfg.training.seed)
-    log.info("probe refined by %d LSQML epochs in %.0f s: data residual (amplitude MAE) "
-             "%.4g -> %.4g", r.epochs, r.time_s, r.residual_before["amplitude_mae"],
-             r.residual_after["amplitude_mae"])
-    meta = {**train.metadata, "probe_refinement": {
-        "epochs": r.epochs, "residual_before": r.residual_before,
-        "residual_after": r.residual_after, "time_s": r.time_s}}
-    return replace(train, probe=r.probe, metadata=meta), replace(test, probe=r.probe)
-
-
 def check_device(cfg: StudyConfig) -> str:
     try:
         accelerator = resolve_device(cfg.training.device)
@@ -174,19 +165,42 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     model = fit.model
     device = torch.device(p.accelerator)
     model.to(device)
-    rec = reconstruct_test_object(model, p.test, cfg.inference)
-    residual, patch_residual = test_object_residuals(rec, p.test,
+    test = learned_probe_test(p, model)
+    rec = reconstruct_test_object(model, test, cfg.inference)
+    residual, patch_residual = test_object_residuals(rec, test,
                                                      photon_scale=p.data_config.photon_scale)
+    if p.route == "lsqml":
+        compare_with_lsqml(p.data_info["probe_update"], residual)
     m = network_record(cfg, fit, rec, residual, p.data_config, str(device), normalisation)
     m.patch_residual = patch_residual
+    m.two_half_frc = two_half_frc(rec.patches, test.select(test.object_selection(0)).centres,
+                                  cfg.inference)
     m.data_time_s = p.data_time
     write_run_files(cfg, p, fit)
-    save_reconstruction(p.layout.recon_dir / "recon.npz", rec)
+    save_reconstruction(p.layout.recon_dir / "recon.npz", rec, scan=test)
     m.figures = [str(f) for f in score_and_plot(m, rec, p.layout)]
     m.snapshots = [str(f) for f in callbacks[0].written] if callbacks else []
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(p.layout.metrics_path, m.to_json())  # written last: marks the study finished
     return StudyResult(metrics=m, layout=p.layout)
+
+
+def learned_probe_test(p: StudyInputs, model) -> PtychoDataset:
+    """The test scan with the probe the model ends with: on the learn route the learned
+    probe (reported against the file's), else the scan as it is."""
+    if p.route != "learn":
+        return p.test
+    learned = model.current_probe().cpu().numpy().astype(np.complex64)
+    learned = learned.reshape(p.test.probe.shape)
+    sub = p.train.select(p.train.object_selection(0))
+    patches = predict_patches(model, sub, batch_size=256)
+    before, after = (data_residual(patches, sub.diffraction, probe,
+                                   photon_scale=p.train.photon_scale,
+                                   bad_pixels=p.train.bad_pixels)
+                     for probe in (p.train.probe, learned))
+    floor = poisson_floor_mae(sub.diffraction, p.train.photon_scale, p.train.bad_pixels)
+    p.data_info["probe_update"].update(report("probe update (learn)", before, after, floor))
+    return replace(p.test, probe=learned)
 
 
 @dataclass
@@ -200,6 +214,7 @@ class StudyInputs:
     data_info: dict
     data_config: DataConfig
     data_time: float
+    route: str = "none"
 
 
 def preflight_study(cfg: StudyConfig) -> StudyInputs:
@@ -208,6 +223,7 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
     try:
         layout = prepare_output(cfg)
         accelerator = check_device(cfg)
+        check_logger(cfg.run.logger)
         apply_num_threads(cfg.run.num_threads)
         if cfg.training.deterministic:  # cuBLAS reads it when its first handle is created
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -215,15 +231,20 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
         train, test, data_info = load_study_data(cfg)
         data_time = time.perf_counter() - t0
         data_config = check_data(cfg, train, test)
-        if cfg.training.refine_probe_epochs:
-            train, test = refine_study_probe(cfg, train, test)
-            data_info["probe_refinement"] = train.metadata["probe_refinement"]
+        route, why = resolve_route(cfg)
+        log.info("probe update: %s (%s)", route, why)
+        data_info["probe_update"] = {"route": route, "reason": why}
+        if route == "lsqml":
+            same = data_info["train_npz"] == data_info["test_npz"]
+            train, test, info = refine_study_probe(cfg, train, test, same_scan=same)
+            data_info["probe_update"].update(info)
     except StudyError:
         raise
     except ValueError as err:
         raise StudyError(flag_hint(err)) from None
     return StudyInputs(layout=layout, accelerator=accelerator, train=train, test=test,
-                       data_info=data_info, data_config=data_config, data_time=data_time)
+                       data_info=data_info, data_config=data_config, data_time=data_time,
+                       route=route)
 
 
 def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
@@ -232,7 +253,8 @@ def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
     try:
         fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
                         resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
-                        extra_callbacks=callbacks)
+                        extra_callbacks=callbacks,
+                        probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger)
     except (KeyboardInterrupt, SystemExit):
         log.error("training interrupted: no metrics.json written; continue with --resume")
         raise

@@ -1,6 +1,6 @@
 """Command lines generated from the config dataclasses, and their one-line refusals.
 
-Every leaf field of :class:`~ptycho.config.config.StudyConfig` becomes ``--field-name``
+Every leaf field of :class:`~ptycho.config.study_config.StudyConfig` becomes ``--field-name``
 (booleans get ``--x/--no-x``, enumerations their ``choices``); defaults are left out of
 the parsed namespace so presets and ``--config PATH`` can apply underneath explicit flags.
 Flags must be spelled out (no abbreviations). Every refusal is a :class:`StudyError` with

@@ -19,11 +19,30 @@ batch 16, lr 1e-3, inference batch 128).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ptycho.config.choices import (
+    ARCHITECTURES,
+    CXI_TRANSLATION_SIGNS,
+    DATA_UNITS,
+    DEVICES,
+    INPUT_TRANSFORMS,
+    LOGGERS,
+    LOSSES,
+    OPTIMIZERS,
+    OUTPUT_MODES,
+    PRESETS,
+    SCHEDULERS,
+    STITCH_MODES,
+    STRATEGIES,
+    SUBPIXEL_MODES,
+    SUPPORTED_GRIDSIZE,
+    SUPPORTED_N,
+)
 from ptycho.config.record import Record
+from ptycho.config.record import described as _f
 from ptycho.config.validation import (
     check_bool,
     check_float,
@@ -31,27 +50,6 @@ from ptycho.config.validation import (
     refuse,
 )
 
-ARCHITECTURES = ("cnn", "fno", "hybrid")
-OUTPUT_MODES = ("real_imag", "amp_phase")
-INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
-LOSSES = ("mae", "poisson")
-OPTIMIZERS = ("adam", "adamw")
-SCHEDULERS = ("plateau", "onecycle", "none")
-DEVICES = ("auto", "cpu", "cuda")
-STRATEGIES = ("auto", "ddp")
-STITCH_MODES = ("positions", "tiles")
-SUBPIXEL_MODES = ("none", "fourier", "bilinear")
-DATA_UNITS = ("auto", "counts", "amplitude")
-# sign of a CXI translation in object pixels (ptycho.formats.cxi); 1 = Ptychodus's
-CXI_TRANSLATION_SIGNS = (1, -1)
-PRESETS = ("none", "quick", "paper")
-SUPPORTED_N = (16, 32, 64, 128, 256)
-SUPPORTED_GRIDSIZE = (1, 2)
-
-
-def _f(default, help: str, **meta):
-    """A dataclass field with its help text (and optional ``choices``)."""
-    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,8 @@ class TrainingConfig(Record):
     epochs: int = _f(50, "maximum training epochs")
     max_steps: int = _f(0, "stop after this many optimizer steps (0: no step limit); a "
                            "reproducible budget on any machine")
+    min_steps: int = _f(0, "train at least this many optimizer steps: when epochs x batches "
+                           "per epoch fall short (a small scan), the epochs are raised")
     max_train_minutes: float = _f(0.0, "wall-clock safety cap on training in minutes "
                                   "(0: none); when it stops training, metrics.json says so")
     learning_rate: float = _f(1e-3, "initial learning rate")
@@ -154,6 +154,7 @@ class TrainingConfig(Record):
         check_int(o, "batch_size", self.batch_size, 1, 65536)
         check_int(o, "epochs", self.epochs, 1, 100000)
         check_int(o, "max_steps", self.max_steps, 0)
+        check_int(o, "min_steps", self.min_steps, 0)
         check_float(o, "max_train_minutes", self.max_train_minutes, 0.0, 1e6)
         check_float(o, "learning_rate", self.learning_rate, 0.0, 1.0, lo_open=True)
         check_int(o, "seed", self.seed, 0, 2**32 - 1)
@@ -265,6 +266,9 @@ class RunConfig(Record):
     num_threads: int = _f(0, "torch CPU threads (0: torch's default)")
     progress_bar: bool = _f(True, "show Lightning's progress bar (on a terminal only; logs get "
                             "one line per epoch)")
+    logger: str = _f("csv", "Lightning experiment logger under .work/<model_id>/logs: csv, "
+                     "tensorboard (needs tensorboard or tensorboardX) or mlflow (needs mlflow)",
+                     choices=LOGGERS)
     overwrite: bool = _f(False, "replace a finished study (or discard an interrupted run) of "
                          "the same model in --output-dir")
     resume: bool = _f(False, "continue an interrupted study from its last checkpoint "
@@ -311,29 +315,3 @@ class DataConfig(Record):
         check_float("DataConfig", "input_scale", self.input_scale, 0.0, None, lo_open=True)
         check_float("DataConfig", "photon_scale", self.photon_scale, 0.0, None, lo_open=True)
         check_int("DataConfig", "probe_modes", self.probe_modes, 1, 64)
-
-
-@dataclass(frozen=True)
-class ReconstructConfig(Record):
-    """Reconstruct a scan with a trained model (``ptycho-reconstruct``)."""
-
-    checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
-    data: str = _f("", "the scan to reconstruct: any supported file (see docs/data.md)")
-    output_dir: str = _f("outputs/reconstruction", "directory that receives recon.npz, "
-                         "product-out.h5, metrics.json and the PNGs")
-    data_unit: str = _f("auto", "unit of the patterns in --data: detector counts or amplitudes "
-                        "(auto: the rule in docs/data.md)", choices=DATA_UNITS)
-    cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
-                                   "Ptychodus's sign (object pixel = +translation / pixel); -1 "
-                                   "for files written with the opposite sign",
-                                   choices=CXI_TRANSLATION_SIGNS)
-    device: str = _f("auto", "where to predict", choices=DEVICES)
-    overwrite: bool = _f(False, "replace an earlier reconstruction in --output-dir")
-
-    def __post_init__(self) -> None:
-        o = "ReconstructConfig"
-        self._check_choices()
-        for name in ("checkpoint", "data", "output_dir"):
-            if not str(getattr(self, name)).strip():
-                raise refuse(o, name, " is empty (allowed: a path)")
-        check_bool(o, "overwrite", self.overwrite)

@@ -3,19 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptycho.config.config import PRESETS
+from ptycho.config.choices import PRESETS
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import check_choice
 
 # Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md):
 # quick = a width-8 Hybrid for 7 epochs (a reproducible budget; width 8 for 7 epochs beat
-# width 16 for 4 at equal compute; 30 minutes is only a wall-clock safety cap).
+# width 16 for 4 at equal compute; 30 minutes is only a wall-clock safety cap). On a file,
+# the probe is an estimate (probe_update auto: LSQML with Pty-chi, else learned) and a small
+# scan trains at least 1000 steps (the grid-lines study's 7 epochs are 5733 steps).
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "none": {},
     "quick": dict(architecture="hybrid", fno_width=8, fno_modes=12, fno_blocks=4,
                   fno_cnn_blocks=2, generator_output_mode="amp_phase", input_transform="log1p",
                   learning_rate=2e-3, min_lr=2e-4, epochs=7, max_train_minutes=30.0,
-                  batch_size=16, infer_batch_size=64, output_dir="outputs/grid_lines_quick"),
+                  batch_size=16, infer_batch_size=64, output_dir="outputs/grid_lines_quick",
+                  probe_update="auto", min_steps=1000),
     "paper": dict(architecture="hybrid", N=128, epochs=40, learning_rate=2e-4,
                   scheduler="plateau", plateau_factor=0.5, plateau_patience=2, min_lr=1e-4, seed=3,
                   batch_size=16, fno_modes=12, fno_width=32, fno_blocks=4, fno_cnn_blocks=2,

@@ -3,10 +3,16 @@ the closest names) and the check of each field declared with ``choices``."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import fields
+from dataclasses import field, fields
 from typing import Mapping
 
 from ptycho.config.validation import check_choice, unknown_key_error
+
+
+def described(default, help: str, **meta):
+    """A dataclass field with its help text (``metadata["help"]``, the CLI's) and optional
+    ``choices``."""
+    return field(default=default, metadata={"help": help, **meta})
 
 
 def field_names(cls) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ The runner's users build it with flat keywords and read fields back as attribute
     cfg.infer_batch_size          # 64
     cfg.to_study().inference      # the same values as the nested StudyConfig
 
-The class is *generated* from the leaf fields of :class:`~ptycho.config.config.StudyConfig`'s
+The class is *generated* from the leaf fields of :class:`~ptycho.config.study_config.StudyConfig`'s
 five sections: each field keeps the section's own default, type and help text (the
 ``dataclasses.Field`` is rebuilt from the section's, never retyped), so every default is
 declared once, in ``ptycho.config.config``. Construction validates through

@@ -15,17 +15,18 @@ from ptycho.config.config import (
     SimulationConfig,
     TrainingConfig,
 )
+from ptycho.config.probe_config import ProbeConfig
 from ptycho.config.record import field_names
 from ptycho.config.validation import ConfigError, refuse, unknown_key_error
 from ptycho.geometry.raster import n_groups, stride_rule
 
 SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
-            "simulation": SimulationConfig, "run": RunConfig}
+            "simulation": SimulationConfig, "run": RunConfig, "probe": ProbeConfig}
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Every knob of one study: five nested configs, validated together on construction.
+    """Every knob of one study: six nested configs, validated together on construction.
 
     The flat view (:meth:`flat`, :meth:`from_flat`) has one key per leaf field; the CLI
     has one ``--flag-name`` per key.
@@ -36,6 +37,7 @@ class StudyConfig:
     inference: InferenceConfig = InferenceConfig()
     simulation: SimulationConfig = SimulationConfig()
     run: RunConfig = RunConfig()
+    probe: ProbeConfig = ProbeConfig()
 
     def __post_init__(self) -> None:
         for name, cls in SECTIONS.items():
@@ -49,6 +51,7 @@ class StudyConfig:
         if i.stitch == "tiles" and m.gridsize != 1:
             raise refuse("InferenceConfig", "stitch", "='tiles' needs gridsize 1 (allowed at "
                          f"gridsize {m.gridsize}: 'positions')")
+        self._check_probe_route()
         if self.run.train_npz is None:  # simulated data: geometry checks before simulating
             if s.test_stride > m.N:
                 raise refuse("SimulationConfig", "test_stride", f"={s.test_stride} exceeds "
@@ -66,6 +69,18 @@ class StudyConfig:
                              f"training pattern(s) for object_size={s.object_size}, N={m.N}, "
                              f"n_train_objects={s.n_train_objects} (allowed: settings giving >= 2 "
                              "patterns, one for validation)")
+
+    def _check_probe_route(self) -> None:
+        p, epochs = self.probe, self.training.refine_probe_epochs
+        if p.probe_update == "learn" and epochs:
+            raise refuse("ProbeConfig", "probe_update", f"='learn' with refine_probe_epochs="
+                         f"{epochs}: the LSQML epochs belong to the lsqml route (allowed: "
+                         "probe_update 'lsqml' or 'auto', or refine_probe_epochs 0)")
+        if p.refine_positions and (p.probe_update == "learn"
+                                   or (p.probe_update == "none" and not epochs)):
+            raise refuse("ProbeConfig", "refine_positions", " needs the lsqml route (allowed "
+                         "with probe_update 'lsqml' or 'auto', or refine_probe_epochs > 0; "
+                         f"here probe_update={p.probe_update!r})")
 
     @property
     def model_id(self) -> str:
@@ -126,12 +141,12 @@ def leaf_fields() -> list[tuple[str, dataclasses.Field]]:
 
 # Settings that never change a study's numbers (a finished study is reused across them).
 NO_EFFECT_ON_RESULT = frozenset({
-    "overwrite", "resume", "progress_bar", "num_threads", "snapshot_every", "preset",
+    "overwrite", "resume", "progress_bar", "logger", "num_threads", "snapshot_every", "preset",
     "cache_dir", "output_dir"})
 # Settings that may differ between an interrupted run and its --resume: the above, the
 # budget, and where it runs (batch_size may change, e.g. after a training OOM).
 RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({
-    "epochs", "max_steps", "max_train_minutes", "early_stopping_patience", "infer_batch_size",
+    "epochs", "max_steps", "min_steps", "max_train_minutes", "early_stopping_patience", "infer_batch_size",
     "batch_size", "device", "devices", "num_nodes", "strategy", "deterministic", "stitch",
     "stitch_crop", "stitch_subpixel", "align_phase"})
 

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ptycho.config.config import SUPPORTED_GRIDSIZE, ModelConfig, SimulationConfig
+from ptycho.config.choices import SUPPORTED_GRIDSIZE
+from ptycho.config.config import ModelConfig, SimulationConfig
 from ptycho.config.validation import check_choice, check_int, refuse
 from ptycho.geometry.raster import (
     group_coords,
@@ -111,7 +112,7 @@ class GridLinesSpec(SimulationConfig):
 
 
 def spec_for(cfg) -> GridLinesSpec:
-    """The simulator's spec of a :class:`ptycho.config.config.StudyConfig`: its simulation
+    """The simulator's spec of a :class:`ptycho.config.study_config.StudyConfig`: its simulation
     section plus the model's N and gridsize."""
     return GridLinesSpec(N=cfg.model.N, gridsize=cfg.model.gridsize, **cfg.simulation.to_dict())
 

@@ -7,7 +7,7 @@ A study's files live in :class:`ptycho.artifacts.StudyLayout`; its training stat
 
 - a finished study is replaced only with ``--overwrite``;
 - an interrupted one continues only with ``--resume`` (or is discarded with ``--overwrite``);
-- ``--resume`` refuses changed settings except :data:`ptycho.config.config.RESUME_MAY_CHANGE`
+- ``--resume`` refuses changed settings except :data:`ptycho.config.study_config.RESUME_MAY_CHANGE`
   (a changed learning rate, say, would be silently replaced by the optimizer state stored
   in the checkpoint).
 

@@ -18,14 +18,14 @@ Reliability:
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
@@ -38,6 +38,7 @@ from ptycho_torch.engine.callbacks import (
 )
 from ptycho_torch.engine.data import make_loaders, object_amplitude_estimate, split_indices
 from ptycho_torch.engine.device import resolve_device
+from ptycho_torch.engine.loggers import make_logger
 from ptycho_torch.engine.outputs import read_checkpoint_epoch
 from ptycho_torch.model import PtychoPINN_Lightning
 
@@ -110,7 +111,8 @@ def _stop_reason(trainer, early: EarlyStopping | None, max_epochs: int, max_step
 def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
               data_config: DataConfig, train: PtychoDataset, work_dir: Path, *,
               resume: bool = False, progress_bar: bool = True,
-              extra_callbacks: list | None = None) -> FitResult:
+              extra_callbacks: list | None = None, probe_config=None,
+              logger: str = "csv") -> FitResult:
     """Train on ``train`` with its probe (and bad-pixel mask) in the forward operator.
 
     ``resume``: continue from ``work_dir/checkpoints/last.ckpt`` when it exists (weights,
@@ -123,12 +125,14 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     work_dir = Path(work_dir)
     L.seed_everything(tc.seed, workers=True, verbose=False)
     split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
-    model = build_model(model_config, data_config, tc, train)  # the config factory's path
+    model = build_model(model_config, data_config, tc, train,  # the config factory's path
+                        probe_config=probe_config)
     # start from a uniform object as bright as the data say (restored weights replace it)
     model.generator.set_initial_amplitude(
         object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))
     train_loader, val_loader = make_loaders(train, split, data_config.input_scale,
                                             tc.batch_size, tc.seed)
+    tc = scaled_budget(tc, len(train_loader))
     ckpt_dir = work_dir / "checkpoints"
     cbs = _make_callbacks(tc, ckpt_dir, progress_bar, extra_callbacks)
     accelerator = resolve_device(tc.device)
@@ -136,7 +140,7 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
              model_config.architecture, accelerator, split.train_idx.size, split.val_idx.size,
              tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
                                                      if tc.max_steps else ""))
-    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader))
+    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader), logger)
     ckpt_path = None
     resumed_from = None
     last = ckpt_dir / "last.ckpt"
@@ -168,6 +172,17 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
                      world_size=int(trainer.world_size), accelerator=accelerator,
                      is_global_zero=bool(trainer.is_global_zero),
                      patterns_trained=cbs.counter.count * int(trainer.world_size))
+
+
+def scaled_budget(tc: TrainingConfig, steps_per_epoch: int) -> TrainingConfig:
+    """``tc`` with the epochs raised to ``ceil(min_steps / steps_per_epoch)`` when its epochs
+    give fewer than ``min_steps`` optimizer steps (logged), else ``tc`` itself."""
+    if not tc.min_steps or tc.epochs * steps_per_epoch >= tc.min_steps:
+        return tc
+    epochs = math.ceil(tc.min_steps / max(steps_per_epoch, 1))
+    log.info("budget: %d epochs x %d batches = %d steps < min_steps %d: training %d epochs",
+             tc.epochs, steps_per_epoch, tc.epochs * steps_per_epoch, tc.min_steps, epochs)
+    return replace(tc, epochs=min(epochs, 100000))
 
 
 @dataclass
@@ -206,13 +221,13 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
 
 
 def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Callbacks,
-                  n_train_batches: int) -> L.Trainer:
+                  n_train_batches: int, logger: str = "csv") -> L.Trainer:
     """The ``lightning.Trainer`` of the budget, devices, CSV log and callbacks of ``tc``."""
     return L.Trainer(
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
-        logger=CSVLogger(str(work_dir), name="logs", version=""), callbacks=cbs.all,
+        logger=make_logger(logger, work_dir), callbacks=cbs.all,
         enable_progress_bar=cbs.bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else None,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,

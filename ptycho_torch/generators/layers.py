@@ -219,6 +219,6 @@ def _read_amp_phase(head: ComplexOutputHead, first: torch.Tensor, second: torch.
 
 
 #: How the head reads its two output maps per patch, keyed by ``generator_output_mode``
-#: (keys = ptycho.config.config.OUTPUT_MODES, tested).
+#: (keys = ptycho.config.choices.OUTPUT_MODES, tested).
 OUTPUT_READERS = {"real_imag": _read_real_imag, "amp_phase": _read_amp_phase}
 OUTPUT_MODES = tuple(OUTPUT_READERS)

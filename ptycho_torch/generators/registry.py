@@ -5,7 +5,7 @@
 ``ptycho.config.ModelConfig``, a plain mapping of its fields (validated by constructing
 the ModelConfig), or any object with the same attributes (e.g. ``SimpleNamespace``, not
 validated beyond the architecture name). ``GENERATORS``' keys equal
-``ptycho.config.config.ARCHITECTURES`` (tested).
+``ptycho.config.choices.ARCHITECTURES`` (tested).
 
 Importing this module does not import neuraloperator; it is imported when an FNO or
 Hybrid generator is built.

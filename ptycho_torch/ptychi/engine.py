@@ -61,8 +61,12 @@ class PtychiOptions:
     ``optimize_probe``: the probe, starting at ``scan.probe``, is optimized from epoch
     ``probe_start_epoch`` on (its scale is then not fixed by the data: the caller handles
     it). ``optimize_positions``: the positions are corrected from epoch
-    ``position_start_epoch`` on (Pty-chi's gradient position correction). Pty-chi's probe
-    rescaling and object/probe ambiguity removal are always off.
+    ``position_start_epoch`` on (Pty-chi's gradient position correction, step
+    ``position_step_size``, each update clipped to ``position_update_limit`` px and to 10x the
+    updates' median absolute deviation). Pty-chi's defaults (0.3, 0.1 px) moved a 2.6 px RMS
+    position error to 2.3 px in 60 epochs on the 200-position spiral of
+    ``tests/ptycho_torch/ptychi/test_probe.py``; 2.0 and 1.0 px moved it to 0.73 px in 200.
+    Pty-chi's probe rescaling and object/probe ambiguity removal are always off.
     """
 
     engine: str = "lsqml"
@@ -74,6 +78,8 @@ class PtychiOptions:
     probe_start_epoch: int = 0
     optimize_positions: bool = False
     position_start_epoch: int = 0
+    position_step_size: float = 2.0
+    position_update_limit: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine", check_engines([self.engine])[0])
@@ -113,9 +119,12 @@ def _task_options(api, scan: PtychiScan, o: PtychiOptions, device: str):
     opts.probe_options.optimizable = bool(o.optimize_probe)
     if o.optimize_probe:
         opts.probe_options.optimization_plan.start = int(o.probe_start_epoch)
-    opts.probe_position_options.optimizable = bool(o.optimize_positions)
+    po = opts.probe_position_options
+    po.optimizable = bool(o.optimize_positions)
     if o.optimize_positions:
-        opts.probe_position_options.optimization_plan.start = int(o.position_start_epoch)
+        po.optimization_plan.start = int(o.position_start_epoch)
+        po.step_size = float(o.position_step_size)
+        po.correction_options.update_magnitude_limit = float(o.position_update_limit)
     return opts
 
 

@@ -24,7 +24,7 @@ starting probe fixed (``residual_before``) and the object and probe of the refin
 approximate. ``ProbeRefinement.improved`` says whether the refined probe fits better;
 the caller decides whether to use it.
 
-What it can and cannot do (``tests/torch/ptychi/test_probe.py``, 200 spiral positions,
+What it can and cannot do (``tests/ptycho_torch/ptychi/test_probe.py``, 200 spiral positions,
 N = 32, 30 epochs): from a pupil 20 % too large (correlation 0.33 with the true probe) or
 a defocus of 10 instead of 14 rad (0.45) it reaches a correlation of 0.985 to 0.999 (three
 noise seeds), and the refinement's object is 0.6 to 5.4 dB (PSNR) below the one
@@ -38,6 +38,7 @@ Pty-chi is the optional extra ``iterative``
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 
@@ -50,8 +51,11 @@ from ptycho_torch.object_patches import object_patches
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi
 
-__all__ = ["ProbeRefinement", "default_batch_size", "match_probe_intensity",
-           "probe_from_ptychi", "probe_correlation", "refine_probe"]
+__all__ = ["ProbeRefinement", "centres_by_pattern", "default_batch_size",
+           "match_probe_intensity", "position_rms", "probe_from_ptychi", "probe_correlation",
+           "refine_probe", "with_positions"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +71,9 @@ class ProbeRefinement:
     is not counted). ``batch_size``, ``probe_start_epoch``, ``object_index``: the settings
     used. ``scale``: the factor ``a`` applied to the converted Pty-chi probe (the object was
     divided by it). ``object_before`` / ``object_after``: (H, W) complex64 objects of the two
-    runs (``object_after`` in the units that go with ``probe``).
+    runs (``object_after`` in the units that go with ``probe``). ``pattern_ids`` (n,) and
+    ``positions_before`` / ``positions_after`` (n, 2) (x, y) px: the scan's patterns and
+    their positions before and after the refinement (equal unless positions were refined).
     """
 
     probe: np.ndarray
@@ -81,6 +87,16 @@ class ProbeRefinement:
     scale: float = 1.0
     object_before: np.ndarray | None = None
     object_after: np.ndarray | None = None
+    pattern_ids: np.ndarray | None = None
+    positions_before: np.ndarray | None = None
+    positions_after: np.ndarray | None = None
+
+    @property
+    def position_shift_rms(self) -> float:
+        """RMS distance (px) the positions moved (0 when they were not refined)."""
+        if self.positions_before is None or self.positions_after is None:
+            return 0.0
+        return position_rms(self.positions_after, self.positions_before)
 
     @property
     def improved(self) -> bool:
@@ -136,37 +152,35 @@ def default_batch_size(n: int) -> int:
 
     The probe is updated once per batch; small batches make it converge in far fewer
     epochs than the object-only baseline's large batches (measured in
-    ``tests/torch/ptychi/test_probe.py``).
+    ``tests/ptycho_torch/ptychi/test_probe.py``).
     """
     return int(min(n, max(8, min(64, n // 16))))
 
 
-def _lsqml(scan: PtychiScan, options: PtychiOptions) -> tuple[np.ndarray, np.ndarray, float]:
-    """One LSQML run: ``(object (H, W), Pty-chi probe (opr, modes, N, N), seconds)``."""
+def _lsqml(scan: PtychiScan, options: PtychiOptions, *, log_every: int = 0, what: str = ""
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One LSQML run: ``(object (H, W), Pty-chi probe (opr, modes, N, N), positions (n, 2)
+    (x, y), seconds)``; with ``log_every`` a progress line every that many epochs (the run
+    is continued in chunks, which gives the same result as one uninterrupted run)."""
+    epochs = int(options.epochs)
+    step = epochs if not log_every else int(log_every)
     with PtychiRun(scan, options) as run:
-        run.run()
-        return run.object(), run.probe(), run.elapsed_s
+        while run.epochs_done < epochs:
+            run.run(min(step, epochs - run.epochs_done))
+            if log_every:
+                loss = run.loss_history()
+                log.info("%s: LSQML epoch %d/%d, loss %s, %.0f s", what, run.epochs_done, epochs,
+                         f"{loss[-1]:.4g}" if loss else "n/a", run.elapsed_s)
+        return run.object(), run.probe(), run.positions_xy(), run.elapsed_s
 
 
-def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto", seed: int = 0,
-                 object_index: int | None = None, batch_size: int | None = None,
-                 probe_start_epoch: int = 0) -> ProbeRefinement:
-    """Refine ``train.probe`` with Pty-chi LSQML (object + probe, positions fixed).
+def position_rms(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square distance (pixels) between two position lists (n, 2)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(np.sqrt(np.mean(np.sum(d * d, axis=1))))
 
-    Uses the patterns of object ``object_index`` (default 0; each scan position once at
-    gridsize > 1) and starts from ``train.probe`` and a flat object. ``epochs`` LSQML
-    epochs with batches of ``batch_size`` patterns (default :func:`default_batch_size`);
-    the probe is updated from epoch ``probe_start_epoch`` on. The refined probe is
-    converted back to the units of ``train.probe`` and **rescaled so that its total
-    intensity sum |P|^2 equals the starting probe's** (the object absorbs the factor;
-    module docstring). A second LSQML run with the same settings and the starting probe
-    fixed gives ``residual_before``. Bad detector pixels are given to Pty-chi as measured
-    zeros (as in the iterative baseline), and excluded from the residuals.
-    """
-    index = 0 if object_index is None else int(object_index)
-    dev = resolve_device(device)
-    scan = scan_for_ptychi(train, index)
-    n = int(scan.patterns.shape[0])
+
+def _check_refinement(n: int, epochs, batch_size) -> int:
     bs = default_batch_size(n) if batch_size is None else int(batch_size)
     if not 1 <= bs <= n:
         raise ValueError(f"probe refinement batch_size={batch_size!r} is out of range "
@@ -174,27 +188,87 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     if not (isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool) and epochs >= 1):
         raise ValueError(f"probe refinement epochs={epochs!r} is out of range (allowed: an "
                          "integer >= 1)")
+    return bs
+
+
+def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto", seed: int = 0,
+                 object_index: int | None = None, batch_size: int | None = None,
+                 probe_start_epoch: int = 0, refine_positions: bool = False,
+                 position_start_epoch: int | None = None, log_every: int = 0
+                 ) -> ProbeRefinement:
+    """Refine ``train.probe`` with Pty-chi LSQML (object + probe; positions too with
+    ``refine_positions``).
+
+    Uses the patterns of object ``object_index`` (default 0; each scan position once at
+    gridsize > 1) and starts from ``train.probe`` and a flat object. ``epochs`` LSQML
+    epochs with batches of ``batch_size`` patterns (default :func:`default_batch_size`);
+    the probe is updated from epoch ``probe_start_epoch`` on, the positions (Pty-chi's
+    gradient position correction) from ``position_start_epoch`` on (default: a quarter of
+    the epochs, once the object has formed). The refined probe is
+    converted back to the units of ``train.probe`` and **rescaled so that its total
+    intensity sum |P|^2 equals the starting probe's** (the object absorbs the factor;
+    module docstring). A second LSQML run with the same settings and the starting probe
+    fixed gives ``residual_before``. Bad detector pixels are given to Pty-chi as measured
+    zeros (as in the iterative baseline), and excluded from the residuals. ``log_every``:
+    a progress line every that many epochs of the refinement run (0: none).
+    """
+    index = 0 if object_index is None else int(object_index)
+    dev = resolve_device(device)
+    scan = scan_for_ptychi(train, index)
+    bs = _check_refinement(int(scan.patterns.shape[0]), epochs, batch_size)
     fixed = PtychiOptions("lsqml", epochs=int(epochs), batch_size=bs, device=dev, seed=int(seed))
     joint = replace(fixed, optimize_probe=True, probe_start_epoch=probe_start_epoch)
+    if refine_positions:
+        start = int(epochs) // 4 if position_start_epoch is None else position_start_epoch
+        joint = replace(joint, optimize_positions=True, position_start_epoch=start)
     start = np.asarray(train.probe_modes, dtype=np.complex64)
     sub = train.select(train.object_selection(index))
     N = train.N
 
-    def residual(obj, probe):
-        patches = object_patches(obj, sub.centres, N).astype(np.complex64)
+    def residual(obj, probe, centres):
+        patches = object_patches(obj, centres, N).astype(np.complex64)
         return data_residual(patches, sub.diffraction, probe, photon_scale=train.photon_scale,
                              bad_pixels=train.bad_pixels)
 
-    obj_before, _, _ = _lsqml(scan, fixed)
-    obj_ref, probe_c, elapsed = _lsqml(scan, joint)
+    obj_before, _, _, _ = _lsqml(scan, fixed)
+    obj_ref, probe_c, positions, elapsed = _lsqml(scan, joint, log_every=log_every,
+                                                  what="probe refinement")
     probe, obj_after, a = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj_ref, start)
     if probe.shape != start.shape:
         raise ValueError(f"Pty-chi returned a probe of shape {probe.shape} (expected "
                          f"{start.shape}, the starting probe's modes)")
     out = probe[0] if np.asarray(train.probe).ndim == 2 else probe
+    centres_after = centres_by_pattern(sub, scan.pattern_ids, positions)
     return ProbeRefinement(
         probe=np.ascontiguousarray(out, dtype=np.complex64),
-        residual_before=residual(obj_before, train.probe), residual_after=residual(obj_after, out),
+        residual_before=residual(obj_before, train.probe, sub.centres),
+        residual_after=residual(obj_after, out, centres_after),
         epochs=int(epochs), time_s=float(elapsed), batch_size=bs,
         probe_start_epoch=int(probe_start_epoch), object_index=index, scale=float(a),
-        object_before=obj_before, object_after=obj_after)
+        object_before=obj_before, object_after=obj_after,
+        pattern_ids=scan.pattern_ids.copy(),
+        positions_before=scan.positions_xy.astype(np.float64),
+        positions_after=positions if refine_positions else scan.positions_xy.astype(np.float64))
+
+
+def centres_by_pattern(data: PtychoDataset, pattern_ids: np.ndarray, positions_xy: np.ndarray
+                       ) -> np.ndarray:
+    """``data.centres`` (n, C, 2) with each patch whose pattern id is in ``pattern_ids`` moved
+    to that pattern's entry of ``positions_xy`` (n_ids, 2); the others are kept."""
+    centres = np.array(data.centres, dtype=np.float64)
+    ids = data.pattern_ids()
+    lookup = {int(k): i for i, k in enumerate(np.asarray(pattern_ids).tolist())}
+    for g, c in np.ndindex(ids.shape):
+        i = lookup.get(int(ids[g, c]))
+        if i is not None:
+            centres[g, c] = positions_xy[i]
+    return centres
+
+
+def with_positions(data: PtychoDataset, pattern_ids: np.ndarray, positions_xy: np.ndarray
+                   ) -> PtychoDataset:
+    """``data`` with the patches of ``pattern_ids`` at ``positions_xy`` (x, y) (the group
+    centres ``coords_nominal`` are kept; the offsets take the change)."""
+    centres = centres_by_pattern(data, pattern_ids, positions_xy)
+    offsets = (centres[:, :, None, :] - data.coords_nominal.astype(np.float64)).astype(np.float32)
+    return replace(data, coords_offsets=offsets)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 from ptycho.artifacts import StudyLayout
-from ptycho.config.config import ARCHITECTURES, SimulationConfig
+from ptycho.config.choices import ARCHITECTURES
+from ptycho.config.config import SimulationConfig
 from ptycho.config.record import field_names
 from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho.config.validation import StudyError

@@ -1,7 +1,7 @@
 """Several architectures (and Pty-chi baselines) on one dataset: the ``ptycho-compare`` CLI.
 
 :func:`main` is the entry point (``scripts/studies/grid_lines_compare.py`` only calls it).
-Every study flag (generated from :class:`~ptycho.config.config.StudyConfig`) applies to
+Every study flag (generated from :class:`~ptycho.config.study_config.StudyConfig`) applies to
 every architecture; ``--architectures``, ``--iterative``, ``--iterative-epochs`` and
 ``--iterative-batch-size`` choose the methods. The dataset is simulated once (cached in
 ``<output-dir>/datasets``); every method is scored by the same code on the same region of
@@ -14,7 +14,7 @@ written as ``runs/<model_id>/metrics.json`` (network and iterative rows alike). 
   curves of every method.
 
 Reuse: a finished study whose config equals the requested one except
-:data:`~ptycho.config.config.NO_EFFECT_ON_RESULT` is reused (not retrained), likewise a
+:data:`~ptycho.config.study_config.NO_EFFECT_ON_RESULT` is reused (not retrained), likewise a
 Pty-chi row whose ``compare_key`` (data, engine, epochs, batch size, seed) matches; a finished
 row with other settings is refused unless ``--overwrite``. So an interrupted comparison is
 continued by running the same command again (``--resume`` continues a study stopped
@@ -33,7 +33,7 @@ import numpy as np
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
-from ptycho.config.config import ARCHITECTURES
+from ptycho.config.choices import ARCHITECTURES
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics

@@ -47,9 +47,10 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
     return m
 
 
-def save_row(layout: StudyLayout, m: StudyMetrics, rec) -> StudyMetrics:
-    """Write a computed row: ``recons/<id>/recon.npz``, then ``runs/<id>/metrics.json`` last."""
-    save_reconstruction(layout.recon_dir / "recon.npz", rec)
+def save_row(layout: StudyLayout, m: StudyMetrics, rec, scan=None) -> StudyMetrics:
+    """Write a computed row: ``recons/<id>/recon.npz`` (with ``scan``'s probe and positions),
+    then ``runs/<id>/metrics.json`` last."""
+    save_reconstruction(layout.recon_dir / "recon.npz", rec, scan=scan)
     write_json_atomic(layout.metrics_path, m.to_json())
     return m
 
@@ -70,7 +71,7 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
                                      inference=cfg.inference)
     m = iterative_row(layout.model_id, engine, rec, test, epochs=res.epochs, device=res.device,
                       key=key, loss=res.loss)
-    return save_row(layout, m, rec)
+    return save_row(layout, m, rec, scan=test)
 
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
@@ -132,4 +133,4 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
                                    batch_size=res.batch_size, inference=cfg.inference)
     m = refined_row(layout.model_id, engine, rec, test, source, epochs=res.epochs,
                     device=res.device, key=key, loss=res.loss, what=f"{epochs} epochs")
-    return save_row(layout, m, rec)
+    return save_row(layout, m, rec, scan=test)

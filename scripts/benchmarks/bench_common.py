@@ -9,7 +9,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho.config.config import DEVICES  # noqa: E402  (numpy only)
+from ptycho.config.choices import DEVICES  # noqa: E402  (numpy only)
 
 
 def add_common_args(p, *, device_default: str | None = "auto") -> None:

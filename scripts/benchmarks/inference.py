@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
-from ptycho.config.config import ARCHITECTURES  # noqa: E402
+from ptycho.config.choices import ARCHITECTURES  # noqa: E402
 
 THROUGHPUT_TARGET = 0.95
 MEMORY_TARGET = 1.10

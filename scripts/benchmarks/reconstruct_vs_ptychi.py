@@ -42,7 +42,7 @@ for _p in (str(_REPO), str(_REPO / "scripts" / "studies")):
 import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
-from ptycho.config.config import ARCHITECTURES  # noqa: E402
+from ptycho.config.choices import ARCHITECTURES  # noqa: E402
 
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
                    n_train_objects=1, n_test_objects=1, epochs=1, batch_size=16, fno_width=8,

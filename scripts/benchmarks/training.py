@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
-from ptycho.config.config import ARCHITECTURES as ARCHS  # noqa: E402
+from ptycho.config.choices import ARCHITECTURES as ARCHS  # noqa: E402
 
 
 

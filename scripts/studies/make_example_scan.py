@@ -1,13 +1,25 @@
 #!/usr/bin/env python
-"""Write one simulated, non-grid scan in every supported layout (for trying the readers).
+"""Write one simulated, non-grid scan in every supported layout, with its truth.
 
     python scripts/studies/make_example_scan.py --output-dir outputs/example_scan
+    python scripts/studies/make_example_scan.py --from data/run1084_recon3_postPC.npz \\
+        --nphotons 1e9 --positions nominal --output-dir outputs/run1084_1e9
 
-A jittered Fermat-spiral scan of a grid-lines object with Poisson counts, a 2-mode probe
-and a few bad pixels, written as an upstream PtychoPINN NPZ (``scan_ptychopinn.npz``), a
-Ptychodus pair (``ptychodus/diffraction.h5`` + ``product-in.h5``) and a CXI file
-(``scan.cxi``); the true object is saved beside them (``truth.npz``) to judge a
-reconstruction by eye. The geometry is the conventional one of docs/data.md, not measured.
+Without ``--from``: a jittered Fermat-spiral scan of a grid-lines object with Poisson
+counts, a 2-mode probe and a few bad pixels. With ``--from FILE`` (an NPZ with
+``objectGuess``, ``probeGuess`` and positions ``xcoords`` / ``ycoords``, e.g. the realistic
+benchmark of ``data/README.md``): that object and probe at those positions, counts at
+``--nphotons`` per pattern with Poisson noise, and the positions written with the scan
+either the true ones or the file's ``xcoords_start`` / ``ycoords_start`` (``--positions
+nominal``), plus ``--position-jitter`` N(0, sigma) px, and the probe written with it the
+true one or, with ``--probe-defocus``, a wrong estimate (``ptycho.datagen.from_file``).
+
+Layouts (``--layouts``): an upstream PtychoPINN NPZ (``scan_ptychopinn.npz``), a Ptychodus
+pair (``ptychodus/diffraction.h5`` + ``product-in.h5``), a CXI file (``scan.cxi``) and, with
+``--from``, this project's dataset NPZ with the true object as ground truth
+(``dataset.npz``: studies of it report SSIM / PSNR against the truth). ``truth.npz`` holds
+the object, the true and the written positions, and the probe. The geometry is the
+conventional one of docs/data.md, not measured.
 """
 from __future__ import annotations
 
@@ -15,45 +27,111 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from ptycho.datagen.from_file import POSITION_CHOICES, dataset_arrays, simulate_from_file  # noqa: E402
+from ptycho.datagen.grid_lines import make_object  # noqa: E402
+from ptycho.datagen.spiral_scan import simulate_spiral_scan  # noqa: E402
+from ptycho.formats.cxi import write_cxi  # noqa: E402
+from ptycho.formats.geometry import conventional_geometry  # noqa: E402
+from ptycho.formats.ptychodus import write_ptychodus  # noqa: E402
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz  # noqa: E402
+from ptycho.io import save_dataset  # noqa: E402
+from ptycho.probes import two_mode_probe  # noqa: E402
 
-def main(argv=None) -> int:
-    import numpy as np
+LAYOUTS = ("npz", "ptychodus", "cxi", "dataset")
 
-    from ptycho.datagen.grid_lines import make_object
-    from ptycho.datagen.spiral_scan import simulate_spiral_scan
-    from ptycho.formats.cxi import write_cxi
-    from ptycho.formats.geometry import conventional_geometry
-    from ptycho.formats.ptychodus import write_ptychodus
-    from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-    from ptycho.probes import two_mode_probe
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--output-dir", default="outputs/example_scan")
-    p.add_argument("--N", type=int, default=64)
-    p.add_argument("--object-size", type=int, default=256)
-    p.add_argument("--n-positions", type=int, default=1500)
+    p.add_argument("--from", dest="source", default=None,
+                   help="simulate from this NPZ's object, probe and positions")
+    p.add_argument("--positions", default="true", choices=POSITION_CHOICES,
+                   help="with --from: the positions written with the scan")
+    p.add_argument("--position-jitter", type=float, default=0.0,
+                   help="with --from: N(0, sigma) px added to the written positions")
+    p.add_argument("--probe-defocus", type=float, default=0.0,
+                   help="with --from: write the probe out of focus by this many radians at "
+                        "the window's edge frequency (a wrong starting probe)")
+    p.add_argument("--n-positions", type=int, default=None,
+                   help="spiral positions (default 1500); with --from the first K (default all)")
+    p.add_argument("--layouts", default=None,
+                   help=f"comma-separated subset of {', '.join(LAYOUTS)} (default: all; "
+                        "'dataset' only with --from)")
+    p.add_argument("--N", type=int, default=64, help="spiral only: pattern size")
+    p.add_argument("--object-size", type=int, default=256, help="spiral only")
     p.add_argument("--step", type=float, default=2.6, help="spiral step in pixels")
-    p.add_argument("--jitter", type=float, default=0.7, help="uniform jitter in pixels")
-    p.add_argument("--nphotons", type=float, default=1e6)
-    p.add_argument("--bad-pixel-fraction", type=float, default=0.002)
+    p.add_argument("--jitter", type=float, default=0.7, help="spiral: uniform jitter in pixels")
+    p.add_argument("--nphotons", type=float, default=None,
+                   help="mean counts per pattern (default 1e6; with --from 1e9)")
+    p.add_argument("--bad-pixel-fraction", type=float, default=None,
+                   help="default 0.002 (spiral), 0 (--from)")
     p.add_argument("--seed", type=int, default=5)
-    a = p.parse_args(argv)
-    out = Path(a.output_dir)
+    return p
+
+
+def _layouts(a, p) -> tuple[str, ...]:
+    default = LAYOUTS if a.source else LAYOUTS[:3]
+    chosen = default if a.layouts is None else tuple(s.strip() for s in a.layouts.split(",") if s.strip())
+    bad = [s for s in chosen if s not in default]
+    if bad or not chosen:
+        p.error(f"--layouts {a.layouts!r}: {', '.join(bad) or 'empty'} is not allowed "
+                f"(allowed: {', '.join(default)})")
+    return chosen
+
+
+def _simulate(a):
+    if a.source:
+        return simulate_from_file(
+            a.source, nphotons=1e9 if a.nphotons is None else a.nphotons,
+            positions=a.positions, jitter_px=a.position_jitter,
+            n_positions=a.n_positions or 0, seed=a.seed,
+            bad_pixel_fraction=a.bad_pixel_fraction or 0.0, probe_defocus=a.probe_defocus)
     obj = make_object(a.object_size, int(400 * (a.object_size / 392) ** 2),
                       np.random.default_rng(a.seed), True)
-    scan = simulate_spiral_scan(obj, a.N, a.n_positions, a.step, a.jitter,
-                                two_mode_probe(a.N), a.nphotons, a.seed, a.bad_pixel_fraction)
-    geometry = conventional_geometry(a.N)
-    files = [write_ptychopinn_npz(out / "scan_ptychopinn.npz", scan),
-             *write_ptychodus(out / "ptychodus", scan, geometry),
-             write_cxi(out / "scan.cxi", scan, geometry)]
-    np.savez(out / "truth.npz", object=scan.object, positions_px=scan.positions_px)
-    span = np.ptp(scan.positions_px, axis=0)
-    print(f"{len(scan.positions_px)} positions spanning {span[0]:.0f} x {span[1]:.0f} px; "
-          f"mean counts per pattern {scan.counts.sum((1, 2)).mean():.3g}")
+    scan = simulate_spiral_scan(obj, a.N, a.n_positions or 1500, a.step, a.jitter,
+                                two_mode_probe(a.N), 1e6 if a.nphotons is None else a.nphotons,
+                                a.seed, 0.002 if a.bad_pixel_fraction is None
+                                else a.bad_pixel_fraction)
+    return scan, None
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    a = p.parse_args(argv)
+    layouts = _layouts(a, p)
+    if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus):
+        p.error("--positions, --position-jitter and --probe-defocus need --from FILE")
+    try:
+        scan, truth = _simulate(a)
+    except (OSError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    out = Path(a.output_dir)
+    geometry = conventional_geometry(scan.N)
+    files = []
+    if "npz" in layouts:
+        files.append(write_ptychopinn_npz(out / "scan_ptychopinn.npz", scan))
+    if "ptychodus" in layouts:
+        files.extend(write_ptychodus(out / "ptychodus", scan, geometry))
+    if "cxi" in layouts:
+        files.append(write_cxi(out / "scan.cxi", scan, geometry))
+    if "dataset" in layouts:
+        files.append(save_dataset(out / "dataset.npz", *dataset_arrays(scan, truth)))
+    true_xy = scan.positions_px if truth is None else truth.positions_px
+    np.savez(out / "truth.npz", object=scan.object, positions_px=true_xy,
+             written_positions_px=scan.positions_px,
+             probe=scan.probe if truth is None else truth.probe)
+    span = np.ptp(true_xy, axis=0)
+    err = np.sqrt(np.mean(np.sum((scan.positions_px - true_xy) ** 2, axis=1)))
+    print(f"{scan.n} positions spanning {span[0]:.0f} x {span[1]:.0f} px; N = {scan.N}; mean "
+          f"counts per pattern {scan.counts.sum((1, 2)).mean():.3g}; written positions "
+          f"{err:.3f} px RMS from the true ones")
     for f in files:
         print(f)
     return 0

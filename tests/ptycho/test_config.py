@@ -10,7 +10,7 @@ from dataclasses import FrozenInstanceError, fields
 import pytest
 
 from ptycho.config import cli
-from ptycho.config import config as cc
+from ptycho.config import choices
 from ptycho.config import presets
 from ptycho.config import study_config
 from ptycho.config.config import (
@@ -252,7 +252,7 @@ def test_presets_and_explicit_values():
     assert (paper.model.N, paper.training.learning_rate, paper.training.seed) == (128, 2e-4, 3)
     assert paper.training.epochs == 3  # explicit wins
     assert from_preset() == StudyConfig()
-    assert tuple(presets.PRESET_VALUES) == cc.PRESETS
+    assert tuple(presets.PRESET_VALUES) == choices.PRESETS
 
 
 # ------------------------------------------------------------------ generated CLI

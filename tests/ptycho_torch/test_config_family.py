@@ -3,35 +3,34 @@ ptycho.config.config equals the keys of the map that implements it, every entry 
 works, and the configs reach the Lightning module (built through
 ptycho_torch.config_factory, see test_runner_contract.py)."""
 import re
-
 import types
 
 import pytest
 import torch
 
 from ptycho import stitching
-from ptycho.config import config as cc
-from ptycho.config import study_config
+from ptycho.config import choices, study_config
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.config.study_config import StudyConfig
-from ptycho_torch import model as model_module
 from ptycho_torch import losses
+from ptycho_torch import model as model_module
+from ptycho_torch.engine import loggers as engine_loggers
 from ptycho_torch.engine.device import resolve_device
-from ptycho_torch.generators import GENERATORS, build_generator
-from ptycho_torch.generators import layers
+from ptycho_torch.generators import GENERATORS, build_generator, layers
 from ptycho_torch.model import PtychoPINN_Lightning
 
 SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_filters_scale=1)
 
 MAPS = [
-    ("ARCHITECTURES", cc.ARCHITECTURES, GENERATORS),
-    ("LOSSES", cc.LOSSES, losses.LOSSES),
-    ("INPUT_TRANSFORMS", cc.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
-    ("OUTPUT_MODES", cc.OUTPUT_MODES, layers.OUTPUT_READERS),
-    ("STITCH_MODES", cc.STITCH_MODES, stitching.STITCH_MODES),
-    ("SUBPIXEL_MODES", cc.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
-    ("OPTIMIZERS", cc.OPTIMIZERS, model_module.OPTIMIZERS),
-    ("SCHEDULERS", cc.SCHEDULERS, model_module.SCHEDULERS),
+    ("ARCHITECTURES", choices.ARCHITECTURES, GENERATORS),
+    ("LOSSES", choices.LOSSES, losses.LOSSES),
+    ("INPUT_TRANSFORMS", choices.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
+    ("OUTPUT_MODES", choices.OUTPUT_MODES, layers.OUTPUT_READERS),
+    ("STITCH_MODES", choices.STITCH_MODES, stitching.STITCH_MODES),
+    ("SUBPIXEL_MODES", choices.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
+    ("OPTIMIZERS", choices.OPTIMIZERS, model_module.OPTIMIZERS),
+    ("SCHEDULERS", choices.SCHEDULERS, model_module.SCHEDULERS),
+    ("LOGGERS", choices.LOGGERS, engine_loggers.NEEDS),
 ]
 
 
@@ -44,14 +43,15 @@ def test_choice_tuple_equals_the_implementation_keys(name, choices, implementati
 def test_every_config_enumeration_is_covered_by_a_map():
     """Every field with choices is one of the tuples tested above (or a plain-value set)."""
     tested = {id(m[1]) for m in MAPS}
-    plain = {id(t) for t in (cc.DEVICES, cc.STRATEGIES, cc.DATA_UNITS, cc.PRESETS,
-                             cc.SUPPORTED_N, cc.SUPPORTED_GRIDSIZE, cc.CXI_TRANSLATION_SIGNS)}
+    plain = {id(t) for t in (choices.DEVICES, choices.STRATEGIES, choices.DATA_UNITS, choices.PRESETS,
+                             choices.SUPPORTED_N, choices.SUPPORTED_GRIDSIZE, choices.CXI_TRANSLATION_SIGNS,
+                             choices.PROBE_UPDATES)}
     for section, f in study_config.leaf_fields():
         if "choices" in f.metadata:
             assert id(f.metadata["choices"]) in tested | plain, f"{section}.{f.name}"
 
 
-@pytest.mark.parametrize("device", cc.DEVICES)
+@pytest.mark.parametrize("device", choices.DEVICES)
 def test_every_device_choice_resolves(device, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     if device == "cuda":
@@ -73,8 +73,8 @@ def _module(**over):
     return PtychoPINN_Lightning(cfg.model, data, cfg.training)
 
 
-@pytest.mark.parametrize("optimizer", cc.OPTIMIZERS)
-@pytest.mark.parametrize("scheduler", cc.SCHEDULERS)
+@pytest.mark.parametrize("optimizer", choices.OPTIMIZERS)
+@pytest.mark.parametrize("scheduler", choices.SCHEDULERS)
 def test_every_optimizer_and_scheduler_is_built(optimizer, scheduler):
     module = _module(optimizer=optimizer, scheduler=scheduler, learning_rate=3e-4,
                      weight_decay=0.01)
@@ -108,7 +108,7 @@ def test_one_cycle_warms_up_then_decays_to_min_lr_at_the_planned_step():
     assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))   # decays monotonically
 
 
-@pytest.mark.parametrize("mode", cc.OUTPUT_MODES)
+@pytest.mark.parametrize("mode", choices.OUTPUT_MODES)
 def test_every_output_mode_is_read_by_the_head(mode):
     head = layers.ComplexOutputHead(2, 1, mode)
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_every_output_mode_is_read_by_the_head(mode):
     torch.testing.assert_close(y, torch.full((1, 1, 2, 2), complex(expected)).to(torch.complex64))
 
 
-@pytest.mark.parametrize("loss", cc.LOSSES)
+@pytest.mark.parametrize("loss", choices.LOSSES)
 def test_every_loss_is_wired_with_the_data_config(loss):
     m = _module(loss=loss, photon_scale=7.0)
     x = torch.rand(2, 1, 32, 32) + 0.1

@@ -45,6 +45,17 @@ def test_inference_smoke(tmp_path, capsys):
     assert "throughput ratio (wrapper / raw)" in r.stdout and "CUDA not available: skipped" in r.stdout
 
 
+def test_malloc_smoke(tmp_path):  # each measurement is its own process
+    out = tmp_path / "malloc.json"
+    r = subprocess.run([sys.executable, str(BENCH / "malloc.py"), "--smoke", "--rounds", "1",
+                        "--iters", "2", "--batch", "4", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res["patterns_per_s"]) == {"off", "mallopt", "env"}
+    assert all(v > 0 for v in res["patterns_per_s"].values()) and res["ratio_to_off"]["off"] == 1.0
+
+
 def test_stitching_smoke(tmp_path):  # numpy only: no --device flag
     out = tmp_path / "stitching.json"
     r = subprocess.run([sys.executable, str(BENCH / "stitching.py"), "--smoke", "--json", str(out)],

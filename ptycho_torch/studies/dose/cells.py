@@ -47,6 +47,7 @@ from ptycho_torch.studies.methods import (
     save_row,
 )
 from ptycho_torch.study_inputs import load_test_data
+from ptycho_torch.two_half_frc import two_half_frc
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
                               n_train_patterns=source.n_train_patterns,
                               n_val_patterns=source.n_val_patterns,
                               input_scale=float(model.data_config.input_scale),
-                              compare_key=key, note=note, torch_version=torch.__version__)
+                              compare_key=key, note=note, torch_version=torch.__version__,
+                              two_half_frc=two_half_frc(
+                                  rec.patches, test.select(test.object_selection(0)).centres,
+                                  cfg.inference))
     score_record(m, rec)
     return m, rec
 
@@ -163,7 +167,7 @@ def best_val_row(dc: DoseConfig, dose: float, arch: str, source: StudyMetrics, t
     model = load_model(str(path), device)
     m, rec = inference_row(layout.model_id, model, tests(dose), cfg, source,
                            key, note, epoch + 1, device)
-    return Row(layout.model_id, dose, save_row(layout, m, rec), layout)
+    return Row(layout.model_id, dose, save_row(layout, m, rec, scan=tests(dose)), layout)
 
 
 def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -> list[Row]:
@@ -186,7 +190,7 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
             note = f"network trained at {format_dose(d0)} photons applied at {format_dose(dose)}"
             m, rec = inference_row(name, model, tests(dose), cfg, finals[(d0, arch)], key, note,
                                    finals[(d0, arch)].epochs_completed, device)
-            old = save_row(layout, m, rec)
+            old = save_row(layout, m, rec, scan=tests(dose))
         rows.append(Row(name, dose, old, layout))
     return rows
 
@@ -246,7 +250,7 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
         if selection is not None:
             row.total_time_s = rec.inference_time_s + (sel["time_s"] if s == "@heldout" else 0.0)
             write_json_atomic(layouts[s].run_dir / "selection.json", selection)
-        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec), layouts[s],
+        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec, scan=test), layouts[s],
                         selection))
     return rows
 
@@ -299,7 +303,7 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
         if selection is not None:
             row.total_time_s += sel["time_s"]
             write_json_atomic(layouts[s].run_dir / "selection.json", selection)
-        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec), layouts[s],
+        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec, scan=test), layouts[s],
                         selection))
     return rows
 

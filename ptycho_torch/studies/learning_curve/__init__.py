@@ -2,7 +2,7 @@
 
 :func:`main` is the entry point (``scripts/studies/learning_curve.py`` only calls it). One
 study configuration (every study flag, generated from
-:class:`~ptycho.config.config.StudyConfig`) is trained once, until the largest budget; a
+:class:`~ptycho.config.study_config.StudyConfig`) is trained once, until the largest budget; a
 Lightning callback (:class:`BudgetSnapshots`) copies the generator's ``state_dict`` to the
 CPU when training crosses each budget. After training every snapshot is loaded back,
 test object 0 is reconstructed with :func:`ptycho_torch.reconstruction.reconstruct_test_object`

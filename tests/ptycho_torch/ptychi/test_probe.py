@@ -178,10 +178,11 @@ def test_refine_probe_returns_the_start_intensity_whatever_the_engine_scale(monk
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
     calls = []
 
-    def fake_lsqml(scan, o):
+    def fake_lsqml(scan, o, **_):
         calls.append((o.optimize_probe, o.probe_start_epoch, o.batch_size, o.epochs, o.device))
         k = 3.0 if o.optimize_probe else 1.0
-        return (truth.ground_truth / k).astype(np.complex64), scan.probe * k, 0.25
+        return ((truth.ground_truth / k).astype(np.complex64), scan.probe * k,
+                scan.positions_xy.astype(np.float64), 0.25)
 
     monkeypatch.setattr(pr, "_lsqml", fake_lsqml)
     ref = pr.refine_probe(truth, epochs=7, device="cpu", probe_start_epoch=2)
@@ -219,3 +220,26 @@ def test_refine_probe_without_ptychi_names_the_extra(monkeypatch):
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
     with pytest.raises(ptychi.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
         pr.refine_probe(truth, epochs=2, device="cpu")
+
+
+@pytest.mark.iterative
+def test_position_correction_halves_the_position_error(one_torch_thread):
+    """Positions jittered by N(0, 2 px) per axis (2.6 px RMS), the true probe as the start:
+    the lsqml route with ``refine_positions`` moves them to within half the error of the
+    truth (measured: 2.585 -> 0.75 px RMS, the mean shift removed; 200 epochs)."""
+    _require_ptychi()
+    truth = simulate_spiral(make_probe(N, **TRUE_PROBE))
+    rng = np.random.default_rng(1)
+    jitter = rng.normal(0, 2.0, size=(truth.n, 2))
+    moved = replace(truth, coords_offsets=(truth.coords_offsets
+                                           + jitter[:, None, None, :]).astype(np.float32))
+    r = pr.refine_probe(moved, epochs=200, device="cpu", refine_positions=True,
+                        position_start_epoch=10)
+    true_xy = truth.centres[:, 0].astype(np.float64)
+    before = pr.position_rms(r.positions_before, true_xy)
+    shift = np.mean(r.positions_after - true_xy, axis=0)
+    after = pr.position_rms(r.positions_after - shift, true_xy)
+    assert before == pytest.approx(2.585, abs=0.01)
+    assert after < 0.5 * before, (before, after)
+    assert r.position_shift_rms > 0.5
+    assert r.residual_after["amplitude_mae"] < r.residual_before["amplitude_mae"]

@@ -1,0 +1,23 @@
+"""The allowed values of every enumerated config field (each field declares its tuple as
+``choices``; the tuples equal the keys of the implementation maps, tested)."""
+
+ARCHITECTURES = ("cnn", "fno", "hybrid")
+OUTPUT_MODES = ("real_imag", "amp_phase")
+INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
+LOSSES = ("mae", "poisson")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("plateau", "onecycle", "none")
+DEVICES = ("auto", "cpu", "cuda")
+STRATEGIES = ("auto", "ddp")
+STITCH_MODES = ("positions", "tiles")
+SUBPIXEL_MODES = ("none", "fourier", "bilinear")
+DATA_UNITS = ("auto", "counts", "amplitude")
+# sign of a CXI translation in object pixels (ptycho.formats.cxi); 1 = Ptychodus's
+CXI_TRANSLATION_SIGNS = (1, -1)
+PRESETS = ("none", "quick", "paper")
+SUPPORTED_N = (16, 32, 64, 128, 256)
+SUPPORTED_GRIDSIZE = (1, 2)
+PROBE_UPDATES = ("none", "auto", "lsqml", "learn")
+PROBE_SOURCES = ("model", "file")
+LOGGERS = ("csv", "tensorboard", "mlflow")
+REFINE_ENGINES = ("none", "lsqml")

@@ -1,0 +1,44 @@
+"""The settings of ``ptycho-reconstruct``: a trained model on any scan (and, optionally,
+Pty-chi polishing the network's object and probe)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ptycho.config.choices import CXI_TRANSLATION_SIGNS, DATA_UNITS, DEVICES, PROBE_SOURCES, REFINE_ENGINES
+from ptycho.config.record import Record
+from ptycho.config.record import described as _f
+from ptycho.config.validation import check_bool, check_int, refuse
+
+
+@dataclass(frozen=True)
+class ReconstructConfig(Record):
+    """Reconstruct a scan with a trained model (``ptycho-reconstruct``)."""
+
+    checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
+    data: str = _f("", "the scan to reconstruct: any supported file (see docs/data.md)")
+    output_dir: str = _f("outputs/reconstruction", "directory that receives recon.npz, "
+                         "product-out.h5, metrics.json and the PNGs")
+    data_unit: str = _f("auto", "unit of the patterns in --data: detector counts or amplitudes "
+                        "(auto: the rule in docs/data.md)", choices=DATA_UNITS)
+    cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
+                                   "Ptychodus's sign (object pixel = +translation / pixel); -1 "
+                                   "for files written with the opposite sign",
+                                   choices=CXI_TRANSLATION_SIGNS)
+    device: str = _f("auto", "where to predict", choices=DEVICES)
+    refine: str = _f("none", "after the network: polish its object and probe with Pty-chi "
+                     "(lsqml: LSQML started at the network's object; needs the 'iterative' "
+                     "extra)", choices=REFINE_ENGINES)
+    refine_epochs: int = _f(20, "LSQML epochs of --refine lsqml")
+    probe_source: str = _f("model", "the probe the reconstruction is scored and written with: "
+                           "the model's (the one it trained with, refined or learned) or the "
+                           "scan file's", choices=PROBE_SOURCES)
+    overwrite: bool = _f(False, "replace an earlier reconstruction in --output-dir")
+
+    def __post_init__(self) -> None:
+        o = "ReconstructConfig"
+        self._check_choices()
+        for name in ("checkpoint", "data", "output_dir"):
+            if not str(getattr(self, name)).strip():
+                raise refuse(o, name, " is empty (allowed: a path)")
+        check_bool(o, "overwrite", self.overwrite)
+        check_int(o, "refine_epochs", self.refine_epochs, 1, 100000)

@@ -1,0 +1,59 @@
+"""The field's ground-truth-free resolution estimate for a network row: the two-half FRC.
+
+The scan's patterns are split into two interleaved halves (even and odd places in scan
+order: neighbours on a raster or a spiral land in different halves), each half's predicted
+patches are stitched alone (position stitching, the study's crop, sub-pixel and phase
+options) on one canvas, and the Fourier ring correlation of the two half-objects is taken
+on the box both cover (amplitude; phase after the constant phase between the halves is
+removed). FRC50 is where it first falls below 0.5, in cycles per pixel (0.5 = Nyquist).
+
+The network was trained on every pattern, so the halves share its learned prior: the
+estimate says how consistently the object is recovered from disjoint measurements by the
+same network, not what two independent reconstructions would give. Iterative rows would
+need two reconstructions and are not given one.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ptycho.config.config import InferenceConfig
+from ptycho.frc import frc_curve, frc_threshold_crossing
+from ptycho.stitching import canvas_for_positions, covered_box, stitch
+from ptycho_torch.reconstruction import stitch_options
+
+MIN_SIDE = 16
+
+
+def two_half_frc(patches: np.ndarray, centres: np.ndarray, inference: InferenceConfig
+                 ) -> dict | None:
+    """``{"frc50": [amplitude, phase], "region": [h, w], "n_patterns": [n_a, n_b], "note"}``
+    for the predicted ``patches`` (n, C, N, N) at ``centres`` (n, C, 2) (x, y), or None when
+    the halves share no ``MIN_SIDE`` x ``MIN_SIDE`` box (too few patterns)."""
+    N = patches.shape[-1]
+    p = np.asarray(patches).reshape(-1, 1, N, N)
+    c = np.asarray(centres, dtype=np.float64).reshape(-1, 1, 2)
+    if p.shape[0] < 4:
+        return None
+    options = stitch_options(replace(inference, stitch="positions"), N)
+    shape, origin = canvas_for_positions(c.reshape(-1, 2), N, crop=options.crop)
+    c = c + np.asarray(origin, dtype=np.float64)
+    halves = [stitch(p[k::2], c[k::2], options, canvas_shape=shape) for k in (0, 1)]
+    both = (halves[0][1] > 0) & (halves[1][1] > 0)
+    if not both.any():
+        return None
+    r0, c0, h, w = covered_box(both)
+    if min(h, w) < MIN_SIDE:
+        return None
+    a, b = (np.asarray(obj)[r0:r0 + h, c0:c0 + w].astype(np.complex128) for obj, _ in halves)
+    b = b * np.exp(-1j * np.angle(np.vdot(b, a)))       # the constant phase between halves
+    out = []
+    for fa, fb in ((np.abs(a), np.abs(b)), (np.angle(a), np.angle(b))):
+        freqs, frc = frc_curve(fa, fb)
+        out.append(float(frc_threshold_crossing(freqs, frc, 0.5)))
+    return {"frc50": out, "region": [int(h), int(w)],
+            "n_patterns": [int(p[0::2].shape[0]), int(p[1::2].shape[0])],
+            "note": "FRC of the objects stitched from the even and the odd patterns (cycles "
+                    "per pixel; the network was trained on both halves)"}
+

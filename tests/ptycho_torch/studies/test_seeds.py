@@ -1,0 +1,42 @@
+"""The seed sweep (ptycho_torch/studies/seeds.py): one study per seed, a summary over them."""
+import json
+
+import pytest
+
+from ptycho.config.validation import StudyError
+from ptycho_torch.studies import seeds
+
+TINY = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
+        "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
+        "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4", "--fno-blocks", "1",
+        "--epochs", "1", "--num-threads", "1", "--no-progress-bar"]
+
+
+def test_seeds_are_parsed_and_refused():
+    assert seeds.parse_seeds("1, 7,42,7") == (1, 7, 42)
+    with pytest.raises(StudyError, match=r"^--seeds: 'x' is not a seed"):
+        seeds.parse_seeds("1,x")
+    with pytest.raises(StudyError, match=r"^--seeds '3' gives 1 seed\(s\)"):
+        seeds.parse_seeds("3")
+
+
+def test_a_sweep_runs_each_seed_and_summarises(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert seeds.main([*TINY, "--seeds", "1,7", "--output-dir", str(out)]) == 0
+    result = json.loads((out / "seeds.json").read_text())
+    per = {}
+    for s in (1, 7):
+        m = json.loads((out / f"seed_{s}" / "runs" / "pinn_fno" / "metrics.json").read_text())
+        cfg = json.loads((out / f"seed_{s}" / "runs" / "pinn_fno" / "config.json").read_text())
+        assert cfg["study"]["training"]["seed"] == s
+        per[s] = m["ssim"][0]
+    row = result["summary"]["amp SSIM"]
+    assert row["per_seed"] == {"1": per[1], "7": per[7]}
+    assert row["min"] == min(per.values()) and row["max"] == max(per.values())
+    assert row["mean"] == pytest.approx(sum(per.values()) / 2)
+    assert per[1] != per[7]                     # the seed reaches the study
+    assert "| amp SSIM |" in (out / "seeds.md").read_text()
+    # run again: both seeds are reused, the summary is the same
+    assert seeds.main([*TINY, "--seeds", "1,7", "--output-dir", str(out)]) == 0
+    assert json.loads((out / "seeds.json").read_text())["summary"] == result["summary"]
+    assert "reusing the finished study" in capsys.readouterr().err
