@@ -168,6 +168,30 @@ def test_refine_probe_epochs_runs_lsqml_before_training(scan_files, tmp_path):
             "--refine-probe-epochs", "3", *TINY_MODEL]
     assert runner.main(argv) == 0
     cfg = json.loads((out / "runs" / "pinn_fno" / "config.json").read_text())
-    ref = cfg["data"]["probe_refinement"]
+    ref = cfg["data"]["probe_update"]
+    assert ref["route"] == "lsqml" and ref["reason"] == "--refine-probe-epochs was given"
     assert ref["epochs"] == 3 and ref["residual_after"]["amplitude_mae"] > 0
+    assert 0 < ref["noise_floor_mae"] < ref["residual_after"]["amplitude_mae"]
     assert cfg["study"]["training"]["refine_probe_epochs"] == 3
+    with np.load(out / "recons" / "pinn_fno" / "recon.npz") as z:   # the refined probe
+        np.testing.assert_array_equal(z["probe"].shape, (2, 32, 32))
+        assert z["positions_px"].shape == (70, 2)
+
+
+@pytest.mark.iterative
+def test_refine_positions_moves_the_stitching_positions(scan_files, tmp_path):
+    from ptycho_torch.ptychi import import_ptychi
+    import_ptychi()
+    out = tmp_path / "positions"
+    argv = ["--train-npz", str(scan_files["npz"]), "--output-dir", str(out),
+            "--probe-update", "lsqml", "--refine-probe-epochs", "8", "--refine-positions",
+            *TINY_MODEL]
+    assert runner.main(argv) == 0
+    cfg = json.loads((out / "runs" / "pinn_fno" / "config.json").read_text())
+    pos = cfg["data"]["probe_update"]["positions"]
+    before, after = np.asarray(pos["before_px"]), np.asarray(pos["after_px"])
+    assert before.shape == after.shape == (70, 2) and pos["moved_rms_px"] > 0
+    with np.load(out / "recons" / "pinn_fno" / "recon.npz") as z:
+        stitched_at = z["positions_px"]
+    # the scan is also the test scan: it is stitched at the corrected positions
+    np.testing.assert_allclose(np.sort(stitched_at, axis=0), np.sort(after, axis=0), atol=1e-4)
