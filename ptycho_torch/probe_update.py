@@ -74,6 +74,15 @@ def resolve_route(cfg: StudyConfig) -> tuple[str, str]:
     return "learn", "--probe-update auto: a file's probe, Pty-chi not installed"
 
 
+def warn_learned_probe(cfg: StudyConfig, route: str) -> None:
+    """At gridsize 1 each pattern's patch can absorb the probe's error (the loss never ties
+    two patches together), so a learned probe is weakly determined: say so, once."""
+    if route == "learn" and cfg.model.gridsize == 1:
+        log.warning("probe update (learn) at gridsize 1: each patch can absorb the probe's "
+                    "error, so the learned probe moves little (docs/data.md, 'Probe and "
+                    "positions'); --probe-update lsqml (the 'iterative' extra) corrects it")
+
+
 def model_probe_config(cfg: StudyConfig, route: str) -> ProbeConfig:
     """The probe settings the network is built with: a learned probe only on that route."""
     return replace(cfg.probe, probe_update="learn" if route == "learn" else "none")
@@ -151,4 +160,4 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
 
 
 __all__ = ["POOR_FIT_RATIO", "compare_with_lsqml", "model_probe_config", "poisson_floor_mae",
-           "refine_study_probe", "report", "resolve_route"]
+           "refine_study_probe", "report", "resolve_route", "warn_learned_probe"]

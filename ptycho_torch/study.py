@@ -42,6 +42,7 @@ from ptycho_torch.probe_update import (
     refine_study_probe,
     report,
     resolve_route,
+    warn_learned_probe,
 )
 from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.two_half_frc import two_half_frc
@@ -233,6 +234,7 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
         data_config = check_data(cfg, train, test)
         route, why = resolve_route(cfg)
         log.info("probe update: %s (%s)", route, why)
+        warn_learned_probe(cfg, route)
         data_info["probe_update"] = {"route": route, "reason": why}
         if route == "lsqml":
             same = data_info["train_npz"] == data_info["test_npz"]

@@ -218,3 +218,12 @@ def test_reconstruct_scores_with_the_models_probe(tmp_path):
         expect = arrays["probeGuess"] if source == "model" else np.roll(arrays["probeGuess"], 9, 1)
         np.testing.assert_allclose(probe, expect, atol=1e-6)
     assert res["model"]["amplitude_mae"] < res["file"]["amplitude_mae"]
+
+
+def test_a_learned_probe_at_gridsize_1_is_flagged(caplog):
+    cfg = StudyConfig.from_flat({"probe_update": "learn", "train_npz": "scan.npz"})
+    with caplog.at_level("WARNING", logger="ptycho_torch.probe_update"):
+        probe_update.warn_learned_probe(cfg, "learn")
+        probe_update.warn_learned_probe(cfg, "lsqml")
+    assert len(caplog.records) == 1
+    assert "--probe-update lsqml" in caplog.records[0].getMessage()
