@@ -204,9 +204,12 @@ def refined_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int,
 def settings_line(cfg: StudyConfig, skip: tuple = ()) -> str:
     """The settings a reader of a table needs, ``name=value`` (minus ``skip``)."""
     m, t, s = cfg.model, cfg.training, cfg.simulation
-    items = {"N": m.N, "gridsize": m.gridsize, "nphotons": f"{s.nphotons:g}",
+    # a file scan's dose is the file's: the simulation's nphotons does not apply to it
+    dose = f"{s.nphotons:g}" if cfg.simulated else "the file's"
+    items = {"N": m.N, "gridsize": m.gridsize, "nphotons": dose,
              "preset": cfg.run.preset, "epochs<": t.epochs,
              "max_train_minutes": f"{t.max_train_minutes:g}", "batch_size": t.batch_size,
              "learning_rate": f"{t.learning_rate:g}", "loss": t.loss, "fno_width": m.fno_width,
-             "fno_modes": m.fno_modes, "device": t.device}
+             "fno_modes": m.fno_modes, "device": t.device, "min_steps": t.min_steps,
+             "probe_update": cfg.probe.probe_update}
     return ", ".join(f"{k}={v}" for k, v in items.items() if k not in skip)

@@ -253,3 +253,12 @@ def test_iterative_rows_are_study_metrics_records(tmp_path):
     assert _stamps(out, ids) == before
     assert compare.main([*argv, "--iterative-epochs", "6"]) == 2
     assert _stamps(out, ids) == before
+
+
+def test_settings_line_says_a_file_scan_has_its_own_dose():
+    from ptycho.config.study_config import StudyConfig
+    from ptycho_torch.studies.common import settings_line
+    simulated = settings_line(StudyConfig.from_flat({"nphotons": 1e4}))
+    assert "nphotons=10000," in simulated and "probe_update=none" in simulated
+    from_file = settings_line(StudyConfig.from_flat({"train_npz": "scan.npz", "nphotons": 1e4}))
+    assert "nphotons=the file's," in from_file and "10000" not in from_file
