@@ -6,7 +6,7 @@ patches reach, the flat Parseval estimate elsewhere, scaled to the measured coun
 the scan's probe, then fits *this* scan's patterns for ``epochs`` epochs with the object
 **and** the probe optimized (positions fixed). The refined probe is put back in the scan's
 units with the starting probe's total intensity (the object takes the factor,
-:func:`ptycho_torch.ptychi.probe.match_probe_intensity`). The result is scored like every
+:func:`ptycho_torch.ptychi.probe.dataset_probe`). The result is scored like every
 iterative row (:func:`ptycho_torch.ptychi.baseline.iterative_reconstruction`).
 """
 from __future__ import annotations
@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-import numpy as np
 
 from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
-from ptycho_torch.ptychi.probe import default_batch_size, match_probe_intensity, probe_from_ptychi
+from ptycho_torch.ptychi.probe import dataset_probe, default_batch_size
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
 from ptycho_torch.reconstruction import Reconstruction, stitch_options
@@ -46,9 +45,8 @@ def polish_with_lsqml(data: PtychoDataset, rec: Reconstruction, inference: Infer
     with PtychiRun(scan, options, initial_object=init) as run:
         run.run()
         obj, probe_c, seconds, bs = run.object(), run.probe(), run.elapsed_s, run.batch_size()
-    probe, obj, _ = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj, data.probe_modes)
-    probe = probe[0] if np.asarray(data.probe).ndim == 2 else probe
-    refined = replace(data, probe=np.ascontiguousarray(probe, dtype=np.complex64))
+    probe, obj, _ = dataset_probe(probe_c, obj, scan, data.probe)
+    refined = replace(data, probe=probe)
     out = iterative_reconstruction(refined, obj, time_s=seconds, n_patterns=n, batch_size=bs,
                                    inference=inference)
     residual = data_residual(out.patches, sub.diffraction, refined.probe,

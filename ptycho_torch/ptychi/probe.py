@@ -51,7 +51,7 @@ from ptycho_torch.object_patches import object_patches
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi
 
-__all__ = ["ProbeRefinement", "centres_by_pattern", "default_batch_size",
+__all__ = ["ProbeRefinement", "centres_by_pattern", "dataset_probe", "default_batch_size",
            "match_probe_intensity", "position_rms", "probe_from_ptychi", "probe_correlation",
            "refine_probe", "with_positions"]
 
@@ -137,6 +137,22 @@ def match_probe_intensity(probe: np.ndarray, obj: np.ndarray | None, reference: 
     return p, o, a
 
 
+def dataset_probe(probe_c: np.ndarray, obj: np.ndarray | None, scan: PtychiScan,
+                  like: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Pty-chi's refined probe ``probe_c`` back in the dataset's units and shape: converted
+    (:func:`probe_from_ptychi`), rescaled to the total intensity of ``like`` (the starting
+    dataset probe, (N, N) or (modes, N, N); the object ``obj`` takes the factor,
+    :func:`match_probe_intensity`) and shaped like it. Returns ``(probe, obj, factor)``."""
+    start = np.asarray(like, dtype=np.complex64)
+    modes = start[None] if start.ndim == 2 else start
+    probe, obj, a = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj, modes)
+    if probe.shape != modes.shape:
+        raise ValueError(f"Pty-chi returned a probe of shape {probe.shape} (expected "
+                         f"{modes.shape}, the starting probe's modes)")
+    out = probe[0] if start.ndim == 2 else probe
+    return np.ascontiguousarray(out, dtype=np.complex64), obj, a
+
+
 def probe_correlation(p_true: np.ndarray, p: np.ndarray) -> float:
     """Normalised complex correlation ``|<P_true, P>| / (||P_true|| ||P||)`` in [0, 1].
 
@@ -219,9 +235,8 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     fixed = PtychiOptions("lsqml", epochs=int(epochs), batch_size=bs, device=dev, seed=int(seed))
     joint = replace(fixed, optimize_probe=True, probe_start_epoch=probe_start_epoch)
     if refine_positions:
-        start = int(epochs) // 4 if position_start_epoch is None else position_start_epoch
-        joint = replace(joint, optimize_positions=True, position_start_epoch=start)
-    start = np.asarray(train.probe_modes, dtype=np.complex64)
+        first = int(epochs) // 4 if position_start_epoch is None else position_start_epoch
+        joint = replace(joint, optimize_positions=True, position_start_epoch=first)
     sub = train.select(train.object_selection(index))
     N = train.N
 
@@ -233,14 +248,10 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
     obj_before, _, _, _ = _lsqml(scan, fixed)
     obj_ref, probe_c, positions, elapsed = _lsqml(scan, joint, log_every=log_every,
                                                   what="probe refinement")
-    probe, obj_after, a = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj_ref, start)
-    if probe.shape != start.shape:
-        raise ValueError(f"Pty-chi returned a probe of shape {probe.shape} (expected "
-                         f"{start.shape}, the starting probe's modes)")
-    out = probe[0] if np.asarray(train.probe).ndim == 2 else probe
+    out, obj_after, a = dataset_probe(probe_c, obj_ref, scan, train.probe)
     centres_after = centres_by_pattern(sub, scan.pattern_ids, positions)
     return ProbeRefinement(
-        probe=np.ascontiguousarray(out, dtype=np.complex64),
+        probe=out,
         residual_before=residual(obj_before, train.probe, sub.centres),
         residual_after=residual(obj_after, out, centres_after),
         epochs=int(epochs), time_s=float(elapsed), batch_size=bs,

@@ -8,8 +8,7 @@ timed iterations. Prints a markdown table; ``--json PATH`` also saves the result
 
 Usage::
 
-    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \\
-        python scripts/benchmarks/generators.py [--smoke] [--N 64] [--batch 16] \\
+    python scripts/benchmarks/generators.py [--smoke] [--N 64] [--batch 16] \\
         [--device cpu|cuda|auto] [--json PATH]
 
 Set the two malloc variables in the environment before Python starts (see the README:
@@ -21,7 +20,6 @@ iteration counts so CI finishes in seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -37,6 +35,7 @@ from bench_common import add_common_args, select_device, sync, write_json  # noq
 
 from ptycho.config.config import ModelConfig  # noqa: E402
 from ptycho_torch.generators import GENERATORS, build_generator, count_parameters  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 
 
@@ -122,6 +121,7 @@ def _parse(argv) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    malloc = keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     args = _parse(argv)
     device = select_device(args.device)
     if device is None:
@@ -144,15 +144,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     archs = args.arch or list(GENERATORS)
     results = [bench_architecture(a, N, batch, device, iters, warmup) for a in archs]
-    malloc_ok = os.environ.get("MALLOC_MMAP_MAX_") == "0"
     meta = {"N": N, "batch": batch, "iters": iters, "warmup": warmup, "device": str(device),
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "torch": torch.__version__, "python": platform.python_version(),
-            "malloc_env_set": malloc_ok, "smoke": args.smoke}
+            "malloc": malloc, "smoke": args.smoke}
     print(f"generators benchmark: N={N} batch={batch} device={device} "
           f"threads={meta['threads']} iters={iters} warmup={warmup}"
-          + ("" if malloc_ok or device.type != "cpu" else
-             "  (note: MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 not set)"))
+          + ("" if malloc != "unavailable" or device.type != "cpu" else
+             "  (note: glibc's allocator setting is unavailable here)"))
     print(markdown_table(results))
     if args.json:
         write_json(args.json, {"meta": meta, "results": results})

@@ -14,8 +14,7 @@ Two measurements, each a ratio taken in one run:
 
 Usage::
 
-    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \\
-        python scripts/benchmarks/inference.py [--smoke] [--device cpu|cuda|auto] \\
+    python scripts/benchmarks/inference.py [--smoke] [--device cpu|cuda|auto] \\
         [--architecture fno] [--N 64] [--n 512] [--batch 128] [--json PATH]
 
 On CPU one torch thread is used (``--threads`` to change). ``--smoke`` runs tiny sizes
@@ -24,7 +23,6 @@ so CI finishes in seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -40,6 +38,7 @@ import torch  # noqa: E402
 from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.choices import ARCHITECTURES  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 THROUGHPUT_TARGET = 0.95
 MEMORY_TARGET = 1.10
@@ -154,6 +153,7 @@ def _parse(argv):
 
 
 def main(argv=None) -> int:
+    malloc = keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     a = _parse(argv)
     device = select_device(a.device)
     if device is None:
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
             "modes": modes, "blocks": blocks,
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "torch": torch.__version__, "python": platform.python_version(), "smoke": a.smoke,
-            "malloc_env_set": os.environ.get("MALLOC_MMAP_MAX_") == "0"}
+            "malloc": malloc}
     print(f"inference benchmark: {a.architecture} N={N} width={width} device={device} "
           f"threads={meta['threads']} repeats={repeats}")
     print("| path | patterns/s | seconds |\n|---|---|---|")

@@ -13,8 +13,7 @@ so and prints the network side only.
 
 Usage::
 
-    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \\
-        python scripts/benchmarks/reconstruct_vs_ptychi.py [--smoke] \\
+    python scripts/benchmarks/reconstruct_vs_ptychi.py [--smoke] \\
         [--study-dir outputs/grid_lines_compare_quick --model-id pinn_fno] \\
         [--epochs 100] [--device cpu|cuda|auto] [--json PATH]
 
@@ -43,6 +42,7 @@ import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
 from ptycho.config.choices import ARCHITECTURES  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
                    n_train_objects=1, n_test_objects=1, epochs=1, batch_size=16, fno_width=8,
@@ -135,6 +135,7 @@ def _parse(argv):
 
 
 def main(argv=None) -> int:
+    keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     a = _parse(argv)
     device = select_device(a.device)
     if device is None:

@@ -19,15 +19,13 @@ Lightning itself). On CPU one torch thread
 
 Usage::
 
-    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 \\
-        python scripts/benchmarks/training.py [--smoke] [--device cpu|cuda|auto] \\
+    python scripts/benchmarks/training.py [--smoke] [--device cpu|cuda|auto] \\
         [--arch fno --arch hybrid] [--N 64] [--batch 16] [--iters 20] [--json PATH]
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import platform
 import statistics
 import sys
@@ -44,6 +42,7 @@ import torch  # noqa: E402
 from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
 
 from ptycho.config.choices import ARCHITECTURES as ARCHS  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 
 
@@ -152,6 +151,7 @@ def _parse(argv):
 
 
 def main(argv=None) -> int:
+    malloc = keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     a = _parse(argv)
     device = select_device(a.device)
     if device is None:
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
             "iters": iters, "warmup": warmup, "rounds": rounds,
             "threads": torch.get_num_threads() if device.type == "cpu" else None,
             "torch": torch.__version__, "python": platform.python_version(), "smoke": a.smoke,
-            "malloc_env_set": os.environ.get("MALLOC_MMAP_MAX_") == "0"}
+            "malloc": malloc}
     print(f"training benchmark: N={N} batch={batch} fno width/modes/blocks={width}/{modes}/{blocks} "
           f"device={dev} threads={meta['threads']} iters={iters} warmup={warmup} rounds={rounds} (best)")
     print("| architecture | parameters | Lightning patterns/s | bare generator patterns/s | ratio |")
