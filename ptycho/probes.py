@@ -11,7 +11,8 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
-__all__ = ["fit_probe", "make_probe", "probe_recipe", "two_mode_probe", "shift_modes"]
+__all__ = ["fit_probe", "make_probe", "probe_fill", "probe_recipe", "two_mode_probe",
+           "shift_modes"]
 
 
 def make_probe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) -> np.ndarray:
@@ -99,3 +100,21 @@ def fit_probe(probe: np.ndarray, N: int) -> np.ndarray:
         out = p
     out = np.ascontiguousarray(out)
     return out[0] if out.shape[0] == 1 else out
+
+
+def probe_fill(probe: np.ndarray, energy: float = 0.9) -> float:
+    """The fraction of the probe's (N, N) window inside the disk, about the intensity
+    centroid, that holds ``energy`` of its energy (modes summed in intensity): ``pi
+    r**2 / N**2``. A single pattern constrains its patch less as the fill grows."""
+    p = np.asarray(probe)
+    intensity = (np.abs(p.reshape((-1,) + p.shape[-2:])) ** 2).sum(axis=0).astype(np.float64)
+    total = intensity.sum()
+    if not total > 0:
+        raise ValueError("probe_fill: the probe has no energy")
+    rows, cols = np.indices(intensity.shape)
+    cy, cx = (intensity * rows).sum() / total, (intensity * cols).sum() / total
+    r = np.hypot(rows - cy, cols - cx).ravel()
+    order = np.argsort(r)
+    cum = np.cumsum(intensity.ravel()[order]) / total
+    r_e = float(r[order][np.searchsorted(cum, energy)])
+    return float(np.pi * r_e ** 2 / intensity.size)

@@ -22,6 +22,7 @@ from ptycho.config.config import DataConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
+from ptycho.probes import probe_fill
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
@@ -56,6 +57,8 @@ from ptycho_torch.reconstruction import (
 )
 
 log = logging.getLogger(__name__)
+
+FILL_WARNING = 0.5  # probe_fill above which gridsize 1 is warned of
 
 
 # ------------------------------------------------------------------------- data
@@ -174,6 +177,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         compare_with_lsqml(p.data_info["probe_update"], residual)
     m = network_record(cfg, fit, rec, residual, p.data_config, str(device), normalisation)
     m.patch_residual = patch_residual
+    m.probe_fill = probe_fill(test.probe)
     m.two_half_frc = two_half_frc(rec.patches, test.select(test.object_selection(0)).centres,
                                   cfg.inference)
     m.data_time_s = p.data_time
@@ -232,6 +236,7 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
         train, test, data_info = load_study_data(cfg)
         data_time = time.perf_counter() - t0
         data_config = check_data(cfg, train, test)
+        warn_probe_fill(cfg, train.probe)
         route, why = resolve_route(cfg)
         log.info("probe update: %s (%s)", route, why)
         warn_learned_probe(cfg, route)
@@ -247,6 +252,18 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
     return StudyInputs(layout=layout, accelerator=accelerator, train=train, test=test,
                        data_info=data_info, data_config=data_config, data_time=data_time,
                        route=route)
+
+
+def warn_probe_fill(cfg: StudyConfig, probe) -> float:
+    """The probe's fill (``ptycho.probes.probe_fill``), with a warning above
+    :data:`FILL_WARNING` at gridsize 1 (each pattern then constrains its patch weakly)."""
+    fill = probe_fill(probe)
+    if cfg.model.gridsize == 1 and fill > FILL_WARNING:
+        log.warning("the probe fills %.2f of the %d x %d window (90 %% of its energy; above "
+                    "%.1f): at gridsize 1 a single pattern constrains its patch weakly; a "
+                    "larger --N or --gridsize 2 gives the phase problem more room", fill,
+                    cfg.model.N, cfg.model.N, FILL_WARNING)
+    return fill
 
 
 def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):

@@ -23,7 +23,7 @@ from ptycho.datagen.grid_lines import spec_for
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
 from ptycho.formats.study_input import read_dataset, read_probe
-from ptycho.probes import fit_probe
+from ptycho.probe_scaling import scale_probe
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ class StudyPaths:
     seconds: float = 0.0
 
 
-def read_probe_file(path: str, N: int) -> np.ndarray:
-    """The probe of any supported file, fitted to N (see ``ptycho.probes.fit_probe``)."""
+def read_probe_file(path: str, N: int, mode: str = "pad", sigma: float = 0.5) -> np.ndarray:
+    """The probe of any supported file, made N x N by ``mode`` (``ptycho.probe_scaling``)."""
     try:
-        return fit_probe(read_probe(path), N)
+        return scale_probe(read_probe(path), N, mode, sigma)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --probe-npz]") from None
 
@@ -56,11 +56,15 @@ def study_paths(cfg: StudyConfig) -> StudyPaths:
         test = Path(cfg.run.test_npz) if cfg.run.test_npz else train
         return StudyPaths(train, test, {"train_npz": str(train), "test_npz": str(test),
                                         "simulated": False})
-    probe = read_probe_file(cfg.run.probe_npz, cfg.model.N) if cfg.run.probe_npz else None
+    probe = None if not cfg.run.probe_npz else read_probe_file(
+        cfg.run.probe_npz, cfg.model.N, cfg.run.probe_scale_mode, cfg.run.probe_smoothing_sigma)
     t0 = time.perf_counter()
     paths = simulate_grid_lines(spec_for(cfg), Path(cfg.run.datasets_dir()), probe=probe)
     info = {"train_npz": str(paths.train), "test_npz": str(paths.test), "simulated": True,
             "cache_key": spec_for(cfg).cache_key()}
+    if probe is not None:
+        info.update(probe_npz=cfg.run.probe_npz, probe_scale_mode=cfg.run.probe_scale_mode,
+                    probe_smoothing_sigma=cfg.run.probe_smoothing_sigma)
     return StudyPaths(paths.train, paths.test, info, paths.cached, time.perf_counter() - t0)
 
 

@@ -21,3 +21,4 @@ PROBE_UPDATES = ("none", "auto", "lsqml", "learn")
 PROBE_SOURCES = ("model", "file")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 REFINE_ENGINES = ("none", "lsqml")
+PROBE_SCALE_MODES = ("pad", "pad_preserve", "pad_extrapolate", "interpolate")  # ptycho.probe_scaling

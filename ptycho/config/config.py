@@ -34,6 +34,7 @@ from ptycho.config.choices import (
     OPTIMIZERS,
     OUTPUT_MODES,
     PRESETS,
+    PROBE_SCALE_MODES,
     SCHEDULERS,
     STITCH_MODES,
     STRATEGIES,
@@ -259,6 +260,13 @@ class RunConfig(Record):
                                    choices=CXI_TRANSLATION_SIGNS)
     probe_npz: Optional[str] = _f(None, "simulate with the probe of this file (any supported "
                                   "format) instead of the synthetic aperture")
+    probe_scale_mode: str = _f("pad", "how --probe-npz's probe is made N x N: pad (zero-pad), "
+                               "pad_preserve (smooth, zero-pad), pad_extrapolate (edge-pad the "
+                               "amplitude, fitted quadratic phase, smooth; the reference's) or "
+                               "interpolate (cubic resampling; changes the pixel size)",
+                               choices=PROBE_SCALE_MODES)
+    probe_smoothing_sigma: float = _f(0.5, "pad_preserve and pad_extrapolate: Gaussian "
+                                      "smoothing of the probe's amplitude and phase in pixels")
     cache_dir: Optional[str] = _f(None, "where simulated datasets are cached (default: "
                                   "<output-dir>/datasets)")
     snapshot_every: int = _f(0, "every this many epochs, write a PNG of a few predicted test "
@@ -289,6 +297,10 @@ class RunConfig(Record):
         check_int(o, "num_threads", self.num_threads, 0, 1024)
         for name in ("progress_bar", "overwrite", "resume"):
             check_bool(o, name, getattr(self, name))
+        check_float(o, "probe_smoothing_sigma", self.probe_smoothing_sigma, 0.0, 64.0)
+        if self.probe_scale_mode != "pad" and self.probe_npz is None:
+            raise refuse(o, "probe_scale_mode", f"={self.probe_scale_mode!r} needs --probe-npz "
+                         "(allowed: pad without a probe file)")
         if self.test_npz is not None and self.train_npz is None:
             raise refuse(o, "test_npz", " needs --train-npz too (allowed: both, --train-npz "
                          "alone, or neither to simulate)")

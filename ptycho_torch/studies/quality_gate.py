@@ -45,6 +45,9 @@ GATE_CONTRACT = dict(
 GATE_EXPLICIT = dict(epochs=5, n_train_objects=1, object_size=392, train_stride=4, gridsize=1)
 # settings that may differ without leaving the contract (where it runs and writes)
 MAY_DIFFER = NO_EFFECT_ON_RESULT | frozenset({"device", "infer_batch_size", "deterministic"})
+# the probe the data are simulated with: the reference's contract used an experimental probe
+# (not public), so the gate takes any probe file; the verdict names the probe it ran with
+PROBE_SETTINGS = ("probe_npz", "probe_scale_mode", "probe_smoothing_sigma")
 
 
 def quality_gate_config(output_dir=DEFAULT_OUTPUT_DIR, **overrides) -> StudyConfig:
@@ -66,7 +69,16 @@ def contract_differences(cfg: StudyConfig) -> dict:
     """``{field: value}`` of ``cfg`` that differ from the gate's config (where it runs and
     writes excepted); empty for the contract."""
     gate = quality_gate_config(cfg.run.output_dir).flat()
-    return {k: v for k, v in cfg.flat().items() if k not in MAY_DIFFER and gate[k] != v}
+    return {k: v for k, v in cfg.flat().items()
+            if k not in MAY_DIFFER and k not in PROBE_SETTINGS and gate[k] != v}
+
+
+def probe_description(cfg: StudyConfig) -> str:
+    """The probe the gate's data were simulated with, in words."""
+    if not cfg.run.probe_npz:
+        return "the synthetic defocused aperture"
+    return (f"{cfg.run.probe_npz} ({cfg.run.probe_scale_mode}, smoothing "
+            f"{cfg.run.probe_smoothing_sigma:g} px)")
 
 
 def verdict(metrics: dict) -> tuple[float, float, bool]:
@@ -104,11 +116,13 @@ def main(argv=None, prog: str = "quality_gate") -> int:
     print(f"phase SSIM {phase:.4f} (>= {PHASE_SSIM_MIN})")
     print(f"quality gate: {word}{note}; {metrics['epochs_completed']} epoch(s), "
           f"{metrics['n_train_patterns']} training patterns, {metrics['train_time_s']:.0f} s "
-          f"training on {metrics['device']}")
+          f"training on {metrics['device']}; probe: {probe_description(cfg)} (fill "
+          f"{metrics.get('probe_fill') or float('nan'):.2f})")
     write_json_atomic(Path(cfg.run.output_dir) / "quality_gate.json", {
         "passed": passed, "amp_ssim": amp, "phase_ssim": phase,
         "amp_ssim_min": AMP_SSIM_MIN, "phase_ssim_min": PHASE_SSIM_MIN,
         "contract": not differences, "overrides": differences,
+        "probe": probe_description(cfg), "probe_fill": metrics.get("probe_fill"),
         "metrics_json": str(Path(cfg.run.output_dir) / "runs" / cfg.model_id / "metrics.json"),
         "device": metrics["device"], "train_time_s": metrics["train_time_s"],
         "epochs_completed": metrics["epochs_completed"],

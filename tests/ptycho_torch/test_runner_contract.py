@@ -20,6 +20,8 @@ from ptycho.config.presets import from_preset
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.runner_config import TorchRunnerConfig as FlatFromConfig
 from ptycho.config.validation import ConfigError, StudyError
+from ptycho.probe_scaling import scale_probe
+from ptycho.probes import probe_fill
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8, n_train_objects=1,
@@ -253,18 +255,43 @@ def test_the_experimental_run1084_probe_fits_64_and_128_and_is_refused_at_32():
         read_probe_file(path, 32)
 
 
+def test_the_experimental_probe_prepared_the_reference_way_at_128():
+    from ptycho_torch.study_inputs import read_probe_file
+    path = str(REPO / "data/run1084_recon3_postPC.npz")
+    raw = np.load(path, allow_pickle=False)["probeGuess"]
+    ext = read_probe_file(path, 128, "pad_extrapolate", 0.0)
+    # the amplitude inside is the file's, outside the edge repeated
+    np.testing.assert_allclose(np.abs(ext[32:96, 32:96]), np.abs(raw), rtol=1e-5)
+    np.testing.assert_allclose(np.abs(ext[0, 32:96]), np.abs(raw[0]), rtol=1e-5)
+    with pytest.raises(StudyError, match=re.escape(
+            "probe of size 64 is larger than N=32 (probe scale mode 'interpolate' only "
+            "enlarges; use 'pad' to cut it, or N >= 64) [flag --probe-npz]")):
+        read_probe_file(path, 32, "interpolate")
+
+
+def test_a_probe_scale_mode_needs_a_probe_file(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(
+            "RunConfig.probe_scale_mode='pad_extrapolate' needs --probe-npz (allowed: pad "
+            "without a probe file)")):
+        config_from_argv(["--probe-scale-mode", "pad_extrapolate"])
+
+
 def test_a_tiny_cli_run_with_a_probe_only_npz(tmp_path):
     import grid_lines_torch_runner as runner
     path = tmp_path / "probe.npz"
-    np.savez(path, probeGuess=_compact_probe())
+    np.savez(path, probeGuess=_compact_probe(size=16))
     rc = runner.main(["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride",
                       "4", "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects",
                       "1", "--epochs", "1", "--batch-size", "16", "--architecture", "cnn",
-                      "--no-progress-bar", "--probe-npz", str(path),
-                      "--output-dir", str(tmp_path / "out")])
+                      "--no-progress-bar", "--probe-npz", str(path), "--probe-scale-mode",
+                      "pad_preserve", "--output-dir", str(tmp_path / "out")])
     assert rc in (0, None)
     cfg = json.loads((tmp_path / "out/runs/pinn_cnn/config.json").read_text())
     assert cfg["study"]["run"]["probe_npz"] == str(path)
+    assert cfg["data"]["probe_scale_mode"] == "pad_preserve"
+    metrics = json.loads((tmp_path / "out/runs/pinn_cnn/metrics.json").read_text())
+    assert metrics["probe_fill"] == pytest.approx(
+        probe_fill(scale_probe(_compact_probe(size=16), 32, "pad_preserve")), rel=1e-6)
 
 
 # ------------------------------------------------------------ CLI: sign flag, preset+config

@@ -55,3 +55,14 @@ def test_cli_refuses_bad_flags_in_one_line(capsys):
     assert qg.main(["--preset", "quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: unknown flag '--preset'")
+
+
+def test_the_probe_is_outside_the_contract_and_named_by_the_verdict(tmp_path):
+    cfg = qg.config_from_argv(["--probe-npz", "data/run1084_recon3_postPC.npz",
+                               "--probe-scale-mode", "pad_extrapolate",
+                               "--output-dir", str(tmp_path)])
+    assert qg.contract_differences(cfg) == {}
+    assert qg.probe_description(cfg) == ("data/run1084_recon3_postPC.npz (pad_extrapolate, "
+                                         "smoothing 0.5 px)")
+    assert qg.probe_description(qg.quality_gate_config(tmp_path)) == (
+        "the synthetic defocused aperture")
