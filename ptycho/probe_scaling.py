@@ -82,13 +82,13 @@ def scale_probe(probe: np.ndarray, N: int, mode: str = "pad", sigma: float = 0.5
     if mode not in PROBE_SCALE_MODES:
         raise ValueError(f"probe scale mode {mode!r} is not allowed (choose one of: "
                          f"{', '.join(PROBE_SCALE_MODES)})")
+    if mode == "pad":
+        return fit_probe(probe, N)  # it checks the shape itself
     p = np.asarray(probe, dtype=np.complex128)
     p = p[None] if p.ndim == 2 else p
     H, W = p.shape[-2:]
     if H != W:
         raise ValueError(f"probe has shape {p.shape} (expected square modes (modes, H, H))")
-    if mode == "pad":
-        return fit_probe(probe, N)
     if H > N:
         raise ValueError(f"probe of size {H} is larger than N={N} (probe scale mode {mode!r} "
                          f"only enlarges; use 'pad' to cut it, or N >= {H})")

@@ -254,8 +254,8 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
                        route=route)
 
 
-def warn_probe_fill(cfg: StudyConfig, probe) -> float:
-    """The probe's fill (``ptycho.probes.probe_fill``), with a warning above
+def warn_probe_fill(cfg: StudyConfig, probe) -> None:
+    """A warning when the probe's fill (``ptycho.probes.probe_fill``) is above
     :data:`FILL_WARNING` at gridsize 1 (each pattern then constrains its patch weakly)."""
     fill = probe_fill(probe)
     if cfg.model.gridsize == 1 and fill > FILL_WARNING:
@@ -263,7 +263,6 @@ def warn_probe_fill(cfg: StudyConfig, probe) -> float:
                     "%.1f): at gridsize 1 a single pattern constrains its patch weakly; a "
                     "larger --N or --gridsize 2 gives the phase problem more room", fill,
                     cfg.model.N, cfg.model.N, FILL_WARNING)
-    return fill
 
 
 def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
