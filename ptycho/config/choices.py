@@ -7,6 +7,7 @@ INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
 LOSSES = ("mae", "poisson")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("plateau", "onecycle", "none")
+WEIGHT_AVERAGES = ("none", "ema")  # ptycho_torch.engine.weight_averaging
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("auto", "ddp")
 STITCH_MODES = ("positions", "tiles")

@@ -41,6 +41,7 @@ from ptycho.config.choices import (
     SUBPIXEL_MODES,
     SUPPORTED_GRIDSIZE,
     SUPPORTED_N,
+    WEIGHT_AVERAGES,
 )
 from ptycho.config.record import Record
 from ptycho.config.record import described as _f
@@ -133,6 +134,14 @@ class TrainingConfig(Record):
     plateau_patience: int = _f(2, "epochs without improvement before the LR is reduced")
     min_lr: float = _f(1e-4, "lower bound of the learning rate under the plateau schedule; "
                        "the final one under onecycle")
+    weight_average: str = _f("none", "weights validated, checkpointed and reconstructed "
+                             "with: the last ones (none) or their exponential moving average "
+                             "over optimizer steps (ema; Lightning's EMAWeightAveraging)",
+                             choices=WEIGHT_AVERAGES)
+    ema_decay: float = _f(0.999, "per-step decay of --weight-average ema (the average "
+                          "remembers about 1/(1-decay) steps)")
+    gradient_clip_val: float = _f(0.0, "clip the gradient norm of every optimizer step to "
+                                  "this value (0: off; Lightning's gradient_clip_val)")
     val_fraction: float = _f(0.05, "fraction of training patterns held out for validation")
     max_train_patterns: int = _f(0, "use at most this many training patterns (0: all)")
     early_stopping_patience: int = _f(0, "stop after this many epochs without validation "
@@ -163,6 +172,11 @@ class TrainingConfig(Record):
         check_float(o, "plateau_factor", self.plateau_factor, 0.0, 0.99, lo_open=True)
         check_int(o, "plateau_patience", self.plateau_patience, 0, 1000)
         check_float(o, "min_lr", self.min_lr, 0.0, 1.0)
+        check_float(o, "ema_decay", self.ema_decay, 0.0, 0.99999, lo_open=True)
+        check_float(o, "gradient_clip_val", self.gradient_clip_val, 0.0, 1e6)
+        if self.weight_average == "none" and self.ema_decay != 0.999:
+            raise refuse(o, "ema_decay", f"={self.ema_decay:g} has no effect with "
+                         "weight_average='none' (it sets the decay of weight_average='ema')")
         check_float(o, "val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
         check_int(o, "early_stopping_patience", self.early_stopping_patience, 0, 100000)
         check_int(o, "max_train_patterns", self.max_train_patterns, 0)

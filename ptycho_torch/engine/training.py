@@ -40,6 +40,7 @@ from ptycho_torch.engine.data import make_loaders, object_amplitude_estimate, sp
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.loggers import make_logger
 from ptycho_torch.engine.outputs import read_checkpoint_epoch
+from ptycho_torch.engine.weight_averaging import weight_average_callbacks
 from ptycho_torch.model import PtychoPINN_Lightning
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,8 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
                                  save_on_train_epoch_end=True)
     bar = show_progress_bar(progress_bar)
     counter = PatternCounter()
-    callbacks = [history, counter, checkpoint] + list(extra_callbacks or [])
+    callbacks = ([history, counter, checkpoint] + weight_average_callbacks(tc)
+                 + list(extra_callbacks or []))
     if not bar:
         callbacks.append(EpochLogCallback(log, tc.epochs))
     early = None
@@ -231,4 +233,6 @@ def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Ca
         enable_progress_bar=cbs.bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else None,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,
-        log_every_n_steps=max(1, min(50, n_train_batches)), num_sanity_val_steps=0)
+        log_every_n_steps=max(1, min(50, n_train_batches)), num_sanity_val_steps=0,
+        gradient_clip_val=tc.gradient_clip_val if tc.gradient_clip_val > 0 else None,
+        gradient_clip_algorithm="norm")

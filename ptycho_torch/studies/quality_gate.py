@@ -40,7 +40,8 @@ GATE_CONTRACT = dict(
     plateau_factor=0.5, plateau_patience=2, min_lr=1e-4, loss="mae", fno_modes=12,
     fno_width=32, fno_blocks=4, fno_cnn_blocks=2, batch_size=16,
     generator_output_mode="real_imag", max_train_patterns=0, max_steps=0,
-    max_train_minutes=0.0, early_stopping_patience=0)
+    max_train_minutes=0.0, early_stopping_patience=0, weight_average="none",
+    gradient_clip_val=0.0)
 # explicit on top of the paper preset; the rest of the contract comes from the preset
 GATE_EXPLICIT = dict(epochs=5, n_train_objects=1, object_size=392, train_stride=4, gridsize=1)
 # settings that may differ without leaving the contract (where it runs and writes)

@@ -15,6 +15,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho_torch import losses
 from ptycho_torch import model as model_module
 from ptycho_torch.engine import loggers as engine_loggers
+from ptycho_torch.engine import weight_averaging
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.generators import GENERATORS, build_generator, layers
 from ptycho_torch.model import PtychoPINN_Lightning
@@ -31,6 +32,7 @@ MAPS = [
     ("OPTIMIZERS", choices.OPTIMIZERS, model_module.OPTIMIZERS),
     ("SCHEDULERS", choices.SCHEDULERS, model_module.SCHEDULERS),
     ("LOGGERS", choices.LOGGERS, engine_loggers.NEEDS),
+    ("WEIGHT_AVERAGES", choices.WEIGHT_AVERAGES, weight_averaging.WEIGHT_AVERAGES),
 ]
 
 
