@@ -35,11 +35,26 @@ def metric_series(rows: list[Row], doses, methods, key: str, channel: int) -> di
     return {m: [table.get((m, d), math.nan) for d in doses] for m in methods}
 
 
+def method_families(methods) -> dict[str, list[str]]:
+    """The three families a headline compares: network rows (any ``pinn_*`` without ``+``),
+    ground-truth-free Pty-chi rows (``ptychi_*`` but ``@oracle``) and network + iteration
+    rows (``<network>+<engine>``, any rule)."""
+    return {"network": [m for m in methods if m.startswith("pinn_") and "+" not in m],
+            "iterative": [m for m in methods if m.startswith("ptychi_")
+                          and not m.endswith("@oracle")],
+            "refined": [m for m in methods if "+" in m]}
+
+
+def best_series(series: dict, members, n_doses: int) -> list[float]:
+    """The best value among ``members`` at each dose (NaN where none has one)."""
+    return [_nanmax([series[m][i] for m in members]) for i in range(n_doses)]
+
+
 def crossovers(rows: list[Row], doses, methods) -> dict:
     """Per metric of :data:`DOSE_METRICS`: best network row vs best ground-truth-free
     iterative row (see ``RULES['crossover']``)."""
-    nets = [m for m in methods if m.startswith("pinn_") and "+" not in m]
-    its = [m for m in methods if m.startswith("ptychi_") and not m.endswith("@oracle")]
+    fam = method_families(methods)
+    nets, its = fam["network"], fam["iterative"]
     out = {}
     for _, key, ch, name in DOSE_METRICS:
         series = metric_series(rows, doses, methods, key, ch)
@@ -47,11 +62,32 @@ def crossovers(rows: list[Row], doses, methods) -> dict:
             out[name] = {"dose": None, "reason": "needs network and iterative rows",
                          "crossings": []}
             continue
-        best = [_nanmax([series[m][i] for m in nets]) for i in range(len(doses))], \
-               [_nanmax([series[m][i] for m in its]) for i in range(len(doses))]
+        best = best_series(series, nets, len(doses)), best_series(series, its, len(doses))
         out[name] = {**crossover(doses, *best), "network_best": best[0], "iterative_best": best[1],
                      "network_methods": nets, "iterative_methods": its}
     return out
+
+
+def headline_panels(rows: list[Row], doses, methods) -> dict:
+    """Per panel of :data:`DOSE_METRICS`, at most three lines: the best network row, the best
+    ground-truth-free iterative row and the best network + iteration row at each dose (the
+    first two are the curves the crossover is taken between), each label saying how many
+    rows it is the best of. Families without rows are left out."""
+    fam = method_families(methods)
+    what = {"network": "network", "iterative": "ground-truth-free iterative",
+            "refined": "network + iteration"}
+    panels = {}
+    for label, key, ch, _ in DOSE_METRICS:
+        series = metric_series(rows, doses, methods, key, ch)
+        panels[label] = {f"best {what[f]} (of {len(ms)} row{'s' * (len(ms) != 1)})":
+                         best_series(series, ms, len(doses)) for f, ms in fam.items() if ms}
+    return panels
+
+
+#: line style of each headline family (in the order of :func:`method_families`)
+HEADLINE_STYLES = ({"color": "tab:blue", "marker": "o", "lw": 2.2},
+                   {"color": "tab:orange", "marker": "s", "lw": 2.2},
+                   {"color": "tab:green", "marker": "^", "lw": 2.2})
 
 
 def _nanmax(values) -> float:
@@ -137,10 +173,17 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
     panels = {label: metric_series(rows, dc.doses, methods, key, ch)
               for label, key, ch, _ in DOSE_METRICS}
     marks = {label: cross[name]["dose"] for label, _, _, name in DOSE_METRICS}
+    cross_text = ("dashed vertical: crossover of the best network and the best "
+                  "ground-truth-free iterative row")
+    head = headline_panels(rows, dc.doses, methods)
+    styles = {label: st for panel in head.values() for label, st in
+              zip(panel, HEADLINE_STYLES)}
     out = [save_stacked_figures(dc.output_dir / "dose_study.png", [dose_curves_figure(
-        dc.doses, panels, marks, line_styles(methods),
-        title="test object 0 against photons per pattern (dashed vertical: crossover of the "
-              "best network and the best ground-truth-free iterative row)")])]
+        dc.doses, head, marks, styles,
+        title=f"test object 0 against photons per pattern, best row of each kind ({cross_text})")]),
+        save_stacked_figures(dc.output_dir / "dose_study_all.png", [dose_curves_figure(
+            dc.doses, panels, marks, line_styles(methods),
+            title=f"test object 0 against photons per pattern, every row ({cross_text})")])]
     images, gt, cols = {}, None, [format_dose(d) for d in dc.doses]
     for r in rows:
         with np.load(r.layout.recon_dir / "recon.npz") as z:

@@ -50,7 +50,7 @@ def _check_outputs(out: Path, methods: list[str], doses=(1e3, 1e9)) -> dict:
     for r in rows:
         assert any(ln.startswith(f"| {ds.format_dose(r['nphotons'])} | {r['method']} |") for ln in body)
     import matplotlib.image as mpimg
-    for name in ("dose_study.png", "dose_grid.png"):
+    for name in ("dose_study.png", "dose_study_all.png", "dose_grid.png"):
         img = mpimg.imread(out / name)
         assert img.ndim == 3 and min(img.shape[:2]) > 300 and float(img[..., :3].std()) > 0.05
     for name in ("amplitude_psnr", "phase_psnr"):
@@ -285,6 +285,34 @@ def test_crossover_of_rows_uses_the_best_ground_truth_free_methods():
     assert c["network_best"] == [22, 21] and c["iterative_best"] == [10, 31]
     assert c["dose"] == pytest.approx(10 ** (2 + 2 * 12 / 22))       # 12 -> -10
     assert c["iterative_methods"] == ["ptychi_e"]
+
+
+def test_headline_has_the_best_row_of_each_kind_per_dose():
+    """dose_study.png: per panel, the best network, the best ground-truth-free iterative and
+    the best network + iteration row at each dose (oracle rows never count), and no more."""
+    from ptycho.plotting import dose_curves_figure
+    from ptycho.study_metrics import StudyMetrics
+
+    def row(method, dose, phase_psnr):
+        m = StudyMetrics(model_id=method, kind="iterative" if "ptychi" in method else "network",
+                         ground_truth=True, psnr=[20.0, phase_psnr], frc50=[0.1, 0.1])
+        return cells.Row(method, dose, m, None)
+    doses = [1e2, 1e4]
+    values = {"pinn_a": (20, 21), "pinn_b": (22, 19), "ptychi_e": (10, 31),
+              "ptychi_e@heldout": (12, 30), "ptychi_e@oracle": (40, 40),
+              "pinn_a+e": (23, 33), "pinn_b+e@heldout": (24, 30)}
+    rows = [row(m, d, v[i]) for m, v in values.items() for i, d in enumerate(doses)]
+    head = report.headline_panels(rows, doses, list(values))
+    assert list(head) == [label for label, *_ in rules.DOSE_METRICS]
+    assert head["phase PSNR (dB)"] == {
+        "best network (of 2 rows)": [22, 21],
+        "best ground-truth-free iterative (of 2 rows)": [12, 31],
+        "best network + iteration (of 2 rows)": [24, 33]}
+    assert head["amplitude PSNR (dB)"]["best network (of 2 rows)"] == [20, 20]
+    fig = dose_curves_figure(doses, head)
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 3, 3, 3]
+    only_nets = report.headline_panels(rows[:4], doses, ["pinn_a", "pinn_b"])
+    assert list(only_nets["phase PSNR (dB)"]) == ["best network (of 2 rows)"]
 
 
 def test_loss_rule_transfer_default_and_cell_configs(tmp_path):
