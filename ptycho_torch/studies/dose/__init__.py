@@ -25,8 +25,9 @@ cell is written in its own folder ``<out>/dose_<value>/runs/<method>/`` (reconst
 Outputs in ``<out>``: ``dose_study.json`` / ``.md`` (one row per (method, dose), every metric
 of the comparison table; the crossover), ``dose_study.png`` (metrics against dose: the best
 network, ground-truth-free iterative and network + iteration row at each dose),
-``dose_study_all.png`` (every row) and ``dose_grid.png`` (phase, method by dose). An interrupted sweep continues per cell: finished
-cells with the same settings are reused (``--resume`` continues a training cut short).
+``dose_study_all.png`` (every row) and ``dose_grid.png`` (phase, method by dose). An
+interrupted sweep continues per cell: finished cells with the same settings are reused
+(``--resume`` continues a training cut short).
 """
 from __future__ import annotations
 
