@@ -8,6 +8,12 @@ Conventions:
   the patch covers rows ``y - N//2 .. y - N//2 + N - 1`` and columns
   ``x - N//2 .. x - N//2 + N - 1`` of the object (the same placement as the stitching in
   :func:`ptycho_torch.overlap.merge_patches`, whose patch centre is ``N//2``).
+* :func:`subpixel_cuts` is the cut of the far-field model at a sub-pixel centre, the one
+  the simulators use (:func:`ptycho.forward.expected_intensity`): the patch starts at the
+  integer corner ``floor(c - N//2)`` and the probe is moved by the fractional rest
+  ``f = (c - N//2) - floor(c - N//2)`` in ``[0, 1)``, ``P(r - f)``. Data residuals of a whole
+  object use it (:func:`ptycho_torch.data_residual.object_residual`). For integer centres it
+  equals the rounded cut with ``f = 0``.
 * Pixels of a patch that fall outside the object are **zero**; they are not copied from
   the nearest edge pixel. :func:`edge_patterns` counts the patterns that reach past the
   edge, so a caller can say how many patterns that zero padding touched.
@@ -17,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.geometry.rounding import round_half_up
-__all__ = ["rounded_corners", "edge_patterns", "object_patches"]
+__all__ = ["rounded_corners", "edge_patterns", "object_patches", "subpixel_cuts"]
 
 
 def rounded_corners(centres: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +60,30 @@ def object_patches(obj: np.ndarray, centres: np.ndarray, N: int) -> np.ndarray:
     if not (isinstance(N, (int, np.integer)) and N >= 1):
         raise ValueError(f"patch size N={N!r} is out of range (allowed: an integer >= 1)")
     r0, c0 = rounded_corners(centres, N)
+    return _cut(obj, r0, c0, N)
+
+
+def subpixel_cuts(obj: np.ndarray, centres: np.ndarray, N: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(patches, shifts)``: the ``(..., N, N)`` patches of ``obj`` at the integer corners
+    ``floor(c - N//2)`` of ``centres`` (..., 2) (x, y) and the ``(..., 2)`` fractional
+    ``(fx, fy)`` in ``[0, 1)`` by which the probe moves for each (module docstring)."""
+    obj = np.asarray(obj)
+    if obj.ndim != 2:
+        raise ValueError(f"object has shape {obj.shape} (expected a 2-D (H, W) object)")
+    c = np.asarray(centres, dtype=np.float64)
+    if c.ndim < 1 or c.shape[-1] != 2 or not np.all(np.isfinite(c)):
+        raise ValueError(f"centres have shape {c.shape} or non-finite values (expected finite "
+                         "(..., 2) holding (x, y))")
+    corner = c - N // 2
+    i0 = np.floor(corner)
+    shifts = corner - i0
+    i0 = i0.astype(np.int64)
+    return _cut(obj, i0[..., 1], i0[..., 0], N), shifts
+
+
+def _cut(obj: np.ndarray, r0: np.ndarray, c0: np.ndarray, N: int) -> np.ndarray:
+    """The N x N patches with top-left pixels ``(r0, c0)``, zero outside ``obj``."""
     ar = np.arange(N)
     rows = r0[..., None, None] + ar[:, None]
     cols = c0[..., None, None] + ar[None, :]

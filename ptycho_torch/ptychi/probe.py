@@ -45,9 +45,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ptycho.dataset import PtychoDataset
-from ptycho_torch.data_residual import data_residual
+from ptycho_torch.data_residual import object_residual
 from ptycho_torch.engine.device import resolve_device
-from ptycho_torch.object_patches import object_patches
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi
 
@@ -238,12 +237,10 @@ def refine_probe(train: PtychoDataset, *, epochs: int = 50, device: str = "auto"
         first = int(epochs) // 4 if position_start_epoch is None else position_start_epoch
         joint = replace(joint, optimize_positions=True, position_start_epoch=first)
     sub = train.select(train.object_selection(index))
-    N = train.N
 
     def residual(obj, probe, centres):
-        patches = object_patches(obj, centres, N).astype(np.complex64)
-        return data_residual(patches, sub.diffraction, probe, photon_scale=train.photon_scale,
-                             bad_pixels=train.bad_pixels)
+        return object_residual(obj, centres, sub.diffraction, probe,
+                               photon_scale=train.photon_scale, bad_pixels=train.bad_pixels)
 
     obj_before, _, _, _ = _lsqml(scan, fixed)
     obj_ref, probe_c, positions, elapsed = _lsqml(scan, joint, log_every=log_every,

@@ -24,7 +24,7 @@ from ptycho.io import load_dataset
 from ptycho.study_metrics import format_number
 from ptycho_torch.cli import refuse
 from ptycho_torch.data_residual import data_residual
-from ptycho_torch.object_patches import object_patches
+from ptycho_torch.object_patches import subpixel_cuts
 
 DEFAULT_SIGMAS = (1.0, 2.0, 4.0)
 
@@ -58,8 +58,9 @@ def truth_residuals(dataset) -> dict[str, float]:
     """Normalized amplitude MAE (:func:`ptycho_torch.data_residual.data_residual`) of the
     true object's patches and of their amplitude with zero phase, over the patterns of the
     objects whose ground truth ``dataset`` holds (``ground_truth_all``, else object 0's
-    ``ground_truth``). Patches are cut at the rounded centres, so the first value is the
-    data's noise level only for integer scan positions (the grid scans).
+    ``ground_truth``), cut as the far-field model does at sub-pixel positions
+    (:func:`ptycho_torch.object_patches.subpixel_cuts`), so the first value is the data's
+    noise level at any scan positions.
 
     Returns ``{"true_object", "true_amplitude_zero_phase", "n_patterns"}``.
     """
@@ -73,10 +74,12 @@ def truth_residuals(dataset) -> dict[str, float]:
     keep = np.flatnonzero(dataset.object_index < len(objects))
     centres, diffraction = dataset.centres[keep], dataset.diffraction[keep]
     patches = np.empty(diffraction.shape, dtype=np.complex64)
+    shifts = np.empty(diffraction.shape[:-2] + (2,), dtype=np.float64)
     for k in range(len(objects)):
         sel = dataset.object_index[keep] == k
-        patches[sel] = object_patches(objects[k], centres[sel], dataset.N)
-    res = {name: data_residual(p, diffraction, dataset.probe, bad_pixels=dataset.bad_pixels)
+        patches[sel], shifts[sel] = subpixel_cuts(objects[k], centres[sel], dataset.N)
+    res = {name: data_residual(p, diffraction, dataset.probe, bad_pixels=dataset.bad_pixels,
+                               probe_shifts=shifts)
            for name, p in (("true_object", patches),
                            ("true_amplitude_zero_phase", np.abs(patches).astype(np.complex64)))}
     return {"true_object": res["true_object"]["amplitude_mae"],

@@ -272,3 +272,56 @@ def test_recon_npz_holds_the_stitched_object_the_residual_is_taken_on(tiny_data,
     kw = dict(photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
     assert network_residuals(again, sub, data.probe, **kw)[0] == \
         network_residuals(rec, sub, data.probe, **kw)[0]
+
+
+# --------------------------------------------------------------- sub-pixel positions
+def test_subpixel_cuts_are_the_rounded_cut_at_integer_centres():
+    from ptycho_torch.object_patches import subpixel_cuts
+    rng = np.random.default_rng(1)
+    obj = (rng.normal(size=(20, 22)) + 1j * rng.normal(size=(20, 22))).astype(np.complex64)
+    centres = np.array([[[8.0, 9.0]], [[1.0, 3.0]], [[15.0, 12.0]]])
+    cut, shifts = subpixel_cuts(obj, centres, 8)
+    np.testing.assert_array_equal(cut, object_patches(obj, centres, 8))
+    assert shifts.shape == (3, 1, 2) and not shifts.any()
+    # x = 8.75 -> corner floor(4.75) = 4, shift 0.75; y = 9.25 -> corner 5, shift 0.25
+    cut, shifts = subpixel_cuts(obj, np.array([[[8.75, 9.25]]]), 8)
+    np.testing.assert_array_equal(cut[0, 0], obj[5:13, 4:12])
+    np.testing.assert_allclose(shifts[0, 0], [0.75, 0.25])
+
+
+def test_true_object_at_subpixel_positions_scores_the_noise_floor():
+    """A scan simulated at fractional positions (ptycho.datagen, the probe moved by the
+    fraction): object_residual of the true object is the Poisson noise alone; the rounded
+    cut misplaces every pattern by up to half a pixel and scores far worse."""
+    from ptycho.datagen.spiral_scan import simulate_at_positions
+    from ptycho.probes import make_probe
+    from ptycho_torch.data_residual import data_residual, object_residual
+    N = 32
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:96, :96]
+    obj = (np.exp(1j * 0.8 * np.sin(xx / 3.0) * np.cos(yy / 4.0))
+           * (0.7 + 0.3 * (np.sin(xx / 2.0 + yy / 5.0) > 0))).astype(np.complex64)
+    pos = 30.0 + rng.uniform(0, 36, size=(60, 2))
+    scan = simulate_at_positions(obj, N, pos, make_probe(N), 1e10, rng)
+    amps = (np.sqrt(scan.counts.astype(np.float64)) / scan.photon_scale).astype(np.float32)
+    centres, probe = pos[:, None, :], scan.probe / scan.photon_scale
+    exact = object_residual(obj, centres, amps[:, None], probe, photon_scale=scan.photon_scale)
+    rounded = data_residual(object_patches(obj, centres, N), amps[:, None], probe,
+                            photon_scale=scan.photon_scale)
+    integer = simulate_at_positions(obj, N, np.round(pos), make_probe(N), 1e10,
+                                    np.random.default_rng(5))
+    floor = data_residual(object_patches(obj, np.round(pos)[:, None, :], N),
+                          (np.sqrt(integer.counts.astype(np.float64))
+                           / integer.photon_scale).astype(np.float32)[:, None],
+                          integer.probe / integer.photon_scale, photon_scale=integer.photon_scale)
+    assert exact["amplitude_mae"] < 1.5 * floor["amplitude_mae"]   # the noise, as on a grid
+    assert rounded["amplitude_mae"] > 10 * exact["amplitude_mae"]
+
+
+def test_probe_shifts_must_match_the_patterns():
+    from ptycho_torch.data_residual import data_residual
+    p = np.ones((3, 1, 8, 8), np.complex64)
+    with pytest.raises(ValueError, match=r"^probe_shifts have shape \(3, 2\) \(expected "
+                                         r"\(3, 1, 2\), one \(fx, fy\) per pattern\)$"):
+        data_residual(p, np.ones((3, 1, 8, 8), np.float32), np.ones((8, 8), np.complex64),
+                      probe_shifts=np.zeros((3, 2)))

@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from ptycho_torch.data_residual import data_residual
-from ptycho_torch.object_patches import object_patches
+from ptycho_torch.data_residual import object_residual
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import subset_scan
 
@@ -88,8 +87,7 @@ def heldout_residuals(scan, held: np.ndarray, objects, probe, bad_pixels=None) -
     centres = scan.positions_xy[held][:, None, :]
     out = {"amplitude_mae": [], "poisson_nll": []}
     for obj in objects:
-        r = data_residual(object_patches(obj, centres, scan.N), amps, probe, photon_scale=s,
-                          bad_pixels=bad_pixels)
+        r = object_residual(obj, centres, amps, probe, photon_scale=s, bad_pixels=bad_pixels)
         out["amplitude_mae"].append(r["amplitude_mae"])
         out["poisson_nll"].append(r["poisson_nll"])
     return out
