@@ -119,6 +119,24 @@ def object_residual(obj: np.ndarray, centres: np.ndarray, diffraction: np.ndarra
                          probe_shifts=shifts, **kw)
 
 
+def _local_centres(rec, sub) -> tuple[np.ndarray, np.ndarray]:
+    """``(object, centres in its frame)``: the stitched canvas (or ``recon`` at ``region``)
+    of ``rec`` and ``sub.centres`` moved into it."""
+    if rec.canvas is not None:
+        obj, (row0, col0) = np.asarray(rec.canvas), (int(v) for v in rec.canvas_origin)
+    else:
+        obj, row0, col0 = np.asarray(rec.recon), int(rec.region[0]), int(rec.region[1])
+    return obj, np.asarray(sub.centres, dtype=np.float64) - np.array([col0, row0], np.float64)
+
+
+def whole_object_residual(rec, sub, probe: np.ndarray, **kw) -> dict:
+    """:func:`object_residual` of the whole object of an iterative reconstruction ``rec``
+    (its ``canvas`` at ``canvas_origin``) on the patterns of ``sub``; ``kw`` as
+    :func:`data_residual`."""
+    obj, local = _local_centres(rec, sub)
+    return object_residual(obj, local, sub.diffraction, probe, **kw)
+
+
 def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
                       bad_pixels: np.ndarray | None = None) -> tuple[dict, dict]:
     """``(data_residual, patch_residual)`` of a network reconstruction (module docstring).
@@ -132,15 +150,9 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
     kw = dict(photon_scale=photon_scale, bad_pixels=bad_pixels)
     raw = data_residual(rec.patches, sub.diffraction, probe, **kw)
     N = sub.diffraction.shape[-1]
-    if rec.canvas is not None:
-        obj = np.asarray(rec.canvas)
-        covered = np.asarray(rec.canvas_covered, dtype=bool)
-        row0, col0 = (int(v) for v in rec.canvas_origin)
-    else:
-        obj = np.asarray(rec.recon)
-        covered = np.ones(obj.shape, bool)
-        row0, col0 = int(rec.region[0]), int(rec.region[1])
-    local = np.asarray(sub.centres, dtype=np.float64) - np.array([col0, row0], np.float64)
+    obj, local = _local_centres(rec, sub)
+    covered = (np.asarray(rec.canvas_covered, dtype=bool) if rec.canvas is not None
+               else np.ones(obj.shape, bool))
     cut = object_patches(obj, local, N)
     denom = np.vdot(cut, cut)
     scale = np.vdot(cut, rec.patches) / denom if abs(denom) > 0 else np.complex128(1.0)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
-from ptycho_torch.data_residual import data_residual
+from ptycho_torch.data_residual import whole_object_residual
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.probe import dataset_probe, default_batch_size
@@ -49,8 +49,8 @@ def polish_with_lsqml(data: PtychoDataset, rec: Reconstruction, inference: Infer
     refined = replace(data, probe=probe)
     out = iterative_reconstruction(refined, obj, time_s=seconds, n_patterns=n, batch_size=bs,
                                    inference=inference)
-    residual = data_residual(out.patches, sub.diffraction, refined.probe,
-                             photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
+    residual = whole_object_residual(out, sub, refined.probe, photon_scale=data.photon_scale,
+                                     bad_pixels=data.bad_pixels)
     log.info("polished in %.1f s: data residual (amplitude MAE) %.4g", seconds,
              residual["amplitude_mae"])
     return refined, out, residual

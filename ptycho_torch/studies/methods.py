@@ -9,7 +9,7 @@ from pathlib import Path
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.data_residual import data_residual
+from ptycho_torch.data_residual import whole_object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_iterative
@@ -37,8 +37,8 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
     """The metrics record of an iterative reconstruction (scored when there is ground truth;
     the data residual always)."""
     sub = test.select(test.object_selection(0))
-    residual = data_residual(rec.patches, sub.diffraction, test.probe,
-                             photon_scale=test.photon_scale, bad_pixels=test.bad_pixels)
+    residual = whole_object_residual(rec, sub, test.probe, photon_scale=test.photon_scale,
+                                     bad_pixels=test.bad_pixels)
     m = reconstruction_record(model_id, "iterative", rec, residual, device, stitch_time_s=0.0,
                               engine=engine, batch_size=rec.infer_batch_size,
                               epochs_completed=int(epochs), loss=list(loss or []),

@@ -11,7 +11,7 @@ import torch
 
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.data_residual import data_residual, test_object_residuals
+from ptycho_torch.data_residual import test_object_residuals, whole_object_residual
 from ptycho_torch.ptychi.baseline import reconstruct_iterative
 from ptycho_torch.reconstruction import score
 
@@ -45,9 +45,9 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
         residual, patches = test_object_residuals(rec, test, photon_scale=photon_scale)
     else:
         sub = test.select(test.object_selection(0))
-        residual, patches = data_residual(rec.patches, sub.diffraction, test.probe,
-                                          photon_scale=photon_scale,
-                                          bad_pixels=test.bad_pixels), None
+        residual, patches = whole_object_residual(rec, sub, test.probe,
+                                                  photon_scale=photon_scale,
+                                                  bad_pixels=test.bad_pixels), None
     out = summary_of(result["metrics"], result["phase_correlation"], residual)
     out.update(phase_strength_ratio=_num(result["phase_strength_ratio"]),
                metrics=result["metrics"], data_residual_all=residual,
