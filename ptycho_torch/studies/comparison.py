@@ -51,8 +51,14 @@ from ptycho_torch.studies.common import (
     reusable_row,
     run_or_reuse,
     settings_line,
+    split_list,
 )
-from ptycho_torch.studies.methods import run_iterative_row, run_refined_row
+from ptycho_torch.studies.methods import (
+    reused_id,
+    run_iterative_row,
+    run_refined_row,
+    run_reused_row,
+)
 from ptycho_torch.study_inputs import load_test_data, study_paths
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,7 @@ class CompareConfig:
     iterative_batch_size: int = 0
     refine: tuple[str, ...] = ()
     refine_epochs: int = 20
+    reuse: tuple[Path, ...] = ()
 
     @property
     def base(self) -> StudyConfig:
@@ -95,7 +102,42 @@ def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser
                             "dataset and write comparison.md / .json / .png. Every study flag "
                             "applies to every architecture.", exclude=("architecture",))
     add_method_flags(p, ",".join(ARCHITECTURES), "", title="comparison")
+    p.add_argument("--reuse-models", default="",
+                   help="comma-separated model.ckpt files of studies on other scans, each "
+                        "applied to this comparison's test scan with no training (rows "
+                        "'<run>@reused', scored with the probe the model trained with)")
     return p
+
+
+def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
+    """The ``--reuse-models`` checkpoints: existing, distinct row names, and models of this
+    comparison's N and gridsize (read from each checkpoint's hyperparameters)."""
+    import torch
+
+    out, ids = [], {}
+    for item in split_list(text):
+        p = Path(item)
+        if not p.is_file():
+            raise StudyError(f"--reuse-models: checkpoint '{p}' does not exist (expected a "
+                             "study's runs/<model_id>/model.ckpt)")
+        rid = reused_id(p)
+        if rid in ids:
+            raise StudyError(f"--reuse-models: '{ids[rid]}' and '{p}' would both be row "
+                             f"{rid!r} (allowed: checkpoints in differently named run folders)")
+        ids[rid] = p
+        try:
+            hp = torch.load(p, map_location="cpu", weights_only=False)["hyper_parameters"]
+            mc = hp["model_config"]
+            got = (int(mc["N"]), int(mc["gridsize"]))
+        except Exception:  # noqa: BLE001 - any failure is one refusal line
+            raise StudyError(f"--reuse-models: checkpoint '{p}' cannot be read (expected a "
+                             "model.ckpt written by this project)") from None
+        if got != (N, gridsize):
+            raise StudyError(f"--reuse-models: checkpoint '{p}' is a model of N={got[0]}, "
+                             f"gridsize={got[1]} (expected N={N}, gridsize={gridsize}, the "
+                             "comparison's)")
+        out.append(p)
+    return tuple(out)
 
 
 def config_from_argv(argv=None) -> CompareConfig:
@@ -104,12 +146,14 @@ def config_from_argv(argv=None) -> CompareConfig:
     values = parse_known(parser, argv)
     methods = pop_methods(values)
     default_output_dir(values, "grid_lines_compare")
+    reuse_text = values.pop("reuse_models")
     base = config_from_values(values)
     studies = tuple(base.replace(architecture=a) for a in methods.architectures)
     return CompareConfig(studies=studies, iterative=methods.iterative,
                          iterative_epochs=methods.iterative_epochs,
                          iterative_batch_size=methods.iterative_batch_size,
-                         refine=methods.refine, refine_epochs=methods.refine_epochs)
+                         refine=methods.refine, refine_epochs=methods.refine_epochs,
+                         reuse=parse_reuse(reuse_text, base.model.N, base.model.gridsize))
 
 
 def common_region(rows: list[StudyMetrics]) -> list | None:
@@ -136,7 +180,9 @@ def markdown_report(cc: CompareConfig, rows: list[StudyMetrics], region, data: d
         f"Test object 0, region (row0, col0, height, width) = {region}; {settings_line(cc.base)}; "
         f"Pty-chi: {', '.join(cc.iterative) or 'none'} ({cc.iterative_epochs} epochs)"
         + (f"; refined (Pty-chi {', '.join(cc.refine)} started at each network's "
-           f"reconstruction): {cc.refine_epochs} epochs." if cc.refine else "."),
+           f"reconstruction): {cc.refine_epochs} epochs" if cc.refine else "")
+        + (f"; reused with no training (rows '<run>@reused'): "
+           f"{', '.join(str(p) for p in cc.reuse)}." if cc.reuse else "."),
         f"Dataset: {data.get('test_npz')}.", "",
         metrics_table(rows), "", METRICS_NOTE, ""])
 
@@ -186,9 +232,11 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
             return {}
         rows.append(m)
     base = cc.base
-    if cc.iterative or cc.refine:
+    if cc.iterative or cc.refine or cc.reuse:
         test, data = load_test_data(base)
         networks = list(rows)
+        for checkpoint in cc.reuse:
+            rows.append(run_reused_row(checkpoint, test, base))
         for engine in cc.iterative:
             key = iterative_key(base, engine, cc.iterative_epochs, cc.iterative_batch_size)
             rows.append(run_iterative_row(engine, test, base, cc.iterative_epochs,
@@ -211,7 +259,8 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
                      "study": study, "iterative": list(cc.iterative),
                      "iterative_epochs": cc.iterative_epochs,
                      "iterative_batch_size": cc.iterative_batch_size,
-                     "refine": list(cc.refine), "refine_epochs": cc.refine_epochs},
+                     "refine": list(cc.refine), "refine_epochs": cc.refine_epochs,
+                     "reuse_models": [str(p) for p in cc.reuse]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     items = [(r.model_id, StudyLayout(out, r.model_id).recon_dir / "recon.npz", r.frc)

@@ -3,27 +3,32 @@ at a network's object (refined); how each is keyed, reconstructed, scored and sa
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
+from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.data_residual import whole_object_residual
+from ptycho_torch.data_residual import test_object_residuals, whole_object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
+from ptycho_torch.generators import count_parameters
 from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_iterative
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruct import load_model
+from ptycho_torch.reconstruct import check_scan, load_model
 from ptycho_torch.reconstruction import (
+    reconstruct_test_object,
     reconstruction_record,
     save_reconstruction,
     score_record,
     stitch_options,
 )
-from ptycho_torch.studies.common import refined_key, reusable_row
+from ptycho_torch.studies.common import data_key, refined_key, reusable_row
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +139,55 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     m = refined_row(layout.model_id, engine, rec, test, source, epochs=res.epochs,
                     device=res.device, key=key, loss=res.loss, what=f"{epochs} epochs")
     return save_row(layout, m, rec, scan=test)
+
+
+def reused_id(checkpoint: Path) -> str:
+    """``<run>@reused``: the row of a model from another study (``.../runs/<run>/model.ckpt``)
+    applied to this one's test scan."""
+    return f"{Path(checkpoint).resolve().parent.name}@reused"
+
+
+def reused_key(cfg: StudyConfig, checkpoint: Path) -> dict:
+    """A reused row's ``compare_key``: the checkpoint (path, size, modification time), the
+    scored scan and the inference settings."""
+    p = Path(checkpoint).resolve()
+    st = p.stat()
+    return {"checkpoint": str(p), "checkpoint_size": int(st.st_size),
+            "checkpoint_mtime_ns": int(st.st_mtime_ns), "data": data_key(cfg),
+            "inference": cfg.inference.to_dict()}
+
+
+def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
+    """``runs/<run>@reused``: the model of ``checkpoint``, trained on another scan, predicts
+    and stitches this comparison's test object 0 with no training, scored like a network
+    row with the probe it trained with (as ``ptycho-reconstruct`` does); or the finished
+    row with the same key."""
+    layout = StudyLayout(Path(cfg.run.output_dir), reused_id(checkpoint))
+    key = reused_key(cfg, checkpoint)
+    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
+    if old is not None:
+        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
+        return old
+    device = resolve_device(cfg.training.device)
+    model = load_model(str(checkpoint), device)
+    check_scan(model, test, str(checkpoint))
+    probe = model.current_probe().cpu().numpy().astype(np.complex64)
+    if probe.reshape(-1, *probe.shape[-2:]).shape != test.probe_modes.shape:
+        raise StudyError(f"checkpoint '{checkpoint}': its probe has shape {probe.shape} but "
+                         f"the test scan's probeGuess {test.probe.shape} (expected the same "
+                         "modes) [flag --reuse-models]")
+    scan = replace(test, probe=probe.reshape(test.probe.shape))
+    log.info("%s: %s applied to the test scan (no training; the model's probe)",
+             layout.model_id, checkpoint)
+    rec = reconstruct_test_object(model, scan, cfg.inference)
+    residual, patch_residual = test_object_residuals(rec, scan)
+    mc = model.model_config
+    m = reconstruction_record(
+        layout.model_id, "network", rec, residual, device, patch_residual=patch_residual,
+        architecture=mc.architecture, input_scale=model.data_config.input_scale,
+        n_parameters=count_parameters(model.generator), compare_key=key,
+        total_time_s=rec.inference_time_s + rec.stitch_time_s,
+        note=f"model {checkpoint} (trained on another scan) applied with no training; "
+             "scored with the probe it trained with")
+    score_record(m, rec)
+    return save_row(layout, m, rec, scan=scan)

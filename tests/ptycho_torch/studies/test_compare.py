@@ -153,7 +153,7 @@ def test_every_study_flag_is_a_comparison_flag():
     names = set(flat_owner()) - {"architecture"}
     assert names <= dests
     assert dests - names == {"config", "architectures", "iterative", "iterative_epochs",
-                             "iterative_batch_size", "refine", "refine_epochs"}
+                             "iterative_batch_size", "refine", "refine_epochs", "reuse_models"}
 
 
 def test_flags_and_presets_reach_every_run():
@@ -194,6 +194,8 @@ def test_flags_and_presets_reach_every_run():
     (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
     (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     (["--fno-widht", "8"], "unknown flag '--fno-widht'; did you mean --fno-width?"),
+    (["--reuse-models", "nowhere/runs/x/model.ckpt"], "error: --reuse-models: checkpoint "
+     "'nowhere/runs/x/model.ckpt' does not exist (expected a study's runs/<model_id>/model.ckpt)"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, needle):
     out = tmp_path / "never"
@@ -202,6 +204,45 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, args, ne
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
     assert needle in err
     assert not out.exists()
+
+
+def test_reused_model_reconstructs_another_scan_without_training(tiny_comparison, tmp_path,
+                                                                monkeypatch, capsys):
+    """--reuse-models: the tiny comparison's FNO applied to a scan at another dose is a row
+    '<run>@reused' scored like a network row (equal to what the model gives on it), with no
+    training; run again, it is reused; a model of another N is refused before anything runs."""
+    from ptycho_torch.studies import methods
+    first, _ = tiny_comparison
+    ckpt = first / "runs" / "pinn_fno" / "model.ckpt"
+    out = tmp_path / "out"
+    argv = [*TINY_FLAGS, "--architectures", "cnn", "--nphotons", "1e6", "--reuse-models",
+            str(ckpt), "--output-dir", str(out)]
+    assert compare.main(argv) == 0
+    rows = {r["model_id"]: r for r in json.loads((out / "comparison.json").read_text())["methods"]}
+    assert list(rows) == ["pinn_cnn", "pinn_fno@reused"]
+    reused = rows["pinn_fno@reused"]
+    own = json.loads((first / "runs" / "pinn_fno" / "metrics.json").read_text())
+    assert reused["kind"] == "network" and reused["architecture"] == "fno"
+    assert reused["train_time_s"] is None and reused["n_parameters"] == own["n_parameters"]
+    assert reused["ground_truth"] and all(math.isfinite(v) for v in reused["ssim"])
+    assert reused["region"] == rows["pinn_cnn"]["region"]
+    assert reused["data_residual"]["amplitude_mae"] > 0 and reused["patch_residual"]
+    assert reused["ssim"] != own["ssim"]  # another scan (1e6 photons, not the default 1e9)
+    assert (out / "recons" / "pinn_fno@reused" / "recon.npz").is_file()
+    assert "pinn_fno@reused" in (out / "comparison.md").read_text()
+
+    def no_rerun(*a, **k):
+        raise AssertionError("a finished reused row was recomputed")
+    monkeypatch.setattr(methods, "reconstruct_test_object", no_rerun)
+    assert compare.main(argv) == 0
+    capsys.readouterr()
+    never = tmp_path / "never"
+    rc = compare.main([*TINY_FLAGS, "--N", "64", "--object-size", "128", "--reuse-models",
+                       str(ckpt), "--output-dir", str(never)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (f"error: --reuse-models: checkpoint '{ckpt}' is a model of "
+                               "N=32, gridsize=1 (expected N=64, gridsize=1, the comparison's)")
+    assert not never.exists()
 
 
 def test_cli_script_is_thin_and_refuses_without_traceback(tmp_path):
