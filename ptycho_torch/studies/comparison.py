@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
@@ -112,8 +113,6 @@ def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser
 def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
     """The ``--reuse-models`` checkpoints: existing, distinct row names, and models of this
     comparison's N and gridsize (read from each checkpoint's hyperparameters)."""
-    import torch
-
     out, ids = [], {}
     for item in split_list(text):
         p = Path(item)
