@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,7 @@ from ptycho_torch.studies.common import (
     settings_line,
     split_list,
 )
+from ptycho_torch.studies.seeds import methods_table, parse_seeds, summarise_methods
 from ptycho_torch.studies.methods import (
     reused_id,
     run_iterative_row,
@@ -103,6 +104,10 @@ def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser
                             "dataset and write comparison.md / .json / .png. Every study flag "
                             "applies to every architecture.", exclude=("architecture",))
     add_method_flags(p, ",".join(ARCHITECTURES), "", title="comparison")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated seeds (replaces --seed): the comparison runs once per "
+                        "seed into <output-dir>/seed_<s>, then seeds.md / seeds.json give each "
+                        "method's metrics as mean (min..max) over them")
     p.add_argument("--reuse-models", default="",
                    help="comma-separated model.ckpt files of studies on other scans, each "
                         "applied to this comparison's test scan with no training (rows "
@@ -141,8 +146,42 @@ def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
 
 def config_from_argv(argv=None) -> CompareConfig:
     """Parse and validate everything (raises a one-line ValueError)."""
+    sweep = sweep_from_argv(argv)
+    if sweep.seeds:
+        raise StudyError("--seeds runs one comparison per seed (use sweep_from_argv)")
+    return sweep.comparisons[0]
+
+
+@dataclass(frozen=True)
+class CompareSweep:
+    """The comparisons to run: one, or one per seed of ``--seeds`` (``seeds`` empty for
+    one), and the folder the seed summary goes to."""
+
+    comparisons: tuple[CompareConfig, ...]
+    seeds: tuple[int, ...] = ()
+    output_dir: Path = Path(".")
+
+
+def sweep_from_argv(argv=None) -> CompareSweep:
+    """Parse and validate everything, ``--seeds`` included (one-line StudyError)."""
     parser = build_parser()
     values = parse_known(parser, argv)
+    seeds_text = values.pop("seeds")
+    if seeds_text is not None and "seed" in values:
+        raise StudyError("--seed and --seeds were both given (allowed: one of them; --seeds "
+                         "sets the seed of each comparison)")
+    cc = _compare_config(values)
+    if seeds_text is None:
+        return CompareSweep((cc,), (), cc.output_dir)
+    seeds = parse_seeds(seeds_text)
+    out = cc.output_dir
+    per_seed = tuple(
+        replace(cc, studies=tuple(c.replace(seed=s, output_dir=str(out / f"seed_{s}"))
+                                  for c in cc.studies)) for s in seeds)
+    return CompareSweep(per_seed, seeds, out)
+
+
+def _compare_config(values: dict) -> CompareConfig:
     methods = pop_methods(values)
     default_output_dir(values, "grid_lines_compare")
     reuse_text = values.pop("reuse_models")
@@ -271,21 +310,48 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
     return result
 
 
+def run_sweep(sweep: CompareSweep, plans: list) -> dict:
+    """Every comparison of ``sweep``; with seeds, also ``seeds.json`` / ``seeds.md`` in its
+    folder (each method's summary over the seeds). Returns the last comparison's JSON dict,
+    with ``seeds_summary`` when there are seeds."""
+    results = []
+    for cc, plan in zip(sweep.comparisons, plans):
+        result = run_comparison(cc, plan)
+        if not result:   # an extra DDP rank
+            return {}
+        results.append(result)
+    if not sweep.seeds:
+        return results[0]
+    summary = summarise_methods(sweep.seeds, [r["methods"] for r in results])
+    write_json_atomic(sweep.output_dir / "seeds.json", {
+        "seeds": list(sweep.seeds), "summary": summary,
+        "comparisons": [str(cc.output_dir) for cc in sweep.comparisons]})
+    write_text_atomic(sweep.output_dir / "seeds.md", "\n".join([
+        "# Comparison over seeds", "",
+        f"Seeds {', '.join(map(str, sweep.seeds))}; each comparison in seed_<s>/ "
+        "(comparison.md). Cells: mean (min..max) over the seeds.", "",
+        methods_table(summary), ""]))
+    return {**results[-1], "seeds_summary": summary}
+
+
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 interrupted (run the same command again)."""
     def parse():
-        cc = config_from_argv(argv)
-        return cc, plan_comparison(cc)
+        sweep = sweep_from_argv(argv)
+        return sweep, [plan_comparison(cc) for cc in sweep.comparisons]
     code, done = run_entry(
-        parse, lambda parsed: (parsed[0], run_comparison(*parsed)),
+        parse, lambda parsed: (parsed[0], run_sweep(*parsed)),
         interrupted="run the same command again to continue (finished studies are reused; "
                     "add --resume to continue an interrupted training)",
         errors=(StudyError, IterativeUnavailableError))
     if code:
         return code
-    cc, result = done
-    if result:
+    sweep, result = done
+    if result and sweep.seeds:
+        print(methods_table(result["seeds_summary"]))
+        print(f"seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+    elif result:
         print(metrics_table([StudyMetrics.from_json(m) for m in result["methods"]]))
-        print(f"comparison: {(cc.output_dir / 'comparison.md').resolve()}")
+        print(f"comparison: {(sweep.output_dir / 'comparison.md').resolve()}")
     return 0

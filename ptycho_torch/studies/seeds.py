@@ -92,6 +92,33 @@ def summarise(seeds, rows: list[dict]) -> dict:
     return out
 
 
+def summarise_methods(seeds, rows_per_seed: list[list[dict]]) -> dict:
+    """``{model_id: summarise(...)}`` for every method of a study with several rows (a
+    comparison), in the order of the first seed's rows; a method missing at a seed counts as
+    no value there."""
+    ids = [m["model_id"] for m in rows_per_seed[0]]
+    by_seed = [{m["model_id"]: m for m in rows} for rows in rows_per_seed]
+    return {i: summarise(seeds, [rows.get(i, {}) for rows in by_seed]) for i in ids}
+
+
+#: the columns of :func:`methods_table`
+METHOD_COLUMNS = ("amp SSIM", "phase SSIM", "amp PSNR", "phase PSNR", "phase corr",
+                  "data residual")
+
+
+def methods_table(summary: dict) -> str:
+    """One row per method, each cell ``mean (min..max)`` over the seeds."""
+    def cell(row):
+        if row["mean"] is None:
+            return "-"
+        return f"{row['mean']:.4g} ({row['min']:.4g}..{row['max']:.4g})"
+    lines = ["| method | " + " | ".join(METHOD_COLUMNS) + " |",
+             "|---|" + "---|" * len(METHOD_COLUMNS)]
+    for mid, per in summary.items():
+        lines.append(f"| {mid} | " + " | ".join(cell(per[c]) for c in METHOD_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
 def table(seeds, summary: dict) -> str:
     head = ["metric"] + [f"seed {s}" for s in seeds] + ["mean", "min", "max"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -133,5 +160,6 @@ def main(argv=None) -> int:
     return code
 
 
-__all__ = ["SeedSweep", "config_from_argv", "main", "parse_seeds", "plan_sweep",
-           "run_seed_sweep", "summarise", "table"]
+__all__ = ["METHOD_COLUMNS", "SeedSweep", "config_from_argv", "main", "methods_table",
+           "parse_seeds", "plan_sweep", "run_seed_sweep", "summarise", "summarise_methods",
+           "table"]

@@ -153,7 +153,8 @@ def test_every_study_flag_is_a_comparison_flag():
     names = set(flat_owner()) - {"architecture"}
     assert names <= dests
     assert dests - names == {"config", "architectures", "iterative", "iterative_epochs",
-                             "iterative_batch_size", "refine", "refine_epochs", "reuse_models"}
+                             "iterative_batch_size", "refine", "refine_epochs", "reuse_models",
+                             "seeds"}
 
 
 def test_flags_and_presets_reach_every_run():
@@ -194,6 +195,9 @@ def test_flags_and_presets_reach_every_run():
     (["--fno-modes", "40"], "ModelConfig.fno_modes=40 exceeds N//2=32 for N=64"),
     (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
     (["--fno-widht", "8"], "unknown flag '--fno-widht'; did you mean --fno-width?"),
+    (["--seed", "3", "--seeds", "1,2"], "error: --seed and --seeds were both given (allowed: "
+     "one of them; --seeds sets the seed of each comparison)"),
+    (["--seeds", "4"], "error: --seeds '4' gives 1 seed(s) (allowed: two or more, e.g. 1,7,42)"),
     (["--reuse-models", "nowhere/runs/x/model.ckpt"], "error: --reuse-models: checkpoint "
      "'nowhere/runs/x/model.ckpt' does not exist (expected a study's runs/<model_id>/model.ckpt)"),
 ])
@@ -243,6 +247,26 @@ def test_reused_model_reconstructs_another_scan_without_training(tiny_comparison
     assert rc == 2 and err == (f"error: --reuse-models: checkpoint '{ckpt}' is a model of "
                                "N=32, gridsize=1 (expected N=64, gridsize=1, the comparison's)")
     assert not never.exists()
+
+
+def test_seeds_run_one_comparison_per_seed_and_summarise_each_method(tmp_path):
+    out = tmp_path / "out"
+    argv = [*TINY_FLAGS, "--architectures", "cnn", "--seeds", "3,5", "--output-dir", str(out)]
+    assert compare.main(argv) == 0
+    per_seed = {s: json.loads((out / f"seed_{s}" / "comparison.json").read_text())
+                for s in (3, 5)}
+    for s, result in per_seed.items():
+        assert result["settings"]["study"]["training"]["seed"] == s
+    ssim = {s: r["methods"][0]["ssim"][0] for s, r in per_seed.items()}
+    assert ssim[3] != ssim[5]  # the seed reached the training
+    summary = json.loads((out / "seeds.json").read_text())["summary"]
+    amp = summary["pinn_cnn"]["amp SSIM"]
+    assert amp["per_seed"] == {"3": ssim[3], "5": ssim[5]}
+    assert amp["mean"] == pytest.approx((ssim[3] + ssim[5]) / 2)
+    assert (amp["min"], amp["max"]) == (min(ssim.values()), max(ssim.values()))
+    rows = _md_rows((out / "seeds.md").read_text())
+    assert rows[0][:3] == ["method", "amp SSIM", "phase SSIM"] and rows[1][0] == "pinn_cnn"
+    assert rows[1][1] == f"{amp['mean']:.4g} ({amp['min']:.4g}..{amp['max']:.4g})"
 
 
 def test_cli_script_is_thin_and_refuses_without_traceback(tmp_path):
