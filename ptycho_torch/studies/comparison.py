@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
@@ -52,11 +51,10 @@ from ptycho_torch.studies.common import (
     reusable_row,
     run_or_reuse,
     settings_line,
-    split_list,
 )
 from ptycho_torch.studies.seeds import methods_table, parse_seeds, summarise_methods
 from ptycho_torch.studies.methods import (
-    reused_id,
+    parse_reuse,
     run_iterative_row,
     run_refined_row,
     run_reused_row,
@@ -113,35 +111,6 @@ def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser
                         "applied to this comparison's test scan with no training (rows "
                         "'<run>@reused', scored with the probe the model trained with)")
     return p
-
-
-def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
-    """The ``--reuse-models`` checkpoints: existing, distinct row names, and models of this
-    comparison's N and gridsize (read from each checkpoint's hyperparameters)."""
-    out, ids = [], {}
-    for item in split_list(text):
-        p = Path(item)
-        if not p.is_file():
-            raise StudyError(f"--reuse-models: checkpoint '{p}' does not exist (expected a "
-                             "study's runs/<model_id>/model.ckpt)")
-        rid = reused_id(p)
-        if rid in ids:
-            raise StudyError(f"--reuse-models: '{ids[rid]}' and '{p}' would both be row "
-                             f"{rid!r} (allowed: checkpoints in differently named run folders)")
-        ids[rid] = p
-        try:
-            hp = torch.load(p, map_location="cpu", weights_only=False)["hyper_parameters"]
-            mc = hp["model_config"]
-            got = (int(mc["N"]), int(mc["gridsize"]))
-        except Exception:  # noqa: BLE001 - any failure is one refusal line
-            raise StudyError(f"--reuse-models: checkpoint '{p}' cannot be read (expected a "
-                             "model.ckpt written by this project)") from None
-        if got != (N, gridsize):
-            raise StudyError(f"--reuse-models: checkpoint '{p}' is a model of N={got[0]}, "
-                             f"gridsize={got[1]} (expected N={N}, gridsize={gridsize}, the "
-                             "comparison's)")
-        out.append(p)
-    return tuple(out)
 
 
 def config_from_argv(argv=None) -> CompareConfig:

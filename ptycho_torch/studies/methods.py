@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
@@ -28,7 +29,7 @@ from ptycho_torch.reconstruction import (
     score_record,
     stitch_options,
 )
-from ptycho_torch.studies.common import data_key, refined_key, reusable_row
+from ptycho_torch.studies.common import data_key, refined_key, reusable_row, split_list
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +192,32 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
              "scored with the probe it trained with")
     score_record(m, rec)
     return save_row(layout, m, rec, scan=scan)
+
+
+def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
+    """The ``--reuse-models`` checkpoints: existing, distinct row names, and models of this
+    comparison's N and gridsize (read from each checkpoint's hyperparameters)."""
+    out, ids = [], {}
+    for item in split_list(text):
+        p = Path(item)
+        if not p.is_file():
+            raise StudyError(f"--reuse-models: checkpoint '{p}' does not exist (expected a "
+                             "study's runs/<model_id>/model.ckpt)")
+        rid = reused_id(p)
+        if rid in ids:
+            raise StudyError(f"--reuse-models: '{ids[rid]}' and '{p}' would both be row "
+                             f"{rid!r} (allowed: checkpoints in differently named run folders)")
+        ids[rid] = p
+        try:
+            hp = torch.load(p, map_location="cpu", weights_only=False)["hyper_parameters"]
+            mc = hp["model_config"]
+            got = (int(mc["N"]), int(mc["gridsize"]))
+        except Exception:  # noqa: BLE001 - any failure is one refusal line
+            raise StudyError(f"--reuse-models: checkpoint '{p}' cannot be read (expected a "
+                             "model.ckpt written by this project)") from None
+        if got != (N, gridsize):
+            raise StudyError(f"--reuse-models: checkpoint '{p}' is a model of N={got[0]}, "
+                             f"gridsize={got[1]} (expected N={N}, gridsize={gridsize}, the "
+                             "comparison's)")
+        out.append(p)
+    return tuple(out)
