@@ -41,7 +41,7 @@ import torch
 
 from ptycho_torch.losses import poisson_nll_terms
 from ptycho_torch.object_patches import object_patches, subpixel_cuts
-from ptycho_torch.physics import FarFieldPtychography, far_field
+from ptycho_torch.physics import FarFieldPtychography, diffraction_intensity
 
 
 def _shifted_amplitude(modes: torch.Tensor, obj: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
@@ -54,8 +54,8 @@ def _shifted_amplitude(modes: torch.Tensor, obj: torch.Tensor, shifts: np.ndarra
     phase = k[None, None, :, None] * f[..., 1, None, None] + k[None, None, None, :] * f[..., 0, None, None]
     ramp = torch.exp(-2j * torch.pi * phase).to(modes.dtype)           # (b, C, N, N)
     moved = torch.fft.ifft2(torch.fft.fft2(modes)[None, None] * ramp[:, :, None])
-    field = far_field(obj[:, :, None] * moved)                          # (b, C, K, N, N)
-    return (field.real.square() + field.imag.square()).sum(dim=2).sqrt()
+    # (b, C, K, N, N): each mode's intensity, summed incoherently
+    return diffraction_intensity(obj[:, :, None], moved).sum(dim=2).sqrt()
 
 
 def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarray, *,

@@ -161,13 +161,21 @@ def with_probe_source(cfg: ReconstructConfig, model, data):
     if cfg.probe_source == "file":
         log.info("probe: the scan file's (--probe-source file)")
         return data
-    probe = model.current_probe().cpu().numpy().astype(np.complex64)
-    if probe.reshape(-1, *probe.shape[-2:]).shape != data.probe_modes.shape:
-        raise StudyError(f"checkpoint '{cfg.checkpoint}': its probe has shape {probe.shape} "
-                         f"but the scan's probeGuess {data.probe.shape} (expected the same "
-                         "modes; use --probe-source file) [flag --probe-source]")
+    out = with_model_probe(model, data, cfg.checkpoint, "scan's",
+                           "; use --probe-source file", "--probe-source")
     log.info("probe: the model's (the one it trained with; --probe-source file uses the "
              "scan's)")
+    return out
+
+
+def with_model_probe(model, data, checkpoint, what: str, advice: str, flag: str):
+    """``data`` with the probe the model trained with (in its checkpoint); refused in one
+    line naming ``flag`` when its modes differ from the scan's probe."""
+    probe = model.current_probe().cpu().numpy().astype(np.complex64)
+    if probe.reshape(-1, *probe.shape[-2:]).shape != data.probe_modes.shape:
+        raise StudyError(f"checkpoint '{checkpoint}': its probe has shape {probe.shape} "
+                         f"but the {what} probeGuess {data.probe.shape} (expected the same "
+                         f"modes{advice}) [flag {flag}]")
     return replace(data, probe=probe.reshape(data.probe.shape))
 
 

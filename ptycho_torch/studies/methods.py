@@ -3,10 +3,8 @@ at a network's object (refined); how each is keyed, reconstructed, scored and sa
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ptycho.artifacts import StudyLayout, write_json_atomic
@@ -21,7 +19,7 @@ from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_i
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruct import check_scan, load_model
+from ptycho_torch.reconstruct import check_scan, load_model, with_model_probe
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
     reconstruction_record,
@@ -172,12 +170,7 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
     device = resolve_device(cfg.training.device)
     model = load_model(str(checkpoint), device)
     check_scan(model, test, str(checkpoint))
-    probe = model.current_probe().cpu().numpy().astype(np.complex64)
-    if probe.reshape(-1, *probe.shape[-2:]).shape != test.probe_modes.shape:
-        raise StudyError(f"checkpoint '{checkpoint}': its probe has shape {probe.shape} but "
-                         f"the test scan's probeGuess {test.probe.shape} (expected the same "
-                         "modes) [flag --reuse-models]")
-    scan = replace(test, probe=probe.reshape(test.probe.shape))
+    scan = with_model_probe(model, test, checkpoint, "test scan's", "", "--reuse-models")
     log.info("%s: %s applied to the test scan (no training; the model's probe)",
              layout.model_id, checkpoint)
     rec = reconstruct_test_object(model, scan, cfg.inference)
