@@ -128,12 +128,16 @@ def save_stacked_figures(path, figures, dpi: int = 90) -> Path:
 
 
 def dose_curves_figure(doses, panels: dict, crossovers: dict | None = None,
-                       styles: dict | None = None, title: str = ""):
+                       styles: dict | None = None, title: str = "", bands: dict | None = None,
+                       spans: dict | None = None):
     """Metrics against photons per pattern (log x axis), one line per method.
 
     ``panels`` maps a panel title to ``{method: values}`` (one value per dose, NaN where
     absent); ``crossovers`` maps a panel title to a dose (or None) marked by a vertical
-    line; ``styles`` maps a method to matplotlib line keywords.
+    line; ``styles`` maps a method to matplotlib line keywords; ``bands`` maps a panel title
+    to ``{method: (low values, high values)}`` shaded around that line (e.g. a range over
+    seeds); ``spans`` maps a panel title to a dose range ``(low, high)`` shaded across the
+    panel (e.g. the crossover's range over seeds).
     """
     plt = _plt()
     n = len(panels)
@@ -144,7 +148,15 @@ def dose_curves_figure(doses, panels: dict, crossovers: dict | None = None,
     for ax, (name, lines) in zip(axes.flat, panels.items()):
         for method, values in lines.items():
             kw = {"marker": "o", "ms": 4, **((styles or {}).get(method, {}))}
-            ax.plot(doses, np.asarray(values, dtype=float), label=method, **kw)
+            line, = ax.plot(doses, np.asarray(values, dtype=float), label=method, **kw)
+            band = (bands or {}).get(name, {}).get(method)
+            if band is not None:
+                ax.fill_between(doses, np.asarray(band[0], dtype=float),
+                                np.asarray(band[1], dtype=float), color=line.get_color(),
+                                alpha=0.18, lw=0)
+        span = (spans or {}).get(name)
+        if span is not None:
+            ax.axvspan(span[0], span[1], color="k", alpha=0.08, lw=0)
         x = (crossovers or {}).get(name)
         if x is not None and np.isfinite(x):
             ax.axvline(x, color="k", lw=1.0, ls="--")

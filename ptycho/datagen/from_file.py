@@ -10,7 +10,10 @@ a chosen dose; the positions **written** with the scan are, by ``positions``:
 * ``nominal``: the file's positions before correction (``xcoords_start`` / ``ycoords_start``),
   as a beamline's encoders would give them;
 
-plus, with ``jitter_px`` > 0, Gaussian errors N(0, jitter_px) per axis. The truth (the
+plus, with ``jitter_px`` > 0, Gaussian errors N(0, jitter_px) per axis. With ``N`` larger
+than the file's probe, the probe is made (N, N) by :func:`ptycho.probe_scaling.scale_probe`
+(``probe_scale_mode``; ``pad`` keeps the pixel size, so the detector samples the far field
+more finely: the same object and positions seen with more oversampling). The truth (the
 object, the true positions and the unit-energy probe) goes with the scan
 (:class:`ScanTruth`), so position correction and reconstructions can be scored.
 """
@@ -22,6 +25,7 @@ import numpy as np
 
 from ptycho.datagen.spiral_scan import SpiralScan, simulate_at_positions
 from ptycho.formats.ptychopinn_npz import read_npz_arrays
+from ptycho.probe_scaling import scale_probe
 
 POSITION_CHOICES = ("true", "nominal")
 _TRUE = ("xcoords", "ycoords")
@@ -55,6 +59,15 @@ def _positions(path: str, arrays: dict, keys: tuple[str, str], n: int) -> np.nda
     return np.stack([x, y], axis=1)[:n]
 
 
+def _check_inside(path: str, shape: tuple, xy: np.ndarray, N: int) -> None:
+    corner = np.floor(xy - N // 2)
+    H, W = shape
+    if (corner < 0).any() or (corner[:, 0] + N > W).any() or (corner[:, 1] + N > H).any():
+        raise ValueError(f"source '{path}': an N={N} window at the positions 'xcoords' / "
+                         f"'ycoords' leaves the ({H}, {W}) object (expected every position "
+                         f"at least N/2 px inside; use a smaller N or fewer positions)")
+
+
 def defocused(probe: np.ndarray, defocus: float) -> np.ndarray:
     """``probe`` (modes, N, N) with the quadratic phase ``defocus * (k / k_max)^2`` added in
     its far field (``k_max`` = N/2 frequency pixels): the same probe out of focus, as a wrong
@@ -72,7 +85,8 @@ def defocused(probe: np.ndarray, defocus: float) -> np.ndarray:
 
 def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
                        jitter_px: float = 0.0, n_positions: int = 0, seed: int = 0,
-                       bad_pixel_fraction: float = 0.0, probe_defocus: float = 0.0
+                       bad_pixel_fraction: float = 0.0, probe_defocus: float = 0.0,
+                       N: int = 0, probe_scale_mode: str = "pad"
                        ) -> tuple[SpiralScan, ScanTruth]:
     """Simulate the scan of the module docstring from the NPZ ``path`` (keys
     ``objectGuess``, ``probeGuess`` (N, N) or (modes, N, N), ``xcoords``, ``ycoords`` and,
@@ -81,7 +95,9 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
     ``n_positions`` > 0 keeps the first that many positions. ``seed`` draws the bad pixels,
     the Poisson noise, then the jitter. ``probe_defocus`` (radians at the window's edge
     frequency, :func:`defocused`): the probe written with the scan is the true one out of
-    focus (a wrong estimate); the counts always use the true probe. Returns the scan (its
+    focus (a wrong estimate); the counts always use the true probe. ``N`` > 0: the pattern
+    size, the probe prepared to it by ``probe_scale_mode`` (0: the probe's own size); a
+    position whose N x N window leaves the object is refused. Returns the scan (its
     ``positions_px`` are the written positions, its ``probe`` the written one, in photon
     units) and the truth.
     """
@@ -103,8 +119,12 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
     n = n_all if n_positions <= 0 else min(int(n_positions), n_all)
     true_xy = _positions(path, arrays, _TRUE, n)
     written = true_xy if positions == "true" else _positions(path, arrays, _NOMINAL, n)
+    if N and N != modes.shape[-1]:
+        modes = np.asarray(scale_probe(modes, int(N), probe_scale_mode), np.complex128)
+        modes = modes[None] if modes.ndim == 2 else modes
     unit = (modes / np.sqrt(np.sum(np.abs(modes) ** 2))).astype(np.complex64)
     N = unit.shape[-1]
+    _check_inside(path, obj.shape, true_xy, N)
     rng = np.random.default_rng(seed)
     scan = simulate_at_positions(obj, N, true_xy, unit, nphotons, rng, bad_pixel_fraction)
     if jitter_px > 0:

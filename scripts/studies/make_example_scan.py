@@ -33,6 +33,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from ptycho.config.choices import PROBE_SCALE_MODES  # noqa: E402
 from ptycho.datagen.from_file import POSITION_CHOICES, dataset_arrays, simulate_from_file  # noqa: E402
 from ptycho.datagen.grid_lines import make_object  # noqa: E402
 from ptycho.datagen.spiral_scan import simulate_spiral_scan  # noqa: E402
@@ -63,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layouts", default=None,
                    help=f"comma-separated subset of {', '.join(LAYOUTS)} (default: all; "
                         "'dataset' only with --from)")
-    p.add_argument("--N", type=int, default=64, help="spiral only: pattern size")
+    p.add_argument("--N", type=int, default=None,
+                   help="pattern size (spiral: default 64; with --from: default the probe's "
+                        "size, a larger N prepares the probe by --probe-scale-mode)")
+    p.add_argument("--probe-scale-mode", default="pad", choices=PROBE_SCALE_MODES,
+                   help="with --from and a larger --N: how the probe is made N x N "
+                        "(ptycho/probe_scaling.py; default pad: zero-padded, same pixel size)")
     p.add_argument("--object-size", type=int, default=256, help="spiral only")
     p.add_argument("--step", type=float, default=2.6, help="spiral step in pixels")
     p.add_argument("--jitter", type=float, default=0.7, help="spiral: uniform jitter in pixels")
@@ -91,10 +97,11 @@ def _simulate(a):
             a.source, nphotons=1e9 if a.nphotons is None else a.nphotons,
             positions=a.positions, jitter_px=a.position_jitter,
             n_positions=a.n_positions or 0, seed=a.seed,
-            bad_pixel_fraction=a.bad_pixel_fraction or 0.0, probe_defocus=a.probe_defocus)
+            bad_pixel_fraction=a.bad_pixel_fraction or 0.0, probe_defocus=a.probe_defocus,
+            N=a.N or 0, probe_scale_mode=a.probe_scale_mode)
     obj = make_object(a.object_size, int(400 * (a.object_size / 392) ** 2),
                       np.random.default_rng(a.seed), True)
-    scan = simulate_spiral_scan(obj, a.N, a.n_positions or 1500, a.step, a.jitter,
+    scan = simulate_spiral_scan(obj, a.N or 64, a.n_positions or 1500, a.step, a.jitter,
                                 two_mode_probe(a.N), 1e6 if a.nphotons is None else a.nphotons,
                                 a.seed, 0.002 if a.bad_pixel_fraction is None
                                 else a.bad_pixel_fraction)
@@ -105,8 +112,10 @@ def main(argv=None) -> int:
     p = build_parser()
     a = p.parse_args(argv)
     layouts = _layouts(a, p)
-    if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus):
-        p.error("--positions, --position-jitter and --probe-defocus need --from FILE")
+    if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus
+                         or a.probe_scale_mode != "pad"):
+        p.error("--positions, --position-jitter, --probe-defocus and --probe-scale-mode need "
+                "--from FILE")
     try:
         scan, truth = _simulate(a)
     except (OSError, ValueError) as err:

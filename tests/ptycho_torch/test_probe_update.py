@@ -186,6 +186,21 @@ def test_scan_from_the_real_object_probe_and_positions(tmp_path):
         simulate_from_file(SOURCE, positions="guess")
 
 
+def test_scan_from_the_file_at_a_larger_N():
+    """--N 128 from the 64 x 64 probe: the probe zero-padded (same pixel size), the counts of
+    that probe; a window that leaves the object is refused, naming the file and keys."""
+    scan, truth = simulate_from_file(SOURCE, nphotons=1e6, n_positions=20, seed=1, N=128)
+    small, small_truth = simulate_from_file(SOURCE, nphotons=1e6, n_positions=20, seed=1)
+    assert scan.counts.shape == (20, 128, 128) and truth.probe.shape == (1, 128, 128)
+    np.testing.assert_allclose(truth.probe[0, 32:96, 32:96], small_truth.probe[0], atol=1e-6)
+    assert np.abs(truth.probe[0, :32]).max() == 0
+    # the same exit wave on a finer far-field grid: equal photons, the counts spread wider
+    assert scan.counts.sum((1, 2)).mean() == pytest.approx(1e6, rel=0.01)
+    with pytest.raises(ValueError, match=r"an N=200 window at the positions 'xcoords' / "
+                                         r"'ycoords' leaves the \(227, 226\) object"):
+        simulate_from_file(SOURCE, n_positions=20, N=200)
+
+
 def test_make_example_scan_refusals(tmp_path, capsys):
     assert make_example_scan.main(["--from", str(tmp_path / "none.npz"),
                                    "--output-dir", str(tmp_path / "o")]) == 2

@@ -53,6 +53,7 @@ from ptycho_torch.studies.dose.cells import (
     refined_rows,
     transfer_rows,
 )
+from ptycho_torch.studies.dose.seeds import DoseSweep, sweep_from_argv, write_seed_summary
 from ptycho_torch.studies.dose.report import (
     crossovers,
     markdown_report,
@@ -61,7 +62,8 @@ from ptycho_torch.studies.dose.report import (
 )
 
 
-__all__ = ["DoseConfig", "build_parser", "config_from_argv", "format_dose", "main", "run_dose_study"]
+__all__ = ["DoseConfig", "DoseSweep", "build_parser", "config_from_argv", "format_dose", "main",
+           "run_dose_study", "run_sweep", "sweep_from_argv"]
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +127,49 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     return result
 
 
+def run_sweep(sweep: DoseSweep, plans: list) -> dict:
+    """Every sweep of ``sweep``; with seeds, also the summary over them
+    (:func:`~ptycho_torch.studies.dose.seeds.write_seed_summary`). Returns the last sweep's
+    JSON dict, with ``seeds_summary`` when there are seeds (``{}`` on extra DDP ranks)."""
+    results = []
+    for dc, plan in zip(sweep.studies, plans):
+        if sweep.seeds:
+            log.info("seed %d: %s", dc.base.training.seed, dc.output_dir)
+        result = run_dose_study(dc, plan)
+        if not result:
+            return {}
+        results.append(result)
+    if not sweep.seeds:
+        return results[0]
+    return {**results[-1], "seeds_summary": write_seed_summary(sweep, results)}
+
+
 def main(argv=None) -> int:
     """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
     nothing written); 130 interrupted (run the same command again, with --resume)."""
     def parse():
-        dc = config_from_argv(argv)
-        return dc, plan_sweep(dc)
+        sweep = sweep_from_argv(argv)
+        return sweep, [plan_sweep(dc) for dc in sweep.studies]
     code, done = run_entry(
-        parse, lambda parsed: (parsed[0], run_dose_study(*parsed)),
+        parse, lambda parsed: (parsed[0], run_sweep(*parsed)),
         interrupted="run the same command again with --resume to continue (finished cells "
                     "are reused)",
         errors=(StudyError, IterativeUnavailableError))
     if code:
         return code
-    dc, result = done
-    if result:
+    sweep, result = done
+    if result and sweep.seeds:
+        for label, _, _, name in DOSE_METRICS[:2]:
+            c = result["seeds_summary"]["crossover"][name]
+            where = (f"{c['geometric_mean']:.3g} photons (geometric mean; {c['min']:.3g}.."
+                     f"{c['max']:.3g})" if c["n_crossing"] else "none")
+            print(f"{label} crossover over seeds {','.join(map(str, sweep.seeds))}: {where}; "
+                  f"{c['n_crossing']} of {len(sweep.seeds)} seeds cross")
+        print(f"dose study over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+    elif result:
         for label, _, _, name in DOSE_METRICS[:2]:
             c = result["crossover"][name]
             print(f"{label} crossover: " + (f"{c['dose']:.3g} photons" if c["dose"] is not None
                                             else f"none ({c['reason']})"))
-        print(f"dose study: {(dc.output_dir / 'dose_study.md').resolve()}")
+        print(f"dose study: {(sweep.output_dir / 'dose_study.md').resolve()}")
     return 0

@@ -101,12 +101,25 @@ def build_parser(prog: str = "dose_study.py") -> argparse.ArgumentParser:
                    help="fraction of scan positions held out to choose the Pty-chi epoch")
     g.add_argument("--heldout-every", type=int, default=10,
                    help="evaluate the held-out residual every this many Pty-chi epochs")
+    g.add_argument("--seeds", default=None,
+                   help="comma-separated seeds (replaces --seed): the sweep runs once per seed "
+                        "into <output-dir>/seed_<s>, then seeds.md / seeds.json / "
+                        "dose_study_seeds.png give the crossovers and each kind's best row "
+                        "over them")
     return p
 
 
 def config_from_argv(argv=None) -> DoseConfig:
-    """Parse and validate everything (raises a one-line ValueError)."""
+    """Parse and validate one sweep (raises a one-line ValueError); ``--seeds`` is
+    :func:`ptycho_torch.studies.dose.seeds.sweep_from_argv`'s."""
     values = parse_known(build_parser(), argv)
+    if values.pop("seeds") is not None:
+        raise StudyError("--seeds runs one dose sweep per seed (use sweep_from_argv)")
+    return dose_config(values)
+
+
+def dose_config(values: dict) -> DoseConfig:
+    """The sweep of parsed flag ``values`` (consumed), every cell's config validated."""
     methods = pop_methods(values)
     doses = parse_doses(values.pop("nphotons_list"))
     transfer = parse_transfer(values.pop("transfer_from"), doses)

@@ -71,6 +71,12 @@ from ptycho_torch.studies.learning_curve.config import (
     training_budget,
 )
 from ptycho_torch.studies.learning_curve.budget_snapshots import BudgetSnapshots, _fmt_budget
+from ptycho_torch.studies.learning_curve.seeds import (
+    plan_curves,
+    run_curves,
+    summary_table,
+    sweep_from_argv,
+)
 from ptycho_torch.studies.learning_curve.scoring import (
     _num,
     lsqml_reference,
@@ -298,12 +304,28 @@ def points_table(result: dict) -> str:
 # ---------------------------------------------------------------------------- CLI
 def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
-    interrupted (run again with --overwrite)."""
-    code, out = run_entry(lambda: config_from_argv(argv, prog=prog), run_learning_curve,
-                          interrupted="run the same command again with --overwrite",
+    interrupted (run again with --overwrite; with ``--seeds`` finished seeds are reused)."""
+    def parse():
+        sweep = sweep_from_argv(argv, prog)
+        return (config_from_argv(argv, prog=prog) if sweep is None
+                else (sweep, plan_curves(sweep)))
+
+    def run(parsed):
+        if isinstance(parsed, LearningCurveConfig):
+            return run_learning_curve(parsed)
+        return parsed[0], run_curves(*parsed, lambda lc: run_learning_curve(lc).result)
+    code, out = run_entry(parse, run,
+                          interrupted="run the same command again (with --seeds finished "
+                                      "seeds are reused; else add --overwrite)",
                           errors=(StudyError, IterativeUnavailableError))
     if code:
         return code
+    if isinstance(out, tuple):
+        sweep, result = out
+        print(summary_table(sweep.seeds, result["budgets"], result["budget_kind"],
+                            result["summary"]))
+        print(f"learning curve over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+        return 0
     print(points_table(out.result))
     print(f"learning curve: {out.json_path.resolve()} and {out.png_path.name}")
     return 0

@@ -88,6 +88,10 @@ def build_parser(prog: str = "learning_curve.py") -> argparse.ArgumentParser:
                    help="also run Pty-chi LSQML for N epochs on the same test scan and draw it "
                         "as a reference level (skipped with a warning when Pty-chi is not "
                         "installed)")
+    g.add_argument("--seeds", metavar="LIST", default=argparse.SUPPRESS,
+                   help="comma-separated seeds (replaces --seed): one curve per seed into "
+                        "<output-dir>/seed_<s>, then seeds.md / seeds.json / "
+                        "learning_curve_seeds.png give each point as mean (min..max)")
     return p
 
 
@@ -100,8 +104,16 @@ def default_output_dir(values: dict) -> None:
 
 
 def config_from_argv(argv=None, prog: str = "learning_curve.py") -> LearningCurveConfig:
-    """Parse and validate everything (raises a one-line ValueError)."""
+    """Parse and validate one curve (raises a one-line ValueError); ``--seeds`` is
+    :func:`ptycho_torch.studies.learning_curve.seeds.sweep_from_argv`'s."""
     values = parse_known(build_parser(prog), argv)
+    if "seeds" in values:
+        raise StudyError("--seeds runs one learning curve per seed (use sweep_from_argv)")
+    return curve_config(values)
+
+
+def curve_config(values: dict) -> LearningCurveConfig:
+    """The learning curve of parsed flag ``values`` (consumed), validated."""
     kind = next(k for k in BUDGET_KINDS if f"budget_{k}" in values)
     budgets = parse_budgets(values.pop(f"budget_{kind}"), kind)
     reference = values.pop("reference_json", None)

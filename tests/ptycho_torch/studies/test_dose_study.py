@@ -394,3 +394,78 @@ def test_line_styles_colour_by_base_method():
     assert st["pinn_a0@bestval"]["color"] == st["pinn_a0"]["color"]
     assert st["pinn_a0+epie@heldout"]["color"] == st["pinn_a0+epie"]["color"]
     assert st["ptychi_epie@heldout"]["ls"] == "-." and st["pinn_a0@bestval"]["ls"] == ":"
+
+
+# ------------------------------------------------------------------ over seeds
+def test_seeds_run_one_sweep_per_seed_on_one_dataset_cache(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [*TINY_FLAGS, "--iterative", "none", "--transfer-from", "none", "--seeds", "3,5",
+            "--output-dir", str(out)]
+    assert ds.main(argv) == 0
+    assert "dose study over seeds:" in capsys.readouterr().out
+    per_seed = {s: json.loads((out / f"seed_{s}" / "dose_study.json").read_text())
+                for s in (3, 5)}
+    assert {s: r["settings"]["study"]["training"]["seed"] for s, r in per_seed.items()} == {
+        3: 3, 5: 5}
+    # one cache: the datasets were simulated once, for both seeds
+    assert len(list((out / "datasets").glob("*/test.npz"))) == 2
+    assert not list(out.glob("seed_*/datasets"))
+    psnr = {s: {(r["method"], r["nphotons"]): r["psnr"][1] for r in res["rows"]}
+            for s, res in per_seed.items()}
+    assert psnr[3][("pinn_fno", 1e9)] != psnr[5][("pinn_fno", 1e9)]  # the seed reached training
+    summary = json.loads((out / "seeds.json").read_text())
+    net = summary["families"]["phase_psnr"]["network"]
+    for i, d in enumerate((1e3, 1e9)):
+        best = {s: max(psnr[s][("pinn_fno", d)], psnr[s][("pinn_fno@bestval", d)]) for s in (3, 5)}
+        assert net["per_seed"]["3"][i] == pytest.approx(best[3])
+        assert net["mean"][i] == pytest.approx((best[3] + best[5]) / 2)
+        assert (net["min"][i], net["max"][i]) == (min(best.values()), max(best.values()))
+    assert summary["crossover"]["phase_psnr"]["n_crossing"] == 0
+    assert summary["crossover"]["phase_psnr"]["reasons"] == {
+        "3": "needs network and iterative rows", "5": "needs network and iterative rows"}
+    md = (out / "seeds.md").read_text()
+    assert "| best network | " in md and "| phase PSNR (dB) | none (needs network" in md
+    import matplotlib.image as mpimg
+    img = mpimg.imread(out / "dose_study_seeds.png")
+    assert img.ndim == 3 and float(img[..., :3].std()) > 0.05
+
+
+def test_crossover_summary_over_seeds():
+    from ptycho_torch.studies.dose import seeds as dseeds
+
+    def result(phase_dose):
+        cross = {name: {"dose": None, "reason": "network below at every dose"}
+                 for *_, name in rules.DOSE_METRICS}
+        cross["phase_psnr"] = ({"dose": phase_dose, "reason": None} if phase_dose
+                               else {"dose": None, "reason": "network above at every dose"})
+        return {"crossover": cross}
+    c = dseeds.crossover_summary([1, 7, 42], [result(1e3), result(1e4), result(None)])
+    phase = c["phase_psnr"]
+    assert phase["per_seed"] == {1: 1e3, 7: 1e4, 42: None}
+    assert phase["reasons"] == {42: "network above at every dose"}
+    assert phase["n_crossing"] == 2 and phase["geometric_mean"] == pytest.approx(10 ** 3.5)
+    assert (phase["min"], phase["max"]) == (1e3, 1e4)
+    assert c["amplitude_psnr"]["n_crossing"] == 0 and c["amplitude_psnr"]["geometric_mean"] is None
+
+
+def test_dose_curves_figure_draws_bands_and_spans():
+    from ptycho.plotting import dose_curves_figure
+    panels = {"p": {"a": [1.0, 2.0], "b": [0.5, 1.5]}}
+    fig = dose_curves_figure([1e2, 1e4], panels, {"p": 1e3}, bands={"p": {"a": ([0.8, 1.9],
+                             [1.2, 2.1])}}, spans={"p": (5e2, 2e3)})
+    ax = fig.axes[0]
+    assert len(ax.collections) == 1       # one band, for line a only
+    assert len(ax.patches) == 1           # the crossover span
+    np.testing.assert_allclose(ax.patches[0].get_x(), 5e2)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seed", "1", "--seeds", "1,2"], "--seed and --seeds were both given"),
+    (["--seeds", "3"], "--seeds '3' gives 1 seed(s) (allowed: two or more"),
+    (["--seeds", "1,x"], "--seeds: 'x' is not a seed"),
+])
+def test_seeds_refusals(tmp_path, capsys, args, needle):
+    out = tmp_path / "never"
+    assert ds.main([*args, "--iterative", "none", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and not out.exists()

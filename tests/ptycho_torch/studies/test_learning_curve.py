@@ -219,3 +219,53 @@ def test_epoch_budgets_snapshot_at_epoch_end():
     for epoch in range(3):
         cb.on_train_epoch_end(_fake(step=4 * (epoch + 1), epoch=epoch), module)
     assert [(s.budget, s.epochs, s.steps) for s in cb.snapshots] == [(1, 1.0, 4), (3, 3.0, 12)]
+
+
+# ------------------------------------------------------------------ over seeds
+def test_seeds_run_one_curve_per_seed_then_reuse_them(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    argv = TINY + ["--budget-steps", "2,4", "--seeds", "3,5", "--output-dir", str(out)]
+    threads = torch.get_num_threads()
+    try:
+        assert lcm.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "learning curve over seeds:" in capsys.readouterr().out
+    curves = {s: json.loads((out / f"seed_{s}" / "learning_curve.json").read_text())
+              for s in (3, 5)}
+    assert {s: c["config"]["study"]["training"]["seed"] for s, c in curves.items()} == {3: 3, 5: 5}
+    assert len(list((out / "datasets").glob("*/test.npz"))) == 1   # one cache for both seeds
+    ssim = {s: [p["amp_ssim"] for p in c["points"]] for s, c in curves.items()}
+    assert ssim[3] != ssim[5]
+    summary = json.loads((out / "seeds.json").read_text())
+    amp = summary["summary"]["amp_ssim"]
+    assert amp["per_seed"] == {"3": ssim[3], "5": ssim[5]}
+    for i in range(2):
+        assert amp["mean"][i] == pytest.approx((ssim[3][i] + ssim[5][i]) / 2)
+        assert (amp["min"][i], amp["max"][i]) == (min(ssim[3][i], ssim[5][i]),
+                                                  max(ssim[3][i], ssim[5][i]))
+    md = (out / "seeds.md").read_text()
+    assert f"| 2 steps | {amp['mean'][0]:.4g} ({amp['min'][0]:.4g}..{amp['max'][0]:.4g}) |" in md
+    assert (out / "learning_curve_seeds.png").stat().st_size > 10000
+    # the same command reuses both curves; other settings are refused before training
+    from ptycho_torch.studies import learning_curve as pkg
+
+    def no_training(lc):
+        raise AssertionError(f"{lc.output_dir} was retrained")
+    monkeypatch.setattr(pkg, "run_learning_curve", no_training)
+    assert lcm.main(argv) == 0
+    capsys.readouterr()
+    assert lcm.main([*argv, "--learning-rate", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a learning curve with other settings" in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seed", "1", "--seeds", "1,2"], "--seed and --seeds were both given"),
+    (["--seeds", "4"], "--seeds '4' gives 1 seed(s) (allowed: two or more"),
+])
+def test_seeds_refusals(tmp_path, capsys, args, needle):
+    out = tmp_path / "never"
+    assert lcm.main(TINY + ["--budget-steps", "2", *args, "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and not out.exists()

@@ -1,0 +1,194 @@
+"""The learning curve over seeds (``learning_curve.py --seeds 1,7,42``): one curve per seed,
+then each budget's scores as mean (min..max).
+
+Seed ``s`` trains and scores into ``<output-dir>/seed_<s>/`` (its ``learning_curve.json`` and
+``.png``). The seed sets the initial weights, the train / validation split and the data
+order; the simulated dataset keeps its own fixed seeds, and one dataset cache
+(``<output-dir>/datasets`` unless ``--cache-dir``) serves every seed. A seed whose curve is
+finished with the same settings is reused; one finished with other settings is refused
+before anything trains, unless ``--overwrite`` (which retrains every seed).
+
+Written in ``<output-dir>``: ``seeds.json`` (per panel metric and budget, the value per seed
+and the mean, min and max), ``seeds.md`` (the same as a table) and
+``learning_curve_seeds.png`` (the mean against the budget with its min..max band).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ptycho.artifacts import save_figure_atomic, write_json_atomic, write_text_atomic
+from ptycho.config.cli import parse_known
+from ptycho.config.study_config import StudyConfig
+from ptycho.config.validation import StudyError
+from ptycho.plotting import _plt
+from ptycho_torch.studies.common import comparable
+from ptycho_torch.studies.learning_curve.budget_snapshots import _fmt_budget
+from ptycho_torch.studies.learning_curve.config import (
+    BUDGET_UNITS,
+    JSON_NAME,
+    PANELS,
+    LearningCurveConfig,
+    build_parser,
+    curve_config,
+)
+from ptycho_torch.studies.seeds import parse_seeds
+
+log = logging.getLogger(__name__)
+
+SEEDS_PNG = "learning_curve_seeds.png"
+
+
+@dataclass(frozen=True)
+class CurveSweep:
+    """One learning curve per seed, and the folder the summary goes to."""
+
+    curves: tuple[LearningCurveConfig, ...]
+    seeds: tuple[int, ...]
+    output_dir: Path
+
+
+def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> CurveSweep | None:
+    """The sweep of ``--seeds`` (one-line StudyError on bad input), or None without it."""
+    values = parse_known(build_parser(prog), argv)
+    seeds_text = values.pop("seeds", None)
+    if seeds_text is None:
+        return None
+    if "seed" in values:
+        raise StudyError("--seed and --seeds were both given (allowed: one of them; --seeds "
+                         "sets the seed of each curve)")
+    seeds = parse_seeds(seeds_text)
+    lc = curve_config(values)
+    out = lc.output_dir
+    cache = lc.study.run.cache_dir or str(out / "datasets")
+    curves = tuple(replace(lc, study=lc.study.replace(
+        seed=s, output_dir=str(out / f"seed_{s}"), cache_dir=cache)) for s in seeds)
+    return CurveSweep(curves, seeds, out)
+
+
+def _finished(lc: LearningCurveConfig) -> dict | None:
+    try:
+        return json.loads((lc.output_dir / JSON_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _settings(study: StudyConfig) -> dict:
+    # the budget's epochs follow from the training-set size; the budgets themselves are
+    # compared separately
+    return {k: v for k, v in comparable(study).items() if k != "epochs"}
+
+
+def plan_curves(sweep: CurveSweep) -> list[str]:
+    """Per seed ``'reuse'`` (finished, same settings) or ``'run'``; writes nothing."""
+    plans = []
+    for lc in sweep.curves:
+        done = None if lc.study.run.overwrite else _finished(lc)
+        if done is None:
+            plans.append("run")
+            continue
+        old = StudyConfig.from_dict(done["config"]["study"])
+        if (_settings(old) == _settings(lc.study) and done["budget_kind"] == lc.kind
+                and done["budgets"] == list(lc.budgets)
+                and done["config"]["lsqml_epochs"] == lc.lsqml_epochs
+                and done["config"]["reference_json"] == lc.reference_json):
+            plans.append("reuse")
+            continue
+        raise StudyError(f"output_dir={str(lc.output_dir)!r} already holds a learning curve "
+                         "with other settings; pass --overwrite to replace it or choose "
+                         "another --output-dir")
+    return plans
+
+
+def summarise_curves(seeds, results: list[dict]) -> dict:
+    """``{metric: {"per_seed": {seed: [value per budget]}, "mean", "min", "max"}}`` (lists
+    over the budgets) for the metrics of the figure's panels."""
+    n = len(results[0]["budgets"])
+    out = {}
+    for key, _ in PANELS:
+        per = {int(s): [None] * n for s in seeds}
+        for s, r in zip(seeds, results):
+            index = {p["budget"]: p for p in r["points"]}
+            per[int(s)] = [_finite(index.get(b, {}).get(key)) for b in r["budgets"]]
+        cols = [[per[int(s)][i] for s in seeds if per[int(s)][i] is not None]
+                for i in range(n)]
+        out[key] = {"per_seed": per,
+                    "mean": [statistics.fmean(c) if c else None for c in cols],
+                    "min": [min(c) if c else None for c in cols],
+                    "max": [max(c) if c else None for c in cols]}
+    return out
+
+
+def _finite(v):
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def summary_table(seeds, budgets, kind: str, summary: dict) -> str:
+    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    lines = ["| budget | " + " | ".join(t for _, t in PANELS) + " |",
+             "|---|" + "---|" * len(PANELS)]
+    for i, b in enumerate(budgets):
+        cells = [f"{fmt(summary[k]['mean'][i])} ({fmt(summary[k]['min'][i])}.."
+                 f"{fmt(summary[k]['max'][i])})" for k, _ in PANELS]
+        lines.append(f"| {_fmt_budget(b)} {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save_seeds_figure(path: Path, seeds, budgets, kind: str, summary: dict) -> Path:
+    plt = _plt()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
+    nan = lambda xs: [math.nan if v is None else v for v in xs]  # noqa: E731
+    for ax, (key, title) in zip(axes.ravel(), PANELS):
+        s = summary[key]
+        ax.plot(budgets, nan(s["mean"]), "o-", color="tab:blue", label="mean")
+        ax.fill_between(budgets, nan(s["min"]), nan(s["max"]), color="tab:blue", alpha=0.2,
+                        lw=0, label="min..max")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets)
+        ax.set_xticklabels([_fmt_budget(b) for b in budgets], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel(BUDGET_UNITS[kind])
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"learning curve over seeds {', '.join(map(str, seeds))} (test object 0)")
+    fig.tight_layout()
+    try:
+        return save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
+    """Each seed's curve (``run_one(lc)`` -> its ``learning_curve.json`` dict, or the finished
+    one), then the summary files. Returns ``seeds.json``'s content."""
+    results = []
+    for seed, lc, action in zip(sweep.seeds, sweep.curves, plans):
+        if action == "reuse":
+            log.info("seed %d: reusing the finished learning curve in %s", seed, lc.output_dir)
+            results.append(_finished(lc))
+        else:
+            log.info("seed %d: %s", seed, lc.output_dir)
+            results.append(run_one(lc))
+    first = sweep.curves[0]
+    summary = summarise_curves(sweep.seeds, results)
+    out = sweep.output_dir
+    save_seeds_figure(out / SEEDS_PNG, sweep.seeds, list(first.budgets), first.kind, summary)
+    write_text_atomic(out / "seeds.md", "\n".join([
+        "# Learning curve over seeds", "",
+        f"Seeds {', '.join(map(str, sweep.seeds))}; each curve in seed_<s>/ ({JSON_NAME}). "
+        "Cells: mean (min..max) over the seeds.", "",
+        summary_table(sweep.seeds, first.budgets, first.kind, summary), ""]))
+    result = {"seeds": list(sweep.seeds), "budget_kind": first.kind,
+              "budgets": list(first.budgets), "summary": summary,
+              "curves": [str(lc.output_dir) for lc in sweep.curves]}
+    write_json_atomic(out / "seeds.json", result)
+    return result
+
+
+__all__ = ["CurveSweep", "plan_curves", "run_curves", "summarise_curves", "summary_table",
+           "sweep_from_argv"]
