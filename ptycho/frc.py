@@ -98,9 +98,13 @@ def frc_curve(img1, img2, *, window: str | None = "hann"):
 def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
     """First frequency where ``frc`` drops below ``threshold`` (cycles/pixel).
 
+    The DC ring (``freqs == 0``, when it comes first) is not searched: once each image's
+    mean is removed and the window applied, it holds little more than the sign of the two
+    windowed means' product, so a reconstruction offset by a constant read -1 there and
+    scored an FRC50 of 0. The search starts at the next ring.
     Linear interpolation between the last ring at or above the threshold and the first
-    ring below it; ``freqs[0]`` if the very first ring is already below; 0.5 (Nyquist)
-    if the curve never drops below. NaN entries never count as below.
+    ring below it; the first searched ring's frequency if it is already below; 0.5
+    (Nyquist) if the curve never drops below. NaN entries never count as below.
     """
     f = np.asarray(freqs, dtype=np.float64).ravel()
     c = np.asarray(frc, dtype=np.float64).ravel()
@@ -108,12 +112,13 @@ def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
         raise ValueError(
             f"frc: expected the same non-zero length as freqs, got {c.size} and {f.size}"
         )
-    below = np.flatnonzero(c < threshold)
+    start = 1 if f.size > 1 and f[0] == 0.0 else 0
+    below = np.flatnonzero(c[start:] < threshold)
     if below.size == 0:
         return 0.5
-    i = int(below[0])
-    if i == 0:
-        return float(f[0])
+    i = int(below[0]) + start
+    if i == start:
+        return float(f[i])
     f0, f1, c0, c1 = f[i - 1], f[i], c[i - 1], c[i]
     if not np.isfinite(c0):  # previous ring NaN: no interpolation possible
         return float(f[i])

@@ -20,9 +20,14 @@ A network row reports two residuals (:func:`network_residuals`):
   stitched canvas, saved in ``recon.npz`` as ``stitched``, of which ``reconstruction`` is
   the scored region): its N x N patches at the scan positions (zero at pixels no stitched
   patch reached, and outside the canvas, :mod:`ptycho_torch.object_patches`), times one
-  complex least-squares scale fitted to the network's patches (stitching may average or
-  rescale; a constant factor is not a defect of the object). ``n_edge_patterns`` counts
-  the patterns whose patch holds such zero pixels. Iterative rows score their whole object
+  complex scale fitted to the network's patches (stitching may average or rescale; a
+  constant factor is not a defect of the object), :func:`exit_wave_scale`: least squares
+  weighted by the probe's intensity, since only the exit wave is measured. Unweighted over
+  the whole N x N window, the fit is led by pixels the probe does not light, where the
+  network's patches are unconstrained: on the N = 128, 500-pattern run-1084 benchmark it
+  gave a scale of 0.54 and a residual 3.40x Pty-chi LSQML's; weighted, 1.04x (positions as
+  given, seed 42). ``n_edge_patterns`` counts the patterns whose patch holds such zero
+  pixels. Iterative rows score their whole object
   the same way.
 - ``patch_residual``: of the network's raw per-pattern patches, before stitching.
 
@@ -109,6 +114,19 @@ def data_residual(patches: np.ndarray, diffraction: np.ndarray, probe: np.ndarra
             "n_patterns": n_frames}
 
 
+def exit_wave_scale(cut: np.ndarray, patches: np.ndarray, probe: np.ndarray) -> complex:
+    """The complex ``s`` minimising ``sum |P|^2 |s * cut - patches|^2`` over every pattern
+    and pixel: ``cut`` and ``patches`` (n, C, N, N), ``|P|^2`` the probe's intensity summed
+    over its modes (``probe`` (N, N) or (modes, N, N)). 1 where ``cut`` is zero wherever the
+    probe lights it."""
+    p = np.asarray(probe)
+    weight = np.square(np.abs(p)).reshape(-1, *p.shape[-2:]).sum(axis=0)
+    denom = float(np.sum(weight * np.square(np.abs(cut))))
+    if denom <= 0.0:
+        return complex(1.0)
+    return complex(np.sum(weight * np.conj(cut) * patches) / denom)
+
+
 def object_residual(obj: np.ndarray, centres: np.ndarray, diffraction: np.ndarray,
                     probe: np.ndarray, *, scale: complex = 1.0, **kw) -> dict:
     """:func:`data_residual` of a whole object ``obj`` (H, W) times ``scale`` at the scan
@@ -153,9 +171,7 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
     obj, local = _local_centres(rec, sub)
     covered = (np.asarray(rec.canvas_covered, dtype=bool) if rec.canvas is not None
                else np.ones(obj.shape, bool))
-    cut = object_patches(obj, local, N)
-    denom = np.vdot(cut, cut)
-    scale = np.vdot(cut, rec.patches) / denom if abs(denom) > 0 else np.complex128(1.0)
+    scale = exit_wave_scale(object_patches(obj, local, N), rec.patches, probe)
     delivered = object_residual(obj, local, sub.diffraction, probe, scale=scale, **kw)
     reached = object_patches(covered, local, N).reshape(-1, N * N)
     n_edge = int(np.count_nonzero(~reached.all(axis=1)))
@@ -163,8 +179,9 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
         object_scale=float(abs(scale)), object_scale_phase=float(np.angle(scale)),
         n_edge_patterns=n_edge,
         note=(f"patches of the delivered {obj.shape[0]} x {obj.shape[1]} stitched object at "
-              f"the scan positions, times its least-squares complex scale {abs(scale):.4g} "
-              f"(phase {np.angle(scale):.3g} rad) against the raw patches; {n_edge} of "
+              f"the scan positions, times its complex scale {abs(scale):.4g} (phase "
+              f"{np.angle(scale):.3g} rad), least squares against the raw patches weighted "
+              f"by the probe's intensity; {n_edge} of "
               f"{local.shape[0] * local.shape[1]} patterns reach pixels that no stitched "
               "patch covered or that lie past the object's edge, where their patches are "
               "zero"))

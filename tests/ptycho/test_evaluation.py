@@ -194,8 +194,24 @@ def test_frc_threshold_crossing_interpolates():
     assert frc_threshold_crossing(freqs, frc) == pytest.approx(0.175)
     expected = 0.2 + 0.1 * (0.4 - 1 / 7) / 0.3
     assert frc_threshold_crossing(freqs, frc, threshold=1 / 7) == pytest.approx(expected)
-    assert frc_threshold_crossing(freqs, np.array([0.3, 0.2, 0.1, 0.0])) == 0.0
+    assert frc_threshold_crossing(freqs, np.array([0.3, 0.2, 0.1, 0.0])) == 0.1
     assert frc_threshold_crossing(freqs, np.ones(4)) == 0.5
+
+
+def test_frc_crossing_ignores_the_dc_ring():
+    freqs = np.array([0.0, 0.1, 0.2, 0.3])
+    # the DC ring of mean-removed, windowed images is a sign: -1 there is not a crossing
+    assert frc_threshold_crossing(freqs, np.array([-1.0, 0.8, 0.4, 0.1])) == pytest.approx(0.175)
+    # a grid that does not start at DC is searched from its first ring
+    assert frc_threshold_crossing(freqs[1:], np.array([0.4, 0.9, 0.9])) == pytest.approx(0.1)
+    # a constant offset between two images does not change the crossing
+    rng = np.random.default_rng(3)
+    img = np.cumsum(np.cumsum(rng.standard_normal((64, 64)), 0), 1)
+    noisy = img + 0.05 * img.std() * rng.standard_normal(img.shape)
+    freqs, frc = frc_curve(img, noisy)
+    shifted = frc_threshold_crossing(*frc_curve(img + 5 * img.std(), noisy))
+    assert frc_threshold_crossing(freqs, frc) == pytest.approx(shifted, abs=1e-9)
+    assert frc_threshold_crossing(freqs, frc) > 0.05
 
 
 def test_input_errors(gt):

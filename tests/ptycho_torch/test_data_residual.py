@@ -163,7 +163,7 @@ def test_lossless_stitch_gives_equal_residuals():
     assert delivered["n_edge_patterns"] == 0 and delivered["n_patterns"] == raw["n_patterns"]
     assert delivered["object_scale"] == pytest.approx(1.0, abs=1e-6)
     assert delivered["object_scale_phase"] == pytest.approx(0.0, abs=1e-6)
-    assert "least-squares" in delivered["note"] and "zero" in delivered["note"]
+    assert "least squares" in delivered["note"] and "zero" in delivered["note"]
     # the region's offset is used: a recon placed one pixel off no longer fits
     shifted = dataclasses_replace(rec, region=(rec.region[0] + 1,) + tuple(rec.region[1:]))
     off, _ = network_residuals(shifted, sub, probe, photon_scale=10.0, bad_pixels=bad)
@@ -186,6 +186,28 @@ def test_delivered_residual_is_invariant_to_a_constant_factor():
     assert d1["poisson_nll"] == pytest.approx(d0["poisson_nll"], rel=1e-5)
     assert d1["object_scale"] == pytest.approx(d0["object_scale"] / abs(c), rel=1e-5)
     assert raw1 == raw
+
+
+def test_the_scale_ignores_pixels_the_probe_does_not_light():
+    from ptycho_torch.data_residual import exit_wave_scale
+    rng = np.random.default_rng(11)
+    N = 16
+    cut = (rng.normal(size=(5, 1, N, N)) + 1j * rng.normal(size=(5, 1, N, N))).astype(np.complex64)
+    c = 0.8 - 0.3j
+    patches = (c * cut).astype(np.complex64)
+    # outside a disc the probe is dark, and there the patches are anything at all
+    yy, xx = np.mgrid[:N, :N] - N / 2
+    lit = np.hypot(xx, yy) < 4
+    patches[..., ~lit] = 50.0 * rng.normal(size=patches[..., ~lit].shape)
+    probe = np.where(lit, 1.0 + 0.5j, 0.0).astype(np.complex64)
+    assert exit_wave_scale(cut, patches, probe) == pytest.approx(c, abs=1e-5)
+    # two modes weigh by their summed intensity; the unweighted fit is led by the dark pixels
+    modes = np.stack([probe, 0.5 * probe])
+    assert exit_wave_scale(cut, patches, modes) == pytest.approx(c, abs=1e-5)
+    unweighted = np.vdot(cut, patches) / np.vdot(cut, cut)
+    assert abs(unweighted - c) > 0.1
+    # a cut that is zero wherever the probe lights it has no scale to fit
+    assert exit_wave_scale(np.where(lit, 0, cut), patches, probe) == 1.0
 
 
 def test_edge_patterns_are_counted_and_zero_padded_in_the_delivered_residual():
