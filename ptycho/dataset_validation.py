@@ -142,7 +142,8 @@ def check_diffraction(raw: dict, chk: Checker, expect_N, expect_gridsize) -> tup
         raise chk.fail("diffraction", f"has C = {C} channels (gridsize {g})",
                        f"gridsize {expect_gridsize}, C = {expect_gridsize ** 2}")
     if expect_N is not None and N != expect_N:
-        raise chk.fail("diffraction", f"has pattern size N = {N}", f"N = {expect_N}")
+        raise chk.fail("diffraction", f"has pattern size N = {N}",
+                       f"N = {expect_N}, the study's --N; pass --N {N} to use these patterns")
     d = chk.real("diffraction", d)
     n_neg = int((d < 0).sum())
     if n_neg:

@@ -3,8 +3,9 @@ the result fits the data (``ptycho.config.probe_config`` states the routes).
 
 * :func:`resolve_route` turns ``--probe-update`` (and the older ``--refine-probe-epochs``)
   into the route that runs, with the reason, before anything is written;
-* :func:`refine_study_probe` runs the lsqml route (probe, and positions with
-  ``--refine-positions``) on the training scan, with progress lines;
+* :func:`corrects_positions` says whether that route corrects the positions too;
+* :func:`refine_study_probe` runs the lsqml route (probe, and positions when
+  :func:`corrects_positions`) on the training scan, with progress lines;
 * :func:`report` logs the data residual before and after, against the Poisson noise floor
   of the scan (:func:`poisson_floor_mae`), and warns, naming the flags, when the fit stays
   far above it.
@@ -23,7 +24,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho_torch.ptychi import import_ptychi, ptychi_available
-from ptycho_torch.ptychi.probe import refine_probe, with_positions
+from ptycho_torch.ptychi.probe import default_position_start, refine_probe, with_positions
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,17 @@ def resolve_route(cfg: StudyConfig) -> tuple[str, str]:
         raise StudyError("--refine-positions needs Pty-chi (the optional extra 'iterative'), "
                          "which is not installed [flag --refine-positions]")
     return "learn", "--probe-update auto: a file's probe, Pty-chi not installed"
+
+
+def corrects_positions(cfg: StudyConfig, route: str) -> bool:
+    """Whether ``route`` corrects the scan positions: only the lsqml route does; there
+    ``--refine-positions`` / ``--no-refine-positions`` decide, and unset (auto) means yes when
+    ``--probe-update auto`` runs on a file (``ptycho.config.probe_config``)."""
+    if route != "lsqml":
+        return False
+    if cfg.probe.refine_positions is not None:
+        return cfg.probe.refine_positions
+    return cfg.probe.probe_update == "auto" and not cfg.simulated
 
 
 def warn_learned_probe(cfg: StudyConfig, route: str) -> None:
@@ -125,17 +137,24 @@ def compare_with_lsqml(info: dict, network: dict) -> None:
 def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset,
                        same_scan: bool) -> tuple[PtychoDataset, PtychoDataset, dict]:
     """The lsqml route: both datasets with the probe refined by Pty-chi LSQML on the
-    training scan; with ``--refine-positions`` the training scan's positions corrected too
-    (and the test scan's, when it is the same scan: ``same_scan``)."""
+    training scan; when :func:`corrects_positions`, the training scan's positions corrected
+    too (and the test scan's, when it is the same scan: ``same_scan``)."""
     try:
         import_ptychi()
     except (ImportError, ValueError) as err:
         flag = "--probe-update" if cfg.probe.probe_update != "none" else "--refine-probe-epochs"
         raise StudyError(f"{str(err).splitlines()[0]} [flag {flag}]") from None
     epochs = cfg.training.refine_probe_epochs or DEFAULT_LSQML_EPOCHS
-    positions = cfg.probe.refine_positions
+    positions = corrects_positions(cfg, "lsqml")
+    if not positions:
+        moved = "; positions kept (--refine-positions corrects them)"
+    elif cfg.probe.refine_positions is None:
+        moved = (f", positions from epoch {default_position_start(epochs)} (auto on a file; "
+                 "--no-refine-positions keeps them)")
+    else:
+        moved = f", positions from epoch {default_position_start(epochs)}"
     log.info("probe update (lsqml): %d Pty-chi LSQML epochs on the training scan (object and "
-             "probe%s)", epochs, ", positions from epoch %d" % (epochs // 4) if positions else "")
+             "probe%s)", epochs, moved)
     r = refine_probe(train, epochs=epochs, device=cfg.training.device, seed=cfg.training.seed,
                      refine_positions=positions, log_every=max(1, epochs // 5))
     sub = train.select(train.object_selection(r.object_index))
@@ -159,5 +178,5 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
     return train, test, info
 
 
-__all__ = ["POOR_FIT_RATIO", "compare_with_lsqml", "model_probe_config", "poisson_floor_mae",
-           "refine_study_probe", "report", "resolve_route", "warn_learned_probe"]
+__all__ = ["POOR_FIT_RATIO", "compare_with_lsqml", "corrects_positions", "model_probe_config",
+           "poisson_floor_mae", "refine_study_probe", "report", "resolve_route", "warn_learned_probe"]

@@ -30,3 +30,14 @@ def _torch_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def require_ptychi():
+    """For tests marked ``iterative``: fail (never skip) when Pty-chi does not import, naming
+    the install route."""
+    from ptycho_torch import ptychi
+    try:
+        ptychi.import_ptychi()
+    except ptychi.IterativeUnavailableError as err:
+        pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")

@@ -4,14 +4,20 @@ A file's probe is a model or an earlier reconstruction, and its positions are wh
 stage encoders said; both are estimates (docs/data.md, "Probe and positions"). The routes:
 
 * ``lsqml``: before training, Pty-chi LSQML refines object and probe on the training scan
-  (``--refine-probe-epochs`` epochs, 50 when not given), and with ``--refine-positions``
-  the positions too; the network then trains with the refined probe (and positions);
+  (``--refine-probe-epochs`` epochs, 50 when not given), and the positions too when they
+  are corrected (``refine_positions``); the network then trains with the refined probe
+  (and positions);
 * ``learn``: a probe correction trained with the network in the forward model
   (:mod:`ptycho_torch.learned_probe`, pure torch, no Pty-chi), with its own learning rate
   and a warm-up in which the object learns first;
 * ``auto``: ``none`` on simulated data (its probe is the true one); on a file ``lsqml``
   when Pty-chi is installed, else ``learn``;
 * ``none``: the probe as given (``--refine-probe-epochs K`` alone still selects ``lsqml``).
+
+``refine_positions``: unset (``None``, auto) corrects the positions when ``auto`` runs
+LSQML on a file, the default for a real scan, whose encoder positions are an estimate;
+``--refine-positions`` corrects them on any lsqml route, ``--no-refine-positions`` never.
+An explicit ``--probe-update lsqml`` keeps them unless ``--refine-positions`` is given.
 """
 from __future__ import annotations
 
@@ -38,13 +44,15 @@ class ProbeConfig(Record):
         "amplitude)")
     probe_warmup_epochs: int = described(
         1, "learn: epochs the probe stays fixed before it is trained (the object first)")
-    refine_positions: bool = described(
-        False, "correct the scan positions during the LSQML probe refinement (Pty-chi's "
-        "position correction; the lsqml route) and stitch at the corrected positions")
+    refine_positions: bool | None = described(
+        None, "correct the scan positions during the LSQML probe refinement (Pty-chi's "
+        "position correction) and stitch at the corrected positions; unset: corrected when "
+        "--probe-update auto runs LSQML on a file, --no-refine-positions: never")
 
     def __post_init__(self) -> None:
         o = "ProbeConfig"
         self._check_choices()
         check_float(o, "probe_learning_rate", self.probe_learning_rate, 0.0, 1.0, lo_open=True)
         check_int(o, "probe_warmup_epochs", self.probe_warmup_epochs, 0, 100000)
-        check_bool(o, "refine_positions", self.refine_positions)
+        if self.refine_positions is not None:
+            check_bool(o, "refine_positions", self.refine_positions)

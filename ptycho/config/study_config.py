@@ -76,7 +76,7 @@ class StudyConfig:
             raise refuse("ProbeConfig", "probe_update", f"='learn' with refine_probe_epochs="
                          f"{epochs}: the LSQML epochs belong to the lsqml route (allowed: "
                          "probe_update 'lsqml' or 'auto', or refine_probe_epochs 0)")
-        if p.refine_positions and (p.probe_update == "learn"
+        if p.refine_positions is True and (p.probe_update == "learn"
                                    or (p.probe_update == "none" and not epochs)):
             raise refuse("ProbeConfig", "refine_positions", " needs the lsqml route (allowed "
                          "with probe_update 'lsqml' or 'auto', or refine_probe_epochs > 0; "

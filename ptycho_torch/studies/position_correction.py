@@ -3,11 +3,13 @@
 For a dataset written by ``scripts/studies/make_example_scan.py --from FILE`` (the true
 object as ground truth, the true positions in its metadata, ``true_positions_px``), three
 LSQML probe refinements of the same length (object and probe, Pty-chi): with the scan's
-positions fixed (``given``), with them corrected (``corrected``, ``--refine-positions``) and
+positions fixed (``given``), with them corrected (``corrected``, what ``--probe-update auto``
+does on a file, or ``--refine-positions``) and
 with the true positions fixed (``true``, the reference). Reported: the RMS position error
 before and after (also with the mean shift removed: a global shift of every position is
-not determined by the data), and the amplitude / phase SSIM and PSNR of each object against
-the truth, on the region every row of a study is scored on.
+not determined by the data), the data residual of each object (sub-pixel exact, with the
+positions that row used), and the amplitude / phase SSIM and PSNR and the phase correlation
+of each object against the truth, on the region every row of a study is scored on.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ptycho_torch.ptychi.probe import position_rms, refine_probe, with_positions
 from ptycho_torch.reconstruction import score
 
 log = logging.getLogger(__name__)
-SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr")
+SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "phase_corr")
 
 
 def _scores(data, obj) -> dict:
@@ -31,7 +33,8 @@ def _scores(data, obj) -> dict:
                                    inference=InferenceConfig())
     result, _ = score(rec)
     flat = {}
-    for key in SCORES:
+    flat["phase_corr"] = float(result["phase_correlation"])
+    for key in SCORES[:-1]:
         channel, metric = key.split("_")
         value = result["metrics"][metric]
         flat[key] = float(value[0] if channel == "amp" else value[1])

@@ -280,7 +280,8 @@ def test_expectations(tmp_path):
                                              r"\(expected gridsize 1, C = 1\)")):
         load_dataset(p, expect_gridsize=1)
     with pytest.raises(ValueError, match=err(p, "diffraction",
-                                             r"has pattern size N = 16 \(expected N = 64\)")):
+                                             r"has pattern size N = 16 \(expected N = 64, the study's --N; "
+                                             r"pass --N 16 to use these patterns\)$")):
         load_dataset(p, expect_N=64)
     arrays = valid_arrays(C=4)
     arrays["coords_offsets"] = np.zeros((3, 2), np.float32)

@@ -147,7 +147,7 @@ def test_runner_reexports_the_study_api(capsys):
 
 def test_presets_and_explicit_flags():
     quick = config_from_argv(["--preset", "quick"])
-    assert quick.run.preset == "quick" and quick.training.max_train_minutes > 0
+    assert quick.run.preset == "quick" and quick.training.max_train_minutes == 0
     paper = config_from_argv(["--preset", "paper", "--epochs", "3"])
     assert (paper.model.N, paper.training.learning_rate, paper.training.seed,
             paper.training.scheduler) == (128, 2e-4, 3, "plateau")

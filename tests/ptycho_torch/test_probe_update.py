@@ -54,6 +54,39 @@ def test_routes(monkeypatch, flat, simulated, ptychi, route):
             == ("learn" if route == "learn" else "none"))
 
 
+@pytest.mark.parametrize("flat, simulated, corrected", [
+    ({"probe_update": "auto"}, False, True),           # a real scan: positions are estimates
+    ({"probe_update": "auto", "refine_positions": False}, False, False),
+    ({"probe_update": "auto"}, True, False),           # simulated: route none
+    ({"probe_update": "lsqml"}, False, False),         # explicit lsqml keeps them unless asked
+    ({"probe_update": "lsqml", "refine_positions": True}, False, True),
+    ({"refine_probe_epochs": 5}, False, False),
+    ({"refine_probe_epochs": 5, "refine_positions": True}, True, True),
+])
+def test_which_routes_correct_the_positions(monkeypatch, flat, simulated, corrected):
+    monkeypatch.setattr(probe_update, "ptychi_available", lambda: True)
+    cfg = StudyConfig.from_flat({**flat, **({} if simulated else {"train_npz": "scan.npz"})})
+    route = probe_update.resolve_route(cfg)[0]
+    assert probe_update.corrects_positions(cfg, route) is corrected
+    # only the lsqml route moves positions, whatever the flag says
+    assert probe_update.corrects_positions(cfg, "learn") is False
+    assert probe_update.corrects_positions(cfg, "none") is False
+
+
+def test_refine_positions_flag_has_an_auto_default_and_both_forms():
+    from ptycho.config.cli import build_parser, parse_known
+    assert ProbeConfig().refine_positions is None
+    parser = build_parser("ptycho-study", "test")
+    assert parse_known(parser, ["--refine-positions"])["refine_positions"] is True
+    assert parse_known(parser, ["--no-refine-positions"])["refine_positions"] is False
+    assert "refine_positions" not in parse_known(parser, [])
+    with pytest.raises(ConfigError, match=r"^ProbeConfig.refine_positions='yes' must be true or "
+                       r"false$"):
+        ProbeConfig(refine_positions="yes")
+    # --no-refine-positions is allowed on any route: it asks for nothing
+    assert StudyConfig.from_flat({"refine_positions": False}).probe.refine_positions is False
+
+
 def test_refusals_of_the_probe_settings(monkeypatch):
     with pytest.raises(ConfigError, match=r"^ProbeConfig.probe_update='learn' with "
                        r"refine_probe_epochs=5: the LSQML epochs belong to the lsqml route"):

@@ -241,7 +241,8 @@ ROWS = {
                        "nonzero intensity) [flag --train-npz]"),
     "npz_N_differs_from_flag": (_npz(extra=("--N", "64", "--fno-modes", "4")),
                                 "dataset '{train}': key 'diffraction' has pattern size N = 32 "
-                                "(expected N = 64) [flag --train-npz]"),
+                                "(expected N = 64, the study's --N; pass --N 32 to use these "
+                                "patterns) [flag --train-npz]"),
     "npz_gridsize_differs_from_channels": (_npz(extra=("--gridsize", "2")),
                                            "dataset '{train}': key 'diffraction' has C = 1 channels "
                                            "(gridsize 1) (expected gridsize 2, C = 4) [flag --train-npz]"),

@@ -24,12 +24,6 @@ from ptycho_torch.ptychi import engine as ptychi_engine
 from ptycho_torch.ptychi import scan as ptychi_scan
 
 
-def _require_ptychi():
-    try:
-        ptychi.import_ptychi()
-    except ptychi.IterativeUnavailableError as err:
-        pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
-
 
 def _noise_free_counts(test) -> np.ndarray:
     """Our simulation code's expected counts (s*A)^2 of test object 0, float64 (n, N, N)."""
@@ -77,8 +71,7 @@ def test_own_reimplementation_of_the_ptychi_convention_reproduces_our_counts(tin
 
 
 @pytest.mark.iterative
-def test_ptychi_forward_model_reproduces_our_simulated_counts(tiny_data):
-    _require_ptychi()
+def test_ptychi_forward_model_reproduces_our_simulated_counts(require_ptychi, tiny_data):
     _, test = tiny_data
     scan = ptychi_scan.scan_for_ptychi(test)
     dtype, device = torch.get_default_dtype(), torch.get_default_device()
@@ -103,8 +96,7 @@ def test_gridsize2_scan_uses_every_position_once(tiny_data, tiny_data_g2):
 
 
 @pytest.mark.iterative
-def test_lsqml_with_known_probe_reconstructs_the_tiny_object(tiny_data):
-    _require_ptychi()
+def test_lsqml_with_known_probe_reconstructs_the_tiny_object(require_ptychi, tiny_data):
     from ptycho_torch.reconstruction import score
     _, test = tiny_data
     rec, res = ptychi_baseline.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)

@@ -61,12 +61,6 @@ def simulate_spiral(probe, *, n_positions=200, object_size=80, step=2.6, nphoton
                          ground_truth=obj)
 
 
-def _require_ptychi():
-    try:
-        ptychi.import_ptychi()
-    except ptychi.IterativeUnavailableError as err:
-        pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
-
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
@@ -77,9 +71,8 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def refined(one_torch_thread):
+def refined(require_ptychi, one_torch_thread):
     """(scan with the TRUE probe, the same scan with the WRONG probe, the refinement)."""
-    _require_ptychi()
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE))
     train = replace(truth, probe=make_probe(N, **WRONG_PROBE))
     dtype, device = torch.get_default_dtype(), torch.get_default_device()
@@ -223,11 +216,11 @@ def test_refine_probe_without_ptychi_names_the_extra(monkeypatch):
 
 
 @pytest.mark.iterative
-def test_position_correction_halves_the_position_error(one_torch_thread):
+def test_position_correction_halves_the_position_error(require_ptychi, one_torch_thread):
     """Positions jittered by N(0, 2 px) per axis (2.6 px RMS), the true probe as the start:
     the lsqml route with ``refine_positions`` moves them to within half the error of the
-    truth (measured: 2.585 -> 0.75 px RMS, the mean shift removed; 200 epochs)."""
-    _require_ptychi()
+    truth (measured: 2.585 -> 0.53 px RMS, the mean shift removed; 200 epochs, position step
+    16)."""
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE))
     rng = np.random.default_rng(1)
     jitter = rng.normal(0, 2.0, size=(truth.n, 2))
