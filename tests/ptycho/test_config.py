@@ -274,7 +274,7 @@ def test_every_leaf_field_has_exactly_one_flag_and_back():
     for name in leaves:
         f = cli.flag(name)
         kind = next(fl.type for _, fl in study_config.leaf_fields() if fl.name == name)
-        expected = [f, "--no-" + f[2:]] if kind == "bool" else [f]
+        expected = [f, "--no-" + f[2:]] if kind in ("bool", "bool | None") else [f]
         assert sorted(by_dest[name]) == sorted(expected), name
     # and exactly one argparse action per field
     assert sorted(a.dest for a in parser._actions if a.dest in leaves) == sorted(leaves)
