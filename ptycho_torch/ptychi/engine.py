@@ -66,8 +66,9 @@ class PtychiOptions:
     updates' median absolute deviation). Pty-chi's defaults (0.3, 0.1 px) moved a 2.6 px RMS
     position error to 2.3 px in 60 epochs on the 200-position spiral of
     ``tests/ptycho_torch/ptychi/test_probe.py``; 2.0 and 1.0 px moved it to 0.73 px in 200,
-    16 and 1.0 px to 0.53 px. On the N = 128, 500-pattern run-1084 scan (1.22 px RMS off,
-    50 epochs) step 16 left 0.25 px, step 2 0.35 px (docs/data.md, 'Probe and positions').
+    16 and 1.0 px to 0.53 px. On the 1087 nominal run-1084 positions at N = 64 (1.203 px RMS
+    off, 50 epochs) step 16 from epoch 5 left 0.252 px, step 2 from epoch 12 0.350 px
+    (docs/data.md, 'Probe and positions').
     Pty-chi's probe rescaling and object/probe ambiguity removal are always off.
     """
 
