@@ -27,8 +27,7 @@ A network row reports two residuals (:func:`network_residuals`):
   network's patches are unconstrained: on the N = 128, 500-pattern run-1084 benchmark it
   gave a scale of 0.54 and a residual 3.40x Pty-chi LSQML's; weighted, 1.04x (positions as
   given, seed 42). ``n_edge_patterns`` counts the patterns whose patch holds such zero
-  pixels. Iterative rows score their whole object
-  the same way.
+  pixels. Iterative rows score their whole object the same way.
 - ``patch_residual``: of the network's raw per-pattern patches, before stitching.
 
 A whole object (the stitched canvas, a Pty-chi object, the ground truth) is scored with

@@ -25,7 +25,8 @@ from ptycho_torch.ptychi.probe import position_rms, refine_probe, with_positions
 from ptycho_torch.reconstruction import score
 
 log = logging.getLogger(__name__)
-SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "phase_corr")
+#: (amplitude, phase) metrics of the scorer, reported as amp_<metric> / phase_<metric>
+SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr")
 
 
 def _scores(data, obj) -> dict:
@@ -33,11 +34,11 @@ def _scores(data, obj) -> dict:
                                    inference=InferenceConfig())
     result, _ = score(rec)
     flat = {}
-    flat["phase_corr"] = float(result["phase_correlation"])
-    for key in SCORES[:-1]:
+    for key in SCORES:
         channel, metric = key.split("_")
         value = result["metrics"][metric]
         flat[key] = float(value[0] if channel == "amp" else value[1])
+    flat["phase_corr"] = float(result["phase_correlation"])
     return flat
 
 
