@@ -17,7 +17,8 @@ broken torchvision also breaks ``import lightning`` (torchmetrics imports it). W
 torchvision is not installed at all, :func:`import_ptychi` imports Pty-chi with a
 stand-in ``GaussianBlur`` (:mod:`._torchvision`: same kernel and reflect padding as
 torchvision's) placed in ``sys.modules`` only for the duration of that import. See
-docs/studies.md for the install routes.
+docs/studies.md for the install routes and
+``scripts/install_iterative.sh`` for the one command.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ ENGINE_SPECS = {"lsqml": ("lsqml", "gaussian"), "lsqml-poisson": ("lsqml", "pois
 ENGINES = tuple(ENGINE_SPECS)
 EXTRA_HINT = "pip install -e '.[iterative]'"
 _MISSING = ("Pty-chi is not installed: the iterative baseline needs the optional extra "
-            f"'iterative' ({EXTRA_HINT}; CPU-only torch: see docs/studies.md)")
+            f"'iterative' (bash scripts/install_iterative.sh, beside any torch; or {EXTRA_HINT} "
+            "beside a CUDA torch)")
 
 
 class IterativeUnavailableError(ValueError):

@@ -8,6 +8,7 @@ CI installs Pty-chi (.ci/run); without it the Pty-chi tests fail with the instal
 """
 import importlib
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ from ptycho_torch.ptychi import _torchvision as ptychi_tv
 from ptycho_torch.ptychi import baseline as ptychi_baseline
 from ptycho_torch.ptychi import engine as ptychi_engine
 from ptycho_torch.ptychi import scan as ptychi_scan
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 
@@ -118,6 +121,7 @@ def test_missing_extra_gives_a_one_line_error_naming_it(monkeypatch, tiny_data):
     msg = str(info.value)
     assert isinstance(info.value, ValueError) and "\n" not in msg
     assert "optional extra 'iterative'" in msg and "pip install -e '.[iterative]'" in msg
+    assert "bash scripts/install_iterative.sh" in msg and (REPO / "scripts/install_iterative.sh").is_file()
     assert not ptychi.ptychi_available()
     with pytest.raises(ptychi.IterativeUnavailableError, match=r"pip install -e '\.\[iterative\]'"):
         ptychi_baseline.reconstruct_iterative("lsqml", tiny_data[1], epochs=1, device="cpu")
