@@ -3,8 +3,9 @@
     ptycho-reconstruct --checkpoint RUN/model.ckpt --data FILE --output-dir DIR
 
 Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; detected by
-content), checks that the model can take it (pattern size, probe size, gridsize,
-positions), predicts every pattern of scan 0 in batches through the model's
+content) in the units the model was trained in (the scan-scale rule of
+:mod:`ptycho.formats.model_units`), checks that the model can take it (pattern size, probe
+size, gridsize, positions), predicts every pattern of scan 0 in batches through the model's
 ``forward_predict`` (``ptycho_torch.reconstruction.reconstruct_test_object``, which calls
 ``ptycho_torch.engine.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
@@ -158,7 +159,9 @@ def _check_output_dir(cfg: ReconstructConfig) -> Path:
 
 def with_probe_source(cfg: ReconstructConfig, model, data):
     """The scan with the probe of ``--probe-source``: the model's (what it trained with:
-    the file's, refined or learned), or the scan file's own; the choice is logged."""
+    the file's, refined or learned), or the scan file's own; the choice is logged. The scan's
+    probe is already at the model probe's total intensity (:func:`_read_scan`), so either
+    probe scores in the model's units."""
     if cfg.probe_source == "file":
         log.info("probe: the scan file's (--probe-source file)")
         return data

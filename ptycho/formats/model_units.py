@@ -85,13 +85,14 @@ def read_in_model_units(path: str, model_probe: np.ndarray, *, gridsize: int = 1
     """Any supported scan as a dataset in the model's units (module docstring), and the
     scale applied; ``metadata['scan_scale']`` and ``metadata['normalisation']`` say which."""
     path = str(path)
-    if detect_format(path) == "project_npz":
+    fmt = detect_format(path)
+    if fmt == "project_npz":
         data = read_dataset(path, gridsize=gridsize, unit=unit,
                             cxi_translation_sign=cxi_translation_sign)
         k = scan_scale(path, "probeGuess", data.probe, model_probe)
         keys, what = ("diffraction", "probeGuess"), "amplitude"
     else:
-        check_cxi_sign(path, detect_format(path), cxi_translation_sign)
+        check_cxi_sign(path, fmt, cxi_translation_sign)
         raw = read_scan(path, unit=unit, cxi_translation_sign=cxi_translation_sign)
         if raw.probe is None:
             raw.to_dataset(gridsize=gridsize)  # the reader's refusal: no probe
