@@ -71,6 +71,9 @@ class StudyMetrics:
     final_val_loss: Optional[float] = None
     input_scale: Optional[float] = None
     normalisation: Optional[str] = None
+    # ptycho-reconstruct: the scale that brought the scan to the model's units
+    # ({"value", "relative", "source"}, ptycho.formats.model_units)
+    scan_scale: Optional[dict] = None
     data_time_s: Optional[float] = None
     total_time_s: Optional[float] = None
     torch_version: Optional[str] = None

@@ -3,8 +3,9 @@
     ptycho-reconstruct --checkpoint RUN/model.ckpt --data FILE --output-dir DIR
 
 Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; detected by
-content), checks that the model can take it (pattern size, probe size, gridsize,
-positions), predicts every pattern of scan 0 in batches through the model's
+content) in the units the model was trained in (the scan-scale rule of
+:mod:`ptycho.formats.model_units`), checks that the model can take it (pattern size, probe
+size, gridsize, positions), predicts every pattern of scan 0 in batches through the model's
 ``forward_predict`` (``ptycho_torch.reconstruction.reconstruct_test_object``, which calls
 ``ptycho_torch.engine.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
@@ -38,7 +39,7 @@ from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.formats import write_product
-from ptycho.formats.study_input import read_dataset
+from ptycho.formats.model_units import check_parseval, read_in_model_units
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.data_residual import test_object_residuals
@@ -113,6 +114,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
                               patch_residual=patch_residual,
                               architecture=model.model_config.architecture,
                               normalisation=data.metadata.get("normalisation"),
+                              scan_scale=data.metadata.get("scan_scale"),
                               input_scale=model.data_config.input_scale,
                               note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
                               two_half_frc=two_half_frc(rec.patches, sub.centres, inference))
@@ -157,7 +159,9 @@ def _check_output_dir(cfg: ReconstructConfig) -> Path:
 
 def with_probe_source(cfg: ReconstructConfig, model, data):
     """The scan with the probe of ``--probe-source``: the model's (what it trained with:
-    the file's, refined or learned), or the scan file's own; the choice is logged."""
+    the file's, refined or learned), or the scan file's own; the choice is logged. The scan's
+    probe is already at the model probe's total intensity (:func:`_read_scan`), so either
+    probe scores in the model's units."""
     if cfg.probe_source == "file":
         log.info("probe: the scan file's (--probe-source file)")
         return data
@@ -180,25 +184,33 @@ def with_model_probe(model, data, checkpoint, what: str, advice: str, flag: str)
 
 
 def _read_scan(cfg: ReconstructConfig, model, inference: InferenceConfig):
-    """The scan of ``--data``, checked against the model; logs its amplitude level (and warns
-    when it is far from the training data's)."""
+    """The scan of ``--data`` in the model's units (the scan-scale rule of
+    :mod:`ptycho.formats.model_units`; the scale applied is logged and kept in the metadata
+    for metrics.json), checked against the model; logs its amplitude level (and warns when
+    it is far from the training data's)."""
     mc = model.model_config
+    trained = 1.0 / model.data_config.input_scale
     try:
-        data = read_dataset(cfg.data, gridsize=mc.gridsize, unit=cfg.data_unit,
-                            cxi_translation_sign=cfg.cxi_translation_sign)
+        data, scale = read_in_model_units(cfg.data, model.probe.detach().cpu().numpy(),
+                                          gridsize=mc.gridsize, unit=cfg.data_unit,
+                                          cxi_translation_sign=cfg.cxi_translation_sign)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
     check_scan(model, data, cfg.data)
+    try:
+        r = check_parseval(cfg.data, data, scale, trained)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --data]") from None
     if inference.stitch_crop > mc.N:
         raise StudyError(f"InferenceConfig.stitch_crop={inference.stitch_crop} exceeds N={mc.N} "
                          f"(allowed: 0..{mc.N}) [flag --stitch-crop]")
-    rms = float(np.sqrt(np.mean(np.square(data.diffraction, dtype=np.float64))))
-    trained = 1.0 / model.data_config.input_scale
+    log.info("scan scale s = %.6g, %s", scale.photon_scale, scale.source)
     log.info("scan %s: %d patterns; amplitude RMS %.4g (training data: %.4g)", cfg.data,
-             data.n, rms, trained)
-    if not 0.25 <= rms / trained <= 4:
-        log.warning("the scan's amplitudes are %.2gx those the model was trained on; check the "
-                    "unit (--data-unit) and the normalisation (docs/data.md)", rms / trained)
+             data.n, r * trained, trained)
+    if not 0.25 <= r <= 4:
+        log.warning("the scan's amplitudes are %.2gx those the model was trained on, with its "
+                    "probe at the model's intensity; check the unit (--data-unit) and the "
+                    "normalisation (docs/data.md)", r)
     return data
 
 
