@@ -226,10 +226,13 @@ def test_unknown_keys_are_refused_with_a_did_you_mean():
 
 
 def test_every_field_has_help_and_valid_choice_defaults():
+    n_choices = 0
     for section, f in study_config.leaf_fields():
         assert f.metadata.get("help"), f"{section}.{f.name} has no help text"
         if "choices" in f.metadata:
             assert f.default in f.metadata["choices"], f.name
+            n_choices += 1
+    assert n_choices >= 10  # the enumerated fields (architecture, loss, stitch, ...) were seen
 
 
 def test_resume_and_no_effect_sets_name_real_fields():

@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -27,8 +28,6 @@ from ptycho.formats.geometry import conventional_geometry, metres_to_pixels
 from ptycho.formats.ptychodus import write_ptychodus
 from ptycho.formats.ptychodus_product import read_product, write_ptychodus_npz_product
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-
-h5py = pytest.importorskip("h5py")   # the HDF5 layouts need it (pip install h5py)
 
 N = 32
 NPOS = 60
@@ -527,7 +526,6 @@ def test_project_npz_is_read(tmp_path):
 
 
 def test_to_dataset_gridsize_2(scan, files):
-    pytest.importorskip("ptycho.grouping")
     r = read_scan(files["cxi"])
     ds = r.to_dataset(gridsize=2, photon_scale=scan.photon_scale)
     assert ds.diffraction.shape[1:] == (4, N, N) and ds.coords_offsets.shape[1:] == (4, 1, 2)

@@ -181,15 +181,38 @@ def test_positions_errors():
         stitch_by_positions(patches, np.full((2, 2), 8.0), (16, 16), crop=9)
 
 
-def test_positions_vectorized_speed():
+def _loop_stitch(patches, centres, shape, crop):
+    """Reference: one patch at a time, its central ``crop`` region added at the rounded
+    (half up) centre; overlaps averaged. Returns (canvas, coverage)."""
+    N = patches.shape[-1]
+    lo = (N - crop) // 2
+    acc = np.zeros(shape, np.complex128)
+    cov = np.zeros(shape, np.int64)
+    for p, (x, y) in zip(patches, np.floor(centres + 0.5).astype(int)):
+        r0, c0 = y - N // 2 + lo, x - N // 2 + lo
+        acc[r0:r0 + crop, c0:c0 + crop] += p[lo:lo + crop, lo:lo + crop]
+        cov[r0:r0 + crop, c0:c0 + crop] += 1
+    out = np.zeros(shape, np.complex128)
+    out[cov > 0] = acc[cov > 0] / cov[cov > 0]
+    return out, cov
+
+
+@pytest.mark.parametrize("crop", [None, 6])
+def test_positions_equal_a_per_patch_loop(crop):
+    """The vectorized placement is the plain per-patch loop (its speed is measured by
+    scripts/benchmarks/stitching.py, never here)."""
     rng = np.random.default_rng(0)
-    n, N, H = 2000, 32, 256
+    n, N, H = 300, 16, 80
     patches = (rng.standard_normal((n, N, N)) + 1j * rng.standard_normal((n, N, N))).astype(
         np.complex64
     )
-    centres = rng.uniform(N // 2, H - N // 2, size=(n, 2))
-    canvas, cov = stitch_by_positions(patches, centres, (H, H))
-    assert cov.sum() == n * N * N  # speed: scripts/benchmarks/stitching.py
+    centres = rng.uniform(N // 2, H - N // 2 - 1, size=(n, 2))
+    centres[:5] = np.floor(centres[:5]) + 0.5  # halves round up
+    canvas, cov = stitch_by_positions(patches, centres, (H, H), crop=crop)
+    ref, ref_cov = _loop_stitch(patches, centres, (H, H), N if crop is None else crop)
+    np.testing.assert_array_equal(cov, ref_cov)
+    assert cov.max() > 1 and (cov == 0).any()  # overlaps averaged, gaps left empty
+    np.testing.assert_allclose(canvas, ref, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------

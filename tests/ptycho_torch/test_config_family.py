@@ -48,9 +48,12 @@ def test_every_config_enumeration_is_covered_by_a_map():
     plain = {id(t) for t in (choices.DEVICES, choices.STRATEGIES, choices.DATA_UNITS, choices.PRESETS,
                              choices.SUPPORTED_N, choices.SUPPORTED_GRIDSIZE, choices.CXI_TRANSLATION_SIGNS,
                              choices.PROBE_UPDATES, choices.PROBE_SCALE_MODES)}
+    seen = set()
     for section, f in study_config.leaf_fields():
         if "choices" in f.metadata:
             assert id(f.metadata["choices"]) in tested | plain, f"{section}.{f.name}"
+            seen.add(id(f.metadata["choices"]))
+    assert tested <= seen  # every tuple tested above is some field's choices
 
 
 @pytest.mark.parametrize("device", choices.DEVICES)

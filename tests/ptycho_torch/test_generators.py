@@ -231,16 +231,39 @@ def test_state_dict_round_trip(arch):
         assert torch.equal(model(x), clone(x))
 
 
+def _forward_backward(arch, seed):
+    """Output and parameter gradients of a freshly built ``arch`` generator (seeded)."""
+    torch.manual_seed(seed)
+    cfg = small_config(architecture=arch)
+    model = build_generator(cfg)
+    y = model(_input(cfg))
+    y.abs().sum().backward()
+    return y.detach(), {n: p.grad for n, p in model.named_parameters()}
+
+
 def test_deterministic_algorithms_cpu():
-    prev = torch.are_deterministic_algorithms_enabled()
+    """Under ``torch.use_deterministic_algorithms(True)`` (strict: an op without a
+    deterministic implementation raises) every generator runs forward and backward, every
+    parameter gets a gradient, and two runs from one seed are bit-identical."""
+    prev = (torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled())
     torch.use_deterministic_algorithms(True)
     try:
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
         for arch in ARCHS:
-            cfg = small_config(architecture=arch)
-            model = build_generator(cfg)
-            model(_input(cfg)).abs().sum().backward()
+            y1, g1 = _forward_backward(arch, seed=5)
+            y2, g2 = _forward_backward(arch, seed=5)
+            assert torch.equal(y1, y2), arch
+            assert g1.keys() == g2.keys()
+            assert all(g is not None for g in g1.values()), arch
+            assert all(torch.equal(g1[k], g2[k]) for k in g1), arch
+            # the comparison can fail: another seed gives other weights, other gradients
+            _, g3 = _forward_backward(arch, seed=6)
+            assert not all(torch.equal(g1[k], g3[k]) for k in g1), arch
     finally:
-        torch.use_deterministic_algorithms(prev)
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+    assert torch.are_deterministic_algorithms_enabled() == prev[0]
 
 
 def test_upsample_nearest2x_matches_repeat():

@@ -159,6 +159,8 @@ def test_optimizer_and_scheduler_configuration():
     m = _module(optimizer="adamw", weight_decay=0.01, scheduler="plateau", learning_rate=2e-4)
     conf = m.configure_optimizers()
     assert isinstance(conf["optimizer"], torch.optim.AdamW)
+    assert conf["optimizer"].defaults["lr"] == 2e-4
+    assert conf["optimizer"].defaults["weight_decay"] == 0.01
     sched = conf["lr_scheduler"]["scheduler"]
     assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert sched.factor == 0.5 and sched.patience == 2 and conf["lr_scheduler"]["monitor"] == "val_loss"

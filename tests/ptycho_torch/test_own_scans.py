@@ -23,7 +23,6 @@ from ptycho.formats.ptychodus import write_ptychodus
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 
-pytest.importorskip("h5py")
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts" / "studies"))
 import grid_lines_torch_runner as runner  # noqa: E402
