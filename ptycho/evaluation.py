@@ -47,8 +47,14 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from ptycho.alignment import align_complex, centred_xy, check_pair, check_trim, fit_plane
-from ptycho.frc import THRESHOLD_KEYS, check_real_2d, frc_crossings, frc_curve, halfbit_threshold
-from ptycho.frc import ring_pixel_counts
+from ptycho.frc import (
+    THRESHOLD_KEYS,
+    check_real_2d,
+    frc_crossings,
+    frc_curve,
+    halfbit_threshold,
+    ring_pixel_counts,
+)
 
 __all__ = [
     "remove_phase_plane",
