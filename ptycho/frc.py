@@ -3,12 +3,26 @@
 Rings are integer radii of the centred spectrum, in cycles per pixel of the image (``n``
 rings from 0 to 0.5); each image's mean is removed and, by default, a Hann window applied
 before the FFT (without it a stitched image's edges keep the FRC near 1).
+
+Three thresholds are reported (:func:`frc_crossings`): the fixed 0.5 and 1/7 and the
+half-bit curve of van Heel & Schatz (2005, J. Struct. Biol. 151, 250),
+``T(r) = (0.2071 + 1.9102 / sqrt(n_r)) / (1.2071 + 0.9102 / sqrt(n_r))`` with ``n_r`` the
+pixels in ring ``r`` (:func:`ring_pixel_counts`; the Hann window lowers the effective count,
+which the formula does not model). A curve that never falls below a threshold up to the
+last ring is **censored**: the crossing is ``None`` and its label ``">= 0.5"`` (the last
+ring's frequency, Nyquist for an even side), never a number.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_real_2d", "frc_curve", "frc_threshold_crossing"]
+__all__ = ["CENSORED_PREFIX", "THRESHOLD_KEYS", "censored_bound", "check_real_2d", "frc_crossings",
+           "frc_curve", "frc_threshold_crossing", "halfbit_threshold", "ring_pixel_counts"]
+
+#: the keys of :func:`frc_crossings`: FRC = 0.5, FRC = 1/7, the half-bit curve
+THRESHOLD_KEYS = ("frc50", "frc_1_7", "frc_halfbit")
+#: a censored crossing's label starts with this, followed by the last ring's frequency
+CENSORED_PREFIX = ">= "
 
 # A Fourier ring whose power is below this fraction of the image's total spectral power
 # is treated as empty (numerically zero in float64), e.g. every ring of a constant image
@@ -25,6 +39,32 @@ def check_real_2d(img, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or inf; allowed finite values only")
     return arr
+
+
+def _rings(n: int) -> np.ndarray:
+    """(n, n) ring index of every FFT pixel: ``round(sqrt(kx**2 + ky**2))``."""
+    k = np.rint(np.fft.fftfreq(n) * n)
+    return np.rint(np.hypot(k[:, None], k[None, :])).astype(np.int64)
+
+
+def ring_pixel_counts(n: int) -> np.ndarray:
+    """(n//2 + 1,) int64: the pixels of each ring of :func:`frc_curve` for side ``n``."""
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"n: got {n}, allowed an image side >= 2")
+    ring = _rings(n)
+    return np.bincount(ring[ring < n // 2 + 1], minlength=n // 2 + 1).astype(np.int64)
+
+
+def halfbit_threshold(n_pixels) -> np.ndarray:
+    """The half-bit threshold curve (van Heel & Schatz 2005) for rings of ``n_pixels``
+    pixels: ``(0.2071 + 1.9102 / sqrt(n)) / (1.2071 + 0.9102 / sqrt(n))`` (1 at n = 1,
+    tending to 0.1716 for large rings)."""
+    n = np.asarray(n_pixels, dtype=np.float64)
+    if np.any(~(n >= 1)):
+        raise ValueError("n_pixels: every ring needs at least 1 pixel")
+    s = 1.0 / np.sqrt(n)
+    return (0.2071 + 1.9102 * s) / (1.2071 + 0.9102 * s)
 
 
 def frc_curve(img1, img2, *, window: str | None = "hann"):
@@ -75,8 +115,7 @@ def frc_curve(img1, img2, *, window: str | None = "hann"):
         raise ValueError(f"window: got {window!r}, allowed 'hann' or None")
     f1 = np.fft.fft2(a)
     f2 = np.fft.fft2(b)
-    k = np.rint(np.fft.fftfreq(n) * n)
-    ring = np.rint(np.hypot(k[:, None], k[None, :])).astype(np.int64)
+    ring = _rings(n)
     n_rings = n // 2 + 1
     keep = ring < n_rings
     idx = ring[keep]
@@ -95,16 +134,19 @@ def frc_curve(img1, img2, *, window: str | None = "hann"):
     return freqs, frc
 
 
-def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
-    """First frequency where ``frc`` drops below ``threshold`` (cycles/pixel).
+def frc_threshold_crossing(freqs, frc, threshold=0.5) -> float | None:
+    """First frequency where ``frc`` drops below ``threshold`` (cycles/pixel), or ``None``
+    when it never does (a censored crossing: at or beyond the last ring).
 
+    ``threshold``: a number, or a curve of the same length as ``frc`` (e.g.
+    :func:`halfbit_threshold` of the rings' pixel counts).
     The DC ring (``freqs == 0``, when it comes first) is not searched: once each image's
     mean is removed and the window applied, it holds little more than the sign of the two
     windowed means' product, so a reconstruction offset by a constant read -1 there and
     scored an FRC50 of 0. The search starts at the next ring.
-    Linear interpolation between the last ring at or above the threshold and the first
-    ring below it; the first searched ring's frequency if it is already below; 0.5
-    (Nyquist) if the curve never drops below. NaN entries never count as below.
+    Linear interpolation of ``frc - threshold`` between the last ring at or above the
+    threshold and the first ring below it; the first searched ring's frequency if it is
+    already below. NaN entries never count as below.
     """
     f = np.asarray(freqs, dtype=np.float64).ravel()
     c = np.asarray(frc, dtype=np.float64).ravel()
@@ -112,15 +154,46 @@ def frc_threshold_crossing(freqs, frc, threshold: float = 0.5) -> float:
         raise ValueError(
             f"frc: expected the same non-zero length as freqs, got {c.size} and {f.size}"
         )
+    t = np.broadcast_to(np.asarray(threshold, dtype=np.float64), c.shape) if np.ndim(
+        threshold) == 0 else np.asarray(threshold, dtype=np.float64).ravel()
+    if t.shape != c.shape:
+        raise ValueError(f"threshold: expected a number or {c.size} values (one per ring), "
+                         f"got {t.size}")
+    d = c - t
     start = 1 if f.size > 1 and f[0] == 0.0 else 0
-    below = np.flatnonzero(c[start:] < threshold)
+    below = np.flatnonzero(d[start:] < 0)
     if below.size == 0:
-        return 0.5
+        return None
     i = int(below[0]) + start
     if i == start:
         return float(f[i])
-    f0, f1, c0, c1 = f[i - 1], f[i], c[i - 1], c[i]
-    if not np.isfinite(c0):  # previous ring NaN: no interpolation possible
+    f0, f1, d0, d1 = f[i - 1], f[i], d[i - 1], d[i]
+    if not np.isfinite(d0):  # previous ring NaN: no interpolation possible
         return float(f[i])
-    return float(f0 + (c0 - threshold) * (f1 - f0) / (c0 - c1))
+    return float(f0 + d0 * (f1 - f0) / (d0 - d1))
 
+
+def frc_crossings(freqs, frc, side: int) -> dict[str, tuple[float | None, str | None]]:
+    """``{key: (crossing, censored)}`` for the keys of :data:`THRESHOLD_KEYS` (0.5, 1/7,
+    the half-bit curve of rings of an image of side ``side``): ``(frequency, None)`` when
+    the curve crosses, ``(None, ">= 0.5")`` (the last ring's frequency) when it does not."""
+    f = np.asarray(freqs, dtype=np.float64)
+    counts = ring_pixel_counts(side)
+    if counts.shape != f.shape:
+        raise ValueError(f"side: {side} gives {counts.size} rings, the curve has {f.size}")
+    label = f"{CENSORED_PREFIX}{float(f[-1]):.4g}"
+    out = {}
+    for key, t in zip(THRESHOLD_KEYS, (0.5, 1.0 / 7.0, halfbit_threshold(counts))):
+        x = frc_threshold_crossing(f, frc, t)
+        out[key] = (x, None) if x is not None else (None, label)
+    return out
+
+
+def censored_bound(label) -> float | None:
+    """The frequency of a censored label (``">= 0.5"`` -> 0.5); None for anything else."""
+    if isinstance(label, str) and label.startswith(CENSORED_PREFIX):
+        try:
+            return float(label[len(CENSORED_PREFIX):])
+        except ValueError:
+            return None
+    return None

@@ -2,8 +2,13 @@
 
 :class:`StudyMetrics` is written once, as ``runs/<model_id>/metrics.json``. The metric
 keys of the reference study's consumers sit at the top level, each ``[amplitude, phase]``:
-``mae, mse, psnr, ssim, frc50`` (plus ``psnr_legacy255`` and ``frc_1_7``), and ``frc``
-holds the curves. Without ground truth they are ``null`` and ``ground_truth`` is false;
+``mae, mse, psnr, ssim, frc50`` (plus ``psnr_legacy255``, ``frc_1_7`` and ``frc_halfbit``),
+and ``frc`` holds the curves. An FRC crossing that the curve never reached is ``null`` with
+its companion ``<key>_censored`` (``frc50_censored``, ...: ``[amplitude, phase]``, each
+``null`` for a measured crossing or ``">= 0.5"``), shown so in the tables. What the
+alignment removed before scoring is kept beside them: ``phase_offset`` (rad),
+``phase_ramp`` (rad/px, ``[x, y]``), ``registration_shift_px`` (``[x, y]``, ``null`` when
+the row was not registered). Without ground truth they are ``null`` and ``ground_truth`` is false;
 ``data_residual`` (ground-truth-free) is reported either way: of the delivered object
 (the stitched reconstruction for network rows, the engine's object for iterative rows);
 network rows add ``patch_residual``, of their raw patches before stitching
@@ -19,7 +24,11 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-METRIC_KEYS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7")
+from ptycho.frc import THRESHOLD_KEYS, censored_bound
+
+METRIC_KEYS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7", "frc_halfbit")
+#: what ``ptycho.evaluation`` removed before scoring, copied by :meth:`StudyMetrics.set_scores`
+REMOVED_KEYS = ("phase_offset", "phase_ramp", "registration_shift_px")
 KINDS = ("network", "iterative", "refined")  # refined: an engine started at a network's object
 
 
@@ -37,10 +46,17 @@ class StudyMetrics:
     ssim: Optional[list] = None
     frc50: Optional[list] = None
     frc_1_7: Optional[list] = None
+    frc_halfbit: Optional[list] = None
+    frc50_censored: Optional[list] = None       # [amplitude, phase]: None or ">= 0.5"
+    frc_1_7_censored: Optional[list] = None
+    frc_halfbit_censored: Optional[list] = None
     frc: Optional[dict] = None
     phase_correlation: Optional[float] = None
     phase_strength_ratio: Optional[float] = None
     amplitude_scale: Optional[float] = None
+    phase_offset: Optional[float] = None           # rad, removed before scoring
+    phase_ramp: Optional[list] = None              # rad/px [x, y], removed before scoring
+    registration_shift_px: Optional[list] = None   # [x, y] removed; None: not registered
     data_residual: dict = field(default_factory=dict)
     patch_residual: Optional[dict] = None  # network rows: the raw patches' residual
     two_half_frc: Optional[dict] = None    # network rows: ptycho_torch.two_half_frc
@@ -97,20 +113,42 @@ class StudyMetrics:
         """Take the metrics of ``ptycho.evaluation.evaluate_reconstruction``."""
         for key in METRIC_KEYS:
             setattr(self, key, list(result["metrics"][key]))
-        self.frc = result["frc"]
-        self.phase_correlation = result["phase_correlation"]
-        self.phase_strength_ratio = result["phase_strength_ratio"]
-        self.amplitude_scale = result["amplitude_scale"]
+        for key in THRESHOLD_KEYS:
+            setattr(self, f"{key}_censored", list(result[f"{key}_censored"]))
+        for key in ("frc", "phase_correlation", "phase_strength_ratio", "amplitude_scale",
+                    *REMOVED_KEYS):
+            setattr(self, key, result[key])
 
-    def value(self, key: str, channel: int) -> float:
-        """``key`` of channel 0 (amplitude) or 1 (phase); NaN when absent."""
+    def censored(self, key: str, channel: int) -> str | None:
+        """The censored label (``">= 0.5"``) of FRC crossing ``key`` at ``channel``, or None
+        (a measured crossing, another metric, or a record written before censoring)."""
+        flags = getattr(self, f"{key}_censored", None)
+        if not isinstance(flags, list) or len(flags) <= channel:
+            return None
+        return flags[channel] if isinstance(flags[channel], str) else None
+
+    def value(self, key: str, channel: int, *, censored_at_bound: bool = False) -> float:
+        """``key`` of channel 0 (amplitude) or 1 (phase); NaN when absent or null. A
+        censored FRC crossing is NaN too, or, with ``censored_at_bound``, its bound (the
+        last ring's frequency, 0.5: the crossing lies there or beyond)."""
         v = getattr(self, key)
-        if v is None:
-            return math.nan
+        if v is None or v[channel] is None:
+            bound = censored_bound(self.censored(key, channel)) if censored_at_bound else None
+            return math.nan if bound is None else bound
         try:
             return float(v[channel])
         except (TypeError, ValueError):  # 'inf' / 'nan' strings of strict JSON
             return float(str(v[channel]))
+
+    def cell(self, key: str, channel: int, digits: int = 4) -> str:
+        """A table cell: the censored label of a crossing never reached, '-' when absent,
+        else :func:`format_number`."""
+        label = self.censored(key, channel)
+        if label is not None:
+            return label
+        if getattr(self, key) is None:
+            return "-"
+        return format_number(self.value(key, channel), digits)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,6 +183,12 @@ def format_number(v: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
+def format_crossing(value: Any, censored: Any, digits: int = 4) -> str:
+    """An FRC crossing for a table: its censored label (``">= 0.5"``) when the curve never
+    crossed, else :func:`format_number` of the value."""
+    return censored if isinstance(censored, str) else format_number(value, digits)
+
+
 def metrics_table(rows: list[StudyMetrics]) -> str:
     """The one markdown table of study rows (runner summary, comparison, dose study)."""
     head = (["method"] + [c[0] for c in TABLE_COLUMNS]
@@ -153,8 +197,7 @@ def metrics_table(rows: list[StudyMetrics]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.model_id]
-        cells += [format_number(r.value(key, ch)) if getattr(r, key) is not None else "-"
-                  for _, key, ch in TABLE_COLUMNS]
+        cells += [r.cell(key, ch) for _, key, ch in TABLE_COLUMNS]
         cells += [format_number(r.phase_correlation, 3),
                   format_number(r.phase_strength_ratio, 3),
                   format_number(r.data_residual.get("amplitude_mae"), 4),

@@ -6,6 +6,9 @@ the result fits the data (``ptycho.config.probe_config`` states the routes).
 * :func:`corrects_positions` says whether that route corrects the positions too;
 * :func:`refine_study_probe` runs the lsqml route (probe, and positions when
   :func:`corrects_positions`) on the training scan, with progress lines;
+* :func:`scored_at_corrected_positions` says whether the test scan's positions were
+  corrected, so that its rows are scored with the translation registered
+  (``ptycho.evaluation``: the frame of corrected positions is not the ground truth's);
 * :func:`report` logs the data residual before and after, against the Poisson noise floor
   of the scan (:func:`poisson_floor_mae`), and warns, naming the flags, when the fit stays
   far above it.
@@ -171,12 +174,22 @@ def refine_study_probe(cfg: StudyConfig, train: PtychoDataset, test: PtychoDatas
                  "kept")
         info["positions"] = {"moved_rms_px": moved, "pattern_ids": r.pattern_ids.tolist(),
                              "before_px": r.positions_before.tolist(),
-                             "after_px": r.positions_after.tolist()}
+                             "after_px": r.positions_after.tolist(),
+                             "test_corrected": bool(same_scan)}
         train = with_positions(train, r.pattern_ids, r.positions_after)
         if same_scan:
             test = with_positions(test, r.pattern_ids, r.positions_after)
     return train, test, info
 
 
+def scored_at_corrected_positions(info: dict) -> bool:
+    """Whether the probe update's record ``info`` (``config.json``'s ``probe_update``) says
+    the test scan's positions were corrected (the lsqml route with position correction, on
+    the training scan itself): the object's frame is then not the ground truth's, and every
+    score of that scan registers the translation (``ptycho.evaluation``)."""
+    return bool((info.get("positions") or {}).get("test_corrected"))
+
+
 __all__ = ["POOR_FIT_RATIO", "compare_with_lsqml", "corrects_positions", "model_probe_config",
-           "poisson_floor_mae", "refine_study_probe", "report", "resolve_route", "warn_learned_probe"]
+           "poisson_floor_mae", "refine_study_probe", "report", "resolve_route",
+           "scored_at_corrected_positions", "warn_learned_probe"]

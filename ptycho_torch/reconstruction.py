@@ -171,10 +171,12 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
                           canvas_origin=tuple(int(v) for v in canvas_origin))
 
 
-def score(rec: Reconstruction, trim: int = 2) -> tuple[dict, tuple]:
-    """Metrics dict and the aligned (amp, amp_gt, phase, phase_gt) images for figures."""
-    result = evaluate_reconstruction(rec.recon, rec.ground_truth, trim=trim)
-    aligned = align_for_metrics(rec.recon, rec.ground_truth, trim=trim)
+def score(rec: Reconstruction, trim: int = 2, *, register: bool = False) -> tuple[dict, tuple]:
+    """Metrics dict and the aligned (amp, amp_gt, phase, phase_gt) images for figures.
+    ``register``: remove the sub-pixel translation too, for a row whose frame is not the
+    ground truth's (positions corrected or refined, ``ptycho.evaluation``)."""
+    result = evaluate_reconstruction(rec.recon, rec.ground_truth, trim=trim, register=register)
+    aligned = align_for_metrics(rec.recon, rec.ground_truth, trim=trim, register=register)
     return result, aligned
 
 
@@ -214,12 +216,14 @@ def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residua
         "device": str(device), **fields})
 
 
-def score_record(m: StudyMetrics, rec: Reconstruction) -> tuple | None:
-    """Scores of ``rec`` against its ground truth into ``m`` (nothing without one); returns
-    the aligned images ``(amp, amp_gt, phase, phase_gt)`` and the FRC, or None."""
+def score_record(m: StudyMetrics, rec: Reconstruction, *, register: bool = False
+                 ) -> tuple | None:
+    """Scores of ``rec`` against its ground truth into ``m`` (nothing without one; with
+    ``register`` as :func:`score`); returns the aligned images ``(amp, amp_gt, phase,
+    phase_gt)`` and the FRC, or None."""
     if rec.ground_truth is None:
         return None
-    result, images = score(rec)
+    result, images = score(rec, register=register)
     m.set_scores(result)
     return result["frc"], images
 

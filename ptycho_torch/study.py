@@ -43,6 +43,7 @@ from ptycho_torch.probe_update import (
     refine_study_probe,
     report,
     resolve_route,
+    scored_at_corrected_positions,
     warn_learned_probe,
 )
 from ptycho_torch.study_inputs import load_study_data
@@ -183,7 +184,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     m.data_time_s = p.data_time
     write_run_files(cfg, p, fit)
     save_reconstruction(p.layout.recon_dir / "recon.npz", rec, scan=test)
-    m.figures = [str(f) for f in score_and_plot(m, rec, p.layout)]
+    m.figures = [str(f) for f in score_and_plot(
+        m, rec, p.layout, register=scored_at_corrected_positions(p.data_info["probe_update"]))]
     m.snapshots = [str(f) for f in callbacks[0].written] if callbacks else []
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(p.layout.metrics_path, m.to_json())  # written last: marks the study finished
@@ -317,13 +319,15 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
         torch_version=torch.__version__)
 
 
-def score_and_plot(m: StudyMetrics, rec: Reconstruction, layout: StudyLayout) -> list[Path]:
-    """Scores against the ground truth into ``m`` (when there is one) and the figures."""
+def score_and_plot(m: StudyMetrics, rec: Reconstruction, layout: StudyLayout, *,
+                   register: bool = False) -> list[Path]:
+    """Scores against the ground truth into ``m`` (when there is one; ``register``: with
+    the translation removed too) and the figures."""
     if rec.ground_truth is None:
         return [save_reconstruction_figure(
             layout.visuals_dir / f"{m.model_id}_reconstruction.png", rec.recon,
             title=f"{m.model_id}: reconstruction (no ground truth)")]
-    result, (amp, amp_gt, ph, ph_gt) = score(rec)
+    result, (amp, amp_gt, ph, ph_gt) = score(rec, register=register)
     m.set_scores(result)
     return save_study_figures(layout.visuals_dir, m.model_id, amp_gt, ph_gt, amp, ph,
                               result["frc"], title=f"{m.model_id}: test object 0")

@@ -65,15 +65,17 @@ log = logging.getLogger(__name__)
 
 
 METRICS_NOTE = (
-    "Metrics: 2 px border trimmed; amplitude scaled by mean(gt)/mean(pred); a fitted phase "
-    "plane removed from each phase. PSNR uses the ground truth's data range. FRC50 in "
-    "cycles/pixel (0.5 = Nyquist). Phase SSIM is lenient on this object (a flat phase scores "
-    "~0.65-0.85): judge phase by PSNR, correlation and strength ratio (std(pred)/std(gt), "
-    "1 = right contrast). 'data residual' is the ground-truth-free amplitude MAE of the "
-    "re-simulated patterns. 'train s' and 'inference s' are wall times; for Pty-chi rows the "
-    "inference time is the whole iterative reconstruction (known probe and positions); for "
-    "'<network>+<engine>' rows (the engine started at that network's reconstruction) it is the "
-    "engine's time, and their parameters and train s are the network's.")
+    "Metrics: 2 px border trimmed; amplitude scaled by mean(gt)/mean(pred); the global phase "
+    "and the phase ramp of pred * conj(gt) removed (amplitude-weighted), and the sub-pixel "
+    "translation too for rows whose positions were corrected. PSNR uses the ground truth's "
+    "data range. FRC50 in cycles/pixel (0.5 = Nyquist; '>= 0.5': never fell below). Phase "
+    "SSIM is lenient on this object (a flat phase scores ~0.65-0.85): judge phase by PSNR, "
+    "correlation and strength ratio (std(pred)/std(gt), 1 = right contrast). 'data residual' "
+    "is the ground-truth-free amplitude MAE of the re-simulated patterns. 'train s' and "
+    "'inference s' are wall times; for Pty-chi rows the inference time is the whole iterative "
+    "reconstruction (known probe and positions); for '<network>+<engine>' rows (the engine "
+    "started at that network's reconstruction) it is the engine's time, and their parameters "
+    "and train s are the network's.")
 
 
 @dataclass(frozen=True)
@@ -194,22 +196,24 @@ def markdown_report(cc: CompareConfig, rows: list[StudyMetrics], region, data: d
         metrics_table(rows), "", METRICS_NOTE, ""])
 
 
-def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None]],
+def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None, bool]],
                            title: str = "test object 0: every method") -> Path | None:
-    """``items``: (label, recon.npz, FRC curves) per method. The panel figure (truth, every
-    method, error maps) above the FRC curves; None (nothing written) without ground truth."""
+    """``items``: (label, recon.npz, FRC curves, registered as scored) per method. The panel
+    figure (truth, every method, error maps) above the FRC curves; None (nothing written)
+    without ground truth."""
 
     panels, gt = {}, None
-    for label, npz, _ in items:
+    for label, npz, _, register in items:
         with np.load(npz) as z:
             if "ground_truth" not in z.files:
                 return None
-            amp, amp_gt, ph, ph_gt = align_for_metrics(z["reconstruction"], z["ground_truth"])
+            amp, amp_gt, ph, ph_gt = align_for_metrics(z["reconstruction"], z["ground_truth"],
+                                                       register=register)
         panels[label] = (amp, ph)
         gt = gt or (amp_gt, ph_gt)
     if gt is None:
         return None
-    curves = {label: (f["freqs"], f["amplitude"], f["phase"]) for label, _, f in items if f}
+    curves = {label: (f["freqs"], f["amplitude"], f["phase"]) for label, _, f, _ in items if f}
     return save_stacked_figures(path, [comparison_panels(gt[0], gt[1], panels, title),
                                        frc_figure(curves, "FRC vs ground truth")])
 
@@ -270,8 +274,8 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
                      "reuse_models": [str(p) for p in cc.reuse]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    items = [(r.model_id, StudyLayout(out, r.model_id).recon_dir / "recon.npz", r.frc)
-             for r in rows]
+    items = [(r.model_id, StudyLayout(out, r.model_id).recon_dir / "recon.npz", r.frc,
+              r.registration_shift_px is not None) for r in rows]
     if save_comparison_figure(out / "comparison.png", items) is None:
         log.info("no ground truth: comparison.png not written")
     write_text_atomic(out / "comparison.md", markdown_report(cc, rows, region, data))

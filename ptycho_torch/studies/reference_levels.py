@@ -21,7 +21,7 @@ import numpy as np
 
 from ptycho.evaluation import evaluate_reconstruction
 from ptycho.io import load_dataset
-from ptycho.study_metrics import format_number
+from ptycho.study_metrics import format_crossing, format_number
 from ptycho_torch.cli import refuse
 from ptycho_torch.data_residual import data_residual
 from ptycho_torch.object_patches import subpixel_cuts
@@ -49,7 +49,8 @@ def reference_objects(gt: np.ndarray, sigmas=DEFAULT_SIGMAS) -> dict[str, np.nda
 
 
 def reference_scores(gt: np.ndarray, sigmas=DEFAULT_SIGMAS, *, trim: int = 2) -> dict[str, dict]:
-    """``{name: evaluate_reconstruction(object, gt)}`` over :func:`reference_objects`."""
+    """``{name: evaluate_reconstruction(object, gt)}`` over :func:`reference_objects` (made
+    from ``gt`` in its own frame: never registered)."""
     return {name: evaluate_reconstruction(obj, gt, trim=trim)
             for name, obj in reference_objects(gt, sigmas).items()}
 
@@ -119,7 +120,8 @@ def levels_table(rows: dict[str, dict]) -> str:
         m = r["metrics"]
         cells = [name] + [format_number(m[k][c], 4) for k, c in
                           (("ssim", 0), ("ssim", 1), ("psnr", 0), ("psnr", 1))]
-        cells += [format_number(r["phase_correlation"], 3), format_number(m["frc50"][0], 4)]
+        cells += [format_number(r["phase_correlation"], 3),
+                  format_crossing(m["frc50"][0], r["frc50_censored"][0], 4)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -135,6 +137,10 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
                    "training loss of the true object and of its zero-phase amplitude")
     p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in DEFAULT_SIGMAS),
                    help="Gaussian blurs of the ground truth in pixels, comma-separated")
+    p.add_argument("--register", action="store_true",
+                   help="score the given reconstructions with their sub-pixel translation "
+                        "removed (rows whose positions were corrected; the reference objects, "
+                        "made from the ground truth, never are)")
     args = p.parse_args(argv)
     try:
         try:
@@ -149,7 +155,7 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
             if other_gt.shape != gt.shape or not np.array_equal(other_gt, gt):
                 raise ValueError(f"recon file '{path}': its ground truth differs from that of "
                                  f"'{args.recon[0]}' (expected reconstructions of one scan)")
-            rows[str(path)] = evaluate_reconstruction(rec, gt)
+            rows[str(path)] = evaluate_reconstruction(rec, gt, register=args.register)
         rows.update(reference_scores(gt, sigmas))
         residuals = None
         if args.test_npz:

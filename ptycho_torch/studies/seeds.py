@@ -5,9 +5,12 @@
 Every study flag applies; ``--seeds`` replaces ``--seed``. Seed ``s`` runs the study into
 ``<output-dir>/seed_<s>`` (a finished one is reused, as a study always is), then
 ``seeds.json`` and ``seeds.md`` give, for each metric, its value per seed and the mean, min
-and max. The seed controls the network's initial weights, the train / validation split, the
-data order and the seeded Pty-chi steps of the probe route; the simulated dataset keeps its
-own fixed seeds (the reference's), so every seed sees the same data.
+and max. An FRC crossing that a seed's curve never reached (censored, ``">= 0.5"``) is
+shown as that label for the seed; it enters the mean, min and max at its bound (0.5), and a
+mean or max that holds one is a lower bound, written ``">= value"``. The seed controls
+the network's initial weights, the train / validation split, the data order and the seeded
+Pty-chi steps of the probe route; the simulated dataset keeps its own fixed seeds (the
+reference's), so every seed sees the same data.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser, config_from_values, parse_known
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.frc import CENSORED_PREFIX, censored_bound
 from ptycho_torch.cli import run_entry
 from ptycho_torch.studies.common import plan_study, run_or_reuse, split_list
 
@@ -71,7 +75,12 @@ def plan_sweep(sweep: SeedSweep) -> list[str]:
 
 
 def _value(m: dict, key: str, index):
+    """The number, None when absent, or the censored label of an FRC never crossed."""
     v = m.get(key)
+    if isinstance(index, int):
+        flags = m.get(f"{key}_censored")
+        if isinstance(flags, list) and len(flags) > index and censored_bound(flags[index]):
+            return flags[index]
     if v is None:
         return None
     if isinstance(index, int):
@@ -81,14 +90,29 @@ def _value(m: dict, key: str, index):
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def _stats(values: list) -> dict:
+    """Mean, min and max of numbers and censored labels (at their bound); a mean or max
+    that holds a censored value is its lower bound ``">= value"``."""
+    nums = [censored_bound(v) if isinstance(v, str) else v for v in values]
+    if not nums:
+        return {"mean": None, "min": None, "max": None}
+    cens = [isinstance(v, str) for v in values]
+    out = {"mean": statistics.fmean(nums), "min": min(nums), "max": max(nums)}
+    if any(cens):
+        out["mean"] = f"{CENSORED_PREFIX}{out['mean']:.4g}"
+        out["max"] = f"{CENSORED_PREFIX}{out['max']:.4g}"
+        if all(cens):
+            out["min"] = f"{CENSORED_PREFIX}{out['min']:.4g}"
+    return out
+
+
 def summarise(seeds, rows: list[dict]) -> dict:
-    """``{label: {"per_seed": {seed: value}, "mean", "min", "max"}}`` over the seeds."""
+    """``{label: {"per_seed": {seed: value}, "mean", "min", "max"}}`` over the seeds (a
+    censored FRC as in the module docstring)."""
     out = {}
     for label, key, index in SUMMARY:
         per = {int(s): _value(m, key, index) for s, m in zip(seeds, rows)}
-        vals = [v for v in per.values() if v is not None]
-        out[label] = {"per_seed": per, "mean": statistics.fmean(vals) if vals else None,
-                      "min": min(vals) if vals else None, "max": max(vals) if vals else None}
+        out[label] = {"per_seed": per, **_stats([v for v in per.values() if v is not None])}
     return out
 
 
@@ -111,7 +135,7 @@ def methods_table(summary: dict) -> str:
     def cell(row):
         if row["mean"] is None:
             return "-"
-        return f"{row['mean']:.4g} ({row['min']:.4g}..{row['max']:.4g})"
+        return f"{_fmt(row['mean'])} ({_fmt(row['min'])}..{_fmt(row['max'])})"
     lines = ["| method | " + " | ".join(METHOD_COLUMNS) + " |",
              "|---|" + "---|" * len(METHOD_COLUMNS)]
     for mid, per in summary.items():
@@ -119,13 +143,16 @@ def methods_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _fmt(v) -> str:
+    return "-" if v is None else v if isinstance(v, str) else f"{v:.4g}"
+
+
 def table(seeds, summary: dict) -> str:
     head = ["metric"] + [f"seed {s}" for s in seeds] + ["mean", "min", "max"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for label, row in summary.items():
-        lines.append("| " + " | ".join([label] + [fmt(row["per_seed"][s]) for s in seeds]
-                                       + [fmt(row["mean"]), fmt(row["min"]), fmt(row["max"])])
+        lines.append("| " + " | ".join([label] + [_fmt(row["per_seed"][s]) for s in seeds]
+                                       + [_fmt(row["mean"]), _fmt(row["min"]), _fmt(row["max"])])
                      + " |")
     return "\n".join(lines)
 

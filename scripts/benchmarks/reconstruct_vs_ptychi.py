@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from bench_common import add_common_args, select_device, write_json  # noqa: E402
 
 from ptycho.config.choices import ARCHITECTURES  # noqa: E402
+from ptycho.study_metrics import format_crossing  # noqa: E402
 from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 SMOKE_FLAGS = dict(N=32, object_size=64, n_lines=40, train_stride=4, test_stride=8,
@@ -101,7 +102,9 @@ def _row(method: str, seconds: float, n: int, result: dict) -> dict:
     m = result["metrics"]
     return {"method": method, "seconds": seconds, "patterns_per_s": n / max(seconds, 1e-12),
             "amp_psnr": m["psnr"][0], "phase_psnr": m["psnr"][1], "amp_ssim": m["ssim"][0],
-            "phase_ssim": m["ssim"][1], "amp_frc50": m["frc50"][0], "phase_frc50": m["frc50"][1],
+            "phase_ssim": m["ssim"][1],
+            "amp_frc50": format_crossing(m["frc50"][0], result["frc50_censored"][0], 3),
+            "phase_frc50": format_crossing(m["frc50"][1], result["frc50_censored"][1], 3),
             "phase_correlation": result["phase_correlation"],
             "phase_strength_ratio": result["phase_strength_ratio"]}
 
@@ -114,7 +117,7 @@ def table(rows: list[dict]) -> str:
         out.append("| " + " | ".join([
             r["method"], f"{r['seconds']:.3g}", f"{r['patterns_per_s']:.4g}",
             f"{r['amp_psnr']:.4g}", f"{r['phase_psnr']:.4g}", f"{r['amp_ssim']:.4g}",
-            f"{r['phase_ssim']:.4g}", f"{r['amp_frc50']:.3g}", f"{r['phase_frc50']:.3g}",
+            f"{r['phase_ssim']:.4g}", r["amp_frc50"], r["phase_frc50"],
             f"{r['phase_correlation']:.3f}", f"{r['phase_strength_ratio']:.3f}"]) + " |")
     return "\n".join(out)
 

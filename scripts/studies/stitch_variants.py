@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     from ptycho.config.config import InferenceConfig
     from ptycho.evaluation import evaluate_reconstruction
     from ptycho.formats.study_input import read_dataset
-    from ptycho.study_metrics import format_number
+    from ptycho.study_metrics import format_crossing, format_number
     from ptycho_torch import reconstruction as study
     from ptycho_torch.reconstruct import load_model
 
@@ -59,8 +59,9 @@ def main(argv=None) -> int:
                  str(inf.align_phase) if inf.stitch == "positions" else "-",
                  format_number(m["ssim"][0], 3), format_number(m["psnr"][0], 4),
                  format_number(m["psnr"][1], 4), format_number(r["phase_correlation"], 3),
-                 format_number(r["phase_strength_ratio"], 3), format_number(m["frc50"][0], 3),
-                 format_number(m["frc50"][1], 3)]
+                 format_number(r["phase_strength_ratio"], 3),
+                 format_crossing(m["frc50"][0], r["frc50_censored"][0], 3),
+                 format_crossing(m["frc50"][1], r["frc50_censored"][1], 3)]
         print("| " + " | ".join(cells) + " |")
     return 0
 

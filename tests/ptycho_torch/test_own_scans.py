@@ -190,6 +190,7 @@ def test_refine_positions_moves_the_stitching_positions(scan_files, tmp_path):
     pos = cfg["data"]["probe_update"]["positions"]
     before, after = np.asarray(pos["before_px"]), np.asarray(pos["after_px"])
     assert before.shape == after.shape == (70, 2) and pos["moved_rms_px"] > 0
+    assert pos["test_corrected"] is True   # its rows are scored with registration
     with np.load(out / "recons" / "pinn_fno" / "recon.npz") as z:
         stitched_at = z["positions_px"]
     # the scan is also the test scan: it is stitched at the corrected positions

@@ -30,8 +30,10 @@ def method_order(dc: DoseConfig) -> list[str]:
 
 
 def metric_series(rows: list[Row], doses, methods, key: str, channel: int) -> dict:
-    """``{method: [value per dose]}`` (NaN where a cell is missing)."""
-    table = {(r.method, r.dose): r.metrics.value(key, channel) for r in rows}
+    """``{method: [value per dose]}`` (NaN where a cell is missing; a censored FRC crossing at
+    its bound, ``RULES['frc']``)."""
+    table = {(r.method, r.dose): r.metrics.value(key, channel, censored_at_bound=True)
+             for r in rows}
     return {m: [table.get((m, d), math.nan) for d in doses] for m in methods}
 
 
@@ -132,8 +134,9 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
     parts += ["", "## Every (method, dose)", "", dose_table(rows), "",
               "## Rules", ""] + [f"- {k}: {v}." for k, v in RULES.items()] + [
               "", "Metrics as in the comparison (docs/studies.md): 2 px trimmed, amplitude "
-              "scaled by mean(gt)/mean(pred), phase plane removed; 'data residual' is the "
-              "ground-truth-free amplitude MAE over the full test scan.", ""]
+              "scaled by mean(gt)/mean(pred), the global phase and phase ramp removed; "
+              "'data residual' is the ground-truth-free amplitude MAE over the full test "
+              "scan.", ""]
     return "\n".join(parts)
 
 
@@ -189,7 +192,8 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
         with np.load(r.layout.recon_dir / "recon.npz") as z:
             if "ground_truth" not in z.files:
                 continue
-            _, _, ph, ph_gt = align_for_metrics(z["reconstruction"], z["ground_truth"])
+            _, _, ph, ph_gt = align_for_metrics(z["reconstruction"], z["ground_truth"],
+                                                register=r.metrics.registration_shift_px is not None)
         images[(r.method, format_dose(r.dose))] = ph
         if gt is None:
             gt = ph_gt
@@ -198,6 +202,6 @@ def save_figures(dc: DoseConfig, rows: list[Row], cross: dict) -> list[Path]:
             images[("ground truth", c)] = gt
         lo, hi = np.percentile(gt, [0.5, 99.5])
         fig = image_grid_figure(images, ["ground truth"] + methods, cols, vmin=lo, vmax=hi,
-                                title="phase (rad, plane removed): method by photons per pattern")
+                                title="phase (rad, aligned as scored): method by photons per pattern")
         out.append(save_stacked_figures(dc.output_dir / "dose_grid.png", [fig], dpi=80))
     return out

@@ -50,6 +50,8 @@ RULES = {
                "min(heldout_every, refine_epochs)) chosen by the same held-out rule, its "
                "selection run started from the network's object stitched from the kept "
                "positions' patterns only",
+    "frc": "an FRC50 the curve never fell below (censored, '>= 0.5' in the tables) enters "
+           "the figures, best rows and crossovers at its bound, 0.5 cycles/pixel",
     "crossover": "per metric, the best network row (every pinn_* row without '+') minus the best "
                  "ground-truth-free iterative row (ptychi_<engine> and @heldout) at each dose, "
                  "interpolated linearly in log10(dose) to its first sign change",

@@ -102,7 +102,8 @@ def family_summary(seeds, results: list[dict]) -> dict:
     for _, key, ch, name in DOSE_METRICS:
         fams: dict[str, dict] = {}
         for s, r in zip(seeds, results):
-            table = {(row["method"], row["nphotons"]): StudyMetrics.from_json(row).value(key, ch)
+            table = {(row["method"], row["nphotons"]):
+                     StudyMetrics.from_json(row).value(key, ch, censored_at_bound=True)
                      for row in r["rows"]}
             series = {m: [table.get((m, d), math.nan) for d in doses] for m in r["methods"]}
             for fam, members in method_families(r["methods"]).items():

@@ -288,15 +288,15 @@ def points_table(result: dict) -> str:
     for p in result["points"]:
         cells = [f"{_fmt_budget(p['budget'])} {result['budget_kind']}", f(p["minutes"], 3),
                  str(p["steps"]), f(p["epochs"], 3)]
-        cells += [f(p[k]) for k in ("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim",
-                                    "phase_correlation", "amp_frc50", "phase_frc50",
-                                    "data_residual")]
+        cells += [p.get(f"{k}_censored") or f(p[k]) for k in (
+            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
+            "phase_frc50", "data_residual")]
         lines.append("| " + " | ".join(cells) + " |")
     for r in result["references"]:
         cells = [r.get("label", r["model_id"]), "-", "-", "-"]
-        cells += [f(r.get(k)) for k in ("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim",
-                                        "phase_correlation", "amp_frc50", "phase_frc50",
-                                        "data_residual")]
+        cells += [r.get(f"{k}_censored") or f(r.get(k)) for k in (
+            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
+            "phase_frc50", "data_residual")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

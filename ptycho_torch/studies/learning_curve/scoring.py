@@ -23,14 +23,19 @@ def _num(v) -> float:
         return float("nan")
 
 
-def summary_of(metrics: dict, phase_correlation, residual: dict | None) -> dict:
+def summary_of(metrics: dict, phase_correlation, residual: dict | None,
+               frc50_censored=None) -> dict:
     """The flat numbers of a point or a reference: ``{name: [amplitude, phase]}`` metrics
-    (``psnr``, ``ssim``, ``frc50``) picked out, plus phase correlation and data residual."""
+    (``psnr``, ``ssim``, ``frc50``) picked out, plus phase correlation and data residual.
+    An FRC50 never crossed is NaN with its label in ``amp_frc50_censored`` /
+    ``phase_frc50_censored`` (``">= 0.5"``; None when measured)."""
     residual = residual or {}
+    cens = list(frc50_censored or [None, None])
     return {"amp_ssim": _num(metrics["ssim"][0]), "phase_ssim": _num(metrics["ssim"][1]),
             "amp_psnr": _num(metrics["psnr"][0]), "phase_psnr": _num(metrics["psnr"][1]),
             "phase_correlation": _num(phase_correlation),
             "amp_frc50": _num(metrics["frc50"][0]), "phase_frc50": _num(metrics["frc50"][1]),
+            "amp_frc50_censored": cens[0], "phase_frc50_censored": cens[1],
             "data_residual": _num(residual.get("amplitude_mae"))}
 
 
@@ -48,7 +53,8 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
         residual, patches = whole_object_residual(rec, sub, test.probe,
                                                   photon_scale=photon_scale,
                                                   bad_pixels=test.bad_pixels), None
-    out = summary_of(result["metrics"], result["phase_correlation"], residual)
+    out = summary_of(result["metrics"], result["phase_correlation"], residual,
+                     result["frc50_censored"])
     out.update(phase_strength_ratio=_num(result["phase_strength_ratio"]),
                metrics=result["metrics"], data_residual_all=residual,
                inference_time_s=rec.inference_time_s)
@@ -72,7 +78,8 @@ def read_reference(path: str) -> dict:
                          "against ground truth) [flag --reference-json]")
     metrics = {k: [m.value(k, 0), m.value(k, 1)] for k in ("psnr", "ssim", "frc50")}
     ref = {"model_id": m.model_id, "label": m.model_id, "source": str(p), "kind": m.kind}
-    ref.update(summary_of(metrics, m.phase_correlation, m.data_residual))
+    ref.update(summary_of(metrics, m.phase_correlation, m.data_residual,
+                          [m.censored("frc50", 0), m.censored("frc50", 1)]))
     ref["time_s"] = m.inference_time_s if m.kind == "iterative" else m.train_time_s
     return ref
 

@@ -27,9 +27,10 @@ def test_reference_objects_and_their_scores():
     s = reference_scores(gt, sigmas=(1, 3))
     zero = s["true_amplitude_zero_phase"]["metrics"]
     assert zero["ssim"][0] == pytest.approx(1.0, abs=1e-6)
-    # both zero-phase objects score the same phase
-    assert zero["ssim"][1] == pytest.approx(s["flat"]["metrics"]["ssim"][1], abs=1e-9)
-    assert zero["psnr"][1] == pytest.approx(s["flat"]["metrics"]["psnr"][1], abs=1e-9)
+    # both zero-phase objects score the same phase, up to the amplitude weighting of the
+    # fitted phase ramp (|pred| |gt|: the flat amplitude weights it differently)
+    assert zero["ssim"][1] == pytest.approx(s["flat"]["metrics"]["ssim"][1], abs=1e-3)
+    assert zero["psnr"][1] == pytest.approx(s["flat"]["metrics"]["psnr"][1], abs=1e-2)
     # more blur, lower scores in both channels
     for key in ("ssim", "psnr"):
         for ch in (0, 1):
@@ -78,3 +79,20 @@ def test_cli_prints_levels_and_refuses_bad_files(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.strip() == message and err.count("\n") == 1
+
+
+def test_cli_register_removes_a_shift_of_the_given_reconstruction(tmp_path, capsys):
+    from scipy.ndimage import fourier_shift
+    gt = _object(2, n=64)
+    moved = np.fft.ifft2(fourier_shift(np.fft.fft2(gt), (0.0, 0.5))).astype(np.complex64)
+    path = tmp_path / "recon.npz"
+    np.savez(path, reconstruction=moved, ground_truth=gt)
+    psnr = {}
+    for flags in ([], ["--register"]):
+        assert main([str(path), "--sigmas", "2", *flags]) == 0
+        rows = capsys.readouterr().out.splitlines()
+        cells = [c.strip() for c in rows[2].strip("|").split("|")]
+        psnr[bool(flags)] = float(cells[3])                      # amp PSNR of the recon
+        flat = [c.strip() for c in rows[3].strip("|").split("|")]
+        assert flat[0] == "flat"                                 # never registered
+    assert psnr[True] > psnr[False] + 5, psnr   # the wrapped edges of the test shift ring

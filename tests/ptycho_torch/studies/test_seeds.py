@@ -40,3 +40,20 @@ def test_a_sweep_runs_each_seed_and_summarises(tmp_path, capsys):
     assert seeds.main([*TINY, "--seeds", "1,7", "--output-dir", str(out)]) == 0
     assert json.loads((out / "seeds.json").read_text())["summary"] == result["summary"]
     assert "reusing the finished study" in capsys.readouterr().err
+
+
+def test_a_censored_frc50_is_a_lower_bound_over_the_seeds():
+    """A seed whose FRC50 never crossed (null, '>= 0.5') is neither dropped nor a crash: it
+    enters at its bound and makes the mean and max lower bounds."""
+    rows = [{"frc50": [0.25, 0.2], "frc50_censored": [None, None]},
+            {"frc50": [None, 0.3], "frc50_censored": [">= 0.5", None]},
+            {"frc50": [0.35, 0.1], "frc50_censored": [None, None]}]
+    out = seeds.summarise([1, 7, 42], rows)["amp FRC50"]
+    assert out["per_seed"] == {1: 0.25, 7: ">= 0.5", 42: 0.35}
+    assert out["mean"] == ">= 0.3667" and out["max"] == ">= 0.5" and out["min"] == 0.25
+    table = seeds.table([1, 7, 42], {"amp FRC50": out})
+    assert "| amp FRC50 | 0.25 | >= 0.5 | 0.35 | >= 0.3667 | 0.25 | >= 0.5 |" in table
+    measured = seeds.summarise([1, 42], [rows[0], rows[2]])["amp FRC50"]
+    assert measured["mean"] == pytest.approx(0.3) and measured["max"] == 0.35
+    every = seeds.summarise([7], [rows[1]])["amp FRC50"]
+    assert every["min"] == every["mean"] == every["max"] == ">= 0.5"
