@@ -37,7 +37,7 @@ def test_small_study_beats_flat_and_untrained_baselines(tmp_path):
     from ptycho.formats.study_input import read_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
     ckpt = torch.load(result.layout.run_dir / "model.ckpt", map_location="cpu",
-                      weights_only=False)
+                      weights_only=True)
     hp = ckpt["hyper_parameters"]
     torch.manual_seed(cfg.training.seed)
     untrained = PtychoPINN_Lightning(hp["model_config"], hp["data_config"],
