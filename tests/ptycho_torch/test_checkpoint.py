@@ -139,3 +139,19 @@ def test_a_trained_checkpoint_is_weights_and_plain_values(tmp_path, tiny_paths):
         assert hp["probe_config"]["probe_update"] == "learn"
     model = load_model(tmp_path / "s" / "runs" / "pinn_fno" / "model.ckpt", "cpu")
     assert model.learned_probe is not None and not model.training
+
+
+def test_a_protected_interrupted_run_is_not_unpickled_to_say_its_epoch(tmp_path, code_on_load,
+                                                                       capsys):
+    """Without --resume, an output directory holding last.ckpt is refused with the
+    checkpoint's epoch, read weights only: a crafted last.ckpt runs nothing."""
+    out, marker = tmp_path / "out", tmp_path / "MARKER"
+    last = out / ".work" / "pinn_fno" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    torch.save({"epoch": 2, "state_dict": {}, "callbacks": {"x": code_on_load(marker)}}, last)
+    code = runner.main(["--architecture", "fno", "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"error: output_dir='{out}' holds an interrupted run of pinn_fno "
+                                 f"(checkpoint {last}, which holds Python objects beyond weights); "
+                                 "pass --resume to continue it or --overwrite to start over")
+    assert not marker.exists()
