@@ -57,6 +57,19 @@ class PtychoPINN_Lightning(L.LightningModule):
         # fixed once per scan, so no training step synchronises with the host for it
         self.overlap_region_size: int | None = None
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None,
+                             strict=None, weights_only: bool = True, **kwargs):
+        """Lightning's ``load_from_checkpoint``, weights only unless told otherwise: the file
+        is unpickled by torch's weights-only loader (tensors and plain values; nothing else
+        is constructed or called), whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says. A
+        file holding other Python objects raises ``pickle.UnpicklingError``;
+        ``weights_only=False`` unpickles it in full (it can run code: only for a trusted
+        file; :func:`ptycho_torch.checkpoint.load_model` is the checked way)."""
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location,
+                                            hparams_file=hparams_file, strict=strict,
+                                            weights_only=bool(weights_only), **kwargs)
+
     # ------------------------------------------------------------------ physics path
     @property
     def probe(self) -> torch.Tensor:

@@ -42,10 +42,10 @@ from ptycho.formats import write_product
 from ptycho.formats.model_units import check_parseval, read_in_model_units
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.checkpoint import load_model
 from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
-from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.polish import polish_with_lsqml
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
@@ -56,22 +56,6 @@ from ptycho_torch.two_half_frc import two_half_frc
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
-
-
-def load_model(path: str, device: str):
-    """The trained Lightning module of a study's model.ckpt, or a one-line refusal."""
-    p = Path(path)
-    if not p.is_file():
-        raise StudyError(f"checkpoint '{p}': file does not exist (expected a study's "
-                         "runs/<model_id>/model.ckpt) [flag --checkpoint]")
-    try:
-        model = PtychoPINN_Lightning.load_from_checkpoint(str(p), map_location=device,
-                                                          weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any failure is one refusal line
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise StudyError(f"checkpoint '{p}': cannot load ({reason}) (expected a model.ckpt "
-                         "written by this project) [flag --checkpoint]") from None
-    return model.eval()
 
 
 def check_scan(model, data, path: str) -> None:
@@ -97,7 +81,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         device = resolve_device(cfg.device)
     except ValueError as err:
         raise StudyError(f"{err} [flag --device]") from None
-    model = load_model(cfg.checkpoint, device)
+    model = load_model(cfg.checkpoint, device, trust=cfg.trust_checkpoint)
     data = with_probe_source(cfg, model, _read_scan(cfg, model, inference))
     try:
         rec = reconstruct_test_object(model, data, inference)

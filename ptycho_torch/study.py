@@ -274,7 +274,8 @@ def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
         fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
                         resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
                         extra_callbacks=callbacks,
-                        probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger)
+                        probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger,
+                        trust_checkpoint=cfg.run.trust_checkpoint)
     except (KeyboardInterrupt, SystemExit):
         log.error("training interrupted: no metrics.json written; continue with --resume")
         raise

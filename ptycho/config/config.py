@@ -295,6 +295,10 @@ class RunConfig(Record):
                          "the same model in --output-dir")
     resume: bool = _f(False, "continue an interrupted study from its last checkpoint "
                       "(<output-dir>/.work/<model_id>/checkpoints/last.ckpt)")
+    trust_checkpoint: bool = _f(False, "load checkpoints (--resume's, --reuse-models', the "
+                                "study's own) that hold Python objects beyond weights and "
+                                "plain values (refused otherwise: unpickling them can run "
+                                "code); only for files from a source you trust")
     preset: str = _f("none", "starting values: quick (10-minute CPU study) or paper (published "
                      "contract); explicit flags override them", choices=PRESETS)
 
@@ -309,7 +313,7 @@ class RunConfig(Record):
             raise refuse(o, "output_dir", " is empty (allowed: a directory path)")
         check_int(o, "snapshot_every", self.snapshot_every, 0, 100000)
         check_int(o, "num_threads", self.num_threads, 0, 1024)
-        for name in ("progress_bar", "overwrite", "resume"):
+        for name in ("progress_bar", "overwrite", "resume", "trust_checkpoint"):
             check_bool(o, name, getattr(self, name))
         check_float(o, "probe_smoothing_sigma", self.probe_smoothing_sigma, 0.0, 64.0)
         if self.probe_scale_mode != "pad" and self.probe_npz is None:

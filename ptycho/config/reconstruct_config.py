@@ -33,6 +33,9 @@ class ReconstructConfig(Record):
                            "the model's (the one it trained with, refined or learned) or the "
                            "scan file's", choices=PROBE_SOURCES)
     overwrite: bool = _f(False, "replace an earlier reconstruction in --output-dir")
+    trust_checkpoint: bool = _f(False, "load a --checkpoint that holds Python objects beyond "
+                                "weights and plain values (refused otherwise: unpickling it "
+                                "can run code); only for a file from a source you trust")
 
     def __post_init__(self) -> None:
         o = "ReconstructConfig"
@@ -40,5 +43,6 @@ class ReconstructConfig(Record):
         for name in ("checkpoint", "data", "output_dir"):
             if not str(getattr(self, name)).strip():
                 raise refuse(o, name, " is empty (allowed: a path)")
-        check_bool(o, "overwrite", self.overwrite)
+        for name in ("overwrite", "trust_checkpoint"):
+            check_bool(o, name, getattr(self, name))
         check_int(o, "refine_epochs", self.refine_epochs, 1, 100000)

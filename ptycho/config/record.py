@@ -1,12 +1,22 @@
 """The base of every config section: ``to_dict`` / ``from_dict`` (unknown keys refused with
-the closest names) and the check of each field declared with ``choices``."""
+the closest names) and the check of each field declared with ``choices``.
+
+``to_dict`` gives built-in values only (:func:`plain`): a NumPy scalar that passed a
+field's check (``np.float64`` is a ``float``) is written as the Python number, so the dict
+is valid JSON and a model checkpoint that stores it loads with
+``torch.load(weights_only=True)`` (``ptycho_torch.checkpoint``)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import field, fields
 from typing import Mapping
 
+import numpy as np
+
 from ptycho.config.validation import check_choice, unknown_key_error
+
+_PLAIN = (bool, int, float, str)
 
 
 def described(default, help: str, **meta):
@@ -20,11 +30,36 @@ def field_names(cls) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
+def plain(value):
+    """``value`` built from ``dict``, ``list``, ``tuple``, ``str``, ``int``, ``float``,
+    ``bool`` and ``None`` only: NumPy scalars and arrays become Python numbers and lists,
+    subclasses of the built-in types their base type, paths strings. Raises TypeError
+    naming the type of anything else."""
+    if value is None or type(value) in _PLAIN:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [plain(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    for base in _PLAIN:  # bool first: it is an int
+        if isinstance(value, base):
+            return base(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"a {type(value).__name__} is not a plain value (allowed: dict, list, "
+                    "tuple, str, int, float, bool, None)")
+
+
 class Record:
     """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys refused)."""
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping):

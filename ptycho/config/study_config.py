@@ -142,7 +142,7 @@ def leaf_fields() -> list[tuple[str, dataclasses.Field]]:
 # Settings that never change a study's numbers (a finished study is reused across them).
 NO_EFFECT_ON_RESULT = frozenset({
     "overwrite", "resume", "progress_bar", "logger", "num_threads", "snapshot_every", "preset",
-    "cache_dir", "output_dir"})
+    "cache_dir", "output_dir", "trust_checkpoint"})
 # Settings that may differ between an interrupted run and its --resume: the above, the
 # budget, and where it runs (batch_size may change, e.g. after a training OOM).
 RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({

@@ -9,7 +9,8 @@ A study's files live in :class:`ptycho.artifacts.StudyLayout`; its training stat
 - an interrupted one continues only with ``--resume`` (or is discarded with ``--overwrite``);
 - ``--resume`` refuses changed settings except :data:`ptycho.config.study_config.RESUME_MAY_CHANGE`
   (a changed learning rate, say, would be silently replaced by the optimizer state stored
-  in the checkpoint).
+  in the checkpoint), and a checkpoint that does not load weights only
+  (:mod:`ptycho_torch.checkpoint`) unless ``--trust-checkpoint``.
 
 Every rank of a distributed launch runs the same read-only checks (so a refusal stops
 all of them alike); only rank 0 writes (:func:`is_launch_rank_zero`).
@@ -22,12 +23,11 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
-
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.cli import flag
 from ptycho.config.study_config import RESUME_MAY_CHANGE, StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho_torch.checkpoint import UntrustedCheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 _RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -44,15 +44,20 @@ def is_launch_rank_zero() -> bool:
     return True
 
 
-def read_checkpoint_epoch(path) -> int:
-    """The epoch index stored in a Lightning checkpoint (0-based: the last finished epoch).
+def read_checkpoint_epoch(path, *, trust: bool = False) -> int:
+    """The epoch index stored in a Lightning checkpoint (0-based: the last finished epoch),
+    read weights only (``trust``: see :func:`ptycho_torch.checkpoint.load_checkpoint`).
 
-    Raises ValueError (one line) when the file is missing, truncated or not a checkpoint.
+    Raises ValueError (one line) when the file is missing, truncated or not a checkpoint;
+    :class:`~ptycho_torch.checkpoint.UntrustedCheckpointError` when it holds other Python
+    objects and ``trust`` is false.
     """
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(path, trust=trust, flag="--resume")
         return int(ckpt["epoch"])
+    except UntrustedCheckpointError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure means "not resumable"
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
         raise ValueError(f"checkpoint '{path}' is unreadable ({reason}) "
@@ -81,9 +86,12 @@ def check_dir_target(name: str, path: Path) -> None:
 
 
 def check_resume(cfg: StudyConfig, layout: StudyLayout) -> None:
-    """Refuse --resume from an unreadable checkpoint or with changed training settings."""
+    """Refuse --resume from an unreadable or untrusted checkpoint or with changed training
+    settings."""
     try:
-        read_checkpoint_epoch(last_checkpoint(layout))
+        read_checkpoint_epoch(last_checkpoint(layout), trust=cfg.run.trust_checkpoint)
+    except UntrustedCheckpointError as err:
+        raise StudyError(f"cannot resume: {err}") from None
     except ValueError as err:
         raise StudyError(f"cannot resume: {err}; drop --resume and pass --overwrite to start "
                          "over") from None
@@ -117,7 +125,10 @@ def prepare_output(cfg: StudyConfig, model_id: str | None = None) -> StudyLayout
     last = last_checkpoint(layout)
     if last.exists() and not cfg.run.resume and not cfg.run.overwrite:
         try:
-            where = f"checkpoint after epoch {read_checkpoint_epoch(last) + 1}: {last}"
+            where = (f"checkpoint after epoch "
+                     f"{read_checkpoint_epoch(last, trust=cfg.run.trust_checkpoint) + 1}: {last}")
+        except UntrustedCheckpointError:
+            where = f"checkpoint {last}, which holds Python objects beyond weights"
         except ValueError:
             where = f"unreadable checkpoint {last}"
         raise StudyError(f"output_dir={str(out)!r} holds an interrupted run of {model_id} "

@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
+from ptycho_torch.checkpoint import lightning_weights_only
 from ptycho_torch.config_factory import build_model
 from ptycho_torch.engine.callbacks import (
     AtomicCheckpointIO,
@@ -113,11 +114,12 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
               data_config: DataConfig, train: PtychoDataset, work_dir: Path, *,
               resume: bool = False, progress_bar: bool = True,
               extra_callbacks: list | None = None, probe_config=None,
-              logger: str = "csv") -> FitResult:
+              logger: str = "csv", trust_checkpoint: bool = False) -> FitResult:
     """Train on ``train`` with its probe (and bad-pixel mask) in the forward operator.
 
     ``resume``: continue from ``work_dir/checkpoints/last.ckpt`` when it exists (weights,
-    optimizer, scheduler, epoch counter, history, early-stopping state).
+    optimizer, scheduler, epoch counter, history, early-stopping state), read weights only
+    unless ``trust_checkpoint`` (:mod:`ptycho_torch.checkpoint`).
     ``training_config.num_nodes`` x ``devices`` processes train with DDP when > 1.
     The budget is ``epochs`` and ``max_steps`` (when > 0); ``max_train_minutes`` is a
     wall-clock cap whose stop is reported as ``stop_reason == "max_time"``.
@@ -147,9 +149,10 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     last = ckpt_dir / "last.ckpt"
     if resume and last.exists():
         ckpt_path = str(last)
-        resumed_from = read_checkpoint_epoch(last)
+        resumed_from = read_checkpoint_epoch(last, trust=trust_checkpoint)
     t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path,
+                weights_only=lightning_weights_only(trust_checkpoint))
     train_time = time.perf_counter() - t0
     reason = _stop_reason(trainer, cbs.early, tc.epochs, tc.max_steps)
     per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)

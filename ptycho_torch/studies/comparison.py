@@ -162,7 +162,8 @@ def _compare_config(values: dict) -> CompareConfig:
                          iterative_epochs=methods.iterative_epochs,
                          iterative_batch_size=methods.iterative_batch_size,
                          refine=methods.refine, refine_epochs=methods.refine_epochs,
-                         reuse=parse_reuse(reuse_text, base.model.N, base.model.gridsize))
+                         reuse=parse_reuse(reuse_text, base.model.N, base.model.gridsize,
+                                           trust=base.run.trust_checkpoint))
 
 
 def common_region(rows: list[StudyMetrics]) -> list | None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.checkpoint import UntrustedCheckpointError, load_checkpoint, load_model
 from ptycho_torch.data_residual import test_object_residuals, whole_object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
@@ -19,7 +18,7 @@ from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_i
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruct import check_scan, load_model, with_model_probe
+from ptycho_torch.reconstruct import check_scan, with_model_probe
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
     reconstruction_record,
@@ -80,7 +79,7 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
     """The trained network's predicted patches of test object 0 and their centres."""
-    model = load_model(str(checkpoint), device)
+    model = load_model(str(checkpoint), device, trust=cfg.run.trust_checkpoint)
     sub = test.select(test.object_selection(0))
     return (predict_patches(model, sub, cfg.inference.infer_batch_size), sub.centres,
             sub.pattern_ids())
@@ -168,7 +167,8 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
         log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
         return old
     device = resolve_device(cfg.training.device)
-    model = load_model(str(checkpoint), device)
+    model = load_model(str(checkpoint), device, trust=cfg.run.trust_checkpoint,
+                       flag="--reuse-models")
     check_scan(model, test, str(checkpoint))
     scan = with_model_probe(model, test, checkpoint, "test scan's", "", "--reuse-models")
     log.info("%s: %s applied to the test scan (no training; the model's probe)",
@@ -187,9 +187,10 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
     return save_row(layout, m, rec, scan=scan)
 
 
-def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
+def parse_reuse(text: str, N: int, gridsize: int, *, trust: bool = False) -> tuple[Path, ...]:
     """The ``--reuse-models`` checkpoints: existing, distinct row names, and models of this
-    comparison's N and gridsize (read from each checkpoint's hyperparameters)."""
+    comparison's N and gridsize (read from each checkpoint's hyperparameters, weights only
+    unless ``trust``: ``--trust-checkpoint``)."""
     out, ids = [], {}
     for item in split_list(text):
         p = Path(item)
@@ -202,9 +203,11 @@ def parse_reuse(text: str, N: int, gridsize: int) -> tuple[Path, ...]:
                              f"{rid!r} (allowed: checkpoints in differently named run folders)")
         ids[rid] = p
         try:
-            hp = torch.load(p, map_location="cpu", weights_only=False)["hyper_parameters"]
+            hp = load_checkpoint(p, trust=trust)["hyper_parameters"]
             mc = hp["model_config"]
             got = (int(mc["N"]), int(mc["gridsize"]))
+        except UntrustedCheckpointError as err:
+            raise StudyError(f"--reuse-models: {err}") from None
         except Exception:  # noqa: BLE001 - any failure is one refusal line
             raise StudyError(f"--reuse-models: checkpoint '{p}' cannot be read (expected a "
                              "model.ckpt written by this project)") from None

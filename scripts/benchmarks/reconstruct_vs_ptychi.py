@@ -65,7 +65,7 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
     unit and geometry."""
     from ptycho.config.study_config import StudyConfig
     from ptycho.formats.study_input import read_dataset
-    from ptycho_torch.model import PtychoPINN_Lightning
+    from ptycho_torch.checkpoint import load_model
     run = study_dir / "runs" / model_id
     ckpt, cfg_path = run / "model.ckpt", run / "config.json"
     for p in (ckpt, cfg_path):
@@ -79,7 +79,7 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
     if test.ground_truth is None:
         raise ValueError(f"--study-dir: the scored scan {saved['data']['test_npz']} has no ground "
                          "truth (allowed: a study whose test scan has one, to score both methods)")
-    model = PtychoPINN_Lightning.load_from_checkpoint(str(ckpt), map_location="cpu").to(device).eval()
+    model = load_model(ckpt, "cpu", flag="--study-dir").to(device).eval()  # weights only
     metrics = {}
     if (run / "metrics.json").is_file():
         metrics = json.loads((run / "metrics.json").read_text())

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import FrozenInstanceError, fields
 
+import numpy as np
 import pytest
 
 from ptycho.config import cli
@@ -241,6 +242,22 @@ def test_resume_and_no_effect_sets_name_real_fields():
     # settings that change the trained numbers may never change on resume
     for k in ("learning_rate", "seed", "fno_width", "loss", "nphotons", "train_npz", "N"):
         assert k not in study_config.RESUME_MAY_CHANGE
+
+
+def test_to_dict_gives_plain_python_values():
+    """A NumPy number passes a float field's check (np.float64 is a float) but is written as
+    the Python number: the dicts go into JSON and into weights-only model checkpoints."""
+    from ptycho.config.record import plain
+    cfg = StudyConfig().replace(learning_rate=np.float64(2e-3), nphotons=np.float64(1e6),
+                                output_dir=np.str_("out"))
+    d = cfg.to_dict()
+    values = [v for section in d.values() for v in section.values()]
+    assert all(v is None or type(v) in (bool, int, float, str) for v in values)
+    assert d["training"]["learning_rate"] == 2e-3 and d["run"]["output_dir"] == "out"
+    assert StudyConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    assert plain({"a": (np.int64(3), np.arange(2))}) == {"a": (3, [0, 1])}
+    with pytest.raises(TypeError, match="a object is not a plain value"):
+        plain({"a": object()})
 
 
 # ------------------------------------------------------------------ presets

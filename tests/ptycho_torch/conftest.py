@@ -108,3 +108,21 @@ def _restore_project_loggers():
         lg.handlers[:] = handlers
         lg.setLevel(level)
         lg.propagate = propagate
+
+
+class CodeOnLoad:
+    """A pickled object whose unpickling makes the directory ``marker`` (``os.makedirs``):
+    the stand-in for any command a shared checkpoint could run when it is loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.makedirs, (self.marker,))
+
+
+@pytest.fixture
+def code_on_load():
+    """``code_on_load(marker)``: see :class:`CodeOnLoad`."""
+    return CodeOnLoad

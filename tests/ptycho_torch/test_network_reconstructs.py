@@ -59,7 +59,7 @@ def test_small_study_beats_flat_and_untrained_baselines(tmp_path):
     flat = evaluate_reconstruction(np.full(gt.shape, np.abs(gt).mean(), np.complex64), gt)
 
     ckpt = torch.load(result.layout.run_dir / "model.ckpt", map_location="cpu",
-                      weights_only=False)
+                      weights_only=True)
     hp = ckpt["hyper_parameters"]
     data_dir = next((tmp_path / "study" / "datasets").iterdir())
     train, test = (read_dataset(str(data_dir / f"{part}.npz"), N=32) for part in ("train", "test"))

@@ -1,5 +1,6 @@
 """A model.ckpt written before the restructuring (tests/ptycho_torch/data/README.md) still loads:
-same hyperparameter keys, same state-dict keys, same predictions."""
+same hyperparameter keys, same state-dict keys, same predictions; weights only, no
+--trust-checkpoint (it holds tensors and plain values, as every checkpoint of this project)."""
 from pathlib import Path
 
 import numpy as np
@@ -7,14 +8,14 @@ import torch
 
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.reconstruct import load_model
+from ptycho_torch.checkpoint import load_model
 
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def test_a_checkpoint_from_before_the_move_loads_and_predicts_the_same(tiny_data):
     _, test = tiny_data
-    ckpt = torch.load(DATA / "pre_move_fno.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(DATA / "pre_move_fno.ckpt", map_location="cpu", weights_only=True)
     assert set(ckpt["hyper_parameters"]) == {"model_config", "data_config", "training_config"}
     keys = set(ckpt["state_dict"])
     assert {"physics.probe", "valid_mask"} <= keys and any(k.startswith("generator.") for k in keys)

@@ -138,7 +138,7 @@ def test_a_learned_probe_has_its_own_learning_rate_and_checkpoint(tmp_path):
     trainer.strategy.connect(model)
     path = tmp_path / "m.ckpt"
     trainer.save_checkpoint(path)
-    back = PtychoPINN_Lightning.load_from_checkpoint(str(path), weights_only=False)
+    back = PtychoPINN_Lightning.load_from_checkpoint(str(path))
     torch.testing.assert_close(back.current_probe(), learned)
 
 

@@ -286,7 +286,7 @@ ROWS = {
 
 OUTPUT_ROWS = ("output_is_a_file", "output_under_a_file", "cache_dir_is_a_file",
                "finished_study", "interrupted_run", "resume_changed_setting",
-               "resume_unreadable_checkpoint")
+               "resume_unreadable_checkpoint", "resume_untrusted_checkpoint")
 
 
 @pytest.fixture
@@ -386,15 +386,15 @@ def _fake_interrupted(out: Path, ckpt: bytes | None, study_cfg=None):
         (work / "study_config.json").write_text(json.dumps({"study": study_cfg.to_dict()}))
 
 
-def _tiny_checkpoint(tmp: Path) -> bytes:
+def _tiny_checkpoint(tmp: Path, extra: dict | None = None) -> bytes:
     import torch
     p = tmp / "c.ckpt"
-    torch.save({"epoch": 2, "state_dict": {}}, p)
+    torch.save({"epoch": 2, "state_dict": {}, **(extra or {})}, p)
     return p.read_bytes()
 
 
 @pytest.mark.parametrize("row", OUTPUT_ROWS)
-def test_output_directory_rows(row, ctx, capsys):
+def test_output_directory_rows(row, ctx, capsys, code_on_load):
     out, tmp = ctx["out"], ctx["tmp"]
     argv = [*MODEL, *SIM, "--output-dir", out]
     if row == "output_is_a_file":
@@ -428,12 +428,21 @@ def test_output_directory_rows(row, ctx, capsys):
         expected = ("cannot resume: fno_width=8 but the interrupted run used fno_width=16 (allowed: "
                     "the interrupted run's value; or drop --resume and pass --overwrite to start "
                     "over) [flag --fno-width]")
+    elif row == "resume_untrusted_checkpoint":  # its pickle would make tmp/MARKER
+        _fake_interrupted(out, _tiny_checkpoint(tmp, {"callbacks": {"x": code_on_load(tmp / "MARKER")}}))
+        argv.append("--resume")
+        expected = (f"cannot resume: checkpoint '{out / '.work/pinn_fno/checkpoints/last.ckpt'}' "
+                    "holds Python objects beyond weights and plain values (os.makedirs), which can "
+                    "run code when loaded (allowed: weights and plain values; pass "
+                    "--trust-checkpoint to load it anyway, only if you trust the file's source) "
+                    "[flag --resume]")
     else:  # resume_unreadable_checkpoint
         _fake_interrupted(out, _tiny_checkpoint(tmp)[:100])
         argv.append("--resume")
         expected = None
     before = tree_state(tmp)
     code, err = run_main(argv, capsys)
+    assert not (tmp / "MARKER").exists()
     line = assert_refused(code, err, expected)
     if expected is None:
         assert line.startswith(f"error: cannot resume: checkpoint "

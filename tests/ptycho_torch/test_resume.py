@@ -52,7 +52,7 @@ def test_sigkill_then_resume_finishes_without_repeating_epochs(tmp_path, tiny_pa
     killed_at = time.time()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "runs" / "pinn_fno" / "metrics.json").exists()
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
     k = int(ckpt["epoch"])
     assert 0 <= k < EPOCHS - 1, "the run was killed too late to test resuming"
     assert [r["epoch"] for r in ckpt["callbacks"]["HistoryCallback"]["rows"]] == list(range(k + 1))
@@ -73,5 +73,5 @@ def test_sigkill_then_resume_finishes_without_repeating_epochs(tmp_path, tiny_pa
     assert all(t > killed_at for t in h["time_s"][k + 1:])
     # model.ckpt is the final state saved after fit (the weights the reconstruction used):
     # Lightning's epoch counter then equals the number of completed epochs
-    assert int(torch.load(run / "model.ckpt", map_location="cpu", weights_only=False)["epoch"]) == EPOCHS
+    assert int(torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["epoch"]) == EPOCHS
     assert not list(out.rglob(".*.tmp-*"))

@@ -146,7 +146,7 @@ def test_wall_time_cap_stops_mid_run_and_the_checkpoint_is_the_reconstruction(
     np.testing.assert_array_equal(again, saved)  # model.ckpt holds the weights that made it
     # the checkpoint is the state at the stop (not the last epoch end)
     ckpt = torch.load(out / "runs" / "pinn_fno" / "model.ckpt", map_location="cpu",
-                      weights_only=False)
+                      weights_only=True)
     assert int(ckpt["global_step"]) == m["steps_completed"]
 
 

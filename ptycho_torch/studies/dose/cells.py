@@ -14,6 +14,7 @@ import torch
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.checkpoint import load_model
 from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import import_ptychi
@@ -21,7 +22,6 @@ from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruct import load_model
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
     reconstruction_record,
@@ -164,7 +164,7 @@ def best_val_row(dc: DoseConfig, dose: float, arch: str, source: StudyMetrics, t
     path, epoch = best
     note = (f"checkpoint with the lowest validation loss (epoch {epoch + 1} of "
             f"{source.epochs_completed})")
-    model = load_model(str(path), device)
+    model = load_model(str(path), device, trust=cfg.run.trust_checkpoint)
     m, rec = inference_row(layout.model_id, model, tests(dose), cfg, source,
                            key, note, epoch + 1, device)
     return Row(layout.model_id, dose, save_row(layout, m, rec, scan=tests(dose)), layout)
@@ -186,7 +186,8 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
         old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
         if old is None:
             if model is None:
-                model = load_model(str(src.run_dir / "model.ckpt"), device)
+                model = load_model(str(src.run_dir / "model.ckpt"), device,
+                                   trust=src_cfg.run.trust_checkpoint)
             note = f"network trained at {format_dose(d0)} photons applied at {format_dose(dose)}"
             m, rec = inference_row(name, model, tests(dose), cfg, finals[(d0, arch)], key, note,
                                    finals[(d0, arch)].epochs_completed, device)

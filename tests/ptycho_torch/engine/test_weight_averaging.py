@@ -55,7 +55,7 @@ def test_ema_weights_are_the_moving_average_of_the_step_weights(tmp_path, tiny_d
         torch.testing.assert_close(final[k], avg, rtol=1e-5, atol=1e-6)
         moved = max(moved, float((final[k] - rec.steps[-1][k]).abs().max()))
     assert moved > 1e-5  # the average differs from the last step's weights
-    saved = torch.load(fit.checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(fit.checkpoint, map_location="cpu", weights_only=True)
     for k, v in rec.steps[-1].items():  # final.ckpt holds the average; the last weights beside it
         torch.testing.assert_close(saved["state_dict"][k], final[k])
         torch.testing.assert_close(saved["current_model_state"][k], final[k])
