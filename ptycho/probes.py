@@ -1,5 +1,6 @@
 """Probes: the defocused circular aperture of the grid-lines study and a two-mode probe
-(for simulation), the sub-pixel shift of probe modes, and the fit of a probe to size N.
+(for simulation), the sub-pixel shift of probe modes, the fit of a probe to size N, and a
+probe from elsewhere brought to a scan's units (:func:`scale_to_patterns`).
 
 Conventions: a probe is complex (N, N), or (modes, N, N) for incoherent modes, centred at
 pixel (N//2, N//2); shifts are in pixels, (x, y) = (column, row).
@@ -11,8 +12,8 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
-__all__ = ["fit_probe", "make_probe", "probe_fill", "probe_recipe", "two_mode_probe",
-           "shift_modes"]
+__all__ = ["fit_probe", "make_probe", "probe_fill", "probe_recipe", "scale_to_patterns",
+           "two_mode_probe", "shift_modes"]
 
 
 def make_probe(N: int, pupil_radius: float = 0.1875, defocus: float = 14.0) -> np.ndarray:
@@ -100,6 +101,29 @@ def fit_probe(probe: np.ndarray, N: int) -> np.ndarray:
         out = p
     out = np.ascontiguousarray(out)
     return out[0] if out.shape[0] == 1 else out
+
+
+def scale_to_patterns(probe: np.ndarray, patterns: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(k * probe, k)``: ``probe`` (N, N) or (modes, N, N) in the units of ``patterns``
+    (n, N, N) diffraction amplitudes, by this rule.
+
+    ``k`` is the one real factor > 0 for which the probe, through a unit-amplitude object,
+    predicts the patterns' mean total intensity: ``k**2 * sum |P|**2 = mean_n sum A**2``
+    (Parseval for the unitary FFT of the forward model; modes add in intensity; pixels the
+    detector did not measure are zero in ``patterns`` and count nothing). A probe from
+    another file carries that file's scale; after this the object the network learns has a
+    mean intensity of about 1 (the object / probe scale is not determined by the data).
+    Raises ValueError when the probe or the patterns have no intensity.
+    """
+    p = np.asarray(probe)
+    energy = float(np.sum(np.abs(p.astype(np.complex128)) ** 2))
+    amp = np.asarray(patterns, dtype=np.float64)
+    measured = float(np.mean(np.sum(np.square(amp), axis=(-2, -1))))
+    if not (np.isfinite(energy) and energy > 0 and np.isfinite(measured) and measured > 0):
+        raise ValueError(f"cannot scale the probe to the patterns: probe intensity {energy:.4g}, "
+                         f"mean pattern intensity {measured:.4g} (expected both > 0)")
+    k = float(np.sqrt(measured / energy))
+    return (p.astype(np.complex128) * k).astype(np.complex64), k
 
 
 def probe_fill(probe: np.ndarray, energy: float = 0.9) -> float:

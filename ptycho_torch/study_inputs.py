@@ -7,12 +7,17 @@ shapes the data) and reused after. :func:`load_study_data` reads both scans (the
 the learning curve); :func:`load_test_data` only the scored one (the comparison and the dose
 study, whose training runs read their own). Every refusal is a :class:`StudyError` naming
 the file, the key and the flag.
+
+``--probe-npz FILE`` gives the probe: on simulated data the probe that simulates them; with
+the user's files it replaces each scan's own probe (train and test), made N x N by the
+simulation's rule (:func:`read_probe_file`, ``--probe-scale-mode``) and brought to each
+scan's units by :func:`ptycho.probes.scale_to_patterns` (:func:`with_file_probe`).
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,7 @@ from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
 from ptycho.formats.study_input import read_dataset, read_probe
 from ptycho.probe_scaling import scale_probe
+from ptycho.probes import scale_to_patterns
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,53 @@ def read_probe_file(path: str, N: int, mode: str = "pad", sigma: float = 0.5) ->
         return scale_probe(read_probe(path), N, mode, sigma)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --probe-npz]") from None
+
+
+def with_file_probe(cfg: StudyConfig, ds: PtychoDataset, probe: np.ndarray
+                    ) -> tuple[PtychoDataset, float]:
+    """``(ds with the --probe-npz probe, k)``: ``probe`` (N x N, from :func:`read_probe_file`)
+    in the units of ``ds``. A scan file's probe is in the file's normalised units (counts are
+    read as ``A = sqrt(I) / s`` and the file's probe divided by ``s``), a probe from another
+    file in that file's: the probe is scaled by the one real ``k`` for which it predicts the
+    scan's mean total intensity through a unit-amplitude object
+    (:func:`ptycho.probes.scale_to_patterns`, over the distinct measured patterns). Its modes
+    replace the scan's whatever their number (modes add in intensity). The metadata's
+    ``normalisation`` (``metrics.json``'s) and ``probe_source`` say where the probe came from."""
+    ids = ds.pattern_ids().ravel()
+    _, first = np.unique(ids, return_index=True)
+    try:
+        scaled, k = scale_to_patterns(probe, ds.diffraction.reshape(-1, ds.N, ds.N)[first])
+    except ValueError as err:
+        raise StudyError(f"probe file '{cfg.run.probe_npz}': {err} [flag --probe-npz]") from None
+    note = (f"probe from --probe-npz {cfg.run.probe_npz} ({cfg.run.probe_scale_mode} to "
+            f"{ds.N} x {ds.N}), not the scan's, scaled x {k:.4g} to the scan's mean total "
+            "intensity through a unit object")
+    before = ds.metadata.get("normalisation")
+    meta = {**ds.metadata, "probe_source": note,
+            "normalisation": f"{before}; {note}" if before else note}
+    return replace(ds, probe=scaled, metadata=meta), k
+
+
+def _replace_probes(cfg: StudyConfig, scans: dict, info: dict) -> dict:
+    """``scans`` ({"train": ds, "test": ds}) with the --probe-npz probe when the user's files
+    are read with one (logged in one line, recorded in ``info``); else as they are."""
+    if cfg.simulated or not cfg.run.probe_npz:
+        return scans
+    probe = read_probe_file(cfg.run.probe_npz, cfg.model.N, cfg.run.probe_scale_mode,
+                            cfg.run.probe_smoothing_sigma)
+    out, factors = {}, {}
+    for name, ds in scans.items():
+        out[name], factors[name] = with_file_probe(cfg, ds, probe)
+    modes = probe.reshape(-1, cfg.model.N, cfg.model.N).shape[0]
+    log.info("probe: --probe-npz %s replaces the scan file's probe (%s to %d x %d, %d mode%s), "
+             "scaled to the scan's mean total intensity through a unit object: %s",
+             cfg.run.probe_npz, cfg.run.probe_scale_mode, cfg.model.N, cfg.model.N, modes,
+             "" if modes == 1 else "s", ", ".join(f"x {k:.4g} ({n})" for n, k in factors.items()))
+    info.update(probe_npz=cfg.run.probe_npz, probe_scale_mode=cfg.run.probe_scale_mode,
+                probe_smoothing_sigma=cfg.run.probe_smoothing_sigma,
+                probe_source="--probe-npz (replaces the scan file's probe)",
+                probe_scale_factor=factors)
+    return out
 
 
 def study_paths(cfg: StudyConfig) -> StudyPaths:
@@ -84,11 +137,14 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
     if cfg.simulated:
         log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
                  paths.seconds, paths.train.parent)
-    return (_read(cfg, paths.train, "--train-npz"), _read(cfg, paths.test, "--test-npz"),
-            paths.info)
+    info = dict(paths.info)
+    scans = _replace_probes(cfg, {"train": _read(cfg, paths.train, "--train-npz"),
+                                  "test": _read(cfg, paths.test, "--test-npz")}, info)
+    return scans["train"], scans["test"], info
 
 
 def load_test_data(cfg: StudyConfig) -> tuple[PtychoDataset, dict]:
     """``(test, info)``: only the scored scan (the training scan stays on disk)."""
     paths = study_paths(cfg)
-    return _read(cfg, paths.test, "--test-npz"), paths.info
+    info = dict(paths.info)
+    return _replace_probes(cfg, {"test": _read(cfg, paths.test, "--test-npz")}, info)["test"], info

@@ -272,8 +272,10 @@ class RunConfig(Record):
                                    "Ptychodus's sign (object pixel = +translation / pixel); -1 "
                                    "for files written with the opposite sign",
                                    choices=CXI_TRANSLATION_SIGNS)
-    probe_npz: Optional[str] = _f(None, "simulate with the probe of this file (any supported "
-                                  "format) instead of the synthetic aperture")
+    probe_npz: Optional[str] = _f(None, "the probe of this file (any supported format): it "
+                                  "simulates the data instead of the synthetic aperture, or "
+                                  "replaces the probe of --train-npz / --test-npz, scaled to "
+                                  "each scan's mean total intensity (docs/data.md)")
     probe_scale_mode: str = _f("pad", "how --probe-npz's probe is made N x N: pad (zero-pad), "
                                "pad_preserve (smooth, zero-pad), pad_extrapolate (edge-pad the "
                                "amplitude, fitted quadratic phase, smooth; the reference's) or "

@@ -4,6 +4,10 @@ The readers return a channel-first :class:`ptycho.dataset.PtychoDataset`; this m
 training patterns into a seeded train/validation split (the validation patterns are carved
 from the training scan, never from the test scan) and batches of
 ``(x (B,C,N,N) float32, positions (B,C,1,2) float32, input_scale_factor (B,1,1,1) float32)``.
+
+The training order of epoch ``e`` is a function of the seed and ``e`` only
+(:class:`EpochOrder`), so a run resumed after epoch ``k`` sees the batches the
+uninterrupted run would have seen.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ptycho.dataset import PtychoDataset
 
@@ -33,6 +37,39 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, i):
         return self.x[i], self.positions[i], self.scale
+
+
+class EpochOrder(Sampler[int]):
+    """The training order: epoch ``e`` visits the ``n`` samples in the permutation that
+    ``torch.randperm`` draws from a ``torch.Generator`` seeded by ``(seed, e)`` (through
+    ``numpy.random.SeedSequence``, so no two (seed, epoch) pairs share a stream).
+
+    Lightning calls :meth:`set_epoch` with the epoch about to run, before it iterates the
+    loader (``lightning.fabric.utilities.data._set_sampler_epoch``, from the fit loop), also
+    in a resumed run, so the order of an epoch never depends on how many epochs this process
+    ran before it. Several processes (DDP): Lightning wraps this sampler in its
+    ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and gives each rank its shard.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        if n < 1:
+            raise ValueError(f"EpochOrder: n={n} (expected at least one sample)")
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def permutation(self, epoch: int) -> list[int]:
+        """The order of epoch ``epoch``."""
+        state = np.random.SeedSequence((self.seed, int(epoch))).generate_state(1, np.uint64)[0]
+        gen = torch.Generator().manual_seed(int(state))
+        return torch.randperm(self.n, generator=gen).tolist()
+
+    def __iter__(self):
+        return iter(self.permutation(self.epoch))
+
+    def __len__(self) -> int:
+        return self.n
 
 
 @dataclass(frozen=True)
@@ -67,12 +104,13 @@ def input_scale_from(diffraction: np.ndarray) -> float:
 
 def make_loaders(train: PtychoDataset, split: TrainValSplit, input_scale: float,
                  batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
-    """Training (shuffled, seeded) and validation loaders over a dataset's groups."""
+    """Training (in the :class:`EpochOrder` of ``seed``) and validation (in order) loaders
+    over a dataset's groups."""
     x, pos = train.diffraction, train.coords_nominal
     ds_train = PatchDataset(x[split.train_idx], pos[split.train_idx], input_scale)
     ds_val = PatchDataset(x[split.val_idx], pos[split.val_idx], input_scale)
-    gen = torch.Generator().manual_seed(seed)
-    return (DataLoader(ds_train, batch_size=batch_size, shuffle=True, generator=gen, drop_last=False),
+    return (DataLoader(ds_train, batch_size=batch_size, sampler=EpochOrder(len(ds_train), seed),
+                       drop_last=False),
             DataLoader(ds_val, batch_size=max(batch_size, 64), shuffle=False))
 
 

@@ -14,6 +14,9 @@ Reliability:
   or the new complete checkpoint, never a truncated one.
 - :class:`~ptycho_torch.engine.callbacks.HistoryCallback` is stateful (fixed
   ``state_key``), so a resumed run continues the per-epoch history instead of restarting it.
+- The training order of each epoch depends on the seed and the epoch only
+  (:class:`~ptycho_torch.engine.data.EpochOrder`), so a resumed run is the uninterrupted
+  one (bit for bit on CPU with the same threads, torch and batch size).
 """
 from __future__ import annotations
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ptycho.dataset import PtychoDataset
+from ptycho.grouping import group_centre_and_offsets
 from ptycho_torch.data_residual import object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
@@ -285,8 +286,15 @@ def centres_by_pattern(data: PtychoDataset, pattern_ids: np.ndarray, positions_x
 
 def with_positions(data: PtychoDataset, pattern_ids: np.ndarray, positions_xy: np.ndarray
                    ) -> PtychoDataset:
-    """``data`` with the patches of ``pattern_ids`` at ``positions_xy`` (x, y) (the group
-    centres ``coords_nominal`` are kept; the offsets take the change)."""
-    centres = centres_by_pattern(data, pattern_ids, positions_xy)
-    offsets = (centres[:, :, None, :] - data.coords_nominal.astype(np.float64)).astype(np.float32)
-    return replace(data, coords_offsets=offsets)
+    """``data`` with the patches of ``pattern_ids`` at ``positions_xy`` (n_ids, 2) (x, y)
+    (the others kept), both position fields rebuilt from the moved patches by the dataset's
+    convention (:func:`ptycho.grouping.group_centre_and_offsets`): ``coords_offsets`` each
+    group's centre, the mean of its patches' positions, and ``coords_nominal`` each patch's
+    offset from it, the offsets the overlap constraint trains with. Every patch of one
+    measured pattern (``pattern_ids()``) moves alike, so ``centres`` is the new position."""
+    centres = centres_by_pattern(data, pattern_ids, positions_xy)          # (g, C, 2)
+    ids = data.pattern_ids()
+    _, first, groups = np.unique(ids.ravel(), return_index=True, return_inverse=True)
+    offsets, nominal = group_centre_and_offsets(centres.reshape(-1, 2)[first],
+                                                groups.reshape(ids.shape))
+    return replace(data, coords_offsets=offsets, coords_nominal=nominal)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptycho.probe_scaling import fit_quadratic_phase, scale_probe, smooth_probe
-from ptycho.probes import make_probe, probe_fill
+from ptycho.probes import make_probe, probe_fill, scale_to_patterns
 
 H, N = 32, 64
 
@@ -98,3 +98,18 @@ def test_probe_fill_of_a_uniform_disk_and_of_the_study_probes():
         probe_fill(make_probe(64)) / 4, rel=0.02)
     with pytest.raises(ValueError, match="no energy"):
         probe_fill(np.zeros((8, 8), complex))
+
+
+def test_scale_to_patterns_gives_the_probe_that_made_the_patterns_through_a_unit_object():
+    """Patterns of a unit object, A = |fft2(P, ortho)| (two modes adding in intensity):
+    the same probe at any other scale is brought back to P exactly (Parseval)."""
+    modes = np.stack([make_probe(32), 0.5 * gaussian_probe(32, 4.0)]).astype(np.complex64)
+    amp = np.sqrt(np.sum(np.abs(np.fft.fft2(modes.astype(np.complex128), norm="ortho")) ** 2,
+                         axis=0))
+    patterns = np.stack([amp, amp, amp])
+    scaled, k = scale_to_patterns(modes * 0.01, patterns)
+    assert k == pytest.approx(100.0, rel=1e-6)
+    np.testing.assert_allclose(scaled, modes, rtol=1e-5, atol=1e-6)
+    assert scaled.dtype == np.complex64 and scaled.shape == modes.shape
+    with pytest.raises(ValueError, match="probe intensity 0, mean pattern intensity"):
+        scale_to_patterns(np.zeros((32, 32), np.complex64), patterns)

@@ -147,6 +147,56 @@ def test_probe_file_makes_a_realistic_simulated_study(scan_files, tmp_path):
     assert m["ground_truth"] is True and len(m["psnr"]) == 2
 
 
+def test_probe_file_replaces_the_probe_of_a_file_scan(scan_files, tmp_path, capsys):
+    """--probe-npz with --train-npz / --test-npz: both scans train and are scored with the
+    file's probe (a 1-mode 16 x 16 Gaussian with a phase ramp instead of the scans' 2-mode
+    aperture), padded to N and scaled so that, through a unit object, it predicts each
+    scan's mean total intensity (Parseval: k^2 sum|P|^2 = mean sum A^2)."""
+    import torch
+    from ptycho.formats.study_input import read_dataset
+    yy, xx = np.mgrid[:16, :16] - 8
+    small = (np.exp(-(xx ** 2 + yy ** 2) / 18.0) * np.exp(0.4j * xx)).astype(np.complex64)
+    np.savez(tmp_path / "probe.npz", probeGuess=small)
+    out = tmp_path / "replaced"
+    argv = ["--train-npz", str(scan_files["npz"]), "--test-npz", str(scan_files["cxi"]),
+            "--probe-npz", str(tmp_path / "probe.npz"), "--output-dir", str(out), *TINY_MODEL]
+    assert runner.main(argv) == 0
+    padded = np.zeros((32, 32), np.complex128)
+    padded[8:24, 8:24] = small
+
+    def measured(path):
+        amp = read_dataset(path, N=32).diffraction[:, 0].astype(np.float64)
+        return np.mean(np.sum(amp ** 2, axis=(1, 2)))
+
+    def expected(path):
+        return np.sqrt(measured(path) / np.sum(np.abs(padded) ** 2)) * padded
+    run = out / "runs" / "pinn_fno"
+    ckpt = torch.load(run / "model.ckpt", map_location="cpu", weights_only=False)
+    np.testing.assert_allclose(ckpt["state_dict"]["physics.probe"].numpy().reshape(32, 32),
+                               expected(scan_files["npz"]), rtol=1e-5, atol=1e-5)
+    with np.load(out / "recons" / "pinn_fno" / "recon.npz") as z:   # the scored scan's probe
+        np.testing.assert_allclose(z["probe"], expected(scan_files["cxi"]), rtol=1e-5, atol=1e-5)
+    data = json.loads((run / "config.json").read_text())["data"]
+    assert data["probe_npz"] == str(tmp_path / "probe.npz")
+    assert set(data["probe_scale_factor"]) == {"train", "test"}
+    m = json.loads((run / "metrics.json").read_text())
+    assert f"probe from --probe-npz {tmp_path / 'probe.npz'} (pad to 32 x 32), not the scan's" \
+        in m["normalisation"]
+    # a probe without intensity is refused in one line before anything is written
+    np.savez(tmp_path / "zero.npz", probeGuess=np.zeros((16, 16), np.complex64))
+    capsys.readouterr()
+    never = tmp_path / "never"
+    argv = ["--train-npz", str(scan_files["npz"]), "--probe-npz", str(tmp_path / "zero.npz"),
+            "--output-dir", str(never), *TINY_MODEL]
+    assert runner.main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: probe file '{tmp_path / 'zero.npz'}': cannot scale the probe to the patterns: "
+        f"probe intensity 0, mean pattern intensity {measured(scan_files['npz']):.4g} "
+        "(expected both > 0) "
+        "[flag --probe-npz]"]
+    assert not (never / "runs").exists()
+
+
 def test_covered_box_is_fully_covered_and_maximal_on_a_disc():
     from ptycho.stitching import covered_box
     yy, xx = np.mgrid[:40, :40]

@@ -194,6 +194,38 @@ def test_with_positions_moves_patches_by_pattern(tiny_data):
     np.testing.assert_allclose(centres_by_pattern(train, ids[:5], new[:5])[:5, 0], new[:5])
 
 
+def test_with_positions_keeps_the_group_convention_at_gridsize_2(tiny_data_g2):
+    """After a position correction at gridsize 2 every patch sits at its pattern's corrected
+    position, ``coords_offsets`` is its group's centre (the mean of the corrected members) and
+    ``coords_nominal`` its offset from it: the offsets the training loader hands the overlap
+    constraint, and the canvas the model is built with."""
+    from ptycho_torch.config_factory import build_model, data_config_from
+    from ptycho_torch.engine.data import make_loaders, split_indices
+    train, _ = tiny_data_g2
+    ids = train.pattern_ids()
+    uniq, first = np.unique(ids.ravel(), return_index=True)
+    before = train.centres.reshape(-1, 2).astype(np.float64)[first]
+    shift = np.random.default_rng(5).uniform(-3.0, 3.0, before.shape)
+    moved = with_positions(train, uniq, before + shift)
+    want = (before + shift)[np.searchsorted(uniq, ids)]                     # (n, C, 2)
+    centre = want.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(moved.centres, want, atol=1e-4)
+    np.testing.assert_allclose(moved.coords_offsets[:, :, 0], np.broadcast_to(centre, want.shape),
+                               atol=1e-4)
+    np.testing.assert_allclose(moved.coords_nominal[:, :, 0], want - centre, atol=1e-4)
+    split = split_indices(moved.n, 0.25, 0)
+    _, val = make_loaders(moved, split, 1.0, batch_size=moved.n, seed=0)
+    _, positions, _ = next(iter(val))
+    np.testing.assert_allclose(positions[:, :, 0].numpy(), (want - centre)[split.val_idx],
+                               atol=1e-4)
+    reach = int(np.abs(np.floor(want - centre + 0.5)).max())
+    assert reach > 2   # the grid's own offsets are +-2 px: the canvas must follow the move
+    model = build_model(ModelConfig(N=32, gridsize=2, architecture="fno", fno_width=4,
+                                    fno_modes=4, fno_blocks=1, fno_cnn_blocks=1),
+                        data_config_from(moved), TrainingConfig(), moved)
+    assert model.overlap_region_size == 32 + 2 * reach
+
+
 # -------------------------------------------------------------- benchmark scan
 def test_scan_from_the_real_object_probe_and_positions(tmp_path):
     scan, truth = simulate_from_file(SOURCE, nphotons=1e6, positions="nominal", n_positions=60,

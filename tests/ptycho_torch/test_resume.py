@@ -3,7 +3,9 @@
 The resumed study must finish every artifact, keep the per-epoch history of the killed
 session (HistoryCallback state is saved in the checkpoints) and never retrain an epoch:
 history epochs are exactly 0..E-1, the epochs up to the checkpoint's ended before the
-kill and the rest after it.
+kill and the rest after it. And it must be the uninterrupted run: a training stopped by a
+crash after epoch k and resumed to E ends with the same weights and history, bit for bit
+on CPU, as one that ran E epochs (the data order is a function of seed and epoch only).
 """
 from __future__ import annotations
 
@@ -15,7 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
+import pytest
 import torch
+
+from ptycho.config.config import ModelConfig, TrainingConfig
+from ptycho.io import load_dataset
+from ptycho_torch.config_factory import data_config_from
+from ptycho_torch.engine.training import fit_model
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"
@@ -75,3 +84,58 @@ def test_sigkill_then_resume_finishes_without_repeating_epochs(tmp_path, tiny_pa
     # Lightning's epoch counter then equals the number of completed epochs
     assert int(torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["epoch"]) == EPOCHS
     assert not list(out.rglob(".*.tmp-*"))
+
+
+class _CrashError(Exception):
+    pass
+
+
+class _CrashAtEpoch(L.Callback):
+    """Raise (as a crash would stop the process) when epoch ``k`` starts: ``last.ckpt`` then
+    holds the end of epoch k - 1."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.k:
+            raise _CrashError(f"stopped before epoch {self.k}")
+
+
+class _SamplerEpochs(L.Callback):
+    """The epoch the training sampler was set to as each epoch starts."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.seen.append(getattr(trainer.train_dataloader.sampler, "epoch", None))
+
+
+def _without_times(history: dict) -> dict:
+    return {k: v for k, v in history.items() if k != "time_s"}
+
+
+def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_paths):
+    """E epochs at once, and the same run crashed after epoch k then resumed to E: the same
+    final weights (torch.equal) and the same history (losses, steps, learning rates)."""
+    train = load_dataset(tiny_paths.train)
+    mc = ModelConfig(N=32, architecture="fno", fno_width=8, fno_modes=4, fno_blocks=1,
+                     fno_cnn_blocks=1)
+    tc = TrainingConfig(epochs=4, batch_size=8, seed=3, val_fraction=0.2)
+    dc = data_config_from(train)
+
+    def fit(work, **kw):
+        return fit_model(mc, tc, dc, train, work, progress_bar=False, **kw)
+    whole = fit(tmp_path / "whole")
+    with pytest.raises(_CrashError):
+        fit(tmp_path / "cut", extra_callbacks=[_CrashAtEpoch(2)])
+    seen = _SamplerEpochs()
+    resumed = fit(tmp_path / "cut", resume=True, extra_callbacks=[seen])
+    assert resumed.resumed_from_epoch == 1 and whole.resumed_from_epoch is None
+    assert _without_times(resumed.history) == _without_times(whole.history)
+    assert whole.history["epoch"] == [0, 1, 2, 3]
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    assert seen.seen == [2, 3]   # Lightning set the sampler's epoch, after the resume too

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ptycho_torch.engine.data import (
-    PatchDataset, input_scale_from, make_loaders, object_amplitude_estimate, split_indices,
+    EpochOrder, PatchDataset, input_scale_from, make_loaders, object_amplitude_estimate,
+    split_indices,
 )
 
 
@@ -20,6 +21,43 @@ def test_split_is_a_seeded_partition(n, frac):
     assert np.array_equal(again.train_idx, s.train_idx) and np.array_equal(again.val_idx, s.val_idx)
     if n > 20:  # another seed holds out other patterns
         assert not np.array_equal(split_indices(n, frac, seed=4).val_idx, s.val_idx)
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    a = EpochOrder(50, seed=3)
+    orders = []
+    for epoch in range(4):
+        a.set_epoch(epoch)
+        orders.append(list(a))
+        assert sorted(orders[-1]) == list(range(50))
+    assert len({tuple(o) for o in orders}) == 4             # every epoch reshuffles
+    fresh = EpochOrder(50, seed=3)
+    fresh.set_epoch(2)                                       # no history: epoch 2 alone
+    assert list(fresh) == orders[2]
+    assert list(EpochOrder(50, seed=4)) != orders[0]
+    # the documented rule: torch.randperm from a Generator seeded by SeedSequence((seed, e))
+    state = int(np.random.SeedSequence((3, 1)).generate_state(1, np.uint64)[0])
+    assert orders[1] == torch.randperm(50, generator=torch.Generator().manual_seed(state)).tolist()
+
+
+def test_epoch_order_is_sharded_by_lightnings_ddp_wrapper():
+    """With several processes Lightning wraps the sampler (it is no DistributedSampler) in
+    its DistributedSamplerWrapper: the ranks' shards of an epoch are disjoint, cover every
+    sample, and the epoch reaches the sampler (each epoch reshuffles)."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    def shards(epoch):
+        out = []
+        for rank in (0, 1):
+            w = DistributedSamplerWrapper(EpochOrder(40, seed=3), num_replicas=2, rank=rank,
+                                          shuffle=True, seed=3)
+            w.set_epoch(epoch)
+            out.append(list(w))
+        return out
+    for epoch in (0, 1):
+        a, b = shards(epoch)
+        assert len(a) == len(b) == 20 and sorted(a + b) == list(range(40))
+    assert shards(0)[0] != shards(1)[0]
 
 
 def test_max_train_patterns_caps_only_the_training_part():
