@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
@@ -36,6 +38,7 @@ from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
+from ptycho_torch.interrupts import Interrupted
 from ptycho_torch.probe_update import (
     compare_with_lsqml,
     model_probe_config,
@@ -267,14 +270,17 @@ def warn_probe_fill(cfg: StudyConfig, probe) -> None:
 
 def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
     """:func:`fit_model` of the study; an interruption (or a wall-clock stop) is logged,
-    an interrupted fit raises KeyboardInterrupt on rank 0."""
+    an interrupted fit raises KeyboardInterrupt on rank 0, and Lightning's SIGTERM stop
+    (a ``SystemExit`` with status 0) :class:`Interrupted` (status 143)."""
     try:
         fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
                         resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
                         extra_callbacks=callbacks,
                         probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, Interrupted) as err:
         log.error("training interrupted: no metrics.json written; continue with --resume")
+        if isinstance(err, SIGTERMException):
+            raise Interrupted(signal.SIGTERM) from None
         raise
     if not fit.is_global_zero:
         return fit
