@@ -48,6 +48,7 @@ from ptycho_torch.probe_update import (
     resolve_route,
     warn_learned_probe,
 )
+from ptycho_torch.stitch_preflight import check_stitching
 from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.two_half_frc import two_half_frc
 from ptycho_torch.reconstruction import (
@@ -118,6 +119,11 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
             raise bad(test, "YY_ground_truth", f"has shape {test.ground_truth.shape}, too small "
                       f"for the stitched region {region} (row0, col0, height, width)",
                       "an object covering the scan of test object 0", "--test-npz") from None
+    try:  # the canvas fits in memory; a ground truth covers every stitched patch
+        check_stitching(test, cfg.inference)
+    except ValueError as err:
+        flag = "--test-npz" if cfg.run.test_npz else "--train-npz"
+        raise StudyError(f"{err}{f' [flag {flag}]' if user else ''}") from None
     return data_config_from(train)
 
 
