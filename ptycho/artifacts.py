@@ -4,6 +4,8 @@ Every artifact is written to a hidden temporary name in its final directory
 (``.<name>.tmp-<pid>``), fsync'ed, and renamed over the final name with ``os.replace``:
 a reader (or a run killed at any moment) sees the old file or the complete new one,
 never a partial file, and a failed write leaves no temporary file behind.
+:func:`atomic_dir` is the same for a whole output folder: everything is written into a
+hidden temporary folder, which becomes the target only when the work succeeded.
 """
 from __future__ import annotations
 
@@ -92,6 +94,62 @@ def atomic_path(path, suffix: str = ""):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path, owned=(), last: str = "metrics.json"):
+    """Yield an empty temporary folder that becomes the folder ``path`` when the block
+    succeeds; on any error (an exception, Ctrl-C) it is removed and ``path`` is as it was.
+
+    An absent ``path``: the temporary folder is ``.<name>.tmp-<pid>`` in the nearest
+    existing parent (no folder is created before the end) and is renamed to ``path`` in one
+    step. An existing ``path`` (a folder the caller agreed to replace): the temporary
+    folder is ``path/.partial-<pid>``; at the end ``path/<last>`` is removed first, then
+    each entry of the new folder replaces the entry of that name (a folder whole), ``last``
+    moved in last, and the names in ``owned`` that the new folder lacks (the writer's own
+    outputs of an earlier run) are removed; other entries of ``path`` are kept.
+    """
+    path = Path(os.path.abspath(path))
+    existing = path.is_dir()
+    if existing:
+        tmp = path / f".partial-{os.getpid()}"
+    else:
+        base = path.parent
+        while not base.exists():
+            base = base.parent
+        tmp = base / f".{path.name}.tmp-{os.getpid()}"
+    if tmp.exists():                     # left by a killed run of the same pid
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if not existing:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(tmp, path)
+            return
+        (path / last).unlink(missing_ok=True)   # no longer finished until the end
+        names = sorted(e.name for e in tmp.iterdir())
+        for name in [n for n in names if n != last] + [n for n in names if n == last]:
+            _replace_entry(tmp / name, path / name)
+        for name in set(owned) - set(names):
+            _remove_entry(path / name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _remove_entry(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def _replace_entry(src: Path, dst: Path) -> None:
+    """``src`` renamed onto ``dst`` (a file atomically; a folder after removing the old)."""
+    if src.is_dir() or dst.is_dir():
+        _remove_entry(dst)
+    os.replace(src, dst)
 
 
 def write_text_atomic(path, text: str) -> Path:

@@ -12,8 +12,11 @@ import math
 
 import numpy as np
 
+from ptycho.config.choices import SUPPORTED_N
+
 __all__ = [
     "Checker",
+    "pattern_size_advice",
     "check_coords",
     "check_diffraction",
     "check_ground_truth",
@@ -23,6 +26,17 @@ __all__ = [
     "check_probe",
     "shape_text",
 ]
+
+
+def pattern_size_advice(N: int) -> str:
+    """What to do with patterns of size N that differ from the study's --N: pass --N N
+    when the study supports that size (``ptycho.config.choices.SUPPORTED_N``), else crop or
+    bin the detector to a supported size (either changes the object pixel size)."""
+    if N in SUPPORTED_N:
+        return f"pass --N {N} to use these patterns"
+    sizes = ", ".join(str(n) for n in SUPPORTED_N)
+    return (f"a study takes N in {sizes} only, so crop or bin the detector to one of them "
+            "before reading (either changes the object pixel size)")
 
 
 class Checker:
@@ -143,7 +157,7 @@ def check_diffraction(raw: dict, chk: Checker, expect_N, expect_gridsize) -> tup
                        f"gridsize {expect_gridsize}, C = {expect_gridsize ** 2}")
     if expect_N is not None and N != expect_N:
         raise chk.fail("diffraction", f"has pattern size N = {N}",
-                       f"N = {expect_N}, the study's --N; pass --N {N} to use these patterns")
+                       f"N = {expect_N}, the study's --N; {pattern_size_advice(N)}")
     d = chk.real("diffraction", d)
     n_neg = int((d < 0).sum())
     if n_neg:

@@ -17,7 +17,8 @@ import scipy.fft as sfft
 
 from ptycho.probes import shift_modes
 
-__all__ = ["diffraction_amplitude", "simulation_scale", "expected_intensity"]
+__all__ = ["check_nphotons", "counts_array", "diffraction_amplitude", "expected_intensity",
+           "simulation_scale"]
 
 # Complex elements per FFT chunk (8 Mi complex64 = 64 MiB).
 _CHUNK_ELEMS = 1 << 23
@@ -31,11 +32,34 @@ def probe_modes_of(probe: np.ndarray, N: int, owner: str = "") -> np.ndarray:
     p = np.asarray(probe, dtype=np.complex64)
     if p.ndim == 2:
         p = p[None]
+    prefix = f"{owner}: " if owner else ""
     if p.ndim != 3 or p.shape[1:] != (N, N):
-        prefix = f"{owner}: " if owner else ""
         raise ValueError(f"{prefix}probe has shape {np.shape(probe)} (expected ({N}, {N}) or "
                          f"(modes, {N}, {N}) to match the patches)")
+    if not np.isfinite(p).all():
+        n_nan = int(np.isnan(p).sum())
+        raise ValueError(f"{prefix}probe contains non-finite values ({n_nan} NaN, "
+                         f"{int((~np.isfinite(p)).sum()) - n_nan} Inf) (expected finite values "
+                         "only)")
     return p
+
+
+def check_nphotons(nphotons, owner: str = "nphotons") -> float:
+    """``nphotons`` (mean counts per pattern) as a float, refused in one line unless finite
+    and > 0: a dose of 0 gives all-zero patterns, a negative one no Poisson draw."""
+    v = float(nphotons)
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"{owner}={v!r} is out of range (allowed: a finite number > 0 of "
+                         "mean counts per pattern)")
+    return v
+
+
+def counts_array(counts: np.ndarray) -> np.ndarray:
+    """Poisson counts (non-negative integers) in the dtype the writers store: uint32 when
+    every count fits, else uint64 (never a silent wrap above 2**32 - 1)."""
+    c = np.asarray(counts)
+    top = int(c.max()) if c.size else 0
+    return c.astype(np.uint32 if top <= np.iinfo(np.uint32).max else np.uint64)
 
 
 def diffraction_amplitude(obj_patches: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -105,10 +129,13 @@ def simulation_scale(obj_patches: np.ndarray | Sequence[np.ndarray], probe: np.n
     if count == 0:
         raise ValueError("simulation_scale: no patches given (expected at least one patch)")
     mean = total / count
+    if not np.isfinite(mean):
+        raise ValueError(f"simulation_scale: mean patch intensity is {mean!r} (expected a "
+                         "finite value; the object holds NaN or Inf)")
     if not mean > 0:
         raise ValueError(f"simulation_scale: mean patch intensity is {mean!r} "
                          "(expected > 0; object or probe is all zeros)")
-    return float(np.sqrt(float(nphotons) / mean))
+    return float(np.sqrt(check_nphotons(nphotons, "simulation_scale: nphotons") / mean))
 
 
 def poisson_amplitude(amp: np.ndarray, scale: float, rng: np.random.Generator

@@ -7,6 +7,7 @@ written). The scripts under ``scripts/studies`` call these same functions.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ptycho.config.runner_config import as_study_config
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.engine.malloc import keep_freed_memory
+from ptycho_torch.interrupts import Interrupted, signals_interrupt
 from ptycho_torch.reconstruct import run_reconstruction
 from ptycho_torch.study import run_study
 
@@ -60,9 +62,11 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
     """The one wrapper of a study command's refusals and exit codes.
 
     Configures logging, then ``parse()`` (any ``ValueError``: one ``error:`` line, code 2)
-    and ``run(parsed)`` (``errors``: one ``error:`` line, code 2; Ctrl-C: ``error:
-    interrupted; <interrupted>``, code 130). Returns ``(code, result)``, ``result`` None
-    unless the run finished.
+    and ``run(parsed)`` (``errors``: one ``error:`` line, code 2). ``run`` runs with
+    SIGINT and SIGTERM turned into :class:`ptycho_torch.interrupts.Interrupted`: an
+    interrupted run prints ``error: interrupted (<signal>); <interrupted>`` and gives code
+    130 (SIGINT, Ctrl-C) or 143 (SIGTERM); a ``KeyboardInterrupt`` raised in the run
+    gives 130. Returns ``(code, result)``, ``result`` None unless the run finished.
     """
     configure_logging()
     keep_freed_memory()            # before the first large allocation (engine.malloc)
@@ -71,9 +75,14 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
     except ValueError as err:  # StudyError, ConfigError, IterativeUnavailableError
         return refuse(err), None
     try:
-        return 0, run(parsed)
+        with signals_interrupt():
+            return 0, run(parsed)
     except errors as err:
         return refuse(err), None
+    except Interrupted as err:
+        print(f"error: interrupted ({signal.Signals(err.signum).name}); {interrupted}",
+              file=sys.stderr)
+        return err.exit_code, None
     except KeyboardInterrupt:
         print(f"error: interrupted; {interrupted}", file=sys.stderr)
         return 130, None
@@ -98,7 +107,7 @@ def parse_and_run_study(argv, prog: str, parse=config_from_argv) -> tuple[int, o
 
 def study_main(argv=None, prog: str = "ptycho-study") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr, nothing
-    written); 130 interrupted (resume with --resume)."""
+    written); 130 (SIGINT) or 143 (SIGTERM) interrupted (resume with --resume)."""
     code, cfg, metrics = parse_and_run_study(argv, prog)
     if code == 0 and metrics:
         print(metrics_table([StudyMetrics.from_json(metrics)]))
@@ -108,27 +117,30 @@ def study_main(argv=None, prog: str = "ptycho-study") -> int:
     return code
 
 
-def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
-    """Reconstruct a scan with a trained model. Exit codes: 0 done; 2 refused input."""
-    configure_logging()
-    keep_freed_memory()
+def parse_reconstruct(argv, prog: str) -> tuple[ReconstructConfig, InferenceConfig]:
+    """The two configs of ``ptycho-reconstruct`` from its flags (ValueError: one line)."""
     parser = build_parser(prog, "Reconstruct any supported scan with a trained model.",
                           sections={"reconstruct": ReconstructConfig,
                                     "inference": InferenceConfig}, config_flag=False)
-    try:
-        values = parse_known(parser, argv)
-        rc = {k: values.pop(k) for k in list(values) if k in ReconstructConfig.__dataclass_fields__}
-        missing = [k for k in ("checkpoint", "data") if k not in rc]
-        if missing:
-            raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
-        cfg = ReconstructConfig(**rc)
-        inference = InferenceConfig(**values)
-    except ValueError as err:
-        return refuse(err)
-    try:
-        m = run_reconstruction(cfg, inference)
-    except StudyError as err:
-        return refuse(err)
+    values = parse_known(parser, argv)
+    rc = {k: values.pop(k) for k in list(values) if k in ReconstructConfig.__dataclass_fields__}
+    missing = [k for k in ("checkpoint", "data") if k not in rc]
+    if missing:
+        raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
+    return ReconstructConfig(**rc), InferenceConfig(**values)
+
+
+def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
+    """Reconstruct a scan with a trained model. Exit codes: 0 done; 2 refused input
+    (nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (``--output-dir`` as it
+    was)."""
+    code, done = run_entry(lambda: parse_reconstruct(argv, prog),
+                           lambda p: (p[0], run_reconstruction(*p)),
+                           interrupted="--output-dir was left as it was; run the same "
+                                       "command again")
+    if code != 0:
+        return code
+    cfg, m = done
     print(metrics_table([m]))
     print(f"data residual (stitched object): amplitude MAE "
           f"{m.data_residual['amplitude_mae']:.4g}; raw patches: "

@@ -21,8 +21,12 @@ stitches the patches at their scan positions and writes into ``--output-dir``:
 - ``metrics.json`` (last): ``data_residual`` (of the stitched object in ``recon.npz``) and
   ``patch_residual`` (of the raw patches), and the ground-truth metrics when possible.
 
-Every refusal is one line naming the file and key (exit 2); nothing is written before all
-checks pass.
+Every refusal is one line naming the file and key (exit 2), before any work: ``--refine
+lsqml`` needs Pty-chi importable, and the stitching must fit in memory and inside the
+ground truth (:mod:`ptycho_torch.stitch_preflight`). The files are written into a
+temporary folder that becomes ``--output-dir`` only when everything succeeded
+(:func:`ptycho.artifacts.atomic_dir`): a failure or an interruption (exit 130 / 143)
+leaves it absent, or as it was.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptycho.artifacts import StudyLayout, write_json_atomic
+from ptycho.artifacts import StudyLayout, atomic_dir, write_json_atomic
 from ptycho.config.config import InferenceConfig
 from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.validation import StudyError
@@ -47,15 +51,19 @@ from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.polish import polish_with_lsqml
+from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
     reconstruction_record,
     save_reconstruction,
 )
+from ptycho_torch.stitch_preflight import check_stitching
 from ptycho_torch.two_half_frc import two_half_frc
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
+# what a reconstruction writes into --output-dir; --overwrite replaces exactly these
+OWNED_ENTRIES = (*OUTPUT_FILES, "refined", "visuals")
 
 
 def check_scan(model, data, path: str) -> None:
@@ -73,10 +81,16 @@ def check_scan(model, data, path: str) -> None:
 
 
 def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> StudyMetrics:
-    """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record."""
+    """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record.
 
+    Every check runs first (output directory, Pty-chi for ``--refine``, device, checkpoint,
+    scan, stitching); the files are written into a temporary folder that becomes
+    ``--output-dir`` only when everything succeeded (:func:`ptycho.artifacts.atomic_dir`).
+    """
     t_start = time.perf_counter()
     out = _check_output_dir(cfg)
+    if cfg.refine == "lsqml":
+        check_refine_available()
     try:
         device = resolve_device(cfg.device)
     except ValueError as err:
@@ -84,48 +98,60 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
     model = load_model(cfg.checkpoint, device, trust=cfg.trust_checkpoint)
     data = with_probe_source(cfg, model, _read_scan(cfg, model, inference))
     try:
+        check_stitching(data, inference)
         rec = reconstruct_test_object(model, data, inference)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
     sub = data.select(data.object_selection(0))
     residual, patch_residual = test_object_residuals(rec, data)
+    polished = (polish_with_lsqml(data, rec, inference, epochs=cfg.refine_epochs, device=device)
+                if cfg.refine == "lsqml" else None)
 
-    # ---- all checks passed: write ----
-    layout = StudyLayout(out, "reconstruction")
-    save_reconstruction(out / "recon.npz", rec, scan=data)
-    _write_product(out / "product-out.h5", cfg, data, sub, rec)
-    m = reconstruction_record("reconstruction", "network", rec, residual, device,
-                              patch_residual=patch_residual,
-                              architecture=model.model_config.architecture,
-                              normalisation=data.metadata.get("normalisation"),
-                              scan_scale=data.metadata.get("scan_scale"),
-                              input_scale=model.data_config.input_scale,
-                              note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
-                              two_half_frc=two_half_frc(rec.patches, sub.centres, inference))
-    m.figures = [str(p) for p in _score_and_plot(m, rec, layout, cfg.data)]
-    if cfg.refine == "lsqml":
-        _write_polished(cfg, inference, data, sub, rec, m, device)
-    m.total_time_s = time.perf_counter() - t_start
-    write_json_atomic(out / "metrics.json", m.to_json())
+    # ---- all checks and all the work done: write ----
+    with atomic_dir(out, owned=OWNED_ENTRIES) as tmp:
+        save_reconstruction(tmp / "recon.npz", rec, scan=data)
+        _write_product(tmp / "product-out.h5", cfg, data, sub, rec)
+        m = reconstruction_record("reconstruction", "network", rec, residual, device,
+                                  patch_residual=patch_residual,
+                                  architecture=model.model_config.architecture,
+                                  normalisation=data.metadata.get("normalisation"),
+                                  scan_scale=data.metadata.get("scan_scale"),
+                                  input_scale=model.data_config.input_scale,
+                                  note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
+                                  two_half_frc=two_half_frc(rec.patches, sub.centres, inference))
+        m.figures = _score_and_plot(m, rec, StudyLayout(tmp, "reconstruction"), cfg.data, out)
+        if polished is not None:
+            _write_polished(cfg, tmp, out, sub, polished, m, device)
+        m.total_time_s = time.perf_counter() - t_start
+        write_json_atomic(tmp / "metrics.json", m.to_json())
     return m
 
 
-def _write_polished(cfg: ReconstructConfig, inference: InferenceConfig, data, sub, rec,
+def check_refine_available() -> None:
+    """``--refine lsqml`` needs Pty-chi: refused in one line, before any work, without it."""
+    try:
+        import_ptychi()
+    except IterativeUnavailableError as err:
+        raise StudyError(f"ReconstructConfig.refine='lsqml' needs Pty-chi, which cannot be "
+                         f"imported here ({err}) (allowed without it: 'none') "
+                         "[flag --refine]") from None
+
+
+def _write_polished(cfg: ReconstructConfig, tmp: Path, out: Path, sub, polished,
                     m: StudyMetrics, device: str) -> None:
     """``--refine lsqml``: ``refined/`` (recon.npz, metrics.json, the figures) and the
     product, rewritten with the polished object and probe; ``m`` notes where they are."""
-    refined, polished, residual = polish_with_lsqml(data, rec, inference,
-                                                    epochs=cfg.refine_epochs, device=device)
-    folder = Path(cfg.output_dir) / "refined"
-    layout = StudyLayout(folder, "reconstruction+lsqml")
-    save_reconstruction(folder / "recon.npz", polished, scan=refined)
-    _write_product(Path(cfg.output_dir) / "product-out.h5", cfg, refined, sub, polished)
-    r = reconstruction_record("reconstruction+lsqml", "refined", polished, residual, device,
+    refined, rec, residual = polished
+    folder = tmp / "refined"
+    save_reconstruction(folder / "recon.npz", rec, scan=refined)
+    _write_product(tmp / "product-out.h5", cfg, refined, sub, rec)
+    r = reconstruction_record("reconstruction+lsqml", "refined", rec, residual, device,
                               engine="lsqml", epochs_completed=cfg.refine_epochs,
                               initialized_from="reconstruction",
                               note=f"Pty-chi LSQML from the network's object, object and probe "
                                    f"optimized; checkpoint {cfg.checkpoint}; data {cfg.data}")
-    r.figures = [str(p) for p in _score_and_plot(r, polished, layout, cfg.data)]
+    r.figures = _score_and_plot(r, rec, StudyLayout(folder, "reconstruction+lsqml"), cfg.data,
+                                out / "refined")
     write_json_atomic(folder / "metrics.json", r.to_json())
     m.note = f"{m.note}; polished by LSQML: refined/metrics.json (product-out.h5 holds it)"
 
@@ -215,8 +241,11 @@ def _write_product(path: Path, cfg: ReconstructConfig, data, sub, rec) -> None:
                            f"shift {origin.tolist()} px)")
 
 
-def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data_path: str) -> list:
-    """The figures; with a ground truth, also its scores into ``m`` and the comparison."""
+def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data_path: str,
+                    final: Path) -> list[str]:
+    """The figures (their paths as they will be under ``final``, where the folder being
+    written, ``layout.output_dir``, goes); with a ground truth, also its scores into ``m``
+    and the comparison."""
     out = layout.output_dir
     figures = [save_reconstruction_figure(out / "reconstruction.png", rec.recon,
                                           title=f"{Path(data_path).name}")]
@@ -226,4 +255,4 @@ def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data_path: str) -
         amp, amp_gt, ph, ph_gt = align_for_metrics(rec.recon, rec.ground_truth)
         figures += save_study_figures(layout.visuals_dir, "reconstruction", amp_gt, ph_gt, amp,
                                       ph, result["frc"], title="reconstruction vs ground truth")
-    return figures
+    return [str(final / Path(f).relative_to(out)) for f in figures]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ptycho.artifacts import StudyLayout, copy_atomic, write_json_atomic
 from ptycho.config.cli import flag_hint
@@ -36,6 +38,7 @@ from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
+from ptycho_torch.interrupts import Interrupted
 from ptycho_torch.probe_update import (
     compare_with_lsqml,
     model_probe_config,
@@ -46,6 +49,7 @@ from ptycho_torch.probe_update import (
     scored_at_corrected_positions,
     warn_learned_probe,
 )
+from ptycho_torch.stitch_preflight import check_stitching
 from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.two_half_frc import two_half_frc
 from ptycho_torch.reconstruction import (
@@ -116,6 +120,11 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
             raise bad(test, "YY_ground_truth", f"has shape {test.ground_truth.shape}, too small "
                       f"for the stitched region {region} (row0, col0, height, width)",
                       "an object covering the scan of test object 0", "--test-npz") from None
+    try:  # the canvas fits in memory; a ground truth covers every stitched patch
+        check_stitching(test, cfg.inference)
+    except ValueError as err:
+        flag = "--test-npz" if cfg.run.test_npz else "--train-npz"
+        raise StudyError(f"{err}{f' [flag {flag}]' if user else ''}") from None
     return data_config_from(train)
 
 
@@ -269,15 +278,18 @@ def warn_probe_fill(cfg: StudyConfig, probe) -> None:
 
 def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
     """:func:`fit_model` of the study; an interruption (or a wall-clock stop) is logged,
-    an interrupted fit raises KeyboardInterrupt on rank 0."""
+    an interrupted fit raises KeyboardInterrupt on rank 0, and Lightning's SIGTERM stop
+    (a ``SystemExit`` with status 0) :class:`Interrupted` (status 143)."""
     try:
         fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
                         resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
                         extra_callbacks=callbacks,
                         probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger,
                         trust_checkpoint=cfg.run.trust_checkpoint)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, Interrupted) as err:
         log.error("training interrupted: no metrics.json written; continue with --resume")
+        if isinstance(err, SIGTERMException):
+            raise Interrupted(signal.SIGTERM) from None
         raise
     if not fit.is_global_zero:
         return fit

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ptycho.datagen.spiral_scan import SpiralScan, simulate_at_positions
+from ptycho.forward import check_nphotons
 from ptycho.formats.ptychopinn_npz import read_npz_arrays
 from ptycho.probe_scaling import scale_probe
 
@@ -107,6 +108,7 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
                          f"{', '.join(POSITION_CHOICES)})")
     if not (np.isfinite(jitter_px) and jitter_px >= 0):
         raise ValueError(f"jitter_px={jitter_px!r} is out of range (allowed: a number >= 0)")
+    check_nphotons(nphotons)
     arrays, _ = read_npz_arrays(path, required=("objectGuess", "probeGuess") + _TRUE)
     for key, what in (("objectGuess", "a complex (H, W) object"),
                       ("probeGuess", "a complex (N, N) or (modes, N, N) probe")):
@@ -114,6 +116,13 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
             raise _refuse(path, key, "is missing", what)
     obj = np.asarray(arrays["objectGuess"], np.complex64)
     probe = np.asarray(arrays["probeGuess"], np.complex128)
+    for key, a in (("objectGuess", obj), ("probeGuess", probe)):
+        if not np.isfinite(a).all():
+            n_nan = int(np.isnan(a).sum())
+            raise _refuse(path, key, f"contains non-finite values ({n_nan} NaN, "
+                          f"{int((~np.isfinite(a)).sum()) - n_nan} Inf)", "finite values only")
+    if not float(np.sum(np.abs(probe) ** 2)) > 0:
+        raise _refuse(path, "probeGuess", "is all zeros", "a probe with nonzero intensity")
     modes = probe[None] if probe.ndim == 2 else probe
     n_all = int(np.asarray(arrays["xcoords"]).reshape(-1).shape[0])
     n = n_all if n_positions <= 0 else min(int(n_positions), n_all)

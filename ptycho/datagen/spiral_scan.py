@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ptycho.forward import expected_intensity, probe_modes_of
+from ptycho.forward import check_nphotons, counts_array, expected_intensity, probe_modes_of
 
 __all__ = [
     "GOLDEN_ANGLE",
@@ -42,7 +42,8 @@ GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 class SpiralScan:
     """Simulated scan, shaped like a :class:`ptycho.formats.RawScan`.
 
-    ``counts`` (n, N, N) uint32 (bad pixels 0); ``positions_px`` (n, 2) float64 (x, y);
+    ``counts`` (n, N, N) uint32, uint64 when a count exceeds 2**32 - 1 (bad pixels 0;
+    :func:`ptycho.forward.counts_array`); ``positions_px`` (n, 2) float64 (x, y);
     ``probe`` (modes, N, N) complex64 in photon units; ``bad_pixels`` (N, N) bool;
     ``object`` (H, W) complex64; ``scan_index`` (n,) int64 zeros; ``photon_scale`` s (the
     probe is ``s`` times the unit-scaled modes given to the simulator). It is a
@@ -115,12 +116,13 @@ def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
     bad = np.zeros(N * N, bool)
     bad[rng.choice(N * N, size=n_bad, replace=False)] = True
     bad = bad.reshape(N, N)
+    nphotons = check_nphotons(nphotons, "simulate_at_positions: nphotons")
     inten = expected_intensity(obj, modes, pos, N)
-    s2 = float(nphotons) / float(inten.sum(axis=(1, 2)).mean())
+    s2 = nphotons / float(inten.sum(axis=(1, 2)).mean())
     counts = rng.poisson(s2 * inten)
     counts[:, bad] = 0
     s = math.sqrt(s2)
-    return SpiralScan(counts=counts.astype(np.uint32), positions_px=pos,
+    return SpiralScan(counts=counts_array(counts), positions_px=pos,
                       probe=(modes.astype(np.complex128) * s).astype(np.complex64),
                       bad_pixels=bad, object=obj, scan_index=np.zeros(len(pos), np.int64),
                       photon_scale=s)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptycho.artifacts import atomic_path
 from ptycho.formats.checks import fail
 from ptycho.formats.raw_scan import RawScan
 from ptycho.formats.scan_with_truth import ScanWithTruth
@@ -204,10 +205,10 @@ def read_ptychopinn_npz(path: str | Path, *, unit: str = "auto") -> RawScan:
 # ----------------------------------------------------------------------------------
 
 def save_npz(path: str | Path, arrays: dict) -> Path:
-    """``numpy.savez`` of ``arrays`` at exactly ``path`` (creating its folder)."""
+    """``numpy.savez`` of ``arrays`` at exactly ``path`` (creating its folder), written
+    atomically (:func:`ptycho.artifacts.atomic_path`: a failed write leaves no file)."""
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as fh:          # exact name: np.savez would append ".npz"
+    with atomic_path(dest) as tmp, open(tmp, "wb") as fh:   # np.savez would append ".npz"
         np.savez(fh, **arrays)
     return dest
 

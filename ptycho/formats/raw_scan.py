@@ -41,7 +41,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ptycho.config.choices import SUPPORTED_N
 from ptycho.dataset import PtychoDataset
+from ptycho.dataset_validation import pattern_size_advice
 from ptycho.formats.checks import fail
 from ptycho.formats.geometry import ScanGeometry
 from ptycho.grouping import group_centre_and_offsets, group_neighbours
@@ -159,10 +161,12 @@ class RawScan:
         """Refuse another pattern size than ``N``, a gridsize other than 1 or 2, no probe."""
         Np = self.N
         if N is not None and int(N) != Np:
+            advice = pattern_size_advice(Np)
+            if Np in SUPPORTED_N:
+                advice += (", or crop or bin the detector before reading (either changes the "
+                           "object pixel size)")
             raise fail(self.path, self.key("patterns"), f"has pattern size N = {Np}",
-                       f"N = {int(N)}, the study's --N; pass --N {Np} to use these patterns, or "
-                       "crop or bin the detector before reading (either changes the object "
-                       "pixel size)")
+                       f"N = {int(N)}, the study's --N; {advice}")
         if isinstance(gridsize, bool) or gridsize not in (1, 2):
             raise fail(self.path, "gridsize", f"is {gridsize!r}", "1 or 2")
         if self.probe is None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ptycho.dataset import PtychoDataset
 from ptycho.formats import PRODUCT_KEYS, check_cxi_sign, detect_format, read_scan
+from ptycho.formats.checks import check_finite
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.formats.ptychopinn_npz import PATTERN_KEYS, npz_keys
 from ptycho.io import load_dataset
@@ -88,6 +89,7 @@ def _npz_probe(path: str, keys: set[str]) -> np.ndarray:
     if probe.ndim not in (2, 3) or not np.issubdtype(probe.dtype, np.number):
         raise ValueError(f"dataset '{path}': key '{key}' has shape {probe.shape} and dtype "
                          f"{probe.dtype} (expected (H, W) or (modes, H, W) complex)")
+    check_finite(path, key, probe)
     return probe
 
 

@@ -1,5 +1,9 @@
-"""Where the patches of a scan land: coverage, the fully covered box, canvas sizing."""
+"""Where the patches of a scan land: coverage, the fully covered box, canvas sizing, and
+the checks that a canvas fits in memory and inside a given image."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -104,3 +108,55 @@ def canvas_for_positions(centres, N: int, crop: int | None = None, margin: int =
     ox, oy = (int(margin - v) for v in lo)
     W, H = (int(v) for v in hi - lo + 2 * margin)
     return (H, W), (ox, oy)
+
+
+# Bytes per canvas pixel while a scan is stitched: stitch_by_positions peaks at 48 (the
+# complex128 sum, float64 weights, int64 coverage and its cumulative sums; measured with
+# tracemalloc) while the reconstruction before it keeps its complex64 canvas and mask (9).
+STITCH_BYTES_PER_PIXEL = 64
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_bytes() -> int:
+    """This process's memory: the physical memory (``os.sysconf``), or the cgroup's limit
+    (a container's or a batch job's) when that is lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for f in _CGROUP_LIMITS:
+        try:
+            text = Path(f).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return int(total)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.3g} GiB"
+
+
+def check_canvas_memory(centres, N: int, crop: int | None = None, canvas_shape=None,
+                        memory: int | None = None) -> None:
+    """Refuse (one-line ValueError) stitching whose canvas would need more than half of
+    ``memory`` (default :func:`memory_bytes`) at :data:`STITCH_BYTES_PER_PIXEL`: the
+    canvas of the ``centres`` (:func:`canvas_for_positions`), or ``canvas_shape`` (a ground
+    truth the patches are stitched onto) when that is larger."""
+    shape, _ = canvas_for_positions(centres, N, crop=crop)
+    if canvas_shape is not None and canvas_shape[0] * canvas_shape[1] > shape[0] * shape[1]:
+        shape = tuple(int(v) for v in canvas_shape[:2])
+    need = shape[0] * shape[1] * STITCH_BYTES_PER_PIXEL
+    memory = memory_bytes() if memory is None else int(memory)
+    if need > memory // 2:
+        span = np.ptp(np.asarray(centres, np.float64).reshape(-1, 2), axis=0)
+        raise ValueError(f"positions span {span[0]:.6g} x {span[1]:.6g} px (x, y): the "
+                         f"stitched canvas ({shape[0]} x {shape[1]} px) would need "
+                         f"{_gib(need)} ({STITCH_BYTES_PER_PIXEL} bytes per pixel while "
+                         f"stitching) (allowed: up to {_gib(memory // 2)}, half of this "
+                         f"machine's {_gib(memory)} of memory; wrong position units?)")
+
+
+def patch_extent(centres, N: int, crop: int | None = None) -> tuple[int, int, int, int]:
+    """``(col0, col1, row0, row1)``: the object pixels (ends excluded) that stitching the
+    ``crop`` regions of N x N patches at ``centres`` writes."""
+    (H, W), (ox, oy) = canvas_for_positions(centres, N, crop=crop)
+    return -ox, W - ox, -oy, H - oy

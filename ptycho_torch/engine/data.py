@@ -40,14 +40,20 @@ class PatchDataset(Dataset):
 
 
 class EpochOrder(Sampler[int]):
-    """The training order: epoch ``e`` visits the ``n`` samples in the permutation that
-    ``torch.randperm`` draws from a ``torch.Generator`` seeded by ``(seed, e)`` (through
-    ``numpy.random.SeedSequence``, so no two (seed, epoch) pairs share a stream).
+    """The training order: epoch ``e`` visits the ``n`` samples in the order a shuffling
+    ``DataLoader(..., shuffle=True, generator=torch.Generator().manual_seed(seed))`` gives in
+    its epoch ``e`` in one uninterrupted process, computed from ``(seed, e)`` alone.
+
+    Such a loader draws three times per epoch from its generator: the iterator's base seed
+    (one int64), the ``RandomSampler``'s permutation, and a second, unused permutation for
+    the empty remainder of ``num_samples % n``. :meth:`permutation` replays those draws from
+    the seed, so the uninterrupted run keeps the order (and every trained figure) it had with
+    that loader, and a resumed run sees the same order from its first epoch on
+    (``tests/ptycho_torch/engine/test_data.py`` holds the identity against torch's loader).
 
     Lightning calls :meth:`set_epoch` with the epoch about to run, before it iterates the
     loader (``lightning.fabric.utilities.data._set_sampler_epoch``, from the fit loop), also
-    in a resumed run, so the order of an epoch never depends on how many epochs this process
-    ran before it. Several processes (DDP): Lightning wraps this sampler in its
+    in a resumed run. Several processes (DDP): Lightning wraps this sampler in its
     ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and gives each rank its shard.
     """
 
@@ -60,10 +66,14 @@ class EpochOrder(Sampler[int]):
         self.epoch = int(epoch)
 
     def permutation(self, epoch: int) -> list[int]:
-        """The order of epoch ``epoch``."""
-        state = np.random.SeedSequence((self.seed, int(epoch))).generate_state(1, np.uint64)[0]
-        gen = torch.Generator().manual_seed(int(state))
-        return torch.randperm(self.n, generator=gen).tolist()
+        """The order of epoch ``epoch`` (the class docstring: a replay of the loader's draws)."""
+        gen = torch.Generator().manual_seed(self.seed)
+        perm = None
+        for _ in range(int(epoch) + 1):
+            torch.empty((), dtype=torch.int64).random_(generator=gen)   # the iterator's base seed
+            perm = torch.randperm(self.n, generator=gen)
+            torch.randperm(self.n, generator=gen)                        # the empty remainder
+        return perm.tolist()
 
     def __iter__(self):
         return iter(self.permutation(self.epoch))

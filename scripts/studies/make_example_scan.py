@@ -24,6 +24,7 @@ conventional one of docs/data.md, not measured.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from ptycho.artifacts import atomic_dir  # noqa: E402
 from ptycho.config.choices import PROBE_SCALE_MODES  # noqa: E402
 from ptycho.datagen.from_file import POSITION_CHOICES, dataset_arrays, simulate_from_file  # noqa: E402
 from ptycho.datagen.grid_lines import make_object  # noqa: E402
@@ -45,6 +47,8 @@ from ptycho.io import save_dataset  # noqa: E402
 from ptycho.probes import two_mode_probe  # noqa: E402
 
 LAYOUTS = ("npz", "ptychodus", "cxi", "dataset")
+# what this script writes into --output-dir (a rerun replaces exactly these)
+OUTPUT_NAMES = ("scan_ptychopinn.npz", "ptychodus", "scan.cxi", "dataset.npz", "truth.npz")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,38 +95,40 @@ def _layouts(a, p) -> tuple[str, ...]:
     return chosen
 
 
+MAX_NPHOTONS = 1e15   # the studies' bound (SimulationConfig.nphotons)
+
+
+def _check_values(a) -> None:
+    """One-line ValueError for a value no simulation can use, before anything runs."""
+    if not (math.isfinite(a.nphotons) and 0 < a.nphotons <= MAX_NPHOTONS):
+        raise ValueError(f"--nphotons {a.nphotons:g} is out of range (allowed: > 0 and <= "
+                         f"{MAX_NPHOTONS:g} mean counts per pattern)")
+    if a.n_positions is not None and a.n_positions < 1:
+        raise ValueError(f"--n-positions {a.n_positions} is out of range (allowed: >= 1)")
+    if not 0 <= a.bad_pixel_fraction < 1:
+        raise ValueError(f"--bad-pixel-fraction {a.bad_pixel_fraction:g} is out of range "
+                         "(allowed: >= 0 and < 1)")
+
+
 def _simulate(a):
     if a.source:
         return simulate_from_file(
-            a.source, nphotons=1e9 if a.nphotons is None else a.nphotons,
-            positions=a.positions, jitter_px=a.position_jitter,
+            a.source, nphotons=a.nphotons, positions=a.positions, jitter_px=a.position_jitter,
             n_positions=a.n_positions or 0, seed=a.seed,
-            bad_pixel_fraction=a.bad_pixel_fraction or 0.0, probe_defocus=a.probe_defocus,
+            bad_pixel_fraction=a.bad_pixel_fraction, probe_defocus=a.probe_defocus,
             N=a.N or 0, probe_scale_mode=a.probe_scale_mode)
+    N = a.N or 64
     obj = make_object(a.object_size, int(400 * (a.object_size / 392) ** 2),
                       np.random.default_rng(a.seed), True)
-    scan = simulate_spiral_scan(obj, a.N or 64, a.n_positions or 1500, a.step, a.jitter,
-                                two_mode_probe(a.N), 1e6 if a.nphotons is None else a.nphotons,
-                                a.seed, 0.002 if a.bad_pixel_fraction is None
-                                else a.bad_pixel_fraction)
+    scan = simulate_spiral_scan(obj, N, a.n_positions or 1500, a.step, a.jitter,
+                                two_mode_probe(N), a.nphotons, a.seed, a.bad_pixel_fraction)
     return scan, None
 
 
-def main(argv=None) -> int:
-    p = build_parser()
-    a = p.parse_args(argv)
-    layouts = _layouts(a, p)
-    if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus
-                         or a.probe_scale_mode != "pad"):
-        p.error("--positions, --position-jitter, --probe-defocus and --probe-scale-mode need "
-                "--from FILE")
-    try:
-        scan, truth = _simulate(a)
-    except (OSError, ValueError) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    out = Path(a.output_dir)
+def _write(out: Path, layouts, scan, truth) -> list[Path]:
+    """Every chosen layout and ``truth.npz`` into ``out`` (a folder being written)."""
     geometry = conventional_geometry(scan.N)
+    dataset = dataset_arrays(scan, truth) if "dataset" in layouts else None
     files = []
     if "npz" in layouts:
         files.append(write_ptychopinn_npz(out / "scan_ptychopinn.npz", scan))
@@ -130,12 +136,40 @@ def main(argv=None) -> int:
         files.extend(write_ptychodus(out / "ptychodus", scan, geometry))
     if "cxi" in layouts:
         files.append(write_cxi(out / "scan.cxi", scan, geometry))
-    if "dataset" in layouts:
-        files.append(save_dataset(out / "dataset.npz", *dataset_arrays(scan, truth)))
+    if dataset is not None:
+        files.append(save_dataset(out / "dataset.npz", *dataset))
     true_xy = scan.positions_px if truth is None else truth.positions_px
     np.savez(out / "truth.npz", object=scan.object, positions_px=true_xy,
              written_positions_px=scan.positions_px,
              probe=scan.probe if truth is None else truth.probe)
+    return files
+
+
+def main(argv=None) -> int:
+    """Exit codes: 0 written; 2 refused (one ``error:`` line, ``--output-dir`` as it was)."""
+    p = build_parser()
+    a = p.parse_args(argv)
+    layouts = _layouts(a, p)
+    if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus
+                         or a.probe_scale_mode != "pad"):
+        p.error("--positions, --position-jitter, --probe-defocus and --probe-scale-mode need "
+                "--from FILE")
+    if a.nphotons is None:
+        a.nphotons = 1e9 if a.source else 1e6
+    if a.bad_pixel_fraction is None:
+        a.bad_pixel_fraction = 0.0 if a.source else 0.002
+    out = Path(a.output_dir)
+    try:
+        _check_values(a)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--output-dir {str(out)!r} is a file (allowed: a directory path)")
+        scan, truth = _simulate(a)
+        with atomic_dir(out, owned=OUTPUT_NAMES) as tmp:
+            files = [out / Path(f).relative_to(tmp) for f in _write(tmp, layouts, scan, truth)]
+    except (OSError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    true_xy = scan.positions_px if truth is None else truth.positions_px
     span = np.ptp(true_xy, axis=0)
     err = np.sqrt(np.mean(np.sum((scan.positions_px - true_xy) ** 2, axis=1)))
     print(f"{scan.n} positions spanning {span[0]:.0f} x {span[1]:.0f} px; N = {scan.N}; mean "

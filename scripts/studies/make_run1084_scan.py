@@ -47,8 +47,12 @@ def main(argv=None) -> int:
     N = probe.shape[-1]
     # unit-energy probe: the simulator's photon scale then carries the dose
     probe = probe / np.sqrt(np.sum(np.abs(probe) ** 2))
-    scan = simulate_at_positions(obj, N, pos, probe, a.nphotons, np.random.default_rng(a.seed),
-                                 a.bad_pixel_fraction)
+    try:   # e.g. a dose <= 0: refused in one line, before the file is written
+        scan = simulate_at_positions(obj, N, pos, probe, a.nphotons,
+                                     np.random.default_rng(a.seed), a.bad_pixel_fraction)
+    except ValueError as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
     path = write_ptychopinn_npz(a.output, scan)
     print(f"{path}: {len(pos)} positions, N = {N}, mean counts per pattern "
           f"{scan.counts.sum((1, 2)).mean():.4g}, photon scale {scan.photon_scale:.4g}")

@@ -3,6 +3,7 @@ and the Parseval brightness estimate."""
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from ptycho_torch.engine.data import (
     EpochOrder, PatchDataset, input_scale_from, make_loaders, object_amplitude_estimate,
@@ -35,9 +36,17 @@ def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
     fresh.set_epoch(2)                                       # no history: epoch 2 alone
     assert list(fresh) == orders[2]
     assert list(EpochOrder(50, seed=4)) != orders[0]
-    # the documented rule: torch.randperm from a Generator seeded by SeedSequence((seed, e))
-    state = int(np.random.SeedSequence((3, 1)).generate_state(1, np.uint64)[0])
-    assert orders[1] == torch.randperm(50, generator=torch.Generator().manual_seed(state)).tolist()
+
+
+@pytest.mark.parametrize("n, seed", [(37, 42), (64, 1)])
+def test_epoch_order_is_the_order_a_shuffling_loader_gives_in_one_process(n, seed):
+    """The uninterrupted run keeps the order of DataLoader(shuffle=True, generator=seed)."""
+    loader = DataLoader(list(range(n)), batch_size=5, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    by_loader = [torch.cat(list(loader)).tolist() for _ in range(4)]
+    order = EpochOrder(n, seed)
+    assert [order.permutation(e) for e in range(4)] == by_loader
+    assert len({tuple(o) for o in by_loader}) == 4
 
 
 def test_epoch_order_is_sharded_by_lightnings_ddp_wrapper():
