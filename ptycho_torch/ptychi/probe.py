@@ -16,6 +16,14 @@ well for any ``a``. The refined probe is therefore rescaled so that its total in
 is divided by the same factor (:func:`match_probe_intensity`); the exit waves, and hence
 the data residual, are unchanged by this.
 
+Phase: the data do not fix a probe's constant phase (per mode) nor a linear phase ramp that
+the object can take over; LSQML lets both drift. The refined probe's gauges are fixed
+against the starting probe as the learned probe's are (:mod:`ptycho.probe_gauge`): the
+intensity centroid of its far field back at the starting probe's, the object taking the
+opposite ramp, and ``<P_start, P>`` real and positive per mode. Every pattern is unchanged
+(exactly for a whole-pixel ramp; a fractional one meets the sub-pixel probe shift's
+periodic window, which matters only where the probe reaches the window's edge).
+
 Quality is reported without ground truth, with :func:`ptycho_torch.data_residual.data_residual`
 of two LSQML reconstructions of the same scan with the same settings: the object with the
 starting probe fixed (``residual_before``) and the object and probe of the refinement
@@ -45,6 +53,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ptycho.dataset import PtychoDataset
+from ptycho.probe_gauge import fix_phase_gauge
 from ptycho.grouping import group_centre_and_offsets
 from ptycho_torch.data_residual import object_residual
 from ptycho_torch.engine.device import resolve_device
@@ -142,13 +151,20 @@ def dataset_probe(probe_c: np.ndarray, obj: np.ndarray | None, scan: PtychiScan,
     """Pty-chi's refined probe ``probe_c`` back in the dataset's units and shape: converted
     (:func:`probe_from_ptychi`), rescaled to the total intensity of ``like`` (the starting
     dataset probe, (N, N) or (modes, N, N); the object ``obj`` takes the factor,
-    :func:`match_probe_intensity`) and shaped like it. Returns ``(probe, obj, factor)``."""
+    :func:`match_probe_intensity`), its phase gauges fixed against ``like`` (the far-field
+    centroid by a ramp the object absorbs, each mode's constant phase:
+    :func:`ptycho.probe_gauge.fix_phase_gauge`; no pattern changes) and shaped like it.
+    Returns ``(probe, obj, factor)``."""
     start = np.asarray(like, dtype=np.complex64)
     modes = start[None] if start.ndim == 2 else start
     probe, obj, a = match_probe_intensity(probe_from_ptychi(probe_c, scan), obj, modes)
     if probe.shape != modes.shape:
         raise ValueError(f"Pty-chi returned a probe of shape {probe.shape} (expected "
                          f"{modes.shape}, the starting probe's modes)")
+    probe, obj, gauge = fix_phase_gauge(probe, obj, modes)
+    log.info("refined probe's phase gauge fixed against the starting probe: ramp (ky, kx) = "
+             "(%.3f, %.3f) frequency px moved to the object, constant phase %.3f rad removed",
+             gauge.ramp[0], gauge.ramp[1], gauge.phases[0])
     out = probe[0] if start.ndim == 2 else probe
     return np.ascontiguousarray(out, dtype=np.complex64), obj, a
 

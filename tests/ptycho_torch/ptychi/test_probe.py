@@ -194,6 +194,32 @@ def test_refine_probe_returns_the_start_intensity_whatever_the_engine_scale(monk
     assert np.sum(np.abs(ref2.probe) ** 2) == pytest.approx(np.sum(np.abs(modes) ** 2), rel=1e-5)
 
 
+def test_refine_probe_fixes_the_phase_gauges_an_engine_lets_drift(monkeypatch):
+    """A stand-in LSQML returns the true probe with a constant phase and a whole-pixel phase
+    ramp, the object with the opposite ramp: the same data. refine_probe must give back the
+    start probe and move the ramp to the object, with the residual unchanged."""
+    truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
+    ax = np.arange(N) - N // 2
+    k = (2, -1)                                              # (ky, kx) frequency pixels
+    ramp = np.exp(2j * math.pi * (k[0] * ax[:, None] + k[1] * ax[None, :]) / N)
+    rows, cols = np.indices(truth.ground_truth.shape)
+    object_ramp = np.exp(-2j * math.pi * (k[0] * rows + k[1] * cols) / N)
+
+    def fake_lsqml(scan, o, **_):
+        if not o.optimize_probe:
+            return truth.ground_truth, scan.probe, scan.positions_xy.astype(np.float64), 0.1
+        return ((truth.ground_truth * object_ramp).astype(np.complex64),
+                (scan.probe * ramp * np.exp(2.1j)).astype(np.complex64),
+                scan.positions_xy.astype(np.float64), 0.1)
+
+    monkeypatch.setattr(pr, "_lsqml", fake_lsqml)
+    ref = pr.refine_probe(truth, epochs=3, device="cpu")
+    np.testing.assert_allclose(ref.probe, truth.probe, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ref.object_after, truth.ground_truth, rtol=1e-4, atol=1e-4)
+    for key in ("amplitude_mae", "poisson_nll"):
+        assert ref.residual_after[key] == pytest.approx(ref.residual_before[key], rel=1e-4)
+
+
 def test_refine_probe_refuses_bad_settings():
     truth = simulate_spiral(make_probe(N, **TRUE_PROBE), n_positions=20, object_size=48)
     with pytest.raises(ValueError, match=r"probe_start_epoch=5 is out of range"):
