@@ -237,7 +237,7 @@ def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Ca
         strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
         logger=make_logger(logger, work_dir), callbacks=cbs.all,
         enable_progress_bar=cbs.bar, enable_model_summary=False,
-        deterministic="warn" if tc.deterministic else None,
+        deterministic="warn" if tc.deterministic else False,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,
         log_every_n_steps=max(1, min(50, n_train_batches)), num_sanity_val_steps=0,
         gradient_clip_val=tc.gradient_clip_val if tc.gradient_clip_val > 0 else None,

@@ -310,7 +310,8 @@ def run_sweep(sweep: CompareSweep, plans: list) -> dict:
 
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
-    stderr, nothing written); 130 interrupted (run the same command again)."""
+    stderr, nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command
+    again)."""
     def parse():
         sweep = sweep_from_argv(argv)
         return sweep, [plan_comparison(cc) for cc in sweep.comparisons]

@@ -174,8 +174,8 @@ def run_seed_sweep(sweep: SeedSweep, plans: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    """``seed_sweep.py``. Exit codes: 0 done; 2 refused input; 130 interrupted (run the same
-    command again: finished seeds are reused)."""
+    """``seed_sweep.py``. Exit codes: 0 done; 2 refused input; 130 (SIGINT) or 143 (SIGTERM)
+    interrupted (run the same command again: finished seeds are reused)."""
     def parse():
         sweep = config_from_argv(argv)
         return sweep, plan_sweep(sweep)

@@ -146,7 +146,8 @@ def run_sweep(sweep: DoseSweep, plans: list) -> dict:
 
 def main(argv=None) -> int:
     """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
-    nothing written); 130 interrupted (run the same command again, with --resume)."""
+    nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command again,
+    with --resume)."""
     def parse():
         sweep = sweep_from_argv(argv)
         return sweep, [plan_sweep(dc) for dc in sweep.studies]

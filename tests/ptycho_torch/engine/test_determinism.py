@@ -62,3 +62,13 @@ def test_without_deterministic_the_flag_stays_off(tmp_path, tiny_data, determini
     train, _ = tiny_data
     _, flags = _fit(tmp_path / "a", train, False)
     assert flags == (False, False)
+
+
+def test_no_deterministic_turns_the_flag_off_after_a_deterministic_fit(tmp_path, tiny_data,
+                                                                        determinism_off):
+    """--no-deterministic does what it says in a process that trained with --deterministic
+    before (Lightning leaves torch's process-wide flag alone unless told False)."""
+    train, _ = tiny_data
+    _, on = _fit(tmp_path / "a", train, True)
+    _, off = _fit(tmp_path / "b", train, False)
+    assert on == (True, True) and off == (False, False)
