@@ -8,6 +8,12 @@ the learning curve); :func:`load_test_data` only the scored one (the comparison 
 study, whose training runs read their own). Every refusal is a :class:`StudyError` naming
 the file, the key and the flag.
 
+A separate ``--test-npz`` file is read in the training scan's units
+(:func:`ptycho.formats.model_units.read_in_model_units`, with the training scan's probe as
+the model's: the test scan's probe is brought to the training probe's total intensity), so
+the same scan in another layout, counts or amplitudes, reaches the network as the training
+scan's amplitudes would; the scale is logged and recorded as ``data.test_scan_scale``.
+
 ``--probe-npz FILE`` gives the probe: on simulated data the probe that simulates them; with
 the user's files it replaces each scan's own probe (train and test), made N x N by the
 simulation's rule (:func:`read_probe_file`, ``--probe-scale-mode``) and brought to each
@@ -27,6 +33,7 @@ from ptycho.config.validation import StudyError
 from ptycho.datagen.grid_lines import spec_for
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
+from ptycho.formats.model_units import read_in_model_units
 from ptycho.formats.study_input import read_dataset, read_probe
 from ptycho.probe_scaling import scale_probe
 from ptycho.probes import scale_to_patterns
@@ -131,6 +138,25 @@ def _read(cfg: StudyConfig, path: Path, flag: str) -> PtychoDataset:
         raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
 
 
+def _read_test(cfg: StudyConfig, paths: StudyPaths, train: PtychoDataset | None, info: dict
+               ) -> PtychoDataset:
+    """The scored scan; a separate user file in the training scan's units (module docstring;
+    ``train`` None: read here for its probe only)."""
+    test = _read(cfg, paths.test, "--test-npz")
+    if cfg.simulated or paths.test == paths.train:
+        return test
+    probe = (train if train is not None else _read(cfg, paths.train, "--train-npz")).probe
+    try:
+        test, scale = read_in_model_units(str(paths.test), probe, gridsize=cfg.model.gridsize,
+                                          unit=cfg.run.data_unit,
+                                          cxi_translation_sign=cfg.run.cxi_translation_sign)
+    except ValueError as err:
+        raise StudyError(f"{str(err).splitlines()[0]} [flag --test-npz]") from None
+    log.info("test scan in the training scan's units: %s", scale.source)
+    info["test_scan_scale"] = scale.to_dict()
+    return test
+
+
 def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dict]:
     """``(train, test, info)``: both scans of :func:`study_paths`, read and validated."""
     paths = study_paths(cfg)
@@ -138,13 +164,15 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
         log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
                  paths.seconds, paths.train.parent)
     info = dict(paths.info)
-    scans = _replace_probes(cfg, {"train": _read(cfg, paths.train, "--train-npz"),
-                                  "test": _read(cfg, paths.test, "--test-npz")}, info)
+    train = _read(cfg, paths.train, "--train-npz")
+    scans = _replace_probes(cfg, {"train": train, "test": _read_test(cfg, paths, train, info)},
+                            info)
     return scans["train"], scans["test"], info
 
 
 def load_test_data(cfg: StudyConfig) -> tuple[PtychoDataset, dict]:
-    """``(test, info)``: only the scored scan (the training scan stays on disk)."""
+    """``(test, info)``: only the scored scan (a separate user file is brought to the
+    training scan's units, whose probe is read for that)."""
     paths = study_paths(cfg)
     info = dict(paths.info)
-    return _replace_probes(cfg, {"test": _read(cfg, paths.test, "--test-npz")}, info)["test"], info
+    return _replace_probes(cfg, {"test": _read_test(cfg, paths, None, info)}, info)["test"], info
