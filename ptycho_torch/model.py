@@ -202,15 +202,17 @@ def _one_cycle_scheduler(opt, tc: TrainingConfig, module) -> dict:
     """torch's OneCycleLR over the planned optimizer steps (Lightning's
     ``estimated_stepping_batches``: epochs x batches, or max_steps), stepped every step:
     10 % warm-up from learning_rate/10, cosine decay to min_lr. A run stopped early by the
-    wall-clock cap ends before the decay does (metrics.json records the stop)."""
-    total = int(module.trainer.estimated_stepping_batches)
+    wall-clock cap ends before the decay does (metrics.json records the stop). Under 20
+    planned steps the rate peaks at the second step instead (torch's schedule divides by zero
+    for a warm-up under one step; fewer than 4 planned steps run the start of a 4-step plan)."""
+    total = max(int(module.trainer.estimated_stepping_batches), 4)
     lr = float(tc.learning_rate)
     start = lr / 10.0
     final = min(float(tc.min_lr), lr)
     # each parameter group peaks at its own learning rate (the learned probe has its own)
     peak = [lr * g["lr"] / opt.param_groups[0]["lr"] for g in opt.param_groups]
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=peak if len(peak) > 1 else lr, total_steps=max(total, 2), pct_start=0.1,
+        opt, max_lr=peak if len(peak) > 1 else lr, total_steps=total, pct_start=max(0.1, 2 / total),
         anneal_strategy="cos",
         div_factor=10.0, final_div_factor=max(start / final, 1.0) if final > 0 else 1e4)
     return {"scheduler": sched, "interval": "step"}

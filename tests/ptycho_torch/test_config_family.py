@@ -166,3 +166,21 @@ def test_build_generator_accepts_config_mapping_and_validates_it():
     assert type(gen) is GENERATORS["fno"]
     with pytest.raises(ValueError, match=re.escape("ModelConfig.fno_modes=20 exceeds N//2=16")):
         build_generator({**SMALL, "fno_modes": 20})
+
+
+@pytest.mark.parametrize("planned", [1, 2, 3, 5, 10, 19])
+def test_one_cycle_runs_a_short_plan_peaking_at_the_second_step(planned):
+    """torch's OneCycleLR divides by zero when 10 % of the plan is under 2 steps; a short
+    run peaks at its second step instead and runs every planned step."""
+    module = _module(scheduler="onecycle", learning_rate=2e-3, min_lr=2e-4)
+    module._trainer = types.SimpleNamespace(estimated_stepping_batches=planned)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(planned):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(2e-4)
+    if planned >= 3:
+        assert lrs[1] == pytest.approx(2e-3)            # the peak, at the second step
