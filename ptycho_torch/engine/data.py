@@ -40,16 +40,20 @@ class PatchDataset(Dataset):
 
 
 class EpochOrder(Sampler[int]):
-    """The training order: epoch ``e`` visits the ``n`` samples in the order a shuffling
-    ``DataLoader(..., shuffle=True, generator=torch.Generator().manual_seed(seed))`` gives in
-    its epoch ``e`` in one uninterrupted process, computed from ``(seed, e)`` alone.
+    """The training order: epoch ``e`` visits the ``n`` samples in the order that Lightning's
+    fit loop over a shuffling ``DataLoader(..., shuffle=True,
+    generator=torch.Generator().manual_seed(seed))`` gives in its epoch ``e`` in one
+    uninterrupted process, computed from ``(seed, e)`` alone.
 
-    Such a loader draws three times per epoch from its generator: the iterator's base seed
-    (one int64), the ``RandomSampler``'s permutation, and a second, unused permutation for
-    the empty remainder of ``num_samples % n``. :meth:`permutation` replays those draws from
-    the seed, so the uninterrupted run keeps the order (and every trained figure) it had with
-    that loader, and a resumed run sees the same order from its first epoch on
-    (``tests/ptycho_torch/engine/test_data.py`` holds the identity against torch's loader).
+    Over such a loader the fit loop draws from its generator, per epoch: the iterator's base
+    seed (one int64), the ``RandomSampler``'s permutation and, only when the last batch is
+    partial (``n % batch_size != 0``), the sampler's second permutation for its empty
+    remainder: the batch sampler exhausts the sampler to close a partial batch, while after
+    a full last batch Lightning stops at the loader's length.
+    :meth:`permutation` replays those draws from the seed, so the uninterrupted run keeps the
+    order (and every trained figure) it had with that loader, and a resumed run sees the
+    same order from its first epoch on (``tests/ptycho_torch/engine/test_data.py`` holds the
+    identity against a Lightning fit over torch's loader).
 
     Lightning calls :meth:`set_epoch` with the epoch about to run, before it iterates the
     loader (``lightning.fabric.utilities.data._set_sampler_epoch``, from the fit loop), also
@@ -57,10 +61,11 @@ class EpochOrder(Sampler[int]):
     ``DistributedSamplerWrapper``, which forwards ``set_epoch`` and gives each rank its shard.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
-        if n < 1:
-            raise ValueError(f"EpochOrder: n={n} (expected at least one sample)")
-        self.n, self.seed, self.epoch = int(n), int(seed), 0
+    def __init__(self, n: int, seed: int, batch_size: int) -> None:
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"EpochOrder: n={n}, batch_size={batch_size} (expected at least "
+                             "one sample and a batch of at least one)")
+        self.n, self.seed, self.batch_size, self.epoch = int(n), int(seed), int(batch_size), 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -72,7 +77,8 @@ class EpochOrder(Sampler[int]):
         for _ in range(int(epoch) + 1):
             torch.empty((), dtype=torch.int64).random_(generator=gen)   # the iterator's base seed
             perm = torch.randperm(self.n, generator=gen)
-            torch.randperm(self.n, generator=gen)                        # the empty remainder
+            if self.n % self.batch_size:
+                torch.randperm(self.n, generator=gen)     # the remainder draw, see above
         return perm.tolist()
 
     def __iter__(self):
@@ -119,8 +125,8 @@ def make_loaders(train: PtychoDataset, split: TrainValSplit, input_scale: float,
     x, pos = train.diffraction, train.coords_nominal
     ds_train = PatchDataset(x[split.train_idx], pos[split.train_idx], input_scale)
     ds_val = PatchDataset(x[split.val_idx], pos[split.val_idx], input_scale)
-    return (DataLoader(ds_train, batch_size=batch_size, sampler=EpochOrder(len(ds_train), seed),
-                       drop_last=False),
+    order = EpochOrder(len(ds_train), seed, batch_size)
+    return (DataLoader(ds_train, batch_size=batch_size, sampler=order, drop_last=False),
             DataLoader(ds_val, batch_size=max(batch_size, 64), shuffle=False))
 
 

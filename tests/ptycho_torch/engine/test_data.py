@@ -3,7 +3,8 @@ and the Parseval brightness estimate."""
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+import lightning as L
+from torch.utils.data import DataLoader, TensorDataset
 
 from ptycho_torch.engine.data import (
     EpochOrder, PatchDataset, input_scale_from, make_loaders, object_amplitude_estimate,
@@ -25,26 +26,48 @@ def test_split_is_a_seeded_partition(n, frac):
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
-    a = EpochOrder(50, seed=3)
+    a = EpochOrder(50, seed=3, batch_size=8)
     orders = []
     for epoch in range(4):
         a.set_epoch(epoch)
         orders.append(list(a))
         assert sorted(orders[-1]) == list(range(50))
     assert len({tuple(o) for o in orders}) == 4             # every epoch reshuffles
-    fresh = EpochOrder(50, seed=3)
+    fresh = EpochOrder(50, seed=3, batch_size=8)
     fresh.set_epoch(2)                                       # no history: epoch 2 alone
     assert list(fresh) == orders[2]
-    assert list(EpochOrder(50, seed=4)) != orders[0]
+    assert list(EpochOrder(50, seed=4, batch_size=8)) != orders[0]
 
 
-@pytest.mark.parametrize("n, seed", [(37, 42), (64, 1)])
-def test_epoch_order_is_the_order_a_shuffling_loader_gives_in_one_process(n, seed):
-    """The uninterrupted run keeps the order of DataLoader(shuffle=True, generator=seed)."""
-    loader = DataLoader(list(range(n)), batch_size=5, shuffle=True,
+class _Recorder(L.LightningModule):
+    """Records the sample indices of every training batch; learns nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []
+
+    def training_step(self, batch, _):
+        self.seen += batch[0].tolist()
+        return self.w.sum() * 0.0
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.parametrize("n, seed", [(37, 42), (64, 1), (41, 7)])  # partial and full last batches
+def test_epoch_order_is_the_order_of_a_lightning_fit_over_a_shuffling_loader(n, seed):
+    """The uninterrupted run keeps the order Lightning gave DataLoader(shuffle=True,
+    generator=seed), so figures measured with that loader stand."""
+    data = TensorDataset(torch.arange(n))
+    loader = DataLoader(data, batch_size=8, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    by_loader = [torch.cat(list(loader)).tolist() for _ in range(4)]
-    order = EpochOrder(n, seed)
+    module = _Recorder()
+    L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, num_sanity_val_steps=0).fit(
+        module, loader, DataLoader(data, batch_size=8))
+    by_loader = [module.seen[e * n:(e + 1) * n] for e in range(4)]
+    order = EpochOrder(n, seed, 8)
     assert [order.permutation(e) for e in range(4)] == by_loader
     assert len({tuple(o) for o in by_loader}) == 4
 
@@ -58,7 +81,7 @@ def test_epoch_order_is_sharded_by_lightnings_ddp_wrapper():
     def shards(epoch):
         out = []
         for rank in (0, 1):
-            w = DistributedSamplerWrapper(EpochOrder(40, seed=3), num_replicas=2, rank=rank,
+            w = DistributedSamplerWrapper(EpochOrder(40, seed=3, batch_size=8), num_replicas=2, rank=rank,
                                           shuffle=True, seed=3)
             w.set_epoch(epoch)
             out.append(list(w))
