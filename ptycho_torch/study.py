@@ -165,6 +165,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
         log.info("normalisation: %s", normalisation)
     log.info("input scale 1/RMS(training amplitudes) = %.4g; photon scale s = %.4g",
              p.data_config.input_scale, p.data_config.photon_scale)
+    if "test_scan_scale" in p.data_info:
+        log.info("test scan in the training scan's units: %s", p.data_info["test_scan_scale"]["source"])
 
     # ---- first write into output_dir (besides the simulated-dataset cache) ----
     if rank_zero:

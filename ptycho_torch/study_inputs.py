@@ -12,7 +12,8 @@ A separate ``--test-npz`` file is read in the training scan's units
 (:func:`ptycho.formats.model_units.read_in_model_units`, with the training scan's probe as
 the model's: the test scan's probe is brought to the training probe's total intensity), so
 the same scan in another layout, counts or amplitudes, reaches the network as the training
-scan's amplitudes would; the scale is logged and recorded as ``data.test_scan_scale``.
+scan's amplitudes would; the scale is recorded as ``data.test_scan_scale`` (and logged by
+the study once every check passed).
 
 ``--probe-npz FILE`` gives the probe: on simulated data the probe that simulates them; with
 the user's files it replaces each scan's own probe (train and test), made N x N by the
@@ -33,7 +34,7 @@ from ptycho.config.validation import StudyError
 from ptycho.datagen.grid_lines import spec_for
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
-from ptycho.formats.model_units import read_in_model_units
+from ptycho.formats.model_units import read_in_model_units, total_intensity
 from ptycho.formats.study_input import read_dataset, read_probe
 from ptycho.probe_scaling import scale_probe
 from ptycho.probes import scale_to_patterns
@@ -146,14 +147,15 @@ def _read_test(cfg: StudyConfig, paths: StudyPaths, train: PtychoDataset | None,
     if cfg.simulated or paths.test == paths.train:
         return test
     probe = (train if train is not None else _read(cfg, paths.train, "--train-npz")).probe
+    if not total_intensity(probe) > 0:
+        return test        # the training scan's own check refuses its probe, naming its file
     try:
         test, scale = read_in_model_units(str(paths.test), probe, gridsize=cfg.model.gridsize,
                                           unit=cfg.run.data_unit,
                                           cxi_translation_sign=cfg.run.cxi_translation_sign)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --test-npz]") from None
-    log.info("test scan in the training scan's units: %s", scale.source)
-    info["test_scan_scale"] = scale.to_dict()
+    info["test_scan_scale"] = scale.to_dict()   # the study logs it once its checks passed
     return test
 
 

@@ -5,11 +5,18 @@ tests start as a subprocess: on a shared 2-core machine several OpenMP threads p
 spin against each other and make tiny models tens of times slower, and one thread keeps
 CPU results bit-identical between the CLI and in-process runs.
 """
+import hashlib
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from ptycho.datagen.from_file import ScanTruth, dataset_arrays
+from ptycho.formats.cxi import write_cxi
+from ptycho.formats.ptychodus import write_ptychodus
+from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
+from ptycho.io import save_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 for sub in ("scripts/studies", "scripts/benchmarks"):
@@ -41,3 +48,35 @@ def require_ptychi():
         ptychi.import_ptychi()
     except ptychi.IterativeUnavailableError as err:
         pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
+
+
+def _write_layouts(scan, d: Path) -> dict:
+    """The scan as this project's NPZ (amplitudes sqrt(counts) / s, probe / s), an
+    upstream PtychoPINN NPZ, a CXI file and a Ptychodus pair (counts, probe in photons)."""
+    s = scan.photon_scale
+    truth = ScanTruth(scan.object, scan.positions_px, scan.probe / s, s)
+    return {"dataset": save_dataset(d / "dataset.npz", *dataset_arrays(scan, truth)),
+            "npz": write_ptychopinn_npz(d / "scan.npz", scan),
+            "cxi": write_cxi(d / "scan.cxi", scan),
+            "ptychodus": write_ptychodus(d / "ptychodus", scan)[0]}
+
+
+@pytest.fixture(scope="session")
+def write_layouts():
+    """``write_layouts(scan, folder) -> {layout: path}``: one simulated scan in every layout."""
+    return _write_layouts
+
+
+def _tree_state(path: Path):
+    """None if ``path`` does not exist, else {relative path: sha256} of every file."""
+    if not path.exists():
+        return None
+    return {str(p.relative_to(path)): (hashlib.sha256(p.read_bytes()).hexdigest()
+                                       if p.is_file() else "dir")
+            for p in sorted(path.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def tree_state():
+    """``tree_state(path)``: what a folder holds, to show a refusal changed nothing."""
+    return _tree_state

@@ -13,14 +13,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ptycho.datagen.from_file import ScanTruth, dataset_arrays
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.cxi import write_cxi
 from ptycho.formats.model_units import check_parseval, read_in_model_units
-from ptycho.formats.ptychodus import write_ptychodus
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.io import load_dataset, save_dataset
+from ptycho.io import load_dataset
 from ptycho.probes import two_mode_probe
 
 
@@ -30,19 +28,8 @@ def _scan(nphotons: float = 1e5):
                                 probe_modes=two_mode_probe(32), nphotons=nphotons, seed=4)
 
 
-def write_layouts(scan, d) -> dict:
-    """The scan as this project's NPZ (amplitudes sqrt(counts) / s, probe / s), an
-    upstream PtychoPINN NPZ, a CXI file and a Ptychodus pair (counts, probe in photons)."""
-    s = scan.photon_scale
-    truth = ScanTruth(scan.object, scan.positions_px, scan.probe / s, s)
-    return {"dataset": save_dataset(d / "dataset.npz", *dataset_arrays(scan, truth)),
-            "npz": write_ptychopinn_npz(d / "scan.npz", scan),
-            "cxi": write_cxi(d / "scan.cxi", scan),
-            "ptychodus": write_ptychodus(d / "ptychodus", scan)[0]}
-
-
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory):
+def layouts(tmp_path_factory, write_layouts):
     scan = _scan()
     return scan, write_layouts(scan, tmp_path_factory.mktemp("units"))
 

@@ -9,7 +9,6 @@ snapshots and atomic artifacts on tiny in-process runs.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -30,15 +29,6 @@ MODEL = ["--N", "32", "--test-stride", "8", "--fno-width", "8", "--fno-modes", "
          "--no-progress-bar", "--num-threads", "1"]
 SIM = ["--object-size", "64", "--n-lines", "40", "--train-stride", "4",
        "--n-train-objects", "1", "--n-test-objects", "1"]
-
-
-def tree_state(path: Path):
-    """None if ``path`` does not exist, else {relative path: sha256} of every file."""
-    if not path.exists():
-        return None
-    return {str(p.relative_to(path)): (hashlib.sha256(p.read_bytes()).hexdigest()
-                                       if p.is_file() else "dir")
-            for p in sorted(path.rglob("*"))}
 
 
 def npz_variant(src: Path, dst: Path, edit) -> Path:
@@ -394,7 +384,7 @@ def _tiny_checkpoint(tmp: Path, extra: dict | None = None) -> bytes:
 
 
 @pytest.mark.parametrize("row", OUTPUT_ROWS)
-def test_output_directory_rows(row, ctx, capsys, code_on_load):
+def test_output_directory_rows(tree_state, row, ctx, capsys, code_on_load):
     out, tmp = ctx["out"], ctx["tmp"]
     argv = [*MODEL, *SIM, "--output-dir", out]
     if row == "output_is_a_file":
@@ -500,7 +490,7 @@ def _leftover_tmp(out: Path):
     return [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
-def test_same_seed_reproduces_metrics_snapshots_overwrite_and_interrupted_artifacts(
+def test_same_seed_reproduces_metrics_snapshots_overwrite_and_interrupted_artifacts(tree_state,
         ctx, capsys, monkeypatch):
     """Runs A and B (same seed; A writes per-epoch snapshots) give identical metrics and
     history; C overwrites A with another seed and is interrupted while writing artifacts

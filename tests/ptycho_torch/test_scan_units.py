@@ -18,13 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptycho.datagen.from_file import ScanTruth, dataset_arrays
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
-from ptycho.formats.cxi import write_cxi
-from ptycho.formats.ptychodus import write_ptychodus
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.io import save_dataset
 from ptycho.probes import two_mode_probe
 from ptycho_torch.cli import reconstruct_main
 
@@ -39,18 +35,13 @@ LAYOUTS = ("dataset", "npz", "cxi", "ptychodus")
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, write_layouts):
     """The scan in every layout, and the model trained on its dataset NPZ."""
     d = tmp_path_factory.mktemp("scan_units")
     obj = make_object(96, 40, np.random.default_rng(3))
     scan = simulate_spiral_scan(obj, 32, 30, step_px=4.0, jitter_px=0.7,
                                 probe_modes=two_mode_probe(32), nphotons=1e5, seed=4)
-    s = scan.photon_scale
-    truth = ScanTruth(scan.object, scan.positions_px, scan.probe / s, s)
-    files = {"dataset": save_dataset(d / "dataset.npz", *dataset_arrays(scan, truth)),
-             "npz": write_ptychopinn_npz(d / "scan.npz", scan),
-             "cxi": write_cxi(d / "scan.cxi", scan),
-             "ptychodus": write_ptychodus(d / "ptychodus", scan)[0]}
+    files = write_layouts(scan, d)
     out = d / "study"
     assert runner.main(["--train-npz", str(files["dataset"]), "--output-dir", str(out),
                         *TINY_MODEL]) == 0

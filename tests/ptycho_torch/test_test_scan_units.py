@@ -7,29 +7,19 @@ import numpy as np
 import pytest
 
 from ptycho.config.study_config import StudyConfig
-from ptycho.datagen.from_file import ScanTruth, dataset_arrays
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
-from ptycho.formats.cxi import write_cxi
-from ptycho.formats.ptychodus import write_ptychodus
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.io import save_dataset
 from ptycho.probes import make_probe
 from ptycho_torch.study_inputs import load_study_data, load_test_data
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, write_layouts):
     d = tmp_path_factory.mktemp("test_scan_units")
     obj = make_object(96, 40, np.random.default_rng(5))
     scan = simulate_spiral_scan(obj, 32, 25, step_px=4.0, jitter_px=0.5,
                                 probe_modes=make_probe(32)[None], nphotons=1e5, seed=6)
-    s = scan.photon_scale
-    truth = ScanTruth(scan.object, scan.positions_px, scan.probe / s, s)
-    return {"dataset": save_dataset(d / "dataset.npz", *dataset_arrays(scan, truth)),
-            "npz": write_ptychopinn_npz(d / "scan.npz", scan),
-            "cxi": write_cxi(d / "scan.cxi", scan),
-            "ptychodus": write_ptychodus(d / "ptychodus", scan)[0]}
+    return write_layouts(scan, d)
 
 
 def _cfg(train, test):
