@@ -167,9 +167,10 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
                  int(trainer.global_step), epochs_trained, train_time)
     # The weights the study reconstructs with: after a wall-time or step stop they are
     # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
-    # writes.
+    # writes. A full checkpoint (Lightning's weights_only=False saves the optimizer and loop
+    # state too, for resume); every value in it is still a tensor or a plain value.
     final = ckpt_dir / "final.ckpt"
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)
     return FitResult(model=model, history=cbs.history.as_columns(), train_time_s=train_time,
                      n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
                      epochs_completed=int(trainer.current_epoch),
