@@ -27,20 +27,12 @@ from ptycho.probes import make_probe
 from ptycho.stitching import regions
 from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.ptychi import IterativeUnavailableError
+from test_reliability import npz_variant  # the one NPZ-copy-with-an-edit helper of these tests
 
 MODEL = ["--N", "32", "--test-stride", "8", "--fno-width", "8", "--fno-modes", "4",
          "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--architecture", "fno",
          "--no-progress-bar", "--num-threads", "1", "--batch-size", "8"]
 MISSING = "Pty-chi is not installed (a stand-in message)"
-
-
-def npz_variant(src, dst: Path, edit) -> Path:
-    with np.load(src) as z:
-        d = {k: z[k] for k in z.files}
-    edit(d)
-    with open(dst, "wb") as fh:
-        np.savez(fh, **d)
-    return dst
 
 
 def not_a_grid(d):
