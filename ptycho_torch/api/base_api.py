@@ -32,9 +32,15 @@ import numpy as np
 
 from ptycho.artifacts import write_json_atomic
 from ptycho.config.validation import StudyError
+from ptycho.stitching import probe_weights
 from ptycho_torch import config_params as cp
 from ptycho_torch.api.frame import frame_from_canvas, frame_shape, stitch_in_frame
-from ptycho_torch.api.inputs import merge_scans, read_training_dir, scan_from_arrays
+from ptycho_torch.api.inputs import (
+    merge_scans,
+    read_training_dir,
+    scan_from_arrays,
+    select_in_bounds,
+)
 from ptycho_torch.api.model_file import read_model_configs, write_model_file
 from ptycho_torch.api.refine_plan import RefinePlan
 from ptycho_torch.api.translate import describe, translate
@@ -152,10 +158,12 @@ class PtychoDataLoader:
         self.scan = self.dataset = None
         if data_dir is None:
             return
-        ov = config_manager.translation.overrides
-        scans = read_training_dir(data_dir, ov["N"])
-        self.dataset = merge_scans([s.to_dataset(gridsize=ov["gridsize"], N=ov["N"])
-                                    for s in scans])
+        tr = config_manager.translation
+        ov = tr.overrides
+        scans = [select_in_bounds(s, tr.bounds) for s in read_training_dir(data_dir, ov["N"])]
+        self.dataset = merge_scans([
+            s.to_dataset(gridsize=ov["gridsize"], N=ov["N"], k_nearest=ov.get("k_nearest", 0),
+                         groups_per_position=ov.get("groups_per_position", 1)) for s in scans])
         payload = create_training_payload(output_dir=str(self.output_dir or data_dir),
                                           overrides=dict(ov, progress_bar=False))
         config_manager.payload = payload_from_study(payload.study,
@@ -247,13 +255,11 @@ class InferenceEngine:
         shape = frame_shape(loader.scan.positions_px, ds.N)
         patches = predict_patches(module, ds, inference.infer_batch_size)
         if plan.refine == "lsqml":
-            rec = stitch_test_object(patches, ds, inference)
+            rec = stitch_test_object(patches, ds, inference, probe=ds.probe)
             _, out, _ = polish_with_lsqml(ds, rec, inference, epochs=plan.refine_epochs,
                                           device=device, optimize_probe=False)
             return frame_from_canvas(out.canvas, shift, shape)
-        weights = None
-        if getattr(inference, "stitch_weighting", "uniform") == "probe":
-            weights = (np.abs(ds.probe_modes) ** 2).sum(0)
+        weights = probe_weights(ds.probe) if inference.stitch_weighting == "probe" else None
         return stitch_in_frame(patches, ds.centres.astype(np.float64) - shift, shape,
                                crop=inference.crop_for(ds.N),
                                subpixel=inference.stitch_subpixel, weights=weights)
