@@ -3,6 +3,7 @@
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
 OUTPUT_MODES = ("real_imag", "amp_phase")
+ENCODER_ATTENTIONS = ("none", "cbam")  # ptycho_torch.generators.attention
 INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
 LOSSES = ("mae", "poisson")
 OPTIMIZERS = ("adam", "adamw")

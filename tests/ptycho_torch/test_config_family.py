@@ -17,7 +17,7 @@ from ptycho_torch import model as model_module
 from ptycho_torch.engine import loggers as engine_loggers
 from ptycho_torch.engine import weight_averaging
 from ptycho_torch.engine.device import resolve_device
-from ptycho_torch.generators import GENERATORS, build_generator, layers
+from ptycho_torch.generators import GENERATORS, attention, build_generator, layers
 from ptycho_torch.model import PtychoPINN_Lightning
 
 SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_filters_scale=1)
@@ -27,6 +27,7 @@ MAPS = [
     ("LOSSES", choices.LOSSES, losses.LOSSES),
     ("INPUT_TRANSFORMS", choices.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
     ("OUTPUT_MODES", choices.OUTPUT_MODES, layers.OUTPUT_READERS),
+    ("ENCODER_ATTENTIONS", choices.ENCODER_ATTENTIONS, attention.ENCODER_ATTENTIONS),
     ("STITCH_MODES", choices.STITCH_MODES, stitching.STITCH_MODES),
     ("SUBPIXEL_MODES", choices.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
     ("OPTIMIZERS", choices.OPTIMIZERS, model_module.OPTIMIZERS),
