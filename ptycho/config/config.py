@@ -66,8 +66,8 @@ class ModelConfig(Record):
                                 "architecture: none, or cbam (a channel then a spatial sigmoid "
                                 "gate)", choices=ENCODER_ATTENTIONS)
     generator_output_mode: str = _f("real_imag", "how the generator's two output channels are "
-                                    "read: real and imaginary parts, or amplitude and phase",
-                                    choices=OUTPUT_MODES)
+                                    "read: real and imaginary parts, amplitude sigmoid and phase, "
+                                    "or amplitude silu and phase", choices=OUTPUT_MODES)
     input_transform: str = _f("none", "compression of the scaled diffraction amplitudes before "
                               "the generator (sqrt or log1p lift the weak high-angle signal)",
                               choices=INPUT_TRANSFORMS)

@@ -2,6 +2,8 @@
 ptycho.config.config equals the keys of the map that implements it, every entry of each map
 works, and the configs reach the Lightning module (built through
 ptycho_torch.config_factory, see test_runner_contract.py)."""
+import cmath
+import math
 import re
 import types
 
@@ -121,10 +123,11 @@ def test_every_output_mode_is_read_by_the_head(mode):
         head.proj.weight.zero_()
         head.proj.bias.copy_(torch.tensor([0.3, 0.4]))
     y = head(torch.zeros(1, 2, 2, 2))
-    expected = (torch.complex(torch.tensor(0.3), torch.tensor(0.4)) if mode == "real_imag"
-                else torch.polar(torch.sigmoid(torch.tensor(0.3)),
-                                 torch.pi * torch.tanh(torch.tensor(0.4))))
-    torch.testing.assert_close(y, torch.full((1, 1, 2, 2), complex(expected)).to(torch.complex64))
+    sigmoid = 1 / (1 + math.exp(-0.3))
+    expected = {"real_imag": complex(0.3, 0.4),
+                "amp_phase": cmath.rect(sigmoid, math.pi * math.tanh(0.4)),
+                "amp_silu_phase": cmath.rect(0.3 * sigmoid, math.pi * math.tanh(0.4))}[mode]
+    torch.testing.assert_close(y, torch.full((1, 1, 2, 2), expected).to(torch.complex64))
 
 
 @pytest.mark.parametrize("loss", choices.LOSSES)

@@ -1,7 +1,9 @@
-"""Generator options: CBAM encoder attention (``encoder_attention``), checked against
-independent NumPy computations."""
+"""Generator options: CBAM encoder attention (``encoder_attention``) and the silu amplitude
+head (``generator_output_mode='amp_silu_phase'``), checked against independent NumPy
+computations."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -14,6 +16,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import ConfigError
 from ptycho_torch.generators import build_generator, count_parameters
 from ptycho_torch.generators.attention import CBAM, ChannelGate, SpatialGate
+from ptycho_torch.generators.layers import ComplexOutputHead
 from ptycho_torch.model import PtychoPINN_Lightning
 
 SMALL = dict(N=32, n_filters_scale=1, fno_modes=6, fno_width=8, fno_blocks=2, fno_cnn_blocks=1)
@@ -123,11 +126,46 @@ def test_cbam_is_refused_for_the_spectral_architectures(arch):
         StudyConfig().replace(encoder_attention="cbam")
 
 
+# --------------------------------------------------------------- silu amplitude head
+def test_silu_head_reads_amplitude_silu_and_phase_pi_tanh():
+    torch.manual_seed(4)
+    head = ComplexOutputHead(3, 2, "amp_silu_phase")
+    with torch.no_grad():
+        head.proj.weight.normal_(0.0, 2.0)   # logits of both signs, beyond silu's minimum
+    h = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        y = head(h)
+    w, b = _np(head.proj.weight)[:, :, 0, 0], _np(head.proj.bias)
+    maps = np.einsum("oi,bihw->bohw", w, _np(h)) + b[None, :, None, None]
+    a, p = maps[:, 0::2], maps[:, 1::2]          # per patch: (amplitude, phase) logits
+    amp, phase = a * _np_sigmoid(a), math.pi * np.tanh(p)
+    assert (amp < 0).any() and (amp > 1).any()
+    np.testing.assert_allclose(y.detach().numpy(), amp * np.exp(1j * phase), rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(_np(y.abs()), np.abs(amp), rtol=2e-5, atol=2e-6)
+    pos = amp > 1e-3
+    np.testing.assert_allclose(_np(y.angle())[pos], phase[pos], rtol=1e-4, atol=1e-4)
+    assert float(y.abs().min()) >= 0 and np.abs(amp).max() > 1.5   # unbounded above (no amp_max)
+
+
+@pytest.mark.parametrize("amp", (0.37, 3.0, 250.0))
+@pytest.mark.parametrize("arch", ("cnn", "fno", "hybrid"))
+def test_silu_head_starts_at_the_given_amplitude(arch, amp):
+    g = build_generator(ModelConfig(architecture=arch, generator_output_mode="amp_silu_phase",
+                                    **SMALL))
+    with torch.no_grad():
+        y0 = g.head(torch.zeros(1, g.head.proj.in_channels, 4, 4))
+    torch.testing.assert_close(y0, torch.full_like(y0, 0.5))   # silu^-1(0.5) at construction
+    g.set_initial_amplitude(amp)
+    with torch.no_grad():
+        y = g.head(torch.zeros(1, g.head.proj.in_channels, 4, 4))
+    torch.testing.assert_close(y, torch.full_like(y, amp), rtol=1e-6, atol=1e-6)
+
+
 # ------------------------------------------------------------------ one training step
-def test_a_training_step_with_cbam_reaches_the_cbam_weights():
+def test_a_training_step_with_cbam_and_silu_reaches_the_cbam_weights():
     torch.manual_seed(5)
-    cfg = StudyConfig().replace(architecture="cnn", encoder_attention="cbam", loss="poisson",
-                                **SMALL)
+    cfg = StudyConfig().replace(architecture="cnn", encoder_attention="cbam",
+                                generator_output_mode="amp_silu_phase", loss="poisson", **SMALL)
     module = PtychoPINN_Lightning(cfg.model, DataConfig(photon_scale=30.0), cfg.training)
     x = torch.rand(4, 1, 32, 32) + 0.1
     batch = (x, torch.zeros(4, 1, 1, 2), torch.ones(4, 1, 1, 1))
