@@ -31,6 +31,7 @@ import lightning as L
 import numpy as np
 
 from ptycho.artifacts import write_json_atomic
+from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import StudyError
 from ptycho.stitching import probe_weights
 from ptycho_torch import config_params as cp
@@ -45,8 +46,7 @@ from ptycho_torch.api.model_file import read_model_configs, write_model_file
 from ptycho_torch.api.refine_plan import RefinePlan
 from ptycho_torch.api.translate import describe, translate
 from ptycho_torch.api.views import ptychodus_view
-from ptycho_torch.config_factory import build_model, create_training_payload, data_config_from
-from ptycho_torch.config_factory import payload_from_study
+from ptycho_torch.config_factory import build_model, data_config_from, payload_from_study
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.training import finish_fit, prepare_fit
@@ -164,10 +164,9 @@ class PtychoDataLoader:
         self.dataset = merge_scans([
             s.to_dataset(gridsize=ov["gridsize"], N=ov["N"], k_nearest=ov.get("k_nearest", 0),
                          groups_per_position=ov.get("groups_per_position", 1)) for s in scans])
-        payload = create_training_payload(output_dir=str(self.output_dir or data_dir),
-                                          overrides=dict(ov, progress_bar=False))
-        config_manager.payload = payload_from_study(payload.study,
-                                                    data_config_from(self.dataset),
+        study = TorchRunnerConfig(**ov, progress_bar=False, train_npz=scans[0].path,
+                                  output_dir=str(self.output_dir or data_dir)).to_study()
+        config_manager.payload = payload_from_study(study, data_config_from(self.dataset),
                                                     self.dataset)
         log.info("ptychopinn-torch: training data %s: %d patterns, %d samples at gridsize %d",
                  ", ".join(s.path for s in scans), sum(s.n for s in scans), self.dataset.n,
