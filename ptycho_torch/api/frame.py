@@ -7,9 +7,9 @@ position ``v`` (metres) to pixel ``(v - centre) / pixel + (size - 1) / 2``, and 
 it builds are centred on the scan, so ``x_min + x_max = size - 1`` per axis:
 :func:`frame_shape` recovers ``(H, W)`` as ``round(x_min + x_max) + 1``, which is exact for
 any object centred on the scan to within half a pixel (the returned pixels are then the
-input object's pixels). A sum more than 0.4 px from an integer is logged: such an object
-may be off-centre, and one off by more than half a pixel gets a reconstruction offset by
-whole pixels.
+input object's pixels). A sum within 0.02 px of a half-integer is logged: two widths are then
+equally likely, and an object off-centre by more than half a pixel gets a reconstruction
+offset by whole pixels.
 
 :func:`stitch_in_frame` stitches the predicted patches at those positions on an ``(H, W)``
 canvas (each patch's central ``crop`` region, sub-pixel placement, uniform or probe
@@ -35,11 +35,12 @@ def frame_shape(positions_xy: np.ndarray, N: int) -> tuple[int, int]:
     sums = pos.min(axis=0) + pos.max(axis=0)          # (x_min + x_max, y_min + y_max)
     size = [int(round(v)) + 1 for v in sums]
     off = [abs(v - round(v)) for v in sums]
-    if max(off) > 0.4:
-        log.warning("the input object may not be centred on the scan (x_min + x_max = %.3f, "
-                    "y_min + y_max = %.3f px): the reconstruction is placed on a %d x %d "
-                    "frame and is offset by whole pixels if the object is off-centre by more "
-                    "than half a pixel", sums[0], sums[1], size[1], size[0])
+    if max(off) > 0.48:
+        log.warning("the input object's width cannot be told from the positions (x_min + "
+                    "x_max = %.3f, y_min + y_max = %.3f px, half-way between two widths): the "
+                    "reconstruction is placed on a %d x %d frame and is offset by a pixel if "
+                    "the object is %d x %d", sums[0], sums[1], size[1], size[0],
+                    size[1] + 1, size[0] + 1)
     W, H = max(size[0], 1), max(size[1], 1)
     if min(H, W) < 1 or max(H, W) > 1 << 16:
         raise ValueError(f"positions: an object frame of {H} x {W} pixels (allowed: 1..65536)")

@@ -143,11 +143,11 @@ def _data(d: cp.DataConfig) -> dict:
         if not 1 <= int(d.n_subsample) <= min(64, most):
             raise refusal("DataConfig", "n_subsample", d.n_subsample,
                           f"1..{min(64, most)}, the distinct groups of 3 among K={d.K}")
+        out.update(k_nearest=int(d.K), groups_per_position=int(d.n_subsample))
     for key in ("x_bounds", "y_bounds"):
         lo, hi = (float(v) for v in getattr(d, key))
         if not 0.0 <= lo < hi <= 1.0:
             raise refusal("DataConfig", key, getattr(d, key), "0 <= lower < upper <= 1")
-        out.update(k_nearest=int(d.K), groups_per_position=int(d.n_subsample))
     return out
 
 
@@ -227,6 +227,8 @@ def translate(data: cp.DataConfig, model: cp.ModelConfig, training: cp.TrainingC
                               f"{type(rec).__module__}.{type(rec).__name__}", name, "")
     notes = _check_fixed_and_defaults(records)
     overrides = _data(data)
+    if overrides["gridsize"] == 1:      # groups of one: nothing to draw
+        notes += [cp.SETTINGS[("DataConfig", k)] for k in ("K", "n_subsample")]
     overrides.update(_model(model, data.C))
     train, changes = _training(training, model.loss_function)
     overrides.update(train)

@@ -126,6 +126,16 @@ def test_unsupported_settings_are_refused_in_one_line(group, change, message):
     assert str(err.value) == message
 
 
+def test_neighbour_settings_have_no_effect_at_gridsize_1_and_say_so():
+    tr = translate(cp.DataConfig(N=64, C=1, grid_size=(1, 1)), cp.ModelConfig(C_model=1,
+                   C_forward=1, decoder_last_amp_channels=1), cp.TrainingConfig(),
+                   cp.InferenceConfig())
+    assert tr.overrides["gridsize"] == 1 and "k_nearest" not in tr.overrides
+    assert {"PtychoPINNTorchData.num_nearest_neighbors_for_lookup",
+            "PtychoPINNTorchData.coordinate_subsampling_factor"} <= set(tr.notes)
+    TorchRunnerConfig(**tr.overrides, train_npz="scan.npz").to_study()
+
+
 def test_cuda_without_cuda_trains_on_the_cpu_and_says_so(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     tr = translate(cp.DataConfig(N=64), cp.ModelConfig(), cp.TrainingConfig(device="cuda"),
