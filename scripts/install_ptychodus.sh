@@ -3,7 +3,7 @@
 # environment, so that Ptychodus switches on its PtychoPINN-Torch back end with this project,
 # torch and Lightning exactly as installed (the current environment is never changed):
 #
-#     bash scripts/install_ptychodus.sh          # prints the venv's ptychodus executable
+#     bash scripts/install_ptychodus.sh      # prints (alone on stdout) the venv's ptychodus
 #
 # PTYCHODUS_VENV sets the venv folder (default: .venv-ptychodus in the current folder);
 # PYTHON the interpreter whose environment it layers over (default: python).
@@ -25,10 +25,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # reinstalled, the pin only keeps a dependency from moving them).
 "$PYTHON" -m pip list --format=freeze 2>/dev/null | grep -E '^[A-Za-z0-9._-]+==' > "$VENV/constraints.txt"
 "$VENV/bin/python" -m pip install -q --no-deps 'ptychodus==1.7.0' 2>&1 \
-    | { grep -v -E "is ignored: it is neither" || true; }
+    | { grep -v -E "is ignored: it is neither" >&2 || true; }
 "$VENV/bin/python" -m pip install -q -c "$VENV/constraints.txt" \
     colorcet hdf5plugin psutil watchdog 'pydantic-ai-slim[openai]>=1,<3' 2>&1 \
-    | { grep -v -E "^ERROR: pip's dependency resolver|^ptychodus 1\.7\.0 requires|is ignored: it is neither" \
+    | { grep -v -E "^ERROR: pip's dependency resolver|^ptychodus 1\.7\.0 requires|is ignored: it is neither" >&2 \
         || true; }
 # The batch-mode import chain and the back end's switch (find_spec, as Ptychodus does).
 "$VENV/bin/python" - <<'EOF'
