@@ -80,7 +80,9 @@ def create_training_payload(train_data_file: str | None = None, output_dir: str 
     if study.run.train_npz is not None:
         train = read_dataset(study.run.train_npz, N=study.model.N, gridsize=study.model.gridsize,
                              unit=study.run.data_unit,
-                             cxi_translation_sign=study.run.cxi_translation_sign)
+                             cxi_translation_sign=study.run.cxi_translation_sign,
+                             k_nearest=study.training.k_nearest,
+                             groups_per_position=study.training.groups_per_position)
         data_config = data_config_from(train)
     return payload_from_study(study, data_config, train)
 

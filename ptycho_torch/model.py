@@ -29,6 +29,10 @@ class PtychoPINN_Lightning(L.LightningModule):
     :meth:`set_bad_pixels`).
     """
 
+    #: the metrics each epoch logs (``callback_metrics``): training and validation loss
+    loss_name = "train_loss"
+    val_loss_name = "val_loss"
+
     def __init__(self, model_config, data_config, training_config, probe_config=None):
         super().__init__()
         self.model_config = ModelConfig.from_dict(_as_dict(model_config))
@@ -56,6 +60,13 @@ class PtychoPINN_Lightning(L.LightningModule):
         # the overlap canvas of the scan being fitted or predicted (set_scan_geometry):
         # fixed once per scan, so no training step synchronises with the host for it
         self.overlap_region_size: int | None = None
+        self.reconstruct_request: dict = {}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Keep what the file asks of reconstruction (``hyper_parameters["reconstruct"]``,
+        which Lightning does not pass to ``__init__``; :mod:`ptycho_torch.api.refine_plan`)."""
+        hp = checkpoint.get("hyper_parameters") or {}
+        self.reconstruct_request = dict(hp.get("reconstruct") or {})
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None,

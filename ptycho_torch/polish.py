@@ -29,24 +29,28 @@ log = logging.getLogger(__name__)
 
 
 def polish_with_lsqml(data: PtychoDataset, rec: Reconstruction, inference: InferenceConfig, *,
-                      epochs: int, device: str, seed: int = 0
+                      epochs: int, device: str, seed: int = 0, optimize_probe: bool = True
                       ) -> tuple[PtychoDataset, Reconstruction, dict]:
     """``(data with the refined probe, the polished reconstruction, its data residual)``
-    of scan 0 of ``data``, starting at the network reconstruction ``rec``."""
+    of scan 0 of ``data``, starting at the network reconstruction ``rec``. With
+    ``optimize_probe=False`` only the object is fitted and the probe stays the scan's."""
     scan = scan_for_ptychi(data, 0)
     sub = data.select(data.object_selection(0))
     init = start_from_patches(rec.patches, sub.centres, scan, stitch_options(inference, data.N),
                               pattern_ids=sub.pattern_ids())
     n = int(scan.patterns.shape[0])
     options = PtychiOptions("lsqml", epochs=int(epochs), batch_size=default_batch_size(n),
-                            device=device, seed=int(seed), optimize_probe=True)
-    log.info("polishing with %d Pty-chi LSQML epochs from the network's object (object and "
-             "probe)", epochs)
+                            device=device, seed=int(seed), optimize_probe=bool(optimize_probe))
+    log.info("polishing with %d Pty-chi LSQML epochs from the network's object (%s)", epochs,
+             "object and probe" if optimize_probe else "object; probe fixed")
     with PtychiRun(scan, options, initial_object=init) as run:
         run.run()
         obj, probe_c, seconds, bs = run.object(), run.probe(), run.elapsed_s, run.batch_size()
-    probe, obj, _ = dataset_probe(probe_c, obj, scan, data.probe)
-    refined = replace(data, probe=probe)
+    if optimize_probe:
+        probe, obj, _ = dataset_probe(probe_c, obj, scan, data.probe)
+        refined = replace(data, probe=probe)
+    else:
+        refined = data
     out = iterative_reconstruction(refined, obj, time_s=seconds, n_patterns=n, batch_size=bs,
                                    inference=inference)
     residual = whole_object_residual(out, sub, refined.probe, photon_scale=data.photon_scale,

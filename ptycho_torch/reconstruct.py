@@ -118,7 +118,8 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
                                   scan_scale=data.metadata.get("scan_scale"),
                                   input_scale=model.data_config.input_scale,
                                   note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
-                                  two_half_frc=two_half_frc(rec.patches, sub.centres, inference))
+                                  two_half_frc=two_half_frc(rec.patches, sub.centres, inference,
+                                                            rec.stitch_weights))
         m.figures = _score_and_plot(m, rec, StudyLayout(tmp, "reconstruction"), cfg.data, out)
         if polished is not None:
             _write_polished(cfg, tmp, out, sub, polished, m, device)

@@ -26,6 +26,7 @@ from ptycho.stitching import (
     canvas_for_positions,
     clip_to_region,
     grid_region,
+    probe_weights,
     scan_region,
     stitch,
 )
@@ -53,6 +54,7 @@ class Reconstruction:
     canvas: np.ndarray | None = None
     canvas_covered: np.ndarray | None = None
     canvas_origin: tuple = (0, 0)
+    stitch_weights: np.ndarray | None = None  # (N, N) weights of stitch_weighting="probe"
 
 
 def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None:
@@ -95,35 +97,57 @@ def stitch_options(inference: InferenceConfig, N: int) -> StitchOptions:
                          subpixel=inference.stitch_subpixel, align_phase=inference.align_phase)
 
 
+def stitch_weights(inference: InferenceConfig, probe) -> np.ndarray | None:
+    """The per-pixel weights of position stitching: None (overlaps averaged) for
+    ``stitch_weighting="uniform"``, ``|probe|**2`` summed over its modes for ``"probe"``."""
+    if inference.stitch_weighting == "uniform":
+        return None
+    return probe_weights(probe)
+
+
+def forward_probe(model, test: PtychoDataset) -> np.ndarray:
+    """The probe ``model``'s forward model uses now (learned or refined included), or the
+    test scan's probe for a model that does not say."""
+    current = getattr(model, "current_probe", None)
+    if callable(current):
+        return current().detach().cpu().numpy()
+    return np.asarray(test.probe)
+
+
 def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
                             object_index: int = 0) -> Reconstruction:
     """Predict object ``object_index``'s patterns in batches and stitch them
-    (:func:`stitch_test_object`)."""
+    (:func:`stitch_test_object`, weighted by the model's own probe with
+    ``stitch_weighting="probe"``)."""
     sub = test.select(test.object_selection(object_index))
     sizes = [int(inference.infer_batch_size)]
     t0 = time.perf_counter()
     patches = predict_patches(model, sub, inference.infer_batch_size,
                               on_batch_size_change=sizes.append)
-    rec = stitch_test_object(patches, test, inference, object_index)
+    probe = forward_probe(model, test) if inference.stitch_weighting == "probe" else None
+    rec = stitch_test_object(patches, test, inference, object_index, probe=probe)
     rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
     rec.infer_batch_size = sizes[-1]
     return rec
 
 
 def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: InferenceConfig,
-                       object_index: int = 0) -> Reconstruction:
+                       object_index: int = 0, *, probe=None) -> Reconstruction:
     """Stitch the predicted ``patches`` (n, C, N, N) of object ``object_index``.
 
     ``stitch='tiles'``: the central ``stride x stride`` tiles on the scan grid (the
     reference recipe; regular grid scans at gridsize 1). ``stitch='positions'``: each
     patch's central ``crop x crop`` region at its (sub-pixel) scan position, overlaps
-    averaged. Either is clipped to :func:`scored_region` (the grid region of a grid scan,
-    else the fully covered box of the positions), the region iterative rows use too.
+    averaged (``stitch_weighting="probe"``: weighted by ``|probe|**2`` summed over modes,
+    cropped like the patches; ``probe`` default: the test scan's). Either is clipped to
+    :func:`scored_region` (the grid region of a grid scan, else the fully covered box of
+    the positions), the region iterative rows use too.
     """
     sel = test.object_selection(object_index)
     sub = test.select(sel)
     N = test.N
     options = stitch_options(inference, N)
+    weights = stitch_weights(inference, test.probe if probe is None else probe)
     grid = grid_geometry(test, object_index)
     gt_full = None
     if test.ground_truth is not None and object_index == 0:
@@ -143,12 +167,13 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
     else:
         region = scored_region(test, inference, object_index)
         if gt_full is not None:
-            canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape)
+            canvas, coverage = stitch(patches, centres, options, canvas_shape=gt_full.shape,
+                                      weights=weights)
             origin = (0, 0)
         else:
             shape, origin = canvas_for_positions(centres.reshape(-1, 2), N, crop=options.crop)
             canvas, coverage = stitch(patches, centres + np.asarray(origin), options,
-                                      canvas_shape=shape)
+                                      canvas_shape=shape, weights=weights)
         recon = clip_to_region(canvas, (region[0] + origin[1], region[1] + origin[0],
                                         region[2], region[3]))
         covered, canvas_origin = coverage > 0, (-origin[1], -origin[0])
@@ -166,9 +191,11 @@ def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: Infe
                           infer_batch_size=0,
                           stitch={"mode": options.mode, "crop": options.crop,
                                   "subpixel": options.subpixel,
-                                  "align_phase": options.align_phase},
+                                  "align_phase": options.align_phase,
+                                  "weighting": inference.stitch_weighting},
                           canvas=np.asarray(canvas).astype(np.complex64), canvas_covered=covered,
-                          canvas_origin=tuple(int(v) for v in canvas_origin))
+                          canvas_origin=tuple(int(v) for v in canvas_origin),
+                          stitch_weights=weights)
 
 
 def score(rec: Reconstruction, trim: int = 2, *, register: bool = False) -> tuple[dict, tuple]:

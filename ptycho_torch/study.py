@@ -191,7 +191,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     m.patch_residual = patch_residual
     m.probe_fill = probe_fill(test.probe)
     m.two_half_frc = two_half_frc(rec.patches, test.select(test.object_selection(0)).centres,
-                                  cfg.inference)
+                                  cfg.inference, rec.stitch_weights)
     m.data_time_s = p.data_time
     write_run_files(cfg, p, fit)
     save_reconstruction(p.layout.recon_dir / "recon.npz", rec, scan=test)

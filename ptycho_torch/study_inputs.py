@@ -129,11 +129,15 @@ def study_paths(cfg: StudyConfig) -> StudyPaths:
     return StudyPaths(paths.train, paths.test, info, paths.cached, time.perf_counter() - t0)
 
 
-def _read(cfg: StudyConfig, path: Path, flag: str) -> PtychoDataset:
+def _read(cfg: StudyConfig, path: Path, flag: str, *, train: bool = False) -> PtychoDataset:
+    """``path`` as a dataset; ``train``: grouped with the training draw (``k_nearest``,
+    ``groups_per_position``), else one group per position."""
+    draw = (dict(k_nearest=cfg.training.k_nearest,
+                 groups_per_position=cfg.training.groups_per_position) if train else {})
     try:
         return read_dataset(path, N=cfg.model.N, gridsize=cfg.model.gridsize,
                             unit=cfg.run.data_unit,
-                            cxi_translation_sign=cfg.run.cxi_translation_sign)
+                            cxi_translation_sign=cfg.run.cxi_translation_sign, **draw)
     except ValueError as err:
         hint = f" [flag {flag}]" if flag and not cfg.simulated else ""
         raise StudyError(f"{str(err).splitlines()[0]}{hint}") from None
@@ -166,7 +170,7 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
         log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
                  paths.seconds, paths.train.parent)
     info = dict(paths.info)
-    train = _read(cfg, paths.train, "--train-npz")
+    train = _read(cfg, paths.train, "--train-npz", train=True)
     scans = _replace_probes(cfg, {"train": train, "test": _read_test(cfg, paths, train, info)},
                             info)
     return scans["train"], scans["test"], info

@@ -32,12 +32,13 @@ from ptycho_torch.reconstruction import stitch_options
 MIN_SIDE = 16
 
 
-def two_half_frc(patches: np.ndarray, centres: np.ndarray, inference: InferenceConfig
-                 ) -> dict | None:
+def two_half_frc(patches: np.ndarray, centres: np.ndarray, inference: InferenceConfig,
+                 weights=None) -> dict | None:
     """``{"frc50", "frc_halfbit", "frc50_censored", "frc_halfbit_censored": [amplitude,
     phase], "region": [h, w], "n_patterns": [n_a, n_b], "note"}`` for the predicted
     ``patches`` (n, C, N, N) at ``centres`` (n, C, 2) (x, y), or None when the halves share
-    no ``MIN_SIDE`` x ``MIN_SIDE`` box (too few patterns)."""
+    no ``MIN_SIDE`` x ``MIN_SIDE`` box (too few patterns). ``weights``: the (N, N) stitching
+    weights of the full reconstruction (``Reconstruction.stitch_weights``), or None."""
     N = patches.shape[-1]
     p = np.asarray(patches).reshape(-1, 1, N, N)
     c = np.asarray(centres, dtype=np.float64).reshape(-1, 1, 2)
@@ -46,7 +47,8 @@ def two_half_frc(patches: np.ndarray, centres: np.ndarray, inference: InferenceC
     options = stitch_options(replace(inference, stitch="positions"), N)
     shape, origin = canvas_for_positions(c.reshape(-1, 2), N, crop=options.crop)
     c = c + np.asarray(origin, dtype=np.float64)
-    halves = [stitch(p[k::2], c[k::2], options, canvas_shape=shape) for k in (0, 1)]
+    halves = [stitch(p[k::2], c[k::2], options, canvas_shape=shape, weights=weights)
+              for k in (0, 1)]
     both = (halves[0][1] > 0) & (halves[1][1] > 0)
     if not both.any():
         return None

@@ -11,6 +11,7 @@ WEIGHT_AVERAGES = ("none", "ema")  # ptycho_torch.engine.weight_averaging
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("auto", "ddp")
 STITCH_MODES = ("positions", "tiles")
+STITCH_WEIGHTINGS = ("uniform", "probe")  # ptycho.stitching.STITCH_WEIGHTINGS
 SUBPIXEL_MODES = ("none", "fourier", "bilinear")
 DATA_UNITS = ("auto", "counts", "amplitude")
 # sign of a CXI translation in object pixels (ptycho.formats.cxi); 1 = Ptychodus's

@@ -30,6 +30,7 @@ from ptycho.config.choices import (
     OUTPUT_MODES,
     SCHEDULERS,
     STITCH_MODES,
+    STITCH_WEIGHTINGS,
     STRATEGIES,
     SUBPIXEL_MODES,
     SUPPORTED_GRIDSIZE,
@@ -45,6 +46,7 @@ from ptycho.config.validation import (
     check_int,
     refuse,
 )
+from ptycho.grouping import MAX_GROUPS_PER_POSITION, MAX_K_NEAREST
 
 
 
@@ -138,6 +140,11 @@ class TrainingConfig(Record):
                                   "this value (0: off; Lightning's gradient_clip_val)")
     val_fraction: float = _f(0.05, "fraction of training patterns held out for validation")
     max_train_patterns: int = _f(0, "use at most this many training patterns (0: all)")
+    k_nearest: int = _f(0, "gridsize 2, training scan file: each group is a position and "
+                        "C-1 of its k_nearest nearest positions (0: its C-1 nearest)")
+    groups_per_position: int = _f(1, "gridsize 2, training scan file: groups drawn per "
+                                  "position (distinct, seeded), multiplying the training "
+                                  "groups")
     early_stopping_patience: int = _f(0, "stop after this many epochs without validation "
                                       "improvement (0: off)")
     device: str = _f("auto", "where to train and predict", choices=DEVICES)
@@ -174,6 +181,9 @@ class TrainingConfig(Record):
         check_float(o, "val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
         check_int(o, "early_stopping_patience", self.early_stopping_patience, 0, 100000)
         check_int(o, "max_train_patterns", self.max_train_patterns, 0)
+        check_int(o, "k_nearest", self.k_nearest, 0, MAX_K_NEAREST)
+        check_int(o, "groups_per_position", self.groups_per_position, 1,
+                  MAX_GROUPS_PER_POSITION)
         check_int(o, "devices", self.devices, 1, 1024)
         check_int(o, "num_nodes", self.num_nodes, 1, 1024)
         check_bool(o, "deterministic", self.deterministic)
@@ -198,6 +208,10 @@ class InferenceConfig(Record):
                               "fractional position", choices=SUBPIXEL_MODES)
     align_phase: bool = _f(False, "remove each patch's constant phase offset against its "
                            "overlap before averaging (--stitch positions)")
+    stitch_weighting: str = _f("uniform", "how --stitch positions averages overlaps: "
+                               "uniform (plain mean) or probe (each patch pixel weighted by "
+                               "the forward model's probe intensity |P|^2, summed over modes)",
+                               choices=STITCH_WEIGHTINGS)
 
     def __post_init__(self) -> None:
         o = "InferenceConfig"
@@ -205,6 +219,10 @@ class InferenceConfig(Record):
         check_int(o, "infer_batch_size", self.infer_batch_size, 1, 1 << 20)
         check_int(o, "stitch_crop", self.stitch_crop, 0, 4096)
         check_bool(o, "align_phase", self.align_phase)
+        if self.stitch == "tiles" and self.stitch_weighting != "uniform":
+            raise refuse(o, "stitch_weighting", f"={self.stitch_weighting!r} needs "
+                         "stitch='positions' (tiles do not overlap; allowed with "
+                         "stitch='tiles': 'uniform')")
 
     def crop_for(self, N: int) -> int:
         """The central crop used by position stitching for patch size ``N``."""

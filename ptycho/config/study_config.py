@@ -5,6 +5,7 @@ CLI flag, per leaf field; the names are unique across the sections, checked at i
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -19,6 +20,7 @@ from ptycho.config.probe_config import ProbeConfig
 from ptycho.config.record import field_names
 from ptycho.config.validation import ConfigError, refuse, unknown_key_error
 from ptycho.geometry.raster import n_groups, stride_rule
+from ptycho.grouping import MAX_K_NEAREST
 
 SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
             "simulation": SimulationConfig, "run": RunConfig, "probe": ProbeConfig}
@@ -52,6 +54,7 @@ class StudyConfig:
             raise refuse("InferenceConfig", "stitch", "='tiles' needs gridsize 1 (allowed at "
                          f"gridsize {m.gridsize}: 'positions')")
         self._check_probe_route()
+        self._check_grouping()
         if self.run.train_npz is None:  # simulated data: geometry checks before simulating
             if s.test_stride > m.N:
                 raise refuse("SimulationConfig", "test_stride", f"={s.test_stride} exceeds "
@@ -69,6 +72,33 @@ class StudyConfig:
                              f"training pattern(s) for object_size={s.object_size}, N={m.N}, "
                              f"n_train_objects={s.n_train_objects} (allowed: settings giving >= 2 "
                              "patterns, one for validation)")
+
+    def _check_grouping(self) -> None:
+        """The training groups' draw (``k_nearest``, ``groups_per_position``): gridsize 2
+        and a training scan file only, and enough distinct groups per position."""
+        t, g = self.training, self.model.gridsize
+        for name, default in (("k_nearest", 0), ("groups_per_position", 1)):
+            value = getattr(t, name)
+            if value != default and g == 1:
+                raise refuse("TrainingConfig", name, f"={value} has no effect at gridsize 1 "
+                             f"(it draws the neighbour groups of gridsize 2; allowed at "
+                             f"gridsize 1: {default})")
+            if value != default and self.simulated:
+                raise refuse("TrainingConfig", name, f"={value} needs a training scan file "
+                             f"(--train-npz); the simulated scans are grouped on their grid "
+                             f"(allowed without --train-npz: {default})")
+        C = g * g
+        if t.k_nearest and t.k_nearest < C - 1:
+            raise refuse("TrainingConfig", "k_nearest", f"={t.k_nearest} is fewer than the "
+                         f"C-1 = {C - 1} neighbours of a group at gridsize {g} (allowed: 0 or "
+                         f"{C - 1}..{MAX_K_NEAREST})")
+        k = t.k_nearest or C - 1
+        n_distinct = math.comb(k, C - 1)
+        if t.groups_per_position > n_distinct:
+            raise refuse("TrainingConfig", "groups_per_position", f"={t.groups_per_position} "
+                         f"exceeds the {n_distinct} distinct group(s) per position of "
+                         f"k_nearest={t.k_nearest} at gridsize {g} (allowed: 1..{n_distinct}, "
+                         "or raise k_nearest)")
 
     def _check_probe_route(self) -> None:
         p, epochs = self.probe, self.training.refine_probe_epochs
@@ -148,7 +178,7 @@ NO_EFFECT_ON_RESULT = frozenset({
 RESUME_MAY_CHANGE = NO_EFFECT_ON_RESULT | frozenset({
     "epochs", "max_steps", "min_steps", "max_train_minutes", "early_stopping_patience", "infer_batch_size",
     "batch_size", "device", "devices", "num_nodes", "strategy", "deterministic", "stitch",
-    "stitch_crop", "stitch_subpixel", "align_phase"})
+    "stitch_crop", "stitch_subpixel", "align_phase", "stitch_weighting"})
 
 
 flat_owner()  # field names must stay unique across the sections (checked at import)

@@ -33,7 +33,8 @@ from ptycho.formats.raw_scan import RawScan
 from ptycho.formats.scan_with_truth import ScanWithTruth
 from ptycho.formats.validation import make_raw_scan
 
-__all__ = ["PRODUCT_CANDIDATES", "find_product", "read_ptychodus", "write_ptychodus"]
+__all__ = ["PRODUCT_CANDIDATES", "find_product", "read_ptychodus", "scan_centred_window",
+           "write_ptychodus"]
 
 #: Files looked for beside ``diffraction.h5``, in this order.
 PRODUCT_CANDIDATES = ("product-in.h5", "product-out.h5", "product-in.npz", "product.h5")
@@ -150,10 +151,16 @@ def _pair(path: str, ppath: str, indexes: np.ndarray, pidx: np.ndarray, notes: l
 def write_ptychodus(directory: str | Path, scan: ScanWithTruth,
                     geometry: ScanGeometry | None = None, *,
                     product_name: str = "product-in.h5", name: str = "spiral_scan",
-                    comments: str = "simulated by ptycho.datagen.spiral_scan"
-                    ) -> tuple[Path, Path]:
+                    comments: str = "simulated by ptycho.datagen.spiral_scan",
+                    object_frame: str = "given") -> tuple[Path, Path]:
     """Ptychodus 1.7 pair: ``diffraction.h5`` + an HDF5 product (via ``write_product``,
     with ``name`` and ``comments``).
+
+    ``object_frame``: ``"given"`` writes ``scan.object`` as it is; ``"scan"`` writes the
+    window of it that Ptychodus itself would build for the scan
+    (:func:`scan_centred_window`: centred on the scan to half a pixel, the probe's width
+    beyond the outermost positions), which is the frame a reconstruction returned to
+    Ptychodus is placed in.
 
     ``diffraction.h5``: ``patterns`` (n, H, W) counts with attrs
     ``detector_pixel_width_m`` / ``detector_pixel_height_m``, ``indexes`` arange(n),
@@ -171,9 +178,46 @@ def write_ptychodus(directory: str | Path, scan: ScanWithTruth,
         ds.attrs["detector_pixel_height_m"] = g.detector_pixel_m[0]
         f.create_dataset("indexes", data=np.arange(scan.n, dtype=np.int64))
         f.create_dataset("bad_pixels", data=scan.bad_pixels)
-    ppath = write_product(folder / product_name, scan.object, scan.probe, scan.positions_px,
+    obj, pos = scan.object, scan.positions_px
+    if object_frame == "scan":
+        (r0, c0), (H, W) = scan_centred_window(pos, scan.N)
+        obj, pos = _window(obj, r0, c0, H, W), pos - np.array([c0, r0], np.float64)
+    elif object_frame != "given":
+        raise ValueError(f"object_frame={object_frame!r} is not allowed (choose one of: "
+                         "'given', 'scan')")
+    ppath = write_product(folder / product_name, obj, scan.probe, pos,
                           object_pixel_m=g.object_pixel_m,
                           detector_distance_m=g.detector_distance_m,
                           photon_energy_eV=g.photon_energy_eV, name=name,
                           comments=comments, object_center_m=g.object_center_m)
     return dpath, ppath
+
+
+def scan_centred_window(positions_px, N: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``((row0, col0), (H, W))``: the object window of a scan as Ptychodus builds one,
+    with whole-pixel corners: per axis the probe's width ``N`` beyond the outermost
+    positions, and ``x_min + x_max - 2 col0`` within half a pixel of ``W - 1`` (a scan
+    centred on the window, so Ptychodus' position-to-pixel map gives back the positions)."""
+    pos = np.asarray(positions_px, dtype=np.float64)
+    out = []
+    for ax in (1, 0):                                   # rows (y), then columns (x)
+        lo, hi = float(pos[:, ax].min()), float(pos[:, ax].max())
+        best = None
+        for size in (int(np.ceil(hi - lo)) + N + 1, int(np.ceil(hi - lo)) + N + 2):
+            start = int(np.floor((lo + hi - (size - 1)) / 2 + 0.5))
+            err = abs(lo + hi - 2 * start - (size - 1))
+            if best is None or err < best[0]:
+                best = (err, start, size)
+        out.append(best[1:])
+    (r0, H), (c0, W) = out
+    return (r0, c0), (H, W)
+
+
+def _window(obj: np.ndarray, r0: int, c0: int, H: int, W: int) -> np.ndarray:
+    """``obj[r0:r0+H, c0:c0+W]``, with 1 (free space) outside ``obj``."""
+    out = np.ones((H, W), np.complex64)
+    rs, cs = max(r0, 0), max(c0, 0)
+    re, ce = min(r0 + H, obj.shape[0]), min(c0 + W, obj.shape[1])
+    if re > rs and ce > cs:
+        out[rs - r0:re - r0, cs - c0:ce - c0] = obj[rs:re, cs:ce]
+    return out

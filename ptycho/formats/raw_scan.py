@@ -117,7 +117,8 @@ class RawScan:
         return float(s)
 
     def to_dataset(self, gridsize: int = 1, photon_scale: float | None = None,
-                   N: int | None = None, *, margin: int = 0):
+                   N: int | None = None, *, margin: int = 0, k_nearest: int = 0,
+                   groups_per_position: int = 1):
         """Convert to a :class:`ptycho.dataset.PtychoDataset` (channel-first).
 
         Args:
@@ -128,6 +129,10 @@ class RawScan:
             N: expected pattern size; a different size is refused (cropping or binning
                 the detector would change the object pixel size, so it is not done here).
             margin: the smallest patch corner lands at >= ``margin`` pixels.
+            k_nearest, groups_per_position: gridsize 2 only (defaults 0 and 1: one group
+                per position, itself and its C-1 nearest): ``groups_per_position`` groups
+                per position, each itself and C-1 of its ``k_nearest`` nearest, drawn with
+                seed 0 (``group_neighbours``; ``k_nearest`` 0 means C-1).
 
         Returns:
             PtychoDataset with ``diffraction`` (n_groups, C, N, N) float32,
@@ -143,7 +148,7 @@ class RawScan:
         amp, s = self.amplitudes(photon_scale)
         probe = self._dataset_probe(s)
         centres, shift, canvas = _on_canvas(self.positions_px, self.N, margin)
-        idx, offsets, nominal = self._groups(centres, gridsize)
+        idx, offsets, nominal = self._groups(centres, gridsize, k_nearest, groups_per_position)
         return PtychoDataset(
             path=self.path,
             diffraction=np.ascontiguousarray(amp[idx]),                   # (g, C, N, N)
@@ -188,15 +193,21 @@ class RawScan:
             modes = (modes.astype(np.complex128) / s).astype(np.complex64)
         return modes[0].copy() if modes.shape[0] == 1 else modes.copy()
 
-    def _groups(self, centres: np.ndarray, gridsize: int):
-        """``(idx (g, C), coords_offsets, coords_nominal)`` for ``gridsize``."""
+    def _groups(self, centres: np.ndarray, gridsize: int, k_nearest: int = 0, per: int = 1):
+        """``(idx (g, C), coords_offsets, coords_nominal)`` for ``gridsize`` (``k_nearest``,
+        ``per``: the draw of :func:`ptycho.grouping.group_neighbours`; 0 and 1 at
+        gridsize 1)."""
+        if gridsize == 1 and (k_nearest != 0 or per != 1):
+            raise fail(self.path, "gridsize", "is 1", "gridsize 2 for k_nearest="
+                       f"{k_nearest}, groups_per_position={per} (allowed at gridsize 1: 0 and 1)")
         if gridsize == 1:
             idx = np.arange(self.n, dtype=np.int64)[:, None]
             offsets = centres[:, None, None, :].astype(np.float32)
             return idx, offsets, np.zeros_like(offsets)
         C = gridsize * gridsize
         try:
-            idx = np.asarray(group_neighbours(centres, gridsize), dtype=np.int64)
+            idx = np.asarray(group_neighbours(centres, gridsize, k_nearest=k_nearest or None,
+                                              groups_per_position=per), dtype=np.int64)
         except ValueError as exc:
             raise fail(self.path, self.key("positions"),
                        f"cannot be grouped ({str(exc).splitlines()[0]})",

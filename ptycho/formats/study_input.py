@@ -21,15 +21,25 @@ from ptycho.io import load_dataset
 
 
 def read_dataset(path: str | os.PathLike, *, N: int | None = None, gridsize: int = 1,
-                 unit: str = "auto", cxi_translation_sign: int = 1) -> PtychoDataset:
+                 unit: str = "auto", cxi_translation_sign: int = 1, k_nearest: int = 0,
+                 groups_per_position: int = 1) -> PtychoDataset:
     """Any supported scan file as a validated, channel-first dataset
-    (``cxi_translation_sign``: see :func:`ptycho.formats.read_scan`)."""
+    (``cxi_translation_sign``: see :func:`ptycho.formats.read_scan`; ``k_nearest``,
+    ``groups_per_position``: the draw of the gridsize-2 groups, see
+    :meth:`ptycho.formats.raw_scan.RawScan.to_dataset`; a project NPZ, grouped when it
+    was written, takes the defaults only)."""
     fmt = detect_format(path)
     if fmt == "project_npz":
         check_cxi_sign(str(path), fmt, cxi_translation_sign)
+        if k_nearest != 0 or groups_per_position != 1:
+            name, value = (("k_nearest", k_nearest) if k_nearest != 0
+                           else ("groups_per_position", groups_per_position))
+            raise ValueError(f"dataset '{path}': {name}={value} needs a raw scan file (this "
+                             "project's NPZ holds the groups made when it was written; allowed "
+                             "here: k_nearest=0, groups_per_position=1)")
         return load_dataset(path, expect_N=N, expect_gridsize=gridsize)
     return read_scan(path, unit=unit, cxi_translation_sign=cxi_translation_sign).to_dataset(
-        gridsize=gridsize, N=N)
+        gridsize=gridsize, N=N, k_nearest=k_nearest, groups_per_position=groups_per_position)
 
 
 def read_probe(path: str | os.PathLike) -> np.ndarray:

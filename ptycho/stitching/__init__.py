@@ -47,11 +47,30 @@ __all__ = [
     "scan_region",
     "StitchOptions",
     "STITCH_MODES",
+    "STITCH_WEIGHTINGS",
     "SUBPIXEL_MODES",
+    "probe_weights",
     "stitch",
 ]
 
 STITCH_MODES = ("positions", "tiles")
+# How position stitching averages overlaps: plain mean, or weighted by the probe intensity
+# (the weights of :func:`probe_weights`).
+STITCH_WEIGHTINGS = ("uniform", "probe")
+
+
+def probe_weights(probe) -> np.ndarray:
+    """The per-pixel stitching weights of a probe: ``|P|**2`` summed over its incoherent
+    modes, float64 (N, N), for ``weights=`` of :func:`stitch_by_positions` (which crops
+    them like the patches). ``probe``: (N, N) or (modes, N, N) complex."""
+    p = np.asarray(probe)
+    if p.ndim not in (2, 3) or p.shape[-1] != p.shape[-2]:
+        raise ValueError(f"probe: expected shape (N, N) or (modes, N, N), got {p.shape}")
+    w = (np.abs(p.astype(np.complex128)) ** 2).reshape(-1, *p.shape[-2:]).sum(axis=0)
+    if not np.all(np.isfinite(w)) or not w.any():
+        raise ValueError("probe: its intensity must be finite and not all zero to weigh "
+                         "the stitching")
+    return w
 
 
 # ----------------------------------------------------------------------------------
@@ -103,7 +122,8 @@ def _tiles_refusal(reason: str) -> ValueError:
     )
 
 
-def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=None):
+def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=None,
+           weights=None):
     """Stitch patches as ``options`` says; returns ``(image, coverage)``.
 
     Args:
@@ -118,6 +138,8 @@ def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=
             are shifted by the origin of
             :func:`canvas_for_positions` (call that function to learn the shift).
         grid: tiles mode: ``(n_side, stride)`` of the regular, row-major scan.
+        weights: positions mode: the ``weights`` of :func:`stitch_by_positions` (e.g.
+            :func:`probe_weights`); None: overlaps averaged. Refused in tiles mode.
 
     Returns:
         ``(image, coverage)``:
@@ -137,8 +159,11 @@ def stitch(patches, centres, options: StitchOptions, *, canvas_shape=None, grid=
         raise ValueError(f"StitchOptions.crop={options.crop!r} is out of range (allowed: 1..{N})")
 
     if options.mode == "tiles":
+        if weights is not None:
+            raise ValueError("weights: not allowed with stitch mode 'tiles' (tiles do not "
+                             "overlap; use mode='positions')")
         return _stitch_tiles(arr, centres, options, grid)
-    return _stitch_positions(arr, centres, options, canvas_shape)
+    return _stitch_positions(arr, centres, options, canvas_shape, weights)
 
 
 def _stitch_tiles(arr: np.ndarray, centres, options: StitchOptions, grid):
@@ -184,7 +209,8 @@ def _check_grid_centres(centres, n: int, n_side: int, stride: int) -> None:
         )
 
 
-def _stitch_positions(arr: np.ndarray, centres, options: StitchOptions, canvas_shape):
+def _stitch_positions(arr: np.ndarray, centres, options: StitchOptions, canvas_shape,
+                      weights=None):
     """Positions mode of :func:`stitch` (default canvas as :func:`stitch` describes)."""
     N = arr.shape[-1]
     if centres is None:
@@ -204,4 +230,5 @@ def _stitch_positions(arr: np.ndarray, centres, options: StitchOptions, canvas_s
         crop=options.crop,
         subpixel=options.subpixel,
         align_phase=options.align_phase,
+        weights=weights,
     )

@@ -113,6 +113,26 @@ def _stop_reason(trainer, early: EarlyStopping | None, max_epochs: int, max_step
     return "max_time"
 
 
+@dataclass
+class PreparedFit:
+    """Everything :func:`finish_fit` needs: the module, its loaders, the ``lightning.Trainer``
+    (callbacks may still be appended to ``trainer.callbacks``), the budget actually used and
+    the checkpoint to resume from (or None)."""
+
+    model: PtychoPINN_Lightning
+    trainer: L.Trainer
+    train_loader: object
+    val_loader: object
+    split: object
+    tc: TrainingConfig
+    cbs: "_Callbacks"
+    accelerator: str
+    ckpt_dir: Path
+    ckpt_path: str | None
+    resumed_from: int | None
+    trust_checkpoint: bool
+
+
 def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
               data_config: DataConfig, train: PtychoDataset, work_dir: Path, *,
               resume: bool = False, progress_bar: bool = True,
@@ -127,12 +147,29 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     The budget is ``epochs`` and ``max_steps`` (when > 0); ``max_train_minutes`` is a
     wall-clock cap whose stop is reported as ``stop_reason == "max_time"``.
     """
+    return finish_fit(prepare_fit(model_config, training_config, data_config, train, work_dir,
+                                  resume=resume, progress_bar=progress_bar,
+                                  extra_callbacks=extra_callbacks, probe_config=probe_config,
+                                  logger=logger, trust_checkpoint=trust_checkpoint))
+
+
+def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
+                data_config: DataConfig, train: PtychoDataset, work_dir: Path, *,
+                resume: bool = False, progress_bar: bool = True,
+                extra_callbacks: list | None = None, probe_config=None,
+                logger: str = "csv", trust_checkpoint: bool = False,
+                model: PtychoPINN_Lightning | None = None) -> PreparedFit:
+    """The first half of :func:`fit_model` (same arguments): seeds, builds the module (or
+    takes ``model``, built by :func:`ptycho_torch.config_factory.build_model` with ``train``),
+    the seeded split, the loaders, the callbacks and the ``lightning.Trainer``; fits
+    nothing."""
     tc = training_config
     work_dir = Path(work_dir)
     L.seed_everything(tc.seed, workers=True, verbose=False)
     split = split_indices(train.n, tc.val_fraction, tc.seed, tc.max_train_patterns)
-    model = build_model(model_config, data_config, tc, train,  # the config factory's path
-                        probe_config=probe_config)
+    if model is None:
+        model = build_model(model_config, data_config, tc, train,  # the config factory's path
+                            probe_config=probe_config)
     # start from a uniform object as bright as the data say (restored weights replace it)
     model.generator.set_initial_amplitude(
         object_amplitude_estimate(train.diffraction[split.train_idx[:2048]], train.probe))
@@ -147,20 +184,29 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
              tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
                                                      if tc.max_steps else ""))
     trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader), logger)
-    ckpt_path = None
-    resumed_from = None
+    ckpt_path = resumed_from = None
     last = ckpt_dir / "last.ckpt"
     if resume and last.exists():
         ckpt_path = str(last)
         resumed_from = read_checkpoint_epoch(last, trust=trust_checkpoint)
+    return PreparedFit(model=model, trainer=trainer, train_loader=train_loader,
+                       val_loader=val_loader, split=split, tc=tc, cbs=cbs,
+                       accelerator=accelerator, ckpt_dir=ckpt_dir, ckpt_path=ckpt_path,
+                       resumed_from=resumed_from, trust_checkpoint=trust_checkpoint)
+
+
+def finish_fit(p: PreparedFit) -> FitResult:
+    """The second half of :func:`fit_model`: fits ``p.trainer`` and saves
+    ``checkpoints/final.ckpt``."""
+    model, trainer, tc, cbs, split = p.model, p.trainer, p.tc, p.cbs, p.split
     t0 = time.perf_counter()
-    trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path,
-                weights_only=lightning_weights_only(trust_checkpoint))
+    trainer.fit(model, p.train_loader, p.val_loader, ckpt_path=p.ckpt_path,
+                weights_only=lightning_weights_only(p.trust_checkpoint))
     train_time = time.perf_counter() - t0
     reason = _stop_reason(trainer, cbs.early, tc.epochs, tc.max_steps)
     per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)
     if not (isinstance(per_epoch, (int, float)) and 0 < per_epoch < float("inf")):
-        per_epoch = len(train_loader)
+        per_epoch = len(p.train_loader)
     epochs_trained = trainer.global_step / max(per_epoch, 1)  # partial epochs count
     if trainer.is_global_zero:
         log.info("training stopped (%s) after %d step(s) = %.2f epochs, %.0f s", reason,
@@ -169,15 +215,15 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
     # newer than last.ckpt (saved at the previous epoch end). Every rank calls this; rank 0
     # writes. A full checkpoint (Lightning's weights_only=False saves the optimizer and loop
     # state too, for resume); every value in it is still a tensor or a plain value.
-    final = ckpt_dir / "final.ckpt"
+    final = p.ckpt_dir / "final.ckpt"
     trainer.save_checkpoint(final, weights_only=False)
     return FitResult(model=model, history=cbs.history.as_columns(), train_time_s=train_time,
                      n_train=int(split.train_idx.size), n_val=int(split.val_idx.size),
                      epochs_completed=int(trainer.current_epoch),
                      steps_completed=int(trainer.global_step),
                      epochs_trained=round(float(epochs_trained), 4), checkpoint=final,
-                     stop_reason=reason, resumed_from_epoch=resumed_from,
-                     world_size=int(trainer.world_size), accelerator=accelerator,
+                     stop_reason=reason, resumed_from_epoch=p.resumed_from,
+                     world_size=int(trainer.world_size), accelerator=p.accelerator,
                      is_global_zero=bool(trainer.is_global_zero),
                      patterns_trained=cbs.counter.count * int(trainer.world_size))
 

@@ -177,11 +177,33 @@ def test_configs_are_frozen_and_study_checks_types():
      "ModelConfig.overlap_weight=0 has no effect with overlap_constraint=false", "overlap_weight"),
     (dict(N=32, object_size=48, gridsize=2, test_stride=20, fno_modes=8),
      "GridLinesSpec.test_stride=20 leaves fewer than gridsize=2 scan positions per side", "test_stride"),
+    (dict(stitch="tiles", stitch_weighting="probe"), "InferenceConfig.stitch_weighting='probe' "
+     "needs stitch='positions' (tiles do not overlap; allowed with stitch='tiles': 'uniform')",
+     "stitch_weighting"),
+    (dict(train_npz="s.npz", k_nearest=6), "TrainingConfig.k_nearest=6 has no effect at gridsize 1 "
+     "(it draws the neighbour groups of gridsize 2; allowed at gridsize 1: 0)", "k_nearest"),
+    (dict(train_npz="s.npz", groups_per_position=7), "TrainingConfig.groups_per_position=7 has no "
+     "effect at gridsize 1 (it draws the neighbour groups of gridsize 2; allowed at gridsize 1: 1)",
+     "groups_per_position"),
+    (dict(gridsize=2, groups_per_position=2), "TrainingConfig.groups_per_position=2 needs a "
+     "training scan file (--train-npz); the simulated scans are grouped on their grid (allowed "
+     "without --train-npz: 1)", "groups_per_position"),
+    (dict(train_npz="s.npz", gridsize=2, k_nearest=2), "TrainingConfig.k_nearest=2 is fewer than "
+     "the C-1 = 3 neighbours of a group at gridsize 2 (allowed: 0 or 3..64)", "k_nearest"),
+    (dict(train_npz="s.npz", gridsize=2, groups_per_position=7), "TrainingConfig."
+     "groups_per_position=7 exceeds the 1 distinct group(s) per position of k_nearest=0 at "
+     "gridsize 2 (allowed: 1..1, or raise k_nearest)", "groups_per_position"),
 ])
 def test_cross_field_refusals(values, message, field):
     with pytest.raises(ConfigError) as exc:
         StudyConfig().replace(**values)
     assert str(exc.value).startswith(message) and exc.value.field == field
+
+
+def test_the_upstream_grouping_draw_is_allowed_at_gridsize_2_on_a_scan_file():
+    cfg = StudyConfig().replace(train_npz="s.npz", gridsize=2, k_nearest=6, groups_per_position=7)
+    assert (cfg.training.k_nearest, cfg.training.groups_per_position) == (6, 7)
+    assert StudyConfig().replace(stitch_weighting="probe").inference.stitch_weighting == "probe"
 
 
 def test_train_npz_alone_is_allowed_and_skips_the_simulation_checks():

@@ -87,3 +87,88 @@ def test_refusals():
         group_neighbours(np.zeros((4, 3)), 2)
     with pytest.raises(ValueError, match=r"^groups: indices must be in \[0, 24\]"):
         group_centre_and_offsets(_grid(), np.array([[0, 25]]))
+
+
+# ------------------------------------------------ several groups per position (k nearest)
+def _scan(n=60, seed=1):
+    """A jittered raster (exact distance ties broken by the jitter) of ``n`` positions."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    i, j = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    c = np.stack([j.ravel() * 5.0, i.ravel() * 5.0], axis=1)[:n]
+    return c + rng.uniform(-1.0, 1.0, c.shape)
+
+
+def _nearest_by_brute_force(c, i, k):
+    """Indices of the ``k`` positions nearest to ``c[i]`` (itself excluded), from all
+    pairwise distances (no ties in a jittered scan)."""
+    d = np.linalg.norm(c - c[i], axis=1)
+    d[i] = np.inf
+    return set(np.argsort(d)[:k].tolist())
+
+
+def test_several_groups_per_position_hold_their_seed_and_k_nearest_members():
+    c, k, per = _scan(), 6, 7
+    g = group_neighbours(c, 2, k_nearest=k, groups_per_position=per, seed=4)
+    assert g.dtype == np.int64 and g.shape == (len(c) * per, 4)
+    for i in range(len(c)):
+        mine = g[i * per:(i + 1) * per]               # position i's groups, in scan order
+        near = _nearest_by_brute_force(c, i, k)
+        sets = {frozenset(row.tolist()) for row in mine}
+        assert len(sets) == per                       # distinct member sets (comb(6, 3) = 20)
+        for row in mine:
+            assert i in row and len(set(row.tolist())) == 4
+            assert set(row.tolist()) - {i} <= near   # the others are among its k nearest
+            order = np.lexsort((row, c[row, 0], c[row, 1]))
+            np.testing.assert_array_equal(order, np.arange(4))  # row-major, as before
+
+
+def test_the_draw_is_seeded_and_reaches_every_choice():
+    c = _scan()
+    a = group_neighbours(c, 2, k_nearest=6, groups_per_position=7, seed=4)
+    np.testing.assert_array_equal(a, group_neighbours(c, 2, k_nearest=6, groups_per_position=7,
+                                                      seed=4))
+    assert not np.array_equal(a, group_neighbours(c, 2, k_nearest=6, groups_per_position=7, seed=5))
+    # all comb(6, 3) = 20 groups of a position when 20 are asked for
+    g = group_neighbours(c, 2, k_nearest=6, groups_per_position=20)
+    assert len({frozenset(r.tolist()) for r in g[:20]}) == 20
+
+
+def _today(c, seed):
+    """The one group per position of the default: the position and its C-1 = 3 nearest,
+    exact distance ties ordered by ``default_rng(seed).permutation(n)``, members row-major;
+    computed from all pairwise distances."""
+    n = len(c)
+    key = np.random.default_rng(seed).permutation(n)
+    extent = np.ptp(c, axis=0).max()
+    out = []
+    for i in range(n):
+        d = np.round(np.linalg.norm(c - c[i], axis=1) / (extent * 1e-9))
+        d[i] = -1
+        members = np.lexsort((key, d))[:4]
+        out.append(members[np.lexsort((members, c[members, 0], c[members, 1]))])
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_defaults_keep_one_group_of_the_nearest_per_position(seed):
+    for c in (_grid(n_side=6), _scan(45, seed=2)):   # exact ties on the grid, none jittered
+        expected = _today(c, seed)
+        np.testing.assert_array_equal(group_neighbours(c, 2, seed=seed), expected)
+        np.testing.assert_array_equal(
+            group_neighbours(c, 2, seed=seed, k_nearest=3, groups_per_position=1), expected)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(gridsize=1, k_nearest=6), "group_neighbours: k_nearest and groups_per_position apply "
+     "at gridsize > 1 (allowed at gridsize 1: None and 1)"),
+    (dict(gridsize=2, k_nearest=2), "group_neighbours: k_nearest=2 is out of range (allowed: 3..64)"),
+    (dict(gridsize=2, groups_per_position=0),
+     "group_neighbours: groups_per_position=0 is out of range (allowed: 1..64)"),
+    (dict(gridsize=3, k_nearest=40), "group_neighbours: k_nearest=40 gives comb(40, 8) = 76904685 "
+     "choices per position at gridsize 3 (allowed: at most 100000)"),
+])
+def test_draw_refusals_are_one_line(kwargs, message):
+    with pytest.raises(ValueError) as exc:
+        group_neighbours(_scan(), **kwargs)
+    assert str(exc.value) == message

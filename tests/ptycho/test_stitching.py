@@ -13,6 +13,7 @@ from ptycho.stitching import (
     stitch,
     clip_to_region,
     grid_region,
+    probe_weights,
     stitch_by_positions,
     stitch_grid_tiles,
 )
@@ -520,3 +521,45 @@ def test_stitch_refusals():
     assert str(info.value) == "StitchOptions.crop=17 is out of range (allowed: 1..16)"
     with pytest.raises(ValueError, match=r"^StitchOptions.crop=2 does not match the grid stride 4"):
         stitch(patches, centres, StitchOptions("tiles", crop=2), grid=(n_side, stride))
+
+
+# ------------------------------------------------------------------ probe weighting
+def _weighted_case(seed=0):
+    """Five random complex 8 x 8 patches at overlapping integer centres, a two-mode probe."""
+    rng = np.random.default_rng(seed)
+    patches = (rng.normal(size=(5, 1, 8, 8)) + 1j * rng.normal(size=(5, 1, 8, 8))).astype(np.complex64)
+    centres = np.array([[6, 6], [8, 7], [10, 6], [7, 10], [9, 9]], dtype=np.float64)[:, None, :]
+    probe = (rng.normal(size=(2, 8, 8)) + 1j * rng.normal(size=(2, 8, 8))).astype(np.complex64)
+    return patches, centres, probe
+
+
+def test_probe_weighting_is_the_probe_intensity_weighted_average():
+    patches, centres, probe = _weighted_case()
+    crop, shape = 6, (16, 16)
+    got, coverage = stitch(patches, centres, StitchOptions(crop=crop), canvas_shape=shape,
+                           weights=probe_weights(probe))
+    # independently: sum(w * patch) / sum(w) with w = |P1|^2 + |P2|^2, both cropped to the
+    # central 6 x 6 (from pixel 1), placed with top-left (y - 4 + 1, x - 4 + 1)
+    w = (np.abs(probe[0]) ** 2 + np.abs(probe[1]) ** 2)[1:7, 1:7].astype(np.float64)
+    num, den = np.zeros(shape, complex), np.zeros(shape)
+    for p, (x, y) in zip(patches[:, 0], centres[:, 0].astype(int)):
+        num[y - 3:y + 3, x - 3:x + 3] += w * p[1:7, 1:7]
+        den[y - 3:y + 3, x - 3:x + 3] += w
+    expected = np.where(den > 0, num / np.where(den > 0, den, 1), 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert coverage.max() >= 3  # the patches do overlap
+    uniform, _ = stitch(patches, centres, StitchOptions(crop=crop), canvas_shape=shape)
+    assert np.abs(got - uniform).max() > 0.1  # the weighting changes the overlaps
+
+
+def test_probe_weights_refusals_are_one_line():
+    patches, centres, probe = _weighted_case()
+    with pytest.raises(ValueError) as exc:
+        stitch(patches.reshape(-1, 1, 8, 8)[:4], None, StitchOptions(mode="tiles"), grid=(2, 4),
+               weights=probe_weights(probe))
+    assert str(exc.value) == ("weights: not allowed with stitch mode 'tiles' (tiles do not "
+                              "overlap; use mode='positions')")
+    with pytest.raises(ValueError) as exc:
+        probe_weights(np.zeros((8, 8), np.complex64))
+    assert str(exc.value) == ("probe: its intensity must be finite and not all zero to weigh "
+                              "the stitching")

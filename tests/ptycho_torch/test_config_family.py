@@ -29,6 +29,7 @@ MAPS = [
     ("OUTPUT_MODES", choices.OUTPUT_MODES, layers.OUTPUT_READERS),
     ("STITCH_MODES", choices.STITCH_MODES, stitching.STITCH_MODES),
     ("SUBPIXEL_MODES", choices.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
+    ("STITCH_WEIGHTINGS", choices.STITCH_WEIGHTINGS, stitching.STITCH_WEIGHTINGS),
     ("OPTIMIZERS", choices.OPTIMIZERS, model_module.OPTIMIZERS),
     ("SCHEDULERS", choices.SCHEDULERS, model_module.SCHEDULERS),
     ("LOGGERS", choices.LOGGERS, engine_loggers.NEEDS),

@@ -1,5 +1,5 @@
-"""Helpers of the Ptychodus host test: run Ptychodus' own executable, read files with its own
-readers (in its venv), and frame an input product the way Ptychodus frames an object.
+"""Helpers of the Ptychodus host test: run Ptychodus' own executable, read and export files with
+its own code (in its venv), write an input folder.
 
 The executable comes from ``$PTYCHODUS`` (``scripts/install_ptychodus.sh`` prints it). Every
 Ptychodus command runs with this checkout first on ``PYTHONPATH``, so Ptychodus' back end
@@ -15,10 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage
-
-from ptycho.formats.geometry import metres_to_pixels
-from ptycho.formats.ptychodus_product import read_product, write_product
 
 REPO = Path(__file__).resolve().parents[2]
 COMMAND_TIMEOUT_S = 900
@@ -121,35 +117,9 @@ def read_with_ptychodus(exe: Path, product: Path, out_npz: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def centre_on_scan(product: Path) -> None:
-    """Rewrite ``product`` with its object framed as Ptychodus frames an object it builds
-    (``compute_object_geometry``): centred on the scan's bounding box, the scan plus one
-    probe width across. The positions in metres stay; the object is the old one resampled
-    (cubic) on the new pixel grid, so it remains the truth the patterns were made from."""
-    p = read_product(product)
-    pix_y, pix_x = p["object_pixel_m"]
-    n = p["probe"].shape[-1]
-    centre = ((p["x_m"].min() + p["x_m"].max()) / 2, (p["y_m"].min() + p["y_m"].max()) / 2)
-    shape = (int(np.ceil(np.ptp(p["y_m"]) / pix_y + n)), int(np.ceil(np.ptp(p["x_m"]) / pix_x + n)))
-    # new pixel (r, c) in metres, then in the old object's pixels
-    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
-    y_m = centre[1] + (rows - (shape[0] - 1) / 2) * pix_y
-    x_m = centre[0] + (cols - (shape[1] - 1) / 2) * pix_x
-    old = metres_to_pixels(x_m.ravel(), y_m.ravel(), p["object_center_m"], p["object_pixel_m"],
-                           p["object_shape"])
-    coords = [old[:, 1].reshape(shape), old[:, 0].reshape(shape)]
-    obj = (ndimage.map_coordinates(p["object"].real, coords, order=3, mode="nearest")
-           + 1j * ndimage.map_coordinates(p["object"].imag, coords, order=3, mode="nearest"))
-    xy = metres_to_pixels(p["x_m"], p["y_m"], centre, p["object_pixel_m"], shape)
-    write_product(product, obj.astype(np.complex64), p["probe"], xy,
-                  object_pixel_m=p["object_pixel_m"], detector_distance_m=p["detector_distance_m"],
-                  photon_energy_eV=p["photon_energy_eV"], name=p["name"],
-                  comments=p["comments"], object_center_m=centre)
-
-
 def make_input(folder: Path, source: Path, N: int, n_positions: int, grid_x: int = 1) -> Path:
-    """``folder`` = make_example_scan's Ptychodus pair of ``source`` (scan-centred) +
-    ``settings.ini``."""
+    """``folder`` = make_example_scan's Ptychodus pair of ``source`` (its object framed on the
+    scan as Ptychodus frames one) + ``settings.ini``."""
     scan = folder.parent / f"{folder.name}_scan"
     proc = subprocess.run([sys.executable, str(REPO / "scripts/studies/make_example_scan.py"),
                            "--from", str(source), "--layouts", "ptychodus", "--N", str(N),
@@ -157,6 +127,5 @@ def make_input(folder: Path, source: Path, N: int, n_positions: int, grid_x: int
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     assert proc.returncode == 0, proc.stdout
     (scan / "ptychodus").rename(folder)
-    centre_on_scan(folder / "product.h5")
     (folder / "settings.ini").write_text(SETTINGS.format(N=N, grid_x=grid_x, trim=N // 2))
     return folder

@@ -4,8 +4,8 @@ batch mode (``ptychodus -b train`` / ``-b reconstruct``) as a subprocess.
 Needs ``$PTYCHODUS`` (``bash scripts/install_ptychodus.sh`` installs Ptychodus in a venv over
 this environment and prints it); ``.ci/run`` runs these tests (``-m ptychodus``). The input is
 ``make_example_scan.py --from data/run1084_recon3_postPC.npz --layouts ptychodus`` (the real
-object, probe and first positions of run 1084, N = 64), its object framed on the scan as
-Ptychodus frames one, and a ``settings.ini`` for a 2-epoch CPU run.
+object, probe and first positions of run 1084, N = 64; the product's object framed on the
+scan as Ptychodus frames one) and a ``settings.ini`` for a 2-epoch CPU run.
 """
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
                               compare_key=key, note=note, torch_version=torch.__version__,
                               two_half_frc=two_half_frc(
                                   rec.patches, test.select(test.object_selection(0)).centres,
-                                  cfg.inference))
+                                  cfg.inference, rec.stitch_weights))
     score_record(m, rec)
     return m, rec
 
