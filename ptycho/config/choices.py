@@ -2,7 +2,8 @@
 ``choices``; the tuples equal the keys of the implementation maps, tested)."""
 
 ARCHITECTURES = ("cnn", "fno", "hybrid")
-OUTPUT_MODES = ("real_imag", "amp_phase")
+OUTPUT_MODES = ("real_imag", "amp_phase", "amp_silu_phase")
+ENCODER_ATTENTIONS = ("none", "cbam")  # ptycho_torch.generators.attention
 INPUT_TRANSFORMS = ("none", "sqrt", "log1p")
 LOSSES = ("mae", "poisson")
 OPTIMIZERS = ("adam", "adamw")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from ptycho.config.choices import (
     ARCHITECTURES,
     DEVICES,
+    ENCODER_ATTENTIONS,
     INPUT_TRANSFORMS,
     LOSSES,
     OPTIMIZERS,
@@ -63,9 +64,12 @@ class ModelConfig(Record):
     fno_blocks: int = _f(4, "number of spectral (FNO) blocks")
     fno_cnn_blocks: int = _f(2, "convolutional refiner blocks (fno) / bottleneck blocks (hybrid)")
     n_filters_scale: int = _f(2, "width multiplier of the CNN baseline")
+    encoder_attention: str = _f("none", "attention block after each encoder level of the cnn "
+                                "architecture: none, or cbam (a channel then a spatial sigmoid "
+                                "gate)", choices=ENCODER_ATTENTIONS)
     generator_output_mode: str = _f("real_imag", "how the generator's two output channels are "
-                                    "read: real and imaginary parts, or amplitude and phase",
-                                    choices=OUTPUT_MODES)
+                                    "read: real and imaginary parts, amplitude sigmoid and phase, "
+                                    "or amplitude silu and phase", choices=OUTPUT_MODES)
     input_transform: str = _f("none", "compression of the scaled diffraction amplitudes before "
                               "the generator (sqrt or log1p lift the weak high-angle signal)",
                               choices=INPUT_TRANSFORMS)
@@ -86,6 +90,10 @@ class ModelConfig(Record):
         check_int(o, "fno_blocks", self.fno_blocks, 1, 16)
         check_int(o, "fno_cnn_blocks", self.fno_cnn_blocks, 0, 16)
         check_int(o, "n_filters_scale", self.n_filters_scale, 1, 16)
+        if self.encoder_attention != "none" and self.architecture != "cnn":
+            raise refuse(o, "encoder_attention", f"={self.encoder_attention!r} needs "
+                         f"architecture='cnn' (allowed with architecture={self.architecture!r}: "
+                         "'none')")
         check_bool(o, "overlap_constraint", self.overlap_constraint)
         check_float(o, "overlap_weight", self.overlap_weight, 0.0, 1.0)
         if self.overlap_weight != 1.0 and (self.gridsize == 1 or not self.overlap_constraint):

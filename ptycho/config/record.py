@@ -55,8 +55,28 @@ def plain(value):
                     "tuple, str, int, float, bool, None)")
 
 
+# keywords only TensorFlow PtychoPINN's ``ptycho.config.config`` classes take: Ptychodus'
+# "PtychoPINN" back end finds this package under the same name and passes them
+_TENSORFLOW_PTYCHOPINN = frozenset({"model_type", "pad_object", "gaussian_smoothing_sigma",
+                                    "nepochs", "model_path", "train_data_file",
+                                    "mae_weight", "nll_weight"})
+
+
 class Record:
-    """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys refused)."""
+    """``to_dict`` / ``from_dict`` for the config dataclasses (unknown keys refused).
+
+    Constructed with a keyword of TensorFlow PtychoPINN's config classes (Ptychodus'
+    "PtychoPINN" back end does that, because this package is also named ``ptycho``), it
+    raises one TypeError line that names the back end to choose instead."""
+
+    def __new__(cls, *args, **kwargs):
+        foreign = sorted(set(kwargs) & _TENSORFLOW_PTYCHOPINN)
+        if foreign:
+            raise TypeError(f"ptycho.config.config.{cls.__name__}({foreign[0]}=...) is a "
+                            "TensorFlow PtychoPINN call, but this 'ptycho' is "
+                            "ptychopinn-torch's (in Ptychodus choose the "
+                            "ptychopinn-torch_unsupervised algorithm)")
+        return super().__new__(cls)
 
     def to_dict(self) -> dict:
         return plain(dataclasses.asdict(self))

@@ -31,16 +31,22 @@ import lightning as L
 import numpy as np
 
 from ptycho.artifacts import write_json_atomic
+from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import StudyError
+from ptycho.stitching import probe_weights
 from ptycho_torch import config_params as cp
 from ptycho_torch.api.frame import frame_from_canvas, frame_shape, stitch_in_frame
-from ptycho_torch.api.inputs import merge_scans, read_training_dir, scan_from_arrays
+from ptycho_torch.api.inputs import (
+    merge_scans,
+    read_training_dir,
+    scan_from_arrays,
+    select_in_bounds,
+)
 from ptycho_torch.api.model_file import read_model_configs, write_model_file
 from ptycho_torch.api.refine_plan import RefinePlan
 from ptycho_torch.api.translate import describe, translate
 from ptycho_torch.api.views import ptychodus_view
-from ptycho_torch.config_factory import build_model, create_training_payload, data_config_from
-from ptycho_torch.config_factory import payload_from_study
+from ptycho_torch.config_factory import build_model, data_config_from, payload_from_study
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.training import finish_fit, prepare_fit
@@ -152,14 +158,15 @@ class PtychoDataLoader:
         self.scan = self.dataset = None
         if data_dir is None:
             return
-        ov = config_manager.translation.overrides
-        scans = read_training_dir(data_dir, ov["N"])
-        self.dataset = merge_scans([s.to_dataset(gridsize=ov["gridsize"], N=ov["N"])
-                                    for s in scans])
-        payload = create_training_payload(output_dir=str(self.output_dir or data_dir),
-                                          overrides=dict(ov, progress_bar=False))
-        config_manager.payload = payload_from_study(payload.study,
-                                                    data_config_from(self.dataset),
+        tr = config_manager.translation
+        ov = tr.overrides
+        scans = [select_in_bounds(s, tr.bounds) for s in read_training_dir(data_dir, ov["N"])]
+        self.dataset = merge_scans([
+            s.to_dataset(gridsize=ov["gridsize"], N=ov["N"], k_nearest=ov.get("k_nearest", 0),
+                         groups_per_position=ov.get("groups_per_position", 1)) for s in scans])
+        study = TorchRunnerConfig(**ov, progress_bar=False, train_npz=scans[0].path,
+                                  output_dir=str(self.output_dir or data_dir)).to_study()
+        config_manager.payload = payload_from_study(study, data_config_from(self.dataset),
                                                     self.dataset)
         log.info("ptychopinn-torch: training data %s: %d patterns, %d samples at gridsize %d",
                  ", ".join(s.path for s in scans), sum(s.n for s in scans), self.dataset.n,
@@ -247,13 +254,11 @@ class InferenceEngine:
         shape = frame_shape(loader.scan.positions_px, ds.N)
         patches = predict_patches(module, ds, inference.infer_batch_size)
         if plan.refine == "lsqml":
-            rec = stitch_test_object(patches, ds, inference)
+            rec = stitch_test_object(patches, ds, inference, probe=ds.probe)
             _, out, _ = polish_with_lsqml(ds, rec, inference, epochs=plan.refine_epochs,
                                           device=device, optimize_probe=False)
             return frame_from_canvas(out.canvas, shift, shape)
-        weights = None
-        if getattr(inference, "stitch_weighting", "uniform") == "probe":
-            weights = (np.abs(ds.probe_modes) ** 2).sum(0)
+        weights = probe_weights(ds.probe) if inference.stitch_weighting == "probe" else None
         return stitch_in_frame(patches, ds.centres.astype(np.float64) - shift, shape,
                                crop=inference.crop_for(ds.N),
                                subpixel=inference.stitch_subpixel, weights=weights)

@@ -30,7 +30,8 @@ from ptycho.formats.ptychodus import read_ptychodus
 from ptycho.formats.raw_scan import RawScan
 from ptycho.formats.validation import make_raw_scan
 
-__all__ = ["merge_scans", "read_training_dir", "scan_from_arrays", "training_files"]
+__all__ = ["merge_scans", "read_training_dir", "scan_from_arrays", "select_in_bounds",
+           "training_files"]
 
 _LAYOUTS = ("an exported training NPZ (Ptychodus' 'Export training data'), or diffraction.h5 "
             "with product.h5")
@@ -94,6 +95,28 @@ def scan_from_arrays(diff_patterns, probe, positions_rc) -> RawScan:
                          keys={"patterns": "diff_patterns", "positions": "positions",
                                "probe": "probe"},
                          probe=np.asarray(probe))
+
+
+def select_in_bounds(scan: RawScan, bounds) -> RawScan:
+    """The positions of ``scan`` inside ``bounds = ((x_lo, x_hi), (y_lo, y_hi))``, fractions
+    of its x and y ranges (Ptychodus' ``x_bounds`` / ``y_bounds``: upstream trains only on
+    them); a one-line refusal when fewer than 4 remain."""
+    pos = scan.positions_px
+    keep = np.ones(scan.n, bool)
+    for ax, (lo, hi) in enumerate(bounds):
+        v = pos[:, ax]
+        vmin, span = float(v.min()), float(v.max() - v.min())
+        keep &= (v >= vmin + lo * span - 1e-9) & (v <= vmin + hi * span + 1e-9)
+    if keep.all():
+        return scan
+    if keep.sum() < 4:
+        raise StudyError(f"dataset '{scan.path}': {int(keep.sum())} of {scan.n} positions lie "
+                         f"inside PtychoPINNTorchData x_bounds {bounds[0]} / y_bounds "
+                         f"{bounds[1]} (allowed: bounds that keep at least 4)")
+    return replace(scan, patterns=scan.patterns[keep], positions_px=pos[keep],
+                   scan_index=scan.scan_index[keep],
+                   notes=scan.notes + [f"trained on the {int(keep.sum())} of {scan.n} "
+                                       "positions inside x_bounds / y_bounds"])
 
 
 def merge_scans(datasets: list[PtychoDataset]) -> PtychoDataset:

@@ -15,12 +15,16 @@ ptychopinn-torch (allowed: ...)``). Each setting is in one of four classes:
 - **no effect**: bookkeeping (``notes``, ``model_name``, ``num_dataloader_workers``),
   accepted and listed in the log.
 
+``x_bounds`` / ``y_bounds`` (``Translation.bounds``) select the training positions, as
+upstream: only positions inside those fractions of the scan's x and y ranges train
+(:func:`ptycho_torch.api.inputs.select_in_bounds`); every position is reconstructed.
 ``docs/ptychodus.md`` has the table. Nothing here reads data; the pattern size is checked
 against ``model_size`` when the data are read.
 """
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -36,7 +40,7 @@ BACKEND = "ptychopinn-torch"
 # keyword -> the one value this project honours (any other is refused)
 _FIXED = {
     "DataConfig": {"neighbor_function": "Nearest", "probe_ramp_removal": False,
-                   "data_scaling": "Parseval"},
+                   "data_scaling": "Parseval", "normalize": "Batch"},
     "ModelConfig": {"object_big": True, "probe_big": True, "use_shared_decoder": False,
                     "intensity_scale_trainable": False, "num_datasets": 1, "amp_loss": None,
                     "phase_loss": None, "probe_mask": None, "eca_decoder": False,
@@ -49,9 +53,7 @@ _FIXED = {
 }
 # upstream knobs without a counterpart: the default only
 _DEFAULT_ONLY = {
-    "DataConfig": ("normalize", "scan_pattern", "probe_normalize", "x_bounds", "y_bounds",
-                   "min_neighbor_distance", "max_neighbor_distance", "K_quadrant",
-                   "probe_scale"),
+    "DataConfig": ("scan_pattern", "probe_normalize", "probe_scale"),
     "ModelConfig": ("intensity_scale", "max_position_jitter", "edge_pad",
                     "decoder_last_c_outer_fraction", "decoder_spatial_kernel", "offset"),
     "TrainingConfig": ("warmup_epochs", "min_lr_ratio"),
@@ -59,7 +61,8 @@ _DEFAULT_ONLY = {
 }
 # accepted, no effect here
 _NO_EFFECT = {
-    "DataConfig": ("phase_subtraction",),
+    "DataConfig": ("phase_subtraction", "min_neighbor_distance", "max_neighbor_distance",
+                   "K_quadrant"),
     "ModelConfig": ("amp_loss_coeff", "phase_loss_coeff", "amplitude_variance_coeff"),
     "TrainingConfig": ("num_workers", "fine_tune_gamma", "notes", "model_name",
                        "finetune_stage1_epochs", "finetune_stage2_epochs", "finetune_stage3_epochs",
@@ -85,6 +88,7 @@ class Translation:
     overrides: dict
     notes: list = field(default_factory=list)
     changes: list = field(default_factory=list)
+    bounds: tuple = ((0.0, 1.0), (0.0, 1.0))
 
 
 def refusal(cls_name: str, keyword: str, value, allowed: str) -> ConfigError:
@@ -135,9 +139,15 @@ def _data(d: cp.DataConfig) -> dict:
     if gridsize == 2:
         if not 3 <= int(d.K) <= 64:
             raise refusal("DataConfig", "K", d.K, "3..64 at grid_size (2, 2)")
-        if not 1 <= int(d.n_subsample) <= 64:
-            raise refusal("DataConfig", "n_subsample", d.n_subsample, "1..64")
-        out.update(group_neighbours=int(d.K), groups_per_position=int(d.n_subsample))
+        most = math.comb(int(d.K), 3)
+        if not 1 <= int(d.n_subsample) <= min(64, most):
+            raise refusal("DataConfig", "n_subsample", d.n_subsample,
+                          f"1..{min(64, most)}, the distinct groups of 3 among K={d.K}")
+    for key in ("x_bounds", "y_bounds"):
+        lo, hi = (float(v) for v in getattr(d, key))
+        if not 0.0 <= lo < hi <= 1.0:
+            raise refusal("DataConfig", key, getattr(d, key), "0 <= lower < upper <= 1")
+        out.update(k_nearest=int(d.K), groups_per_position=int(d.n_subsample))
     return out
 
 
@@ -221,7 +231,8 @@ def translate(data: cp.DataConfig, model: cp.ModelConfig, training: cp.TrainingC
     train, changes = _training(training, model.loss_function)
     overrides.update(train)
     overrides.update(_inference(inference, data.N))
-    return Translation(overrides=overrides, notes=notes, changes=changes)
+    bounds = tuple(tuple(float(v) for v in b) for b in (data.x_bounds, data.y_bounds))
+    return Translation(overrides=overrides, notes=notes, changes=changes, bounds=bounds)
 
 
 def describe(tr: Translation) -> None:

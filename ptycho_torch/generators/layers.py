@@ -20,6 +20,7 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from scipy.special import lambertw
 from torch import nn
 
 RESIDUAL_BRANCH_GAIN = 0.3
@@ -156,14 +157,21 @@ class ComplexOutputHead(nn.Module):
       ``pi * tanh(p)`` in (-pi, pi) (the reference's parameterisation, with ``amp_max``
       a buffer, 1 by default; :meth:`set_initial_amplitude` sets it to twice the data's
       amplitude scale so objects brighter than 1 are representable).
+    * ``amp_silu_phase``: amplitude ``silu(a) = a * sigmoid(a)`` (unbounded above, down to
+      -0.2785 below) and phase ``pi * tanh(p)``, as upstream PtychoPINN's torch CNN with
+      ``amp_activation='silu'``; the patch is ``silu(a) * exp(i phase)``, so a negative
+      amplitude reads as modulus ``|silu(a)|`` at phase ``+ pi`` (upstream multiplies the
+      same way). ``amp_max`` is not used.
 
     Initialisation (so training starts from a sensible uniform object): the 1x1 weights
     are normal with std ``init_gain / sqrt(in_ch)`` (``init_gain`` 0.1: features of unit
-    RMS give outputs that vary by ~0.1), biases are zero except the real-part bias of
-    ``real_imag``, which is ``real_bias`` (0.5). Either way the initial object is about
-    ``0.5 * exp(0j)`` with ~0.1 variations: amplitude O(0.1-1) like the true objects
-    (~0.1-2), phase near 0, and a predicted diffraction ``0.5 |F(P)|`` that is already
-    the right kind of pattern. (For ``amp_phase`` the zero logit gives sigmoid(0) = 0.5.)
+    RMS give outputs that vary by ~0.1), biases are zero except the amplitude bias
+    of ``real_imag`` (the real part), which is ``real_bias`` (0.5), and of
+    ``amp_silu_phase``, which is ``silu^-1(real_bias)`` (0.7388). Either way the initial
+    object is about ``0.5 * exp(0j)`` with ~0.1 variations: amplitude O(0.1-1) like the
+    true objects (~0.1-2), phase near 0, and a predicted diffraction ``0.5 |F(P)|`` that
+    is already the right kind of pattern. (For ``amp_phase`` the zero logit gives
+    sigmoid(0) = 0.5.)
     """
 
     def __init__(self, in_ch: int, channels: int, mode: str = "real_imag", *,
@@ -179,8 +187,15 @@ class ComplexOutputHead(nn.Module):
         with torch.no_grad():
             self.proj.weight.normal_(0.0, init_gain / math.sqrt(in_ch))
             self.proj.bias.zero_()
-            if mode == "real_imag":
-                self.proj.bias[0::2] = real_bias
+            self.proj.bias[0::2] = self._amplitude_bias(real_bias)
+
+    def _amplitude_bias(self, amplitude: float) -> float:
+        """The first map's bias that reads as ``amplitude`` (``amp_phase``: 0, i.e. amp_max / 2)."""
+        if self.mode == "real_imag":
+            return amplitude
+        if self.mode == "amp_silu_phase":
+            return silu_inverse(amplitude)
+        return 0.0
 
     def set_initial_amplitude(self, amplitude: float) -> None:
         """Set the biases so a zero feature map gives the uniform object ``amplitude * exp(0j)``.
@@ -188,17 +203,16 @@ class ComplexOutputHead(nn.Module):
         Use it right after building a generator when the data's object amplitude scale is
         known (e.g. from Parseval: ``mean|O| ~ sqrt(mean_n sum A_n^2 / sum |P|^2)``).
         ``real_imag``: the real-part bias becomes ``amplitude``; ``amp_phase``: ``amp_max``
-        becomes ``2 * amplitude`` and the amplitude logit bias 0 (sigmoid(0) = 1/2).
+        becomes ``2 * amplitude`` and the amplitude logit bias 0 (sigmoid(0) = 1/2);
+        ``amp_silu_phase``: the amplitude bias becomes ``silu^-1(amplitude)``.
         """
         amplitude = float(amplitude)
         if not (0.0 < amplitude < math.inf):
             raise ValueError(f"set_initial_amplitude: amplitude={amplitude!r} is out of range "
                              "(allowed: > 0 and finite)")
         with torch.no_grad():
-            if self.mode == "real_imag":
-                self.proj.bias[0::2] = amplitude
-            else:
-                self.proj.bias[0::2] = 0.0
+            self.proj.bias[0::2] = self._amplitude_bias(amplitude)
+            if self.mode == "amp_phase":
                 self.amp_max.fill_(2.0 * amplitude)
             self.proj.bias[1::2] = 0.0
 
@@ -218,7 +232,21 @@ def _read_amp_phase(head: ComplexOutputHead, first: torch.Tensor, second: torch.
     return torch.polar(head.amp_max * torch.sigmoid(first), math.pi * torch.tanh(second))
 
 
+def _read_amp_silu_phase(head: ComplexOutputHead, first: torch.Tensor, second: torch.Tensor):
+    """amplitude ``silu(first)`` (may be slightly negative), phase ``pi * tanh(second)``;
+    the patch is ``amplitude * exp(i phase)`` (``torch.polar`` wants amplitude >= 0)."""
+    amp, phase = F.silu(first), math.pi * torch.tanh(second)
+    return torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))
+
+
+def silu_inverse(y: float) -> float:
+    """The ``x > 0`` with ``silu(x) = x * sigmoid(x) = y`` for ``y > 0``: ``y + W0(y e^-y)``
+    (from ``x - y = y e^-x``; W0 is the principal branch of Lambert's W)."""
+    return y + float(lambertw(y * math.exp(-y)).real)
+
+
 #: How the head reads its two output maps per patch, keyed by ``generator_output_mode``
 #: (keys = ptycho.config.choices.OUTPUT_MODES, tested).
-OUTPUT_READERS = {"real_imag": _read_real_imag, "amp_phase": _read_amp_phase}
+OUTPUT_READERS = {"real_imag": _read_real_imag, "amp_phase": _read_amp_phase,
+                  "amp_silu_phase": _read_amp_silu_phase}
 OUTPUT_MODES = tuple(OUTPUT_READERS)

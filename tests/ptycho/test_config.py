@@ -407,3 +407,15 @@ def test_config_file_refusals(tmp_path):
     with pytest.raises(ConfigError) as exc:
         cli.config_from_argv(["--config", str(p)])
     assert cli.flag_hint(exc.value).endswith("[flag --epochs]")
+
+
+def test_a_tensorflow_ptychopinn_call_is_refused_naming_the_torch_back_end():
+    """Ptychodus' TensorFlow "PtychoPINN" back end builds ptycho.config.config.ModelConfig
+    with its own keywords (it finds this package by the name 'ptycho')."""
+    from ptycho.config.config import ModelConfig
+    with pytest.raises(TypeError) as err:
+        ModelConfig(N=64, gridsize=1, n_filters_scale=2, model_type="pinn", pad_object=True)
+    assert str(err.value) == (
+        "ptycho.config.config.ModelConfig(model_type=...) is a TensorFlow PtychoPINN call, but "
+        "this 'ptycho' is ptychopinn-torch's (in Ptychodus choose the "
+        "ptychopinn-torch_unsupervised algorithm)")

@@ -2,6 +2,8 @@
 ptycho.config.config equals the keys of the map that implements it, every entry of each map
 works, and the configs reach the Lightning module (built through
 ptycho_torch.config_factory, see test_runner_contract.py)."""
+import cmath
+import math
 import re
 import types
 
@@ -17,7 +19,7 @@ from ptycho_torch import model as model_module
 from ptycho_torch.engine import loggers as engine_loggers
 from ptycho_torch.engine import weight_averaging
 from ptycho_torch.engine.device import resolve_device
-from ptycho_torch.generators import GENERATORS, build_generator, layers
+from ptycho_torch.generators import GENERATORS, attention, build_generator, layers
 from ptycho_torch.model import PtychoPINN_Lightning
 
 SMALL = dict(N=32, fno_width=8, fno_modes=4, fno_blocks=1, fno_cnn_blocks=1, n_filters_scale=1)
@@ -27,6 +29,7 @@ MAPS = [
     ("LOSSES", choices.LOSSES, losses.LOSSES),
     ("INPUT_TRANSFORMS", choices.INPUT_TRANSFORMS, model_module._INPUT_TRANSFORMS),
     ("OUTPUT_MODES", choices.OUTPUT_MODES, layers.OUTPUT_READERS),
+    ("ENCODER_ATTENTIONS", choices.ENCODER_ATTENTIONS, attention.ENCODER_ATTENTIONS),
     ("STITCH_MODES", choices.STITCH_MODES, stitching.STITCH_MODES),
     ("SUBPIXEL_MODES", choices.SUBPIXEL_MODES, stitching.SUBPIXEL_MODES),
     ("STITCH_WEIGHTINGS", choices.STITCH_WEIGHTINGS, stitching.STITCH_WEIGHTINGS),
@@ -121,10 +124,11 @@ def test_every_output_mode_is_read_by_the_head(mode):
         head.proj.weight.zero_()
         head.proj.bias.copy_(torch.tensor([0.3, 0.4]))
     y = head(torch.zeros(1, 2, 2, 2))
-    expected = (torch.complex(torch.tensor(0.3), torch.tensor(0.4)) if mode == "real_imag"
-                else torch.polar(torch.sigmoid(torch.tensor(0.3)),
-                                 torch.pi * torch.tanh(torch.tensor(0.4))))
-    torch.testing.assert_close(y, torch.full((1, 1, 2, 2), complex(expected)).to(torch.complex64))
+    sigmoid = 1 / (1 + math.exp(-0.3))
+    expected = {"real_imag": complex(0.3, 0.4),
+                "amp_phase": cmath.rect(sigmoid, math.pi * math.tanh(0.4)),
+                "amp_silu_phase": cmath.rect(0.3 * sigmoid, math.pi * math.tanh(0.4))}[mode]
+    torch.testing.assert_close(y, torch.full((1, 1, 2, 2), expected).to(torch.complex64))
 
 
 @pytest.mark.parametrize("loss", choices.LOSSES)

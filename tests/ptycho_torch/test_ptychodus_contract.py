@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ptycho.config.config import DataConfig, InferenceConfig, ModelConfig, TrainingConfig
 from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import ConfigError, StudyError
 from ptycho.datagen.grid_lines import make_object
@@ -31,6 +32,9 @@ from ptycho_torch.api.base_api import (
 )
 from ptycho_torch.api.frame import frame_shape, stitch_in_frame
 from ptycho_torch.api.inputs import merge_scans
+from ptycho_torch.api.model_file import read_model_configs, write_model_file
+from ptycho_torch.api.refine_plan import RefinePlan, set_refine_plan
+from ptycho_torch.api.refine_plan import main as refine_main
 from ptycho_torch.api.translate import translate
 from ptycho_torch.lightning_utils import find_best_checkpoint
 from ptycho_torch.model import PtychoPINN_Lightning
@@ -82,7 +86,11 @@ def test_ptychodus_defaults_translate_to_valid_study_fields():
     assert ov["gridsize"] == 2 and ov["N"] == 64 and ov["loss"] == "poisson"
     assert ov["architecture"] == "cnn" and ov["n_filters_scale"] == 2
     assert ov["stitch_crop"] == 32 and ov["infer_batch_size"] == 1000
-    study = TorchRunnerConfig(**ov).to_study()       # every field exists and is valid
+    assert ov["encoder_attention"] == "cbam" and ov["generator_output_mode"] == "amp_silu_phase"
+    assert ov["k_nearest"] == 6 and ov["groups_per_position"] == 7
+    assert ov["stitch_weighting"] == "probe" and ov["scheduler"] == "none"
+    assert tr.bounds == ((0.1, 0.9), (0.1, 0.9))
+    study = TorchRunnerConfig(**ov, train_npz="scan.npz").to_study()   # every field is valid
     assert study.model.gridsize == 2 and study.training.epochs == 50
     assert "PtychoPINNTorchData.probe_scale" in tr.notes
 
@@ -135,12 +143,14 @@ def _scan(seed=1, n=120):
 
 
 def _records(gridsize=2, **training):
+    """Ptychodus' defaults (CBAM, SiLU amplitude, Poisson, K 6 x 7 groups, x/y bounds,
+    probe weighting) at N 32, a narrow CNN and one epoch."""
     C = gridsize * gridsize
     return (cp.DataConfig(N=N, C=C, grid_size=(gridsize, gridsize)),
             cp.ModelConfig(n_filters_scale=1, decoder_last_amp_channels=C, C_model=C,
-                           C_forward=C, cbam_encoder=False, amp_activation="sigmoid"),
+                           C_forward=C),
             cp.TrainingConfig(**{"epochs": 1, "device": "cpu", **training}),
-            cp.InferenceConfig(middle_trim=16, patch_weighting="uniform"))
+            cp.InferenceConfig(middle_trim=16))
 
 
 class _Losses(L.Callback):
@@ -183,7 +193,15 @@ def test_training_writes_a_weights_only_model_file_in_a_new_run_folder(trained):
     hp = torch.load(ckpt, weights_only=True)["hyper_parameters"]
     assert hp["ptychodus"]["mode"] == "Unsupervised"
     assert hp["model_config"]["gridsize"] == 2 and hp["inference_config"]["stitch_crop"] == 16
+    assert hp["model_config"]["encoder_attention"] == "cbam"
+    assert hp["inference_config"]["stitch_weighting"] == "probe"
     assert find_best_checkpoint(loader.output_dir.parent) is None
+    # x/y bounds 0.1..0.9 keep the inner positions; each trains in 7 groups of 4
+    pos = scan.positions_px
+    lo, span = pos.min(0), pos.max(0) - pos.min(0)
+    inside = np.all((pos >= lo + 0.1 * span) & (pos <= lo + 0.9 * span), axis=1).sum()
+    assert 0 < inside < scan.n and loader.dataset.n == 7 * inside
+    assert loader.dataset.channels == 4
 
 
 def test_reconstruction_returns_the_object_in_the_input_objects_frame(trained):
@@ -272,3 +290,68 @@ def test_a_written_product_is_centred_like_ptychodus_objects(tmp_path):
     np.testing.assert_array_equal(p["object"][5:-5, 5:-5],
                                   scan.object[r0 + 5:r0 + p["object_shape"][0] - 5,
                                               c0 + 5:c0 + p["object_shape"][1] - 5])
+
+
+
+def _family():
+    return (DataConfig(), ModelConfig(N=N, architecture="cnn", n_filters_scale=1),
+            TrainingConfig())
+
+
+def test_a_study_checkpoint_reads_with_the_default_inference_config(tmp_path):
+    dc, mc, tc = _family()
+    path = write_model_file(tmp_path / "m.ckpt", PtychoPINN_Lightning(mc, dc, tc),
+                            InferenceConfig(stitch_crop=8))
+    assert read_model_configs(path) == (dc, mc, tc, InferenceConfig(stitch_crop=8))
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["hyper_parameters"]["inference_config"]
+    torch.save(ckpt, tmp_path / "study.ckpt")
+    assert read_model_configs(tmp_path / "study.ckpt") == (dc, mc, tc, InferenceConfig())
+
+
+def test_the_refine_plan_is_a_property_of_the_model_file(tmp_path, capsys):
+    dc, mc, tc = _family()
+    path = write_model_file(tmp_path / "m.ckpt", PtychoPINN_Lightning(mc, dc, tc),
+                            InferenceConfig())
+    assert PtychoPINN_Lightning.load_from_checkpoint(path).reconstruct_request == {}
+    assert refine_main([str(path), "--refine", "lsqml", "--refine-epochs", "5",
+                        "--output", str(tmp_path / "r.ckpt")]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{tmp_path / 'r.ckpt'}: reconstruction = the network's object, then 5 Pty-chi LSQML "
+        "epochs from it (object only; the input probe and positions fixed)")
+    loaded = PtychoPINN_Lightning.load_from_checkpoint(tmp_path / "r.ckpt")
+    assert RefinePlan.of({"reconstruct": loaded.reconstruct_request}) == RefinePlan("lsqml", 5)
+    assert torch.load(path, weights_only=True)["hyper_parameters"].get("reconstruct") is None
+    assert refine_main([str(path), "--refine-epochs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: RefinePlan.refine_epochs=0 is out of "
+                                               "range (allowed: 1..100000)")
+
+
+def _loaded(ckpt):
+    dc, mc, tc, ic = PtychoModel._extract_configs_from_checkpoint(str(ckpt))
+    pm = PtychoModel(model_config=mc, data_config=dc, training_config=tc, inference_config=ic)
+    pm.model = PtychoPINN_Lightning.load_from_checkpoint(ckpt, model_config=mc, data_config=dc,
+                                                         training_config=tc,
+                                                         inference_config=ic)
+    return pm, ConfigManager.from_loaded_model(pm)
+
+
+@pytest.mark.iterative
+def test_a_refine_plan_polishes_the_network_object_with_lsqml(trained, tmp_path, require_ptychi,
+                                                               caplog):
+    scan, _, _, ckpt = trained
+    pos = scan.positions_px
+    size = np.ceil(pos.max(0) - pos.min(0) + N).astype(int)
+    px = (pos - (pos.min(0) + pos.max(0)) / 2 + (size - 1) / 2)[:, ::-1]
+    outs = {}
+    for name, plan in (("network", None), ("refined", RefinePlan("lsqml", 3))):
+        path = ckpt if plan is None else set_refine_plan(ckpt, plan, tmp_path / "r.ckpt")
+        pm, cm = _loaded(path)
+        loader = PtychoDataLoader.from_np(diff_patterns=scan.counts, probe=scan.probe,
+                                          positions=px, config_manager=cm)
+        with caplog.at_level("INFO"):
+            outs[name] = InferenceEngine(config_manager=cm, ptycho_model=pm).predict_and_stitch(loader)
+    assert "reconstruction = the network's object, then 3 Pty-chi LSQML epochs" in caplog.text
+    assert outs["refined"].shape == outs["network"].shape == (size[1], size[0])
+    assert np.isfinite(outs["refined"]).all()
+    assert not np.allclose(outs["refined"], outs["network"])

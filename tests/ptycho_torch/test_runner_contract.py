@@ -136,10 +136,19 @@ def test_preset_keyword_applies_under_the_explicit_ones():
 
 
 # ---------------------------------------------------------------------- config_params
-def test_config_params_are_the_family_classes():
+def test_config_params_hold_the_runner_fields_beside_ptychodus_settings():
+    """``config_params`` is the monorepo's record set (what Ptychodus builds); it carries the
+    seed's generator fields, which the translation hands to the family unchanged."""
     from ptycho_torch import config_params
-    for name in ("ModelConfig", "TrainingConfig", "DataConfig", "InferenceConfig"):
-        assert getattr(config_params, name) is getattr(cc, name)
+    from ptycho_torch.api.translate import translate
+    m = config_params.ModelConfig(architecture="fno", fno_modes=6, fno_width=64, fno_blocks=3,
+                                  fno_cnn_blocks=1, cbam_encoder=False)
+    ov = translate(config_params.DataConfig(N=64), m, config_params.TrainingConfig(),
+                   config_params.InferenceConfig()).overrides
+    study = FlatFromConfig(**ov, train_npz="scan.npz").to_study()
+    assert (study.model.architecture, study.model.fno_modes, study.model.fno_width,
+            study.model.fno_blocks, study.model.fno_cnn_blocks) == ("fno", 6, 64, 3, 1)
+    assert config_params.ModelConfig is not cc.ModelConfig
 
 
 # ------------------------------------------------------------------------ the factory
