@@ -15,9 +15,9 @@ nominal``), plus ``--position-jitter`` N(0, sigma) px, and the probe written wit
 true one or, with ``--probe-defocus``, a wrong estimate (``ptycho.datagen.from_file``).
 
 Layouts (``--layouts``): an upstream PtychoPINN NPZ (``scan_ptychopinn.npz``), a Ptychodus
-pair (``ptychodus/diffraction.h5`` + ``product-in.h5``, whose object is the window of the
-object that Ptychodus would build for the scan: centred on it, the probe's width beyond it),
-a CXI file (``scan.cxi``) and, with
+pair (``ptychodus/diffraction.h5`` + ``product.h5``, the names ``ptychodus -b`` reads from its
+input folder; the product's object is the window of the object that Ptychodus would build
+for the scan: centred on it, the probe's width beyond it), a CXI file (``scan.cxi``) and, with
 ``--from``, this project's dataset NPZ with the true object as ground truth
 (``dataset.npz``: studies of it report SSIM / PSNR against the truth). ``truth.npz`` holds
 the object, the true and the written positions, and the probe. The geometry is the
@@ -135,7 +135,8 @@ def _write(out: Path, layouts, scan, truth) -> list[Path]:
     if "npz" in layouts:
         files.append(write_ptychopinn_npz(out / "scan_ptychopinn.npz", scan))
     if "ptychodus" in layouts:
-        files.extend(write_ptychodus(out / "ptychodus", scan, geometry, object_frame="scan"))
+        files.extend(write_ptychodus(out / "ptychodus", scan, geometry, product_name="product.h5",
+                                     object_frame="scan"))
     if "cxi" in layouts:
         files.append(write_cxi(out / "scan.cxi", scan, geometry))
     if dataset is not None:

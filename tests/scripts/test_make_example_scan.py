@@ -33,7 +33,7 @@ def test_defaults_write_every_layout(tmp_path, capsys):
     assert printed[0].startswith("40 positions spanning ")
     assert "; N = 64; mean counts per pattern " in printed[0]
     assert printed[1:] == [str(out / "scan_ptychopinn.npz"), str(out / "ptychodus" / "diffraction.h5"),
-                           str(out / "ptychodus" / "product-in.h5"), str(out / "scan.cxi")]
+                           str(out / "ptychodus" / "product.h5"), str(out / "scan.cxi")]
     assert sorted(p.name for p in out.iterdir()) == ["ptychodus", "scan.cxi", "scan_ptychopinn.npz",
                                                      "truth.npz"]
     raw = read_scan(out / "scan_ptychopinn.npz")
