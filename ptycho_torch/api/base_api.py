@@ -160,7 +160,8 @@ class PtychoDataLoader:
             return
         tr = config_manager.translation
         ov = tr.overrides
-        scans = [select_in_bounds(s, tr.bounds) for s in read_training_dir(data_dir, ov["N"])]
+        read = read_training_dir(data_dir, ov["N"])
+        scans = [select_in_bounds(s, tr.bounds) for s in read]
         self.dataset = merge_scans([
             s.to_dataset(gridsize=ov["gridsize"], N=ov["N"], k_nearest=ov.get("k_nearest", 0),
                          groups_per_position=ov.get("groups_per_position", 1)) for s in scans])
@@ -168,8 +169,9 @@ class PtychoDataLoader:
                                   output_dir=str(self.output_dir or data_dir)).to_study()
         config_manager.payload = payload_from_study(study, data_config_from(self.dataset),
                                                     self.dataset)
-        log.info("ptychopinn-torch: training data %s: %d patterns, %d samples at gridsize %d",
-                 ", ".join(s.path for s in scans), sum(s.n for s in scans), self.dataset.n,
+        log.info("ptychopinn-torch: training data %s: %d patterns, %d inside x/y bounds, %d "
+                 "samples at gridsize %d", ", ".join(s.path for s in read),
+                 sum(s.n for s in read), sum(s.n for s in scans), self.dataset.n,
                  ov["gridsize"])
 
     @classmethod
