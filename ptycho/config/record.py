@@ -57,9 +57,8 @@ def plain(value):
 
 # keywords only TensorFlow PtychoPINN's ``ptycho.config.config`` classes take: Ptychodus'
 # "PtychoPINN" back end finds this package under the same name and passes them
-_TENSORFLOW_PTYCHOPINN = frozenset({"model_type", "pad_object", "gaussian_smoothing_sigma",
-                                    "nepochs", "model_path", "train_data_file",
-                                    "mae_weight", "nll_weight"})
+_TENSORFLOW_PTYCHOPINN = ("model_type", "pad_object", "gaussian_smoothing_sigma", "nepochs",
+                          "model_path", "train_data_file", "mae_weight", "nll_weight")
 
 
 class Record:
@@ -70,7 +69,7 @@ class Record:
     raises one TypeError line that names the back end to choose instead."""
 
     def __new__(cls, *args, **kwargs):
-        foreign = sorted(set(kwargs) & _TENSORFLOW_PTYCHOPINN)
+        foreign = [k for k in _TENSORFLOW_PTYCHOPINN if k in kwargs]
         if foreign:
             raise TypeError(f"ptycho.config.config.{cls.__name__}({foreign[0]}=...) is a "
                             "TensorFlow PtychoPINN call, but this 'ptycho' is "

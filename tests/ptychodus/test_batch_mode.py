@@ -142,3 +142,18 @@ def test_bad_setting_is_refused_in_one_line(exe, tmp_path):
     assert line.startswith("ptycho.config.validation.ConfigError: PtychoPINNTorchData.grid_size")
     assert "(2, 3)" in line and "(allowed: " in line, line
     assert not list(out.rglob("*.ckpt")) and not list(out.glob("run_*")), sorted(out.rglob("*"))
+
+
+def test_the_tensorflow_ptychopinn_back_end_fails_in_one_line_naming_this_one(exe, inputs,
+                                                                              tmp_path):
+    """Ptychodus also offers its TensorFlow 'PtychoPINN' back end (it finds a package named
+    'ptycho'); choosing it fails at once, in Ptychodus' own error line."""
+    folder = tmp_path / "in"
+    shutil.copytree(inputs, folder)
+    (folder / "settings.ini").write_text("[Processing]\nAlgorithm = ptychopinn_pinn\n")
+    out = tmp_path / "out"
+    rc, log = run_ptychodus(exe, "train", folder, out, tmp_path / "tf.log")
+    assert rc == 1, _tail(log)
+    assert ("Training failed: TypeError: ptycho.config.config.ModelConfig(model_type=...) is a "
+            "TensorFlow PtychoPINN call, but this 'ptycho' is ptychopinn-torch's (in Ptychodus "
+            "choose the ptychopinn-torch_unsupervised algorithm)") in log, _tail(log)
