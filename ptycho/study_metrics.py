@@ -69,6 +69,7 @@ class StudyMetrics:
     infer_batch_size_used: Optional[int] = None
     stitch_time_s: Optional[float] = None
     device: str = ""
+    torch_threads: Optional[int] = None   # torch's CPU threads for the whole run
     # networks
     architecture: Optional[str] = None
     n_parameters: Optional[int] = None

@@ -59,6 +59,7 @@ from ptycho_torch.reconstruction import (
 )
 from ptycho_torch.stitch_preflight import check_stitching
 from ptycho_torch.two_half_frc import two_half_frc
+from ptycho_torch.threads import apply_num_threads, threads_line
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
@@ -95,8 +96,10 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         device = resolve_device(cfg.device)
     except ValueError as err:
         raise StudyError(f"{err} [flag --device]") from None
+    threads = apply_num_threads(cfg.num_threads)
     model = load_model(cfg.checkpoint, device, trust=cfg.trust_checkpoint)
     data = with_probe_source(cfg, model, _read_scan(cfg, model, inference))
+    log.info(threads_line(*threads))
     try:
         check_stitching(data, inference)
         rec = reconstruct_test_object(model, data, inference)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import save_npz_atomic
 from ptycho.config.config import InferenceConfig
@@ -240,7 +241,7 @@ def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residua
         "n_test_patterns_scored": rec.n_patterns, "inference_time_s": rec.inference_time_s,
         "inference_patterns_per_s": rec.n_patterns / max(rec.inference_time_s, 1e-9),
         "infer_batch_size_used": rec.infer_batch_size, "stitch_time_s": rec.stitch_time_s,
-        "device": str(device), **fields})
+        "device": str(device), "torch_threads": torch.get_num_threads(), **fields})
 
 
 def score_record(m: StudyMetrics, rec: Reconstruction, *, register: bool = False

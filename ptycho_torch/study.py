@@ -32,7 +32,7 @@ from ptycho_torch.config_factory import data_config_from
 from ptycho_torch.data_residual import data_residual, test_object_residuals
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import input_scale_from, split_indices
-from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
@@ -60,6 +60,7 @@ from ptycho_torch.reconstruction import (
     save_reconstruction,
     score,
 )
+from ptycho_torch.threads import apply_num_threads, threads_line
 
 log = logging.getLogger(__name__)
 
@@ -242,13 +243,14 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
         layout = prepare_output(cfg)
         accelerator = check_device(cfg)
         check_logger(cfg.run.logger)
-        apply_num_threads(cfg.run.num_threads)
+        threads = apply_num_threads(cfg.run.num_threads)
         if cfg.training.deterministic:  # cuBLAS reads it when its first handle is created
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         t0 = time.perf_counter()
         train, test, data_info = load_study_data(cfg)
         data_time = time.perf_counter() - t0
         data_config = check_data(cfg, train, test)
+        log.info(threads_line(*threads))
         warn_probe_fill(cfg, train.probe)
         route, why = resolve_route(cfg)
         log.info("probe update: %s (%s)", route, why)

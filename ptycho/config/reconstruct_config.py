@@ -25,6 +25,8 @@ class ReconstructConfig(Record):
                                    "for files written with the opposite sign",
                                    choices=CXI_TRANSLATION_SIGNS)
     device: str = _f("auto", "where to predict", choices=DEVICES)
+    num_threads: int = _f(0, "torch CPU threads, Pty-chi's too (0: the usable CPUs that other "
+                             "work leaves free, chosen at start)")
     refine: str = _f("none", "after the network: polish its object and probe with Pty-chi "
                      "(lsqml: LSQML started at the network's object; needs the 'iterative' "
                      "extra)", choices=REFINE_ENGINES)
@@ -46,3 +48,4 @@ class ReconstructConfig(Record):
         for name in ("overwrite", "trust_checkpoint"):
             check_bool(o, name, getattr(self, name))
         check_int(o, "refine_epochs", self.refine_epochs, 1, 100000)
+        check_int(o, "num_threads", self.num_threads, 0, 1024)

@@ -45,7 +45,9 @@ class RunConfig(Record):
                                   "<output-dir>/datasets)")
     snapshot_every: int = _f(0, "every this many epochs, write a PNG of a few predicted test "
                                 "patches to visuals/snapshots/<model_id>_epoch<k>.png (0: off)")
-    num_threads: int = _f(0, "torch CPU threads (0: torch's default)")
+    num_threads: int = _f(0, "torch CPU threads, Pty-chi's too (0: the usable CPUs that other "
+                             "work leaves free, chosen at start; OMP_NUM_THREADS, when set, "
+                             "wins)")
     progress_bar: bool = _f(True, "show Lightning's progress bar (on a terminal only; logs get "
                             "one line per epoch)")
     logger: str = _f("csv", "Lightning experiment logger under .work/<model_id>/logs: csv, "

@@ -54,6 +54,7 @@ from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.polish import polish_with_lsqml
 from ptycho_torch.ptychi import import_ptychi
 from ptycho_torch.reconstruction import stitch_test_object
+from ptycho_torch.threads import apply_num_threads, threads_line
 
 __all__ = ["ConfigManager", "DataloaderFormats", "InferenceEngine", "PtychoDataLoader",
            "PtychoModel", "Trainer"]
@@ -212,6 +213,7 @@ class Trainer:
             raise StudyError(f"orchestration={orchestration!r} (allowed: 'lightning')")
         p = _payload(config_manager)
         run_dir = Path(dataloader.output_dir)
+        log.info("ptychopinn-torch: %s", threads_line(*apply_num_threads(0)))
         prepared = prepare_fit(p.model_config, p.training_config, p.data_config, p.train,
                                run_dir, progress_bar=False, model=model.model)
         return cls(prepared, model, dataloader, config_manager)
@@ -245,6 +247,7 @@ class InferenceEngine:
     def predict_and_stitch(self, loader: PtychoDataLoader) -> np.ndarray:
         """(H, W) complex64 object, H x W the input object's (:mod:`ptycho_torch.api.frame`)."""
         device = resolve_device("auto")
+        log.info("ptychopinn-torch: %s", threads_line(*apply_num_threads(0)))
         module = self.ptycho_model.model.to(device).eval()
         inference = self.ptycho_model.inference_config
         plan = RefinePlan.of({"reconstruct": getattr(module, "reconstruct_request", None)})

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -126,6 +127,41 @@ class EpochLogCallback(Callback):
                                         int(trainer.global_step), _scalar(m.get("train_loss")),
                                         _scalar(m.get("val_loss")), float(lr),
                                         time.perf_counter() - self.t0))
+
+
+class Heartbeat(Callback):
+    """A log line every ``every_s`` seconds of training, between the epoch lines: the step,
+    the steps per second since the previous line and the time left at that rate, so that a
+    slow run (a busy machine) is told apart from a hung one. ``clock``: seconds, for tests."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 30.0, clock=time.perf_counter):
+        self._logger, self.every_s, self._clock = logger, float(every_s), clock
+        self._t, self._step = clock(), 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._t, self._step = self._clock(), int(trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = self._clock()
+        if now - self._t < self.every_s or not trainer.is_global_zero:
+            return
+        step = int(trainer.global_step)
+        rate = (step - self._step) / (now - self._t)
+        total = trainer.estimated_stepping_batches
+        total = int(total) if isinstance(total, (int, float)) and math.isfinite(total) else None
+        self._logger.info(format_heartbeat(step, total, rate))
+        self._t, self._step = now, step
+
+
+def format_heartbeat(step: int, total: int | None, rate: float) -> str:
+    """``training: step 120/2520, 0.85 steps/s, about 47 min left`` (the total and the time
+    left only when the plan is known and steps are advancing)."""
+    line = f"training: step {step}" + (f"/{total}" if total else "") + f", {rate:.3g} steps/s"
+    if total and rate > 0 and total > step:
+        left = (total - step) / rate
+        line += (f", about {left / 60:.0f} min left" if left >= 120 else
+                 f", about {left:.0f} s left")
+    return line
 
 
 def format_epoch_line(epoch: int, max_epochs: int, step: int, train_loss: float,

@@ -1,4 +1,5 @@
-"""Where computations run: the one place a device name is resolved and CPU threads are set."""
+"""Where computations run: the one place a device name is resolved (CPU threads:
+:mod:`ptycho_torch.threads`)."""
 from __future__ import annotations
 
 import torch
@@ -14,11 +15,3 @@ def resolve_device(name: str) -> str:
         raise ValueError(f"device={name!r} is not allowed (choose one of: 'auto', 'cpu', 'cuda')")
     return name
 
-
-def apply_num_threads(num_threads: int) -> None:
-    """``torch.set_num_threads(num_threads)`` when it is set (0: torch's default). Every
-    entry point that computes calls it first, whether or not it trains: a comparison that
-    reuses its networks still runs Pty-chi, and on a shared CPU a thread too many makes
-    that several times slower."""
-    if num_threads:
-        torch.set_num_threads(int(num_threads))

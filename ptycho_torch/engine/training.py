@@ -37,6 +37,7 @@ from ptycho_torch.config_factory import build_model
 from ptycho_torch.engine.callbacks import (
     AtomicCheckpointIO,
     EpochLogCallback,
+    Heartbeat,
     HistoryCallback,
     PatternCounter,
 )
@@ -266,8 +267,8 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
     counter = PatternCounter()
     callbacks = ([history, counter, checkpoint] + weight_average_callbacks(tc)
                  + list(extra_callbacks or []))
-    if not bar:
-        callbacks.append(EpochLogCallback(log, tc.epochs))
+    if not bar:  # without a bar: a line per epoch, and one every 30 s in between
+        callbacks += [EpochLogCallback(log, tc.epochs), Heartbeat(log)]
     early = None
     if tc.early_stopping_patience > 0:
         early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience)

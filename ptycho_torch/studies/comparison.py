@@ -40,7 +40,6 @@ from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.cli import run_entry
-from ptycho_torch.engine.device import apply_num_threads
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.studies.common import (
     add_method_flags,
@@ -60,6 +59,7 @@ from ptycho_torch.studies.methods import (
     run_reused_row,
 )
 from ptycho_torch.study_inputs import load_test_data, study_paths
+from ptycho_torch.threads import apply_num_threads
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from ptycho.artifacts import write_json_atomic  # noqa: E402
-from ptycho_torch.engine.device import apply_num_threads  # noqa: E402
+from ptycho_torch.threads import apply_num_threads, threads_line  # noqa: E402
 from ptycho_torch.studies.position_correction import run_position_study  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-threads", type=int, default=2)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    apply_num_threads(a.num_threads)
+    print(threads_line(*apply_num_threads(a.num_threads)), flush=True)
     try:
         result = run_position_study(a.dataset, epochs=a.epochs, seed=a.seed)
     except (OSError, ValueError) as err:

@@ -39,7 +39,7 @@ from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.validation import StudyError
 from ptycho_torch.cli import run_entry
 from ptycho_torch.studies.common import run_or_reuse
-from ptycho_torch.engine.device import apply_num_threads, resolve_device
+from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import IterativeUnavailableError
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, RULES, format_dose
 from ptycho_torch.studies.dose.config import DoseConfig, build_parser, config_from_argv
@@ -60,6 +60,7 @@ from ptycho_torch.studies.dose.report import (
     method_order,
     save_figures,
 )
+from ptycho_torch.threads import apply_num_threads
 
 
 __all__ = ["DoseConfig", "DoseSweep", "build_parser", "config_from_argv", "format_dose", "main",

@@ -52,7 +52,6 @@ from ptycho.study_metrics import format_number as f
 from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import split_indices
-from ptycho_torch.engine.device import apply_num_threads
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
@@ -84,6 +83,7 @@ from ptycho_torch.studies.learning_curve.scoring import (
     read_reference,
     score_reconstruction,
 )
+from ptycho_torch.threads import apply_num_threads, threads_line
 
 __all__ = ["BudgetSnapshots", "LearningCurveConfig", "config_from_argv", "main", "parse_budgets",
            "run_learning_curve", "training_budget"]
@@ -200,12 +200,13 @@ def _prepare(lc: LearningCurveConfig) -> _Prepared:
     try:
         preflight(lc)
         accelerator = check_device(cfg)
-        apply_num_threads(cfg.run.num_threads)
+        threads = apply_num_threads(cfg.run.num_threads)
         if cfg.training.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         references = [read_reference(lc.reference_json)] if lc.reference_json else []
         train, test, data_info = load_study_data(cfg)
         data_config = check_data(cfg, train, test)
+        log.info(threads_line(*threads))
     except StudyError:
         raise
     except ValueError as err:

@@ -1,0 +1,92 @@
+"""Training steps on a shared CPU: torch's default threads against ``ptycho_torch.threads``.
+
+Each cell runs, in a fresh process, ``--steps`` training steps of the quick preset's
+generator (forward through the forward model, the preset's loss, backward, Adam; batch
+16, N = 64) after 3 warm-up steps, and reports ms per step. Cells:
+
+- ``idle`` / ``loaded`` (one other process spinning on a CPU for the whole cell);
+- ``torch default`` (one thread per core, as torch sets it) / ``chosen`` (the count
+  :func:`ptycho_torch.threads.apply_num_threads` picks at start: the usable CPUs that other
+  work leaves free).
+
+    python scripts/benchmarks/threads.py --steps 20 --rounds 2
+
+Prints each cell's best of ``--rounds`` and the ratios, measured in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+CELL = r"""
+import sys, time, torch
+from ptycho.config.config import DataConfig
+from ptycho.config.presets import from_preset
+from ptycho_torch.config_factory import build_model
+from ptycho_torch.threads import apply_num_threads
+if sys.argv[2] == "chosen":
+    apply_num_threads(0)
+cfg = from_preset("quick")
+torch.manual_seed(0)
+m = build_model(cfg.model, DataConfig(), cfg.training)
+opt = torch.optim.Adam(m.parameters(), 1e-3)
+B, N = cfg.training.batch_size, cfg.model.N
+x, pos, sc = torch.rand(B, 1, N, N), torch.zeros(B, 1, 1, 2), torch.ones(B, 1, 1, 1)
+def step():
+    loss = m.loss_fn(m(x, pos, None, sc), x, mask=m.valid_mask)
+    opt.zero_grad(); loss.backward(); opt.step()
+for _ in range(3):
+    step()
+n = int(sys.argv[1]); t = time.perf_counter()
+for _ in range(n):
+    step()
+print(torch.get_num_threads(), (time.perf_counter() - t) / n * 1e3)
+"""
+
+
+def _cell(steps: int, policy: str) -> tuple[int, float]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", CELL, str(steps), policy], env=env,
+                         check=True, stdout=subprocess.PIPE, text=True).stdout.split()
+    return int(out[0]), float(out[1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=2)
+    a = p.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    best: dict = {}
+    for load in ("idle", "loaded"):
+        burner = None
+        if load == "loaded":
+            burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)
+        try:
+            for _ in range(a.rounds):
+                for policy in ("default", "chosen"):
+                    threads, ms = _cell(a.steps, policy)
+                    key = (load, policy)
+                    if key not in best or ms < best[key][1]:
+                        best[key] = (threads, ms)
+        finally:
+            if burner is not None:
+                burner.kill()
+                burner.wait()
+    for (load, policy), (threads, ms) in best.items():
+        name = "torch default" if policy == "default" else "chosen"
+        print(f"{load:<7} {name:<14} {threads} thread(s)  {ms:7.1f} ms/step")
+    idle = best[("idle", "default")][1]
+    for policy in ("default", "chosen"):
+        ratio = best[("loaded", policy)][1] / idle
+        print(f"loaded / idle torch default, {policy}: {ratio:.2f}x")
+    print(f"chosen / torch default, idle: {best[('idle', 'chosen')][1] / idle:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
