@@ -33,8 +33,8 @@ from ptycho.formats.raw_scan import RawScan
 from ptycho.formats.scan_with_truth import ScanWithTruth
 from ptycho.formats.validation import make_raw_scan
 
-__all__ = ["PRODUCT_CANDIDATES", "find_product", "read_ptychodus", "scan_centred_window",
-           "write_ptychodus"]
+__all__ = ["PRODUCT_CANDIDATES", "find_product", "read_ptychodus", "object_window",
+           "scan_centred_window", "write_ptychodus"]
 
 #: Files looked for beside ``diffraction.h5``, in this order.
 PRODUCT_CANDIDATES = ("product-in.h5", "product-out.h5", "product-in.npz", "product.h5")
@@ -181,7 +181,7 @@ def write_ptychodus(directory: str | Path, scan: ScanWithTruth,
     obj, pos = scan.object, scan.positions_px
     if object_frame == "scan":
         (r0, c0), (H, W) = scan_centred_window(pos, scan.N)
-        obj, pos = _window(obj, r0, c0, H, W), pos - np.array([c0, r0], np.float64)
+        obj, pos = object_window(obj, r0, c0, H, W), pos - np.array([c0, r0], np.float64)
     elif object_frame != "given":
         raise ValueError(f"object_frame={object_frame!r} is not allowed (choose one of: "
                          "'given', 'scan')")
@@ -213,7 +213,7 @@ def scan_centred_window(positions_px, N: int) -> tuple[tuple[int, int], tuple[in
     return (r0, c0), (H, W)
 
 
-def _window(obj: np.ndarray, r0: int, c0: int, H: int, W: int) -> np.ndarray:
+def object_window(obj: np.ndarray, r0: int, c0: int, H: int, W: int) -> np.ndarray:
     """``obj[r0:r0+H, c0:c0+W]``, with 1 (free space) outside ``obj``."""
     out = np.ones((H, W), np.complex64)
     rs, cs = max(r0, 0), max(c0, 0)

@@ -250,7 +250,7 @@ class InferenceEngine:
         log.info("ptychopinn-torch: %s", threads_line(*apply_num_threads(0)))
         module = self.ptycho_model.model.to(device).eval()
         inference = self.ptycho_model.inference_config
-        plan = RefinePlan.of({"reconstruct": getattr(module, "reconstruct_request", None)})
+        plan = RefinePlan.of({"reconstruct": module.reconstruct_request})
         log.info("ptychopinn-torch: reconstruction = %s", plan.describe())
         if plan.refine == "lsqml":
             import_ptychi()                       # refused in one line before any work

@@ -133,8 +133,9 @@ def merge_scans(datasets: list[PtychoDataset]) -> PtychoDataset:
         diff[:, :, union] = 0.0
     ids, start = [], 0
     for d in datasets:
-        ids.append(d.pattern_ids() + start)
-        start += int(d.pattern_ids().max()) + 1
+        own = d.pattern_ids()
+        ids.append(own + start)
+        start += int(own.max()) + 1
     first = datasets[0]
     meta = dict(first.metadata, n_patterns=start,
                 sources=[d.metadata.get("source_path", d.path) for d in datasets])

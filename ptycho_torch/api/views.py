@@ -24,7 +24,7 @@ def ptychodus_view(model_config, training_config, inference_config) -> tuple:
     model = cp.ModelConfig(
         mode="Unsupervised", loss_function=_LOSS.get(tc.loss, tc.loss),
         amp_activation=_ACTIVATION.get(mc.generator_output_mode, mc.generator_output_mode),
-        cbam_encoder=getattr(mc, "encoder_attention", "none") == "cbam",
+        cbam_encoder=mc.encoder_attention == "cbam",
         decoder_last_amp_channels=C, C_model=C, C_forward=C,
         n_filters_scale=int(mc.n_filters_scale), architecture=mc.architecture,
         fno_modes=mc.fno_modes, fno_width=mc.fno_width, fno_blocks=mc.fno_blocks,
@@ -33,5 +33,5 @@ def ptychodus_view(model_config, training_config, inference_config) -> tuple:
                                  learning_rate=float(tc.learning_rate), device=tc.device)
     inference = cp.InferenceConfig(
         batch_size=int(ic.infer_batch_size), middle_trim=int(ic.crop_for(mc.N)),
-        patch_weighting=getattr(ic, "stitch_weighting", "uniform"))
+        patch_weighting=ic.stitch_weighting)
     return data, model, training, inference

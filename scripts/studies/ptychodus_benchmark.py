@@ -44,7 +44,11 @@ if str(_REPO) not in sys.path:
 
 from ptycho.evaluation import evaluate_reconstruction  # noqa: E402
 from ptycho.formats.geometry import metres_to_pixels  # noqa: E402
-from ptycho.formats.ptychodus import read_ptychodus, scan_centred_window  # noqa: E402
+from ptycho.formats.ptychodus import (  # noqa: E402
+    object_window,
+    read_ptychodus,
+    scan_centred_window,
+)
 from ptycho.formats.ptychodus_product import read_product  # noqa: E402
 from ptycho_torch.api.frame import frame_from_canvas  # noqa: E402
 from ptycho_torch.api.refine_plan import RefinePlan, set_refine_plan  # noqa: E402
@@ -112,11 +116,7 @@ def score(product: Path, truth: dict, obj=None) -> dict:
     if (H, W) != tuple(p["object_shape"]):
         raise SystemExit(f"error: {product}: object {p['object_shape']} is not the input "
                          f"frame {(H, W)}")
-    obj = truth["object"]
-    gt = np.ones((H, W), np.complex64)
-    rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + H, obj.shape[0]), min(c0 + W, obj.shape[1])
-    gt[rs - r0:re - r0, cs - c0:ce - c0] = obj[rs:re, cs:ce]
+    gt = object_window(truth["object"], r0, c0, H, W)
     lo = np.maximum(np.ceil(pos.min(0)).astype(int) - N // 4, 0)
     hi = np.floor(pos.max(0)).astype(int) + N // 4
     box = (slice(lo[1], hi[1]), slice(lo[0], hi[0]))
