@@ -70,6 +70,7 @@ class StudyMetrics:
     stitch_time_s: Optional[float] = None
     device: str = ""
     torch_threads: Optional[int] = None   # torch's CPU threads for the whole run
+    precision: Optional[str] = None       # networks: '32' or 'bf16-mixed' (prediction's)
     # networks
     architecture: Optional[str] = None
     n_parameters: Optional[int] = None

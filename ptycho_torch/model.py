@@ -5,6 +5,7 @@ Lightning); this class only wires them and holds the training loop hooks.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import lightning as L
@@ -13,7 +14,9 @@ import torch
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.config.probe_config import ProbeConfig
 from ptycho_torch import losses, overlap, physics
+from ptycho_torch.precision import autocast, float32_island
 from ptycho_torch.generators import build_generator
+from ptycho_torch.generators.layers import to_channels_last
 from ptycho_torch.learned_probe import LearnedProbe
 
 
@@ -46,6 +49,8 @@ class PtychoPINN_Lightning(L.LightningModule):
             hparams["probe_config"] = self.probe_config.to_dict()
         self.save_hyperparameters(hparams)
         self.generator = build_generator(self.model_config)
+        if self.training_config.channels_last:
+            to_channels_last(self.generator)
         n, k = self.model_config.N, self.data_config.probe_modes
         shape = (n, n) if k == 1 else (k, n, n)
         self.physics = physics.FarFieldPtychography(torch.ones(shape, dtype=torch.complex64))
@@ -80,6 +85,15 @@ class PtychoPINN_Lightning(L.LightningModule):
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location,
                                             hparams_file=hparams_file, strict=strict,
                                             weights_only=bool(weights_only), **kwargs)
+
+    @property
+    def precision(self) -> str:
+        """'32' or 'bf16-mixed': the arithmetic of training and of :meth:`forward_predict`."""
+        return self.training_config.precision
+
+    def set_precision(self, precision: str) -> None:
+        """Predict under ``precision`` from now on (the weights stay float32)."""
+        self.training_config = replace(self.training_config, precision=precision)
 
     # ------------------------------------------------------------------ physics path
     @property
@@ -127,7 +141,10 @@ class PtychoPINN_Lightning(L.LightningModule):
             self.valid_mask.copy_((~bad).to(self.valid_mask.dtype).to(self.valid_mask.device))
 
     def _object_patches(self, x, positions, input_scale_factor):
-        obj = self.generator(_INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor))
+        x = _INPUT_TRANSFORMS[self.model_config.input_transform](x * input_scale_factor)
+        if self.training_config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        obj = self.generator(x)
         if self.model_config.gridsize > 1 and self.model_config.overlap_constraint:
             obj = overlap.apply_overlap_constraint(obj, positions,
                                                    self.model_config.overlap_weight,
@@ -143,11 +160,13 @@ class PtychoPINN_Lightning(L.LightningModule):
         (B,1,1,1) float32. Returns (B,C,N,N) float32.
         """
         obj = self._object_patches(x, positions, input_scale_factor)
-        if probe is None or probe is self.physics.probe:
-            if self.learned_probe is None:
-                return self.physics(obj)
-            probe = self.learned_probe(self.physics.probe)
-        return physics.diffraction_amplitude(obj, probe, probe_modes=probe.ndim == 3)
+        with float32_island(obj.device.type):  # the forward model in complex64, always
+            obj = obj.to(torch.complex64)
+            if probe is None or probe is self.physics.probe:
+                if self.learned_probe is None:
+                    return self.physics(obj)
+                probe = self.learned_probe(self.physics.probe)
+            return physics.diffraction_amplitude(obj, probe, probe_modes=probe.ndim == 3)
 
     def forward_predict(self, x, positions, probe, input_scale_factor):
         """Object patches (B,C,N,N) complex64 (after the overlap constraint when gridsize > 1).
@@ -164,13 +183,15 @@ class PtychoPINN_Lightning(L.LightningModule):
             if len(shape) not in (2, 3, 4) or shape[-2:] != (N, N):
                 raise ValueError(f"forward_predict: probe has shape {shape} (allowed: ({N}, {N}) "
                                  f"or (modes, {N}, {N}), or None; it is not used)")
-        return self._object_patches(x, positions, input_scale_factor).to(torch.complex64)
+        with autocast(self.precision, x.device.type):  # as in training
+            return self._object_patches(x, positions, input_scale_factor).to(torch.complex64)
 
     # ----------------------------------------------------------------- training loop
     def _step(self, batch, stage: str):
         x, positions, scale = batch
         pred = self(x, positions, None, scale)
-        loss = self.loss_fn(pred, x, mask=self.valid_mask)
+        with float32_island(x.device.type):
+            loss = self.loss_fn(pred.float(), x, mask=self.valid_mask)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=x.shape[0], sync_dist=True)
         return loss

@@ -51,6 +51,7 @@ from ptycho_torch.data_residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.polish import polish_with_lsqml
+from ptycho_torch.precision import check_precision
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.reconstruction import (
     reconstruct_test_object,
@@ -98,6 +99,12 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         raise StudyError(f"{err} [flag --device]") from None
     threads = apply_num_threads(cfg.num_threads)
     model = load_model(cfg.checkpoint, device, trust=cfg.trust_checkpoint)
+    if cfg.precision != "model":
+        model.set_precision(cfg.precision)
+    try:
+        check_precision(model.precision, device)
+    except ValueError as err:
+        raise StudyError(f"{err} [flag --precision]") from None
     data = with_probe_source(cfg, model, _read_scan(cfg, model, inference))
     log.info(threads_line(*threads))
     try:

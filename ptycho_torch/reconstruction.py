@@ -56,6 +56,7 @@ class Reconstruction:
     canvas_covered: np.ndarray | None = None
     canvas_origin: tuple = (0, 0)
     stitch_weights: np.ndarray | None = None  # (N, N) weights of stitch_weighting="probe"
+    precision: str | None = None  # a network's prediction: '32' or 'bf16-mixed'
 
 
 def grid_geometry(data: PtychoDataset, index: int = 0) -> tuple[int, int] | None:
@@ -129,6 +130,7 @@ def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConf
     rec = stitch_test_object(patches, test, inference, object_index, probe=probe)
     rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
     rec.infer_batch_size = sizes[-1]
+    rec.precision = getattr(model, "precision", None)
     return rec
 
 
@@ -241,7 +243,8 @@ def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residua
         "n_test_patterns_scored": rec.n_patterns, "inference_time_s": rec.inference_time_s,
         "inference_patterns_per_s": rec.n_patterns / max(rec.inference_time_s, 1e-9),
         "infer_batch_size_used": rec.infer_batch_size, "stitch_time_s": rec.stitch_time_s,
-        "device": str(device), "torch_threads": torch.get_num_threads(), **fields})
+        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "precision": rec.precision, **fields})
 
 
 def score_record(m: StudyMetrics, rec: Reconstruction, *, register: bool = False

@@ -32,7 +32,7 @@ from ptycho_torch.config_factory import data_config_from
 from ptycho_torch.data_residual import data_residual, test_object_residuals
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import input_scale_from, split_indices
-from ptycho_torch.engine.device import resolve_device
+from ptycho_torch.engine.device import check_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
@@ -127,18 +127,6 @@ def check_data(cfg: StudyConfig, train: PtychoDataset, test: PtychoDataset) -> D
         flag = "--test-npz" if cfg.run.test_npz else "--train-npz"
         raise StudyError(f"{err}{f' [flag {flag}]' if user else ''}") from None
     return data_config_from(train)
-
-
-def check_device(cfg: StudyConfig) -> str:
-    try:
-        accelerator = resolve_device(cfg.training.device)
-    except ValueError as err:
-        raise StudyError(f"{err} [flag --device]") from None
-    if accelerator == "cuda" and cfg.training.devices > torch.cuda.device_count():
-        raise StudyError(f"TrainingConfig.devices={cfg.training.devices} but "
-                         f"{torch.cuda.device_count()} CUDA device(s) are visible (allowed: "
-                         f"1..{torch.cuda.device_count()} per node) [flag --devices]")
-    return accelerator
 
 
 # ------------------------------------------------------------------------ study

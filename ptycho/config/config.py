@@ -29,6 +29,7 @@ from ptycho.config.choices import (
     LOSSES,
     OPTIMIZERS,
     OUTPUT_MODES,
+    PRECISIONS,
     SCHEDULERS,
     STITCH_MODES,
     STITCH_WEIGHTINGS,
@@ -163,6 +164,14 @@ class TrainingConfig(Record):
                            "processes); num_nodes x devices processes in all")
     deterministic: bool = _f(True, "ask torch for deterministic algorithms (warn where "
                              "unavailable)")
+    precision: str = _f("32", "arithmetic of training and prediction: 32 (float32 "
+                        "throughout) or bf16-mixed (Lightning's plugin: the generator's "
+                        "convolutions in bfloat16 under autocast; its spectral layers and "
+                        "output head, the forward model and the loss in float32 / complex64)",
+                        choices=PRECISIONS)
+    channels_last: bool = _f(False, "keep the generator's weights and activations in "
+                             "channels-last memory order (faster convolutions on CPU under "
+                             "bf16-mixed)")
     refine_probe_epochs: int = _f(0, "before training, refine the file's probe with this many "
                                   "Pty-chi LSQML epochs on the training scan (object and probe; "
                                   "needs the 'iterative' extra; 0: use the probe as given)")
@@ -195,6 +204,7 @@ class TrainingConfig(Record):
         check_int(o, "devices", self.devices, 1, 1024)
         check_int(o, "num_nodes", self.num_nodes, 1, 1024)
         check_bool(o, "deterministic", self.deterministic)
+        check_bool(o, "channels_last", self.channels_last)
         check_int(o, "refine_probe_epochs", self.refine_probe_epochs, 0, 100000)
         if self.num_nodes > 1 and self.strategy != "ddp":
             raise refuse(o, "num_nodes", f"={self.num_nodes} needs strategy='ddp' (allowed "

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ptycho.config.choices import CXI_TRANSLATION_SIGNS, DATA_UNITS, DEVICES, PROBE_SOURCES, REFINE_ENGINES
+from ptycho.config.choices import (
+    CXI_TRANSLATION_SIGNS,
+    DATA_UNITS,
+    DEVICES,
+    PREDICT_PRECISIONS,
+    PROBE_SOURCES,
+    REFINE_ENGINES,
+)
 from ptycho.config.record import Record
 from ptycho.config.record import described as _f
 from ptycho.config.validation import check_bool, check_int, refuse
@@ -25,6 +32,8 @@ class ReconstructConfig(Record):
                                    "for files written with the opposite sign",
                                    choices=CXI_TRANSLATION_SIGNS)
     device: str = _f("auto", "where to predict", choices=DEVICES)
+    precision: str = _f("model", "arithmetic of prediction: the one the model trained with "
+                        "(model), 32 or bf16-mixed", choices=PREDICT_PRECISIONS)
     num_threads: int = _f(0, "torch CPU threads, Pty-chi's too (0: the usable CPUs that other "
                              "work leaves free, chosen at start)")
     refine: str = _f("none", "after the network: polish its object and probe with Pty-chi "

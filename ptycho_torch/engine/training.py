@@ -283,6 +283,7 @@ def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Ca
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
+        precision=tc.precision,  # "bf16-mixed": Lightning's MixedPrecision (autocast)
         logger=make_logger(logger, work_dir), callbacks=cbs.all,
         enable_progress_bar=cbs.bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else False,

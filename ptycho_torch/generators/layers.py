@@ -5,6 +5,10 @@ to complex64 object patches ``(B, C, N, N)``; the last layer is always
 :class:`ComplexOutputHead`, so the two output representations behave identically across
 architectures.
 
+Precision (:mod:`ptycho_torch.precision`): under ``bf16-mixed`` autocast runs the
+convolutions in bfloat16; the spectral convolution and the output head open float32
+islands, so the output is complex64 under either precision.
+
 Determinism note: nothing here uses ``F.interpolate``; its CUDA backward has no
 deterministic implementation and would raise under ``torch.use_deterministic_algorithms``
 (which Lightning's ``deterministic=True`` turns on). Nearest 2x upsampling is done by
@@ -22,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from scipy.special import lambertw
 from torch import nn
+
+from ptycho_torch.precision import float32_island
 
 RESIDUAL_BRANCH_GAIN = 0.3
 
@@ -83,6 +89,16 @@ def init_conv_weights(module: nn.Module) -> None:
                 m.local.weight.mul_(RESIDUAL_BRANCH_GAIN)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Every convolution weight of ``module`` in channels-last order (``(out, kh, kw, in)``
+    in memory; the spectral weights stay as they are); returns ``module``. Loading a state
+    dict later copies into these tensors and keeps their order."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.to(memory_format=torch.channels_last)
+    return module
+
+
 class UpsampleNearest2x(nn.Module):
     """Module form of :func:`upsample_nearest2x` (no parameters)."""
 
@@ -112,7 +128,8 @@ class SpectralBlock(nn.Module):
     factorization, no positional embedding anywhere); ``n_modes=(m1, m2)`` is passed as
     given, and neuraloperator keeps ``m1`` modes on the row axis (centred on DC) and
     ``m2 // 2 + 1`` on the column (rfft) axis; its ``n_modes`` attribute reports
-    ``[m1, m2 // 2 + 1]``. Float32 input only. Shapes: ``(B, width, H, W)`` -> same.
+    ``[m1, m2 // 2 + 1]``. The spectral path runs in float32 under any precision.
+    Shapes: ``(B, width, H, W)`` -> same.
     ``padding_mode`` of the local path: ``"circular"`` keeps the block exactly equivariant
     to circular shifts (the spectral path is), ``"zeros"`` is the usual CNN choice.
     """
@@ -125,7 +142,9 @@ class SpectralBlock(nn.Module):
         self.local = conv3x3(width, width, padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + F.gelu(self.spectral(x) + self.local(x))
+        with float32_island(x.device.type):  # FFTs and complex weights: float32 always
+            spectral = self.spectral(x.float())
+        return x + F.gelu(spectral + self.local(x))
 
 
 class Generator(nn.Module):
@@ -218,8 +237,9 @@ class ComplexOutputHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, _, n1, n2 = h.shape
-        out = self.proj(h).reshape(b, self.channels, 2, n1, n2)
-        return OUTPUT_READERS[self.mode](self, out[:, :, 0], out[:, :, 1])
+        with float32_island(h.device.type):  # complex64 out, under any precision
+            out = self.proj(h.float()).reshape(b, self.channels, 2, n1, n2)
+            return OUTPUT_READERS[self.mode](self, out[:, :, 0], out[:, :, 1])
 
 
 def _read_real_imag(head: ComplexOutputHead, first: torch.Tensor, second: torch.Tensor):

@@ -16,6 +16,7 @@ from ptycho.config.record import field_names
 from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
+from ptycho_torch.engine.device import check_device
 from ptycho_torch.engine.outputs import prepare_output
 from ptycho_torch.ptychi import check_engines
 from ptycho_torch.study import run_study
@@ -123,7 +124,9 @@ def finished_config(layout: StudyLayout) -> StudyConfig | None:
 def plan_study(cfg: StudyConfig) -> str:
     """``'reuse'`` a finished study with the same settings, else ``'run'`` after the
     runner's read-only checks (output directory, interrupted run, --resume state).
-    A finished study with other settings is refused unless --overwrite. Writes nothing."""
+    A finished study with other settings is refused unless --overwrite; so is a device or
+    precision this machine lacks. Writes nothing."""
+    check_device(cfg)
     layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
     if layout.is_finished() and not cfg.run.overwrite:
         done = finished_config(layout)

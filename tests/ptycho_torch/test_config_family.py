@@ -51,7 +51,8 @@ def test_every_config_enumeration_is_covered_by_a_map():
     tested = {id(m[1]) for m in MAPS}
     plain = {id(t) for t in (choices.DEVICES, choices.STRATEGIES, choices.DATA_UNITS, choices.PRESETS,
                              choices.SUPPORTED_N, choices.SUPPORTED_GRIDSIZE, choices.CXI_TRANSLATION_SIGNS,
-                             choices.PROBE_UPDATES, choices.PROBE_SCALE_MODES)}
+                             choices.PROBE_UPDATES, choices.PROBE_SCALE_MODES,
+                             choices.PRECISIONS)}  # test_precision.py
     seen = set()
     for section, f in study_config.leaf_fields():
         if "choices" in f.metadata:

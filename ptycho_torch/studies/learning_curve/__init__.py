@@ -56,7 +56,8 @@ from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
 from ptycho_torch.reconstruction import reconstruct_test_object
-from ptycho_torch.study import check_data, check_device
+from ptycho_torch.engine.device import check_device
+from ptycho_torch.study import check_data
 from ptycho_torch.study_inputs import load_study_data
 from ptycho_torch.studies.learning_curve.config import (
     JSON_NAME,

@@ -1,0 +1,131 @@
+"""Training and inference speed by precision and memory order, measured in one run.
+
+Variants (``TrainingConfig.precision`` x ``channels_last``): ``32`` (the default),
+``32+cl``, ``bf16-mixed`` and ``bf16-mixed+cl``. For each, from the same initial weights:
+
+- **training**: patterns/s of a whole training step of the quick preset's generator at the
+  given widths (forward under the precision's autocast, as Lightning's plugin runs it, the
+  forward model, the preset's loss, backward, Adam), N = 64, batch 16;
+- **inference**: patterns/s of ``predict_patches`` (``forward_predict`` in batches of 64)
+  over 256 patterns at N = 64 and N = 128.
+
+The variants are timed in turn, round after round (A, B, C, D, A, B, ...), and each keeps
+its best round, so a load that comes and goes hits every variant alike. Ratios are against
+``32`` of the same run.
+
+    python scripts/benchmarks/precision.py --threads 1 --rounds 4
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ptycho.config.config import DataConfig  # noqa: E402
+from ptycho.config.presets import from_preset  # noqa: E402
+from ptycho_torch.config_factory import build_model  # noqa: E402
+from ptycho_torch.engine.inference import predict_patches  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
+from ptycho_torch.precision import autocast, bf16_supported  # noqa: E402
+
+VARIANTS = (("32", False), ("32", True), ("bf16-mixed", False), ("bf16-mixed", True))
+
+
+def _name(precision: str, channels_last: bool) -> str:
+    return precision + ("+cl" if channels_last else "")
+
+
+def _model(width: int, N: int, precision: str, channels_last: bool):
+    cfg = from_preset("quick")
+    torch.manual_seed(0)
+    mc = replace(cfg.model, fno_width=width, N=N)
+    tc = replace(cfg.training, precision=precision, channels_last=channels_last)
+    return build_model(mc, DataConfig(), tc)
+
+
+def training_step(width: int, precision: str, channels_last: bool, batch: int = 16):
+    """A closure running one training step; the batch is fixed random amplitudes."""
+    m = _model(width, 64, precision, channels_last)
+    opt = torch.optim.Adam(m.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 1, 64, 64, generator=g)
+    pos, scale = torch.zeros(batch, 1, 1, 2), torch.ones(batch, 1, 1, 1)
+
+    def step():
+        with autocast(precision, "cpu"):
+            pred = m(x, pos, None, scale)
+            loss = m.loss_fn(pred.float(), x, mask=m.valid_mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def inference_run(N: int, precision: str, channels_last: bool, n: int = 256):
+    """A closure predicting ``n`` patterns of size N in batches of 64."""
+    m = _model(8, N, precision, channels_last).eval()
+    rng = np.random.default_rng(0)
+    data = {"diffraction": rng.random((n, 1, N, N), dtype=np.float32),
+            "coords_nominal": np.zeros((n, 1, 1, 2), np.float32), "input_scale_factor": 1.0}
+    return lambda: predict_patches(m, data, 64)
+
+
+def best_times(runs: dict, reps: int, rounds: int) -> dict:
+    """Best seconds per call of each closure, timed in turn for ``rounds`` rounds."""
+    for fn in runs.values():  # warm-up (oneDNN primitive caches, allocator)
+        fn()
+        fn()
+    best = {k: float("inf") for k in runs}
+    for _ in range(rounds):
+        for k, fn in runs.items():
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / reps)
+    return best
+
+
+def report(title: str, best: dict, patterns: int) -> None:
+    base = best[VARIANTS[0]]
+    print(f"\n{title}")
+    for k, t in best.items():
+        print(f"  {_name(*k):<15} {patterns / t:8.1f} patterns/s  {t * 1e3:8.1f} ms  "
+              f"x{base / t:.2f}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--rounds", type=int, default=4, help="rounds of every variant (default 4)")
+    p.add_argument("--steps", type=int, default=6, help="training steps per round (default 6)")
+    p.add_argument("--widths", default="8,32", help="generator widths (default 8,32)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
+    if not bf16_supported("cpu"):
+        print("error: this CPU has no bfloat16 arithmetic; nothing to compare", file=sys.stderr)
+        return 2
+    print(f"torch {torch.__version__}, {a.threads} thread(s), "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    for w in (int(v) for v in a.widths.split(",")):
+        runs = {v: training_step(w, *v) for v in VARIANTS}
+        report(f"training, hybrid width {w}, N 64, batch 16",
+               best_times(runs, a.steps, a.rounds), 16)
+    for N in (64, 128):
+        runs = {v: inference_run(N, *v) for v in VARIANTS}
+        report(f"inference, hybrid width 8, N {N}, 256 patterns in batches of 64",
+               best_times(runs, 1, a.rounds), 256)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
