@@ -6,6 +6,9 @@ Variants (``TrainingConfig.precision`` x ``channels_last``): ``32`` (the default
 - **training**: patterns/s of a whole training step of the quick preset's generator at the
   given widths (forward under the precision's autocast, as Lightning's plugin runs it, the
   forward model, the preset's loss, backward, Adam), N = 64, batch 16;
+- **Lightning fit**: patterns/s of ``lightning.Trainer.fit`` over the project's loader at
+  width 8, the study's whole training path with Lightning's precision plugin
+  (``scripts/benchmarks/training.py``);
 - **inference**: patterns/s of ``predict_patches`` (``forward_predict`` in batches of 64)
   over 256 patterns at N = 64 and N = 128.
 
@@ -18,8 +21,10 @@ its best round, so a load that comes and goes hits every variant alike. Ratios a
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +34,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from training import lightning_throughput  # noqa: E402  (scripts/benchmarks/training.py)
 
 from ptycho.config.config import DataConfig  # noqa: E402
 from ptycho.config.presets import from_preset  # noqa: E402
@@ -68,6 +74,15 @@ def training_step(width: int, precision: str, channels_last: bool, batch: int = 
         loss.backward()
         opt.step()
     return step
+
+
+def lightning_fit(width: int, precision: str, channels_last: bool, steps: int):
+    """A closure returning the patterns/s of one ``Trainer.fit`` of ``steps`` batches."""
+    cfg = from_preset("quick")
+    tc = replace(cfg.training, precision=precision, channels_last=channels_last,
+                 scheduler="none", device="cpu")
+    configs = (replace(cfg.model, fno_width=width), tc, DataConfig(input_scale=1.0))
+    return lambda: lightning_throughput(configs, steps, 3, torch.device("cpu"))
 
 
 def inference_run(N: int, precision: str, channels_last: bool, n: int = 256):
@@ -111,6 +126,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # one fit per cell
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
     if not bf16_supported("cpu"):
         print("error: this CPU has no bfloat16 arithmetic; nothing to compare", file=sys.stderr)
         return 2
@@ -120,6 +138,12 @@ def main(argv=None) -> int:
         runs = {v: training_step(w, *v) for v in VARIANTS}
         report(f"training, hybrid width {w}, N 64, batch 16",
                best_times(runs, a.steps, a.rounds), 16)
+    rates = {v: [] for v in VARIANTS}
+    for _ in range(a.rounds):
+        for v in VARIANTS:
+            rates[v].append(lightning_fit(8, *v, 4 * a.steps)())
+    report(f"Lightning fit, hybrid width 8, N 64, batch 16, {4 * a.steps} steps",
+           {v: 16 / max(r) for v, r in rates.items()}, 16)
     for N in (64, 128):
         runs = {v: inference_run(N, *v) for v in VARIANTS}
         report(f"inference, hybrid width 8, N {N}, 256 patterns in batches of 64",

@@ -101,7 +101,7 @@ def lightning_throughput(configs, n_batches: int, warmup: int, device: torch.dev
     trainer = L.Trainer(max_epochs=1, limit_train_batches=warmup + n_batches, limit_val_batches=0,
                         accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, callbacks=[timer],
+                        num_sanity_val_steps=0, callbacks=[timer], precision=tc.precision,
                         deterministic="warn" if tc.deterministic else None)
     trainer.fit(model, loader)
     return n_batches * B * mc.channels / (timer.t1 - timer.t0)
