@@ -10,13 +10,17 @@ Variants (``TrainingConfig.precision`` x ``channels_last``): ``32`` (the default
   width 8, the study's whole training path with Lightning's precision plugin
   (``scripts/benchmarks/training.py``);
 - **inference**: patterns/s of ``predict_patches`` (``forward_predict`` in batches of 64)
-  over 256 patterns at N = 64 and N = 128.
+  over 256 patterns at N = 64 and N = 128;
+- with ``--compile``: ``torch.compile`` of the width-8 generator against eager, in ``32``
+  and ``bf16-mixed+cl`` (the project does not offer it: see the README for why).
 
 The variants are timed in turn, round after round (A, B, C, D, A, B, ...), and each keeps
 its best round, so a load that comes and goes hits every variant alike. Ratios are against
 ``32`` of the same run.
 
-    python scripts/benchmarks/precision.py --threads 1 --rounds 4
+    python scripts/benchmarks/precision.py --threads 1 --rounds 4 [--compile] [--json PATH]
+
+``--smoke`` runs tiny sizes (CI).
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_common import add_common_args, write_json  # noqa: E402
 from training import lightning_throughput  # noqa: E402  (scripts/benchmarks/training.py)
 
 from ptycho.config.config import DataConfig  # noqa: E402
@@ -58,9 +63,23 @@ def _model(width: int, N: int, precision: str, channels_last: bool):
     return build_model(mc, DataConfig(), tc)
 
 
-def training_step(width: int, precision: str, channels_last: bool, batch: int = 16):
+def compiled(model):
+    """``model`` with its generator under ``torch.compile`` (inductor). neuraloperator's
+    SpectralConv stays eager: its einsum goes through tensorly / opt_einsum, which dynamo
+    cannot trace (a graph break at every spectral layer either way)."""
+    for m in model.generator.modules():
+        if type(m).__name__ == "SpectralConv":
+            m.forward = torch.compiler.disable(m.forward)
+    model.generator = torch.compile(model.generator)
+    return model
+
+
+def training_step(width: int, precision: str, channels_last: bool, batch: int = 16,
+                  compile_generator: bool = False):
     """A closure running one training step; the batch is fixed random amplitudes."""
     m = _model(width, 64, precision, channels_last)
+    if compile_generator:
+        m = compiled(m)
     opt = torch.optim.Adam(m.parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 1, 64, 64, generator=g)
@@ -109,45 +128,83 @@ def best_times(runs: dict, reps: int, rounds: int) -> dict:
     return best
 
 
-def report(title: str, best: dict, patterns: int) -> None:
+def report(title: str, best: dict, patterns: int) -> dict:
+    """Print one table (patterns/s, ms per call, ratio to '32'); returns it as a dict."""
     base = best[VARIANTS[0]]
     print(f"\n{title}")
+    rows = {}
     for k, t in best.items():
+        rows[_name(*k)] = {"patterns_per_s": patterns / t, "ratio_to_32": base / t}
         print(f"  {_name(*k):<15} {patterns / t:8.1f} patterns/s  {t * 1e3:8.1f} ms  "
               f"x{base / t:.2f}")
+    return rows
 
 
-def main(argv=None) -> int:
+def compare_compile(steps: int, rounds: int) -> None:
+    """Eager against ``torch.compile`` at width 8, in both precisions: the first step's
+    time (the compilation) apart, then the best steady-state round."""
+    print("\ntorch.compile of the generator, hybrid width 8, N 64, batch 16")
+    for v in (VARIANTS[0], VARIANTS[3]):
+        eager, comp = training_step(8, *v), training_step(8, *v, compile_generator=True)
+        t = time.perf_counter()
+        comp()
+        first = time.perf_counter() - t
+        best = best_times({"eager": eager, "compiled": comp}, steps, rounds)
+        print(f"  {_name(*v):<15} eager {best['eager'] * 1e3:7.1f} ms, compiled "
+              f"{best['compiled'] * 1e3:7.1f} ms (x{best['eager'] / best['compiled']:.2f}); "
+              f"first compiled step {first:.0f} s")
+
+
+def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--rounds", type=int, default=4, help="rounds of every variant (default 4)")
     p.add_argument("--steps", type=int, default=6, help="training steps per round (default 6)")
     p.add_argument("--widths", default="8,32", help="generator widths (default 8,32)")
-    a = p.parse_args(argv)
+    p.add_argument("--compile", action="store_true",
+                   help="also time torch.compile of the width-8 generator (compile time apart)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (CI): the script runs")
+    add_common_args(p, device_default="cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = _parse(argv)
+    if a.device != "cpu":
+        print("error: --device: this benchmark measures the CPU (allowed: cpu)", file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # one fit per cell
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
-    if not bf16_supported("cpu"):
-        print("error: this CPU has no bfloat16 arithmetic; nothing to compare", file=sys.stderr)
-        return 2
+    if not bf16_supported("cpu"):  # autocast still runs, on torch's reference kernels
+        print("note: this CPU has no native bfloat16 arithmetic (the study refuses "
+              "--precision bf16-mixed here); the bf16 rows below are emulated")
+    widths, steps, rounds, sizes, n = ([8], 1, 1, (32,), 16) if a.smoke else (
+        [int(v) for v in a.widths.split(",")], a.steps, a.rounds, (64, 128), 256)
     print(f"torch {torch.__version__}, {a.threads} thread(s), "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
-    for w in (int(v) for v in a.widths.split(",")):
+    out = {"threads": a.threads, "rounds": rounds, "steps": steps, "smoke": a.smoke}
+    for w in widths:
         runs = {v: training_step(w, *v) for v in VARIANTS}
-        report(f"training, hybrid width {w}, N 64, batch 16",
-               best_times(runs, a.steps, a.rounds), 16)
+        out[f"training_width_{w}"] = report(f"training, hybrid width {w}, N 64, batch 16",
+                                            best_times(runs, steps, rounds), 16)
+    if a.compile:
+        compare_compile(steps, rounds)
     rates = {v: [] for v in VARIANTS}
-    for _ in range(a.rounds):
+    for _ in range(rounds):
         for v in VARIANTS:
-            rates[v].append(lightning_fit(8, *v, 4 * a.steps)())
-    report(f"Lightning fit, hybrid width 8, N 64, batch 16, {4 * a.steps} steps",
-           {v: 16 / max(r) for v, r in rates.items()}, 16)
-    for N in (64, 128):
-        runs = {v: inference_run(N, *v) for v in VARIANTS}
-        report(f"inference, hybrid width 8, N {N}, 256 patterns in batches of 64",
-               best_times(runs, 1, a.rounds), 256)
+            rates[v].append(lightning_fit(8, *v, 4 * steps)())
+    out["lightning_fit_width_8"] = report(
+        f"Lightning fit, hybrid width 8, N 64, batch 16, {4 * steps} steps",
+        {v: 16 / max(r) for v, r in rates.items()}, 16)
+    for N in sizes:
+        runs = {v: inference_run(N, *v, n=n) for v in VARIANTS}
+        out[f"inference_N_{N}"] = report(
+            f"inference, hybrid width 8, N {N}, {n} patterns in batches of 64",
+            best_times(runs, 1, rounds), n)
+    if a.json:
+        write_json(a.json, out)
     return 0
 
 

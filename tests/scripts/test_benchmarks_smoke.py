@@ -93,6 +93,16 @@ def test_generators_smoke(tmp_path, capsys):
     assert [row["architecture"] for row in res["results"]] == ["fno"]
 
 
+def test_precision_smoke(tmp_path, capsys):
+    r, res = _run("precision", tmp_path, capsys)
+    names = ["32", "32+cl", "bf16-mixed", "bf16-mixed+cl"]
+    for table in ("training_width_8", "lightning_fit_width_8", "inference_N_32"):
+        assert list(res[table]) == names
+        assert res[table]["32"]["ratio_to_32"] == 1.0
+        assert all(row["patterns_per_s"] > 0 for row in res[table].values())
+    assert "Lightning fit" in r.stdout
+
+
 def test_benchmarks_resolve_devices_through_the_project_rule(monkeypatch, capsys):
     """bench_common.select_device is ptycho_torch.engine.device.resolve_device plus a one-line refusal."""
     import torch
