@@ -241,7 +241,8 @@ def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residua
         "model_id": model_id, "kind": kind, "ground_truth": rec.ground_truth is not None,
         "data_residual": residual, "stitch": rec.stitch, "region": list(rec.region),
         "n_test_patterns_scored": rec.n_patterns, "inference_time_s": rec.inference_time_s,
-        "inference_patterns_per_s": rec.n_patterns / max(rec.inference_time_s, 1e-9),
+        "inference_patterns_per_s": (rec.n_patterns / rec.inference_time_s  # None: no
+                                     if rec.inference_time_s > 0 else None),  # prediction ran
         "infer_batch_size_used": rec.infer_batch_size, "stitch_time_s": rec.stitch_time_s,
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "precision": rec.precision, **fields})
