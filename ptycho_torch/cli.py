@@ -3,6 +3,11 @@
 Each parses flags generated from the config dataclasses, calls one package function and
 turns refusals into one ``error:`` line on stderr with exit code 2 (no traceback; nothing
 written). The scripts under ``scripts/studies`` call these same functions.
+
+This module imports no torch: flags are parsed and the configs validated (numpy only) before
+the work's modules are imported, inside :func:`run_study_cli` and :func:`reconstruct_main`
+(the entry points' one deferred import, named in ``tests/test_package_shape.py``), so a
+refused flag answers in well under a second instead of after torch and Lightning load.
 """
 from __future__ import annotations
 
@@ -19,8 +24,6 @@ from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.engine.malloc import keep_freed_memory
 from ptycho_torch.interrupts import Interrupted, signals_interrupt
-from ptycho_torch.reconstruct import run_reconstruction
-from ptycho_torch.study import run_study
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -91,6 +94,7 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
 def run_study_cli(cfg) -> dict:
     """Run one study from a StudyConfig or a TorchRunnerConfig; returns the metrics.json
     content (``{}`` on extra DDP ranks)."""
+    from ptycho_torch.study import run_study  # deferred: torch loads after the flags' checks
     result = run_study(as_study_config(cfg))
     return result.metrics.to_json() if result is not None else {}
 
@@ -130,12 +134,17 @@ def parse_reconstruct(argv, prog: str) -> tuple[ReconstructConfig, InferenceConf
     return ReconstructConfig(**rc), InferenceConfig(**values)
 
 
+def _reconstruct(configs: tuple) -> tuple:
+    """``(ReconstructConfig, metrics)`` of :func:`ptycho_torch.reconstruct.run_reconstruction`."""
+    from ptycho_torch.reconstruct import run_reconstruction  # deferred, as in run_study_cli
+    return configs[0], run_reconstruction(*configs)
+
+
 def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
     """Reconstruct a scan with a trained model. Exit codes: 0 done; 2 refused input
     (nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (``--output-dir`` as it
     was)."""
-    code, done = run_entry(lambda: parse_reconstruct(argv, prog),
-                           lambda p: (p[0], run_reconstruction(*p)),
+    code, done = run_entry(lambda: parse_reconstruct(argv, prog), _reconstruct,
                            interrupted="--output-dir was left as it was; run the same "
                                        "command again")
     if code != 0:

@@ -33,7 +33,16 @@ from ptycho.config.runner_config import TorchRunnerConfig  # noqa: E402,F401 - r
 from ptycho.config.validation import StudyError  # noqa: E402,F401 - re-exported
 from ptycho_torch.cli import run_study_cli as run_grid_lines_torch  # noqa: E402,F401
 from ptycho_torch.cli import study_main  # noqa: E402
-from ptycho_torch.engine.inference import run_torch_inference  # noqa: E402,F401 - re-exported
+
+
+def __getattr__(name: str):
+    """``run_torch_inference`` (re-exported from ``ptycho_torch.engine.inference``), imported
+    on first use, so that running this script parses and checks its flags before torch
+    loads."""
+    if name == "run_torch_inference":
+        from ptycho_torch.engine.inference import run_torch_inference
+        return run_torch_inference
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv=None) -> int:

@@ -199,3 +199,23 @@ def test_an_unsupported_pattern_size_is_refused_without_advising_it(tmp_path, ca
         "detector to one of them before reading (either changes the object pixel size)) "
         "[flag --train-npz]")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("script, argv, line", [
+    ("grid_lines_torch_runner.py", ["--fno-width", "-3"],
+     "error: ModelConfig.fno_width=-3 is out of range (allowed: 4..512) [flag --fno-width]"),
+    ("reconstruct.py", ["--checkpoint", "m.ckpt"],
+     "error: --data is required (allowed: a path; see --help)")])
+def test_a_refused_flag_answers_before_torch_is_imported(script, argv, line, tmp_path):
+    """The entry points check their flags before the work's modules (and torch) load."""
+    import subprocess
+    import sys
+    probe = ("import runpy, sys; sys.argv = [sys.argv[1]] + sys.argv[2:]\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit as e:\n"
+             "    print('torch loaded' if 'torch' in sys.modules else 'no torch', e.code)\n")
+    path = Path(runner.__file__).with_name(script)
+    r = subprocess.run([sys.executable, "-c", probe, str(path), *argv], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert r.stderr.strip().splitlines() == [line]
+    assert r.stdout.strip() == "no torch 2"
