@@ -5,6 +5,8 @@
 there), with the ``tensorboard`` or ``tensorboardX`` package; ``mlflow`` a file store
 ``.work/<model_id>/mlruns`` (``mlflow ui --backend-store-uri`` there), with ``mlflow``. The
 study's own record (``history.json``, ``metrics.json``) does not depend on the choice.
+A resumed run's CSV log goes to ``logs/resumed_after_epoch_<k>/metrics.csv``, beside the
+first run's: Lightning's CSV logger deletes a ``metrics.csv`` it finds in its own folder.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ def check_logger(kind: str) -> None:
                          "[flag --logger]")
 
 
-def make_logger(kind: str, work_dir: Path):
-    """The Lightning logger of ``kind`` writing under ``work_dir``."""
+def make_logger(kind: str, work_dir: Path, resumed_from: int | None = None):
+    """The Lightning logger of ``kind`` writing under ``work_dir`` (``resumed_from``: the
+    checkpoint epoch a resumed run continues after, or None)."""
     check_logger(kind)
     work_dir = Path(work_dir)
     if kind == "tensorboard":
@@ -34,4 +37,5 @@ def make_logger(kind: str, work_dir: Path):
     if kind == "mlflow":
         return MLFlowLogger(experiment_name="ptychopinn", run_name=work_dir.name,
                             tracking_uri=(work_dir / "mlruns").resolve().as_uri())
-    return CSVLogger(str(work_dir), name="logs", version="")
+    version = "" if resumed_from is None else f"resumed_after_epoch_{resumed_from}"
+    return CSVLogger(str(work_dir), name="logs", version=version)

@@ -184,12 +184,13 @@ def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
              model_config.architecture, accelerator, split.train_idx.size, split.val_idx.size,
              tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
                                                      if tc.max_steps else ""))
-    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader), logger)
     ckpt_path = resumed_from = None
     last = ckpt_dir / "last.ckpt"
     if resume and last.exists():
         ckpt_path = str(last)
         resumed_from = read_checkpoint_epoch(last, trust=trust_checkpoint)
+    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader),
+                            make_logger(logger, work_dir, resumed_from))
     return PreparedFit(model=model, trainer=trainer, train_loader=train_loader,
                        val_loader=val_loader, split=split, tc=tc, cbs=cbs,
                        accelerator=accelerator, ckpt_dir=ckpt_dir, ckpt_path=ckpt_path,
@@ -277,14 +278,14 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
 
 
 def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Callbacks,
-                  n_train_batches: int, logger: str = "csv") -> L.Trainer:
+                  n_train_batches: int, logger) -> L.Trainer:
     """The ``lightning.Trainer`` of the budget, devices, CSV log and callbacks of ``tc``."""
     return L.Trainer(
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
         strategy=_strategy(tc, accelerator), plugins=[AtomicCheckpointIO()],
         precision=tc.precision,  # "bf16-mixed": Lightning's MixedPrecision (autocast)
-        logger=make_logger(logger, work_dir), callbacks=cbs.all,
+        logger=logger, callbacks=cbs.all,
         enable_progress_bar=cbs.bar, enable_model_summary=False,
         deterministic="warn" if tc.deterministic else False,
         max_time={"minutes": tc.max_train_minutes} if tc.max_train_minutes > 0 else None,

@@ -139,3 +139,9 @@ def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_paths):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     assert seen.seen == [2, 3]   # Lightning set the sampler's epoch, after the resume too
+    # Lightning's CSV log of the first two epochs is kept beside the resumed run's
+    def csv_epochs(path):
+        return sorted({int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]})
+    logs = tmp_path / "cut" / "logs"
+    assert csv_epochs(logs / "metrics.csv") == [0, 1]
+    assert csv_epochs(logs / "resumed_after_epoch_1" / "metrics.csv") == [2, 3]
