@@ -4,7 +4,7 @@ Under ``'bf16-mixed'`` training runs inside Lightning's ``MixedPrecision`` plugi
 wraps every training and validation step in ``torch.autocast(device, torch.bfloat16)``;
 prediction (:meth:`PtychoPINN_Lightning.forward_predict`) opens the same autocast region
 itself. Inside it, torch runs convolutions and linear layers in bfloat16 and leaves
-element-wise work in the dtype it receives. Four parts of the pipeline are kept in
+element-wise work in the dtype it receives. Four parts of the training step are kept in
 float32 / complex64 by design, each opening a :func:`float32_island` and casting its input
 at the boundary:
 
@@ -12,7 +12,9 @@ at the boundary:
   kernel on the CPU, and its complex weights no bfloat16 form);
 * the complex output head (``torch.complex`` / ``torch.polar`` take float32);
 * the forward model (the probe product and the FFT of the exit wave, complex64);
-* the loss and the data residual (sums over whole patterns).
+* the loss (sums over whole patterns).
+
+The data residual and the stitching run after prediction, outside any autocast region.
 
 The weights and the optimizer state stay float32 (autocast casts a copy for each
 operation), so a ``bf16-mixed`` model file holds the same float32 tensors as a ``'32'``
@@ -22,8 +24,6 @@ CPU (autocast is deterministic); the two precisions give different numbers.
 from __future__ import annotations
 
 import torch
-
-from ptycho.config.choices import PRECISIONS
 
 BF16 = "bf16-mixed"
 
@@ -39,10 +39,8 @@ def bf16_supported(device_type: str) -> bool:
 
 
 def check_precision(precision: str, device_type: str) -> None:
-    """Refuse (one-line ValueError) a precision this device cannot run natively."""
-    if precision not in PRECISIONS:
-        allowed = ", ".join(repr(p) for p in PRECISIONS)
-        raise ValueError(f"precision={precision!r} is not allowed (choose one of: {allowed})")
+    """Refuse (one-line ValueError) a precision this device cannot run natively (the
+    configs have already checked that it is one of ``PRECISIONS``)."""
     if precision == BF16 and not bf16_supported(device_type):
         raise ValueError(f"precision='{BF16}' needs bfloat16 arithmetic, which this "
                          f"{device_type.upper()} lacks (allowed here: '32')")

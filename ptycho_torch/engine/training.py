@@ -189,7 +189,7 @@ def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
     if resume and last.exists():
         ckpt_path = str(last)
         resumed_from = read_checkpoint_epoch(last, trust=trust_checkpoint)
-    trainer = _make_trainer(tc, accelerator, work_dir, cbs, len(train_loader),
+    trainer = _make_trainer(tc, accelerator, cbs, len(train_loader),
                             make_logger(logger, work_dir, resumed_from))
     return PreparedFit(model=model, trainer=trainer, train_loader=train_loader,
                        val_loader=val_loader, split=split, tc=tc, cbs=cbs,
@@ -277,9 +277,10 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
     return _Callbacks(history=history, counter=counter, early=early, all=callbacks, bar=bar)
 
 
-def _make_trainer(tc: TrainingConfig, accelerator: str, work_dir: Path, cbs: _Callbacks,
+def _make_trainer(tc: TrainingConfig, accelerator: str, cbs: _Callbacks,
                   n_train_batches: int, logger) -> L.Trainer:
-    """The ``lightning.Trainer`` of the budget, devices, CSV log and callbacks of ``tc``."""
+    """The ``lightning.Trainer`` of the budget, devices, precision and callbacks of ``tc``,
+    writing to ``logger`` (:func:`ptycho_torch.engine.loggers.make_logger`)."""
     return L.Trainer(
         max_epochs=tc.epochs, max_steps=tc.max_steps if tc.max_steps > 0 else -1,
         accelerator=accelerator, devices=tc.devices, num_nodes=tc.num_nodes,
