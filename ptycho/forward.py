@@ -3,7 +3,7 @@ patches under a probe (modes add in intensity), the photon scale of a dose, Pois
 
 ``A = fftshift(|fft2(O * P, norm="ortho")|)`` per pattern (DC at pixel (N//2, N//2)),
 ``sqrt(sum_k |F(O * P_k)|^2)`` for probe modes; the same convention as
-``ptycho_torch.physics``. :func:`expected_intensity` adds exact sub-pixel probe shifts for
+``ptycho_torch.core.physics``. :func:`expected_intensity` adds exact sub-pixel probe shifts for
 scans at arbitrary positions.
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ Far-field intensities do not see two phase degrees of freedom of a probe estimat
 
 An iterative refinement (Pty-chi's LSQML) lets both drift, and a score or a network trained
 with that probe inherits the drift. :func:`fix_phase_gauge` removes them as
-:mod:`ptycho_torch.learned_probe` does for the learned probe: the intensity centroid of the
+:mod:`ptycho_torch.core.learned_probe` does for the learned probe: the intensity centroid of the
 probe's far field (summed over modes, a circular mean in frequency pixels) is moved to the
 reference's by a ramp on the probe, the opposite ramp goes on the object (over its own pixel
 grid, ``u = (row, col)``; a fractional ramp leaks, so the ramp is solved for with

@@ -12,8 +12,8 @@ the row was not registered). Without ground truth they are ``null`` and ``ground
 ``data_residual`` (ground-truth-free) is reported either way: of the delivered object
 (the stitched reconstruction for network rows, the engine's object for iterative rows);
 network rows add ``patch_residual``, of their raw patches before stitching
-(``ptycho_torch.data_residual``), and ``two_half_frc``, the FRC50 of the objects stitched
-from the even and the odd patterns (``ptycho_torch.two_half_frc``), and ``probe_fill``, the
+(``ptycho_torch.core.residual``), and ``two_half_frc``, the FRC50 of the objects stitched
+from the even and the odd patterns (``ptycho.two_half_frc``), and ``probe_fill``, the
 fraction of the window inside the disk holding 90 % of the probe's energy
 (``ptycho.probes.probe_fill``).
 """
@@ -59,7 +59,7 @@ class StudyMetrics:
     registration_shift_px: Optional[list] = None   # [x, y] removed; None: not registered
     data_residual: dict = field(default_factory=dict)
     patch_residual: Optional[dict] = None  # network rows: the raw patches' residual
-    two_half_frc: Optional[dict] = None    # network rows: ptycho_torch.two_half_frc
+    two_half_frc: Optional[dict] = None    # network rows: ptycho.two_half_frc
     probe_fill: Optional[float] = None     # network rows: ptycho.probes.probe_fill
     stitch: dict = field(default_factory=dict)
     region: Optional[list] = None

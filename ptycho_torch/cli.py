@@ -23,7 +23,7 @@ from ptycho.config.runner_config import as_study_config
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.engine.malloc import keep_freed_memory
-from ptycho_torch.interrupts import Interrupted, signals_interrupt
+from ptycho_torch.engine.interrupts import Interrupted, signals_interrupt
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -66,7 +66,7 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
 
     Configures logging, then ``parse()`` (any ``ValueError``: one ``error:`` line, code 2)
     and ``run(parsed)`` (``errors``: one ``error:`` line, code 2). ``run`` runs with
-    SIGINT and SIGTERM turned into :class:`ptycho_torch.interrupts.Interrupted`: an
+    SIGINT and SIGTERM turned into :class:`ptycho_torch.engine.interrupts.Interrupted`: an
     interrupted run prints ``error: interrupted (<signal>); <interrupted>`` and gives code
     130 (SIGINT, Ctrl-C) or 143 (SIGTERM); a ``KeyboardInterrupt`` raised in the run
     gives 130. Returns ``(code, result)``, ``result`` None unless the run finished.
@@ -94,7 +94,7 @@ def run_entry(parse, run, *, interrupted: str, errors: tuple = (StudyError,)):
 def run_study_cli(cfg) -> dict:
     """Run one study from a StudyConfig or a TorchRunnerConfig; returns the metrics.json
     content (``{}`` on extra DDP ranks)."""
-    from ptycho_torch.study import run_study  # deferred: torch loads after the flags' checks
+    from ptycho_torch.pipeline.study import run_study  # deferred: torch loads after the flags' checks
     result = run_study(as_study_config(cfg))
     return result.metrics.to_json() if result is not None else {}
 
@@ -135,8 +135,8 @@ def parse_reconstruct(argv, prog: str) -> tuple[ReconstructConfig, InferenceConf
 
 
 def _reconstruct(configs: tuple) -> tuple:
-    """``(ReconstructConfig, metrics)`` of :func:`ptycho_torch.reconstruct.run_reconstruction`."""
-    from ptycho_torch.reconstruct import run_reconstruction  # deferred, as in run_study_cli
+    """``(ReconstructConfig, metrics)`` of :func:`ptycho_torch.pipeline.reconstruct.run_reconstruction`."""
+    from ptycho_torch.pipeline.reconstruct import run_reconstruction  # deferred, as in run_study_cli
     return configs[0], run_reconstruction(*configs)
 
 

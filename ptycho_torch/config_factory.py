@@ -15,8 +15,9 @@ the forward operator (``PtychoPINN_Lightning(...)`` alone starts from a flat pro
 set with ``set_probe``); without one it is ``DataConfig()``'s defaults, which the study
 replaces with the values of its (simulated or read) training scan.
 
-The study pipeline builds its model here too (:func:`build_model`, called by
-``ptycho_torch.engine.training.fit_model``), so ``architecture``, ``N``, ``gridsize`` and the
+The study pipeline builds its model with the same :func:`build_model`
+(:mod:`ptycho_torch.model.build`, called by ``ptycho_torch.engine.training.fit_model`` and
+re-exported here with :func:`data_config_from`), so ``architecture``, ``N``, ``gridsize`` and the
 ``fno_*`` hyperparameters reach the generator by this one path.
 """
 from __future__ import annotations
@@ -24,16 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-import numpy as np
 
 from ptycho.config.config import DataConfig, InferenceConfig, ModelConfig, TrainingConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.runner_config import TorchRunnerConfig
 from ptycho.config.validation import unknown_key_error
 from ptycho.dataset import PtychoDataset
-from ptycho.formats.study_input import read_dataset
-from ptycho_torch.engine.data import input_scale_from
-from ptycho_torch.model import PtychoPINN_Lightning
+from ptycho.formats.readers import read_dataset
+from ptycho_torch.engine.data import data_config_from
+from ptycho_torch.model import PtychoPINN_Lightning, build_model
 
 _OVERRIDE_KEYS = frozenset(f.name for f in fields(TorchRunnerConfig))
 
@@ -95,26 +95,5 @@ def payload_from_study(study: StudyConfig, data_config: DataConfig,
                            train=train)
 
 
-def data_config_from(train: PtychoDataset) -> DataConfig:
-    """The data-derived config of a training scan: input scale 1/RMS of its amplitudes,
-    its photon scale and its number of probe modes."""
-    return DataConfig(input_scale=input_scale_from(train.diffraction),
-                      photon_scale=float(train.photon_scale),
-                      probe_modes=int(np.asarray(train.probe_modes).shape[0]))
-
-
-def build_model(model_config: ModelConfig, data_config: DataConfig,
-                training_config: TrainingConfig, train: PtychoDataset | None = None, *,
-                probe_config=None) -> PtychoPINN_Lightning:
-    """The Lightning module (its generator built from ``model_config``); with ``train``,
-    that scan's probe and bad-pixel mask are set in the forward operator and its offsets
-    fix the overlap constraint's canvas (``set_scan_geometry``, once per scan).
-    ``probe_config`` (a :class:`ptycho.config.probe_config.ProbeConfig`): with
-    ``probe_update="learn"`` the forward model learns a probe correction."""
-    model = PtychoPINN_Lightning(model_config, data_config, training_config, probe_config)
-    if train is not None:
-        model.set_probe(train.probe)
-        model.set_scan_geometry(train.coords_nominal)
-        if train.bad_pixels is not None:
-            model.set_bad_pixels(train.bad_pixels)
-    return model
+__all__ = ["TrainingPayload", "build_model", "create_training_payload", "data_config_from",
+           "payload_from_study"]

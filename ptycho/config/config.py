@@ -48,7 +48,7 @@ from ptycho.config.validation import (
     check_int,
     refuse,
 )
-from ptycho.grouping import MAX_GROUPS_PER_POSITION, MAX_K_NEAREST
+from ptycho.geometry.grouping import MAX_GROUPS_PER_POSITION, MAX_K_NEAREST
 
 
 

@@ -8,7 +8,7 @@ stage encoders said; both are estimates (docs/data.md, "Probe and positions"). T
   are corrected (``refine_positions``); the network then trains with the refined probe
   (and positions);
 * ``learn``: a probe correction trained with the network in the forward model
-  (:mod:`ptycho_torch.learned_probe`, pure torch, no Pty-chi), with its own learning rate
+  (:mod:`ptycho_torch.core.learned_probe`, pure torch, no Pty-chi), with its own learning rate
   and a warm-up in which the object learns first;
 * ``auto``: ``none`` on simulated data (its probe is the true one); on a file ``lsqml``
   when Pty-chi is installed, else ``learn``;

@@ -4,7 +4,7 @@ the closest names) and the check of each field declared with ``choices``.
 ``to_dict`` gives built-in values only (:func:`plain`): a NumPy scalar that passed a
 field's check (``np.float64`` is a ``float``) is written as the Python number, so the dict
 is valid JSON and a model checkpoint that stores it loads with
-``torch.load(weights_only=True)`` (``ptycho_torch.checkpoint``)."""
+``torch.load(weights_only=True)`` (``ptycho_torch.model.checkpoint``)."""
 from __future__ import annotations
 
 import dataclasses

@@ -37,7 +37,7 @@ import numpy as np
 from ptycho.dataset import PtychoDataset
 from ptycho.formats import check_cxi_sign, detect_format, read_scan
 from ptycho.formats.checks import fail
-from ptycho.formats.study_input import read_dataset
+from ptycho.formats.readers import read_dataset
 
 __all__ = ["PARSEVAL_RANGE", "ScanScale", "check_parseval", "read_in_model_units",
            "scan_scale", "total_intensity"]

@@ -46,7 +46,7 @@ from ptycho.dataset import PtychoDataset
 from ptycho.dataset_validation import pattern_size_advice
 from ptycho.formats.checks import fail
 from ptycho.formats.geometry import ScanGeometry
-from ptycho.grouping import group_centre_and_offsets, group_neighbours
+from ptycho.geometry.grouping import group_centre_and_offsets, group_neighbours
 
 __all__ = ["MAX_SPAN_PX", "RawScan"]
 
@@ -123,7 +123,7 @@ class RawScan:
 
         Args:
             gridsize: 1 (one pattern per sample) or 2 (groups of 4 neighbours from
-                :func:`ptycho.grouping.group_neighbours`).
+                :func:`ptycho.geometry.grouping.group_neighbours`).
             photon_scale: ``s`` in ``amplitude = sqrt(counts) / s`` (default: the file's
                 own scale when it records one, else 1.0).
             N: expected pattern size; a different size is refused (cropping or binning
@@ -195,7 +195,7 @@ class RawScan:
 
     def _groups(self, centres: np.ndarray, gridsize: int, k_nearest: int = 0, per: int = 1):
         """``(idx (g, C), coords_offsets, coords_nominal)`` for ``gridsize`` (``k_nearest``,
-        ``per``: the draw of :func:`ptycho.grouping.group_neighbours`; 0 and 1 at
+        ``per``: the draw of :func:`ptycho.geometry.grouping.group_neighbours`; 0 and 1 at
         gridsize 1)."""
         if gridsize == 1 and (k_nearest != 0 or per != 1):
             raise fail(self.path, "gridsize", "is 1", "gridsize 2 for k_nearest="

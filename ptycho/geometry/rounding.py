@@ -5,7 +5,7 @@
 whole pixel (stitching, scored regions, object patches, the overlap constraint's canvas)
 uses it, so a centre at x.5 lands on the same pixel everywhere; numpy's ``np.round``
 (halves to even) would not. The torch twin inside the differentiable overlap constraint
-(``ptycho_torch.overlap.round_offsets``) applies the same rule to tensors.
+(``ptycho_torch.core.overlap.round_offsets``) applies the same rule to tensors.
 """
 from __future__ import annotations
 

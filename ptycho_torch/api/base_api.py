@@ -51,10 +51,10 @@ from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.training import finish_fit, prepare_fit
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.polish import polish_with_lsqml
+from ptycho_torch.pipeline.polish import polish_with_lsqml
 from ptycho_torch.ptychi import import_ptychi
-from ptycho_torch.reconstruction import stitch_test_object
-from ptycho_torch.threads import apply_num_threads, threads_line
+from ptycho.reconstruction import stitch_test_object
+from ptycho_torch.engine.threads import apply_num_threads, threads_line
 
 __all__ = ["ConfigManager", "DataloaderFormats", "InferenceEngine", "PtychoDataLoader",
            "PtychoModel", "Trainer"]

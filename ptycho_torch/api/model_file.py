@@ -23,7 +23,7 @@ import torch
 from ptycho.artifacts import atomic_path
 from ptycho.config.config import DataConfig, InferenceConfig, ModelConfig, TrainingConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.checkpoint import load_checkpoint
+from ptycho_torch.model.checkpoint import load_checkpoint
 
 __all__ = ["read_model_configs", "write_model_file"]
 

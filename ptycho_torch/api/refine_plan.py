@@ -27,7 +27,7 @@ import torch
 from ptycho.artifacts import atomic_path
 from ptycho.config.choices import REFINE_ENGINES
 from ptycho.config.validation import ConfigError, StudyError, check_choice, check_int
-from ptycho_torch.checkpoint import load_checkpoint
+from ptycho_torch.model.checkpoint import load_checkpoint
 
 __all__ = ["RefinePlan", "main", "set_refine_plan"]
 

@@ -1,6 +1,7 @@
 """The training engine: data loaders, callbacks, training, batched inference, the output
-directory's preflight and resume rules, and the one device resolver.
+directory's preflight and resume rules, the one device resolver, CPU threads and the
+handling of interrupts.
 
-It builds on the model (``ptycho_torch.model``) and the config factory; the study
-pipeline and the studies build on it.
+It builds on the model (``ptycho_torch.model``); the Pty-chi adapter, the pipeline and the
+studies build on it.
 """

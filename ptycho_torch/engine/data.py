@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ptycho.config.config import DataConfig
 from ptycho.dataset import PtychoDataset
 
 
@@ -141,3 +142,11 @@ def object_amplitude_estimate(diffraction: np.ndarray, probe: np.ndarray) -> flo
     if not (energy > 0 and probe_energy > 0):
         raise ValueError("cannot estimate the object amplitude: zero diffraction or probe energy")
     return float(np.sqrt(energy / probe_energy))
+
+
+def data_config_from(train: PtychoDataset) -> DataConfig:
+    """The data-derived config of a training scan: input scale 1/RMS of its amplitudes,
+    its photon scale and its number of probe modes."""
+    return DataConfig(input_scale=input_scale_from(train.diffraction),
+                      photon_scale=float(train.photon_scale),
+                      probe_modes=int(np.asarray(train.probe_modes).shape[0]))

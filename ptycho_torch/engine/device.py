@@ -1,12 +1,12 @@
 """Where computations run: the one place a device name is resolved (CPU threads:
-:mod:`ptycho_torch.threads`)."""
+:mod:`ptycho_torch.engine.threads`)."""
 from __future__ import annotations
 
 import torch
 
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.precision import check_precision
+from ptycho_torch.core.precision import check_precision
 
 
 def resolve_device(name: str) -> str:

@@ -9,13 +9,16 @@ and retried from the failed batch; results are identical to an un-halved run.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
+from ptycho.config.config import InferenceConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.dataset import PtychoDataset
+from ptycho.reconstruction import Reconstruction, stitch_test_object
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +159,30 @@ def predict_patches(model, test_data: PtychoDataset | Mapping, batch_size: int, 
         if geometry:
             model.overlap_region_size = previous_geometry
     return out.numpy()
+
+
+def forward_probe(model, test: PtychoDataset) -> np.ndarray:
+    """The probe ``model``'s forward model uses now (learned or refined included), or the
+    test scan's probe for a model that does not say."""
+    current = getattr(model, "current_probe", None)
+    if callable(current):
+        return current().detach().cpu().numpy()
+    return np.asarray(test.probe)
+
+
+def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
+                            object_index: int = 0) -> Reconstruction:
+    """Predict object ``object_index``'s patterns in batches and stitch them
+    (:func:`stitch_test_object`, weighted by the model's own probe with
+    ``stitch_weighting="probe"``)."""
+    sub = test.select(test.object_selection(object_index))
+    sizes = [int(inference.infer_batch_size)]
+    t0 = time.perf_counter()
+    patches = predict_patches(model, sub, inference.infer_batch_size,
+                              on_batch_size_change=sizes.append)
+    probe = forward_probe(model, test) if inference.stitch_weighting == "probe" else None
+    rec = stitch_test_object(patches, test, inference, object_index, probe=probe)
+    rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
+    rec.infer_batch_size = sizes[-1]
+    rec.precision = getattr(model, "precision", None)
+    return rec

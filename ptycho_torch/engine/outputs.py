@@ -10,7 +10,7 @@ A study's files live in :class:`ptycho.artifacts.StudyLayout`; its training stat
 - ``--resume`` refuses changed settings except :data:`ptycho.config.study_config.RESUME_MAY_CHANGE`
   (a changed learning rate, say, would be silently replaced by the optimizer state stored
   in the checkpoint), and a checkpoint that does not load weights only
-  (:mod:`ptycho_torch.checkpoint`) unless ``--trust-checkpoint``.
+  (:mod:`ptycho_torch.model.checkpoint`) unless ``--trust-checkpoint``.
 
 Every rank of a distributed launch runs the same read-only checks (so a refusal stops
 all of them alike); only rank 0 writes (:func:`is_launch_rank_zero`).
@@ -27,7 +27,7 @@ from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.cli import flag
 from ptycho.config.study_config import RESUME_MAY_CHANGE, StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.checkpoint import UntrustedCheckpointError, load_checkpoint
+from ptycho_torch.model.checkpoint import UntrustedCheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 _RANK_VARS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
@@ -46,10 +46,10 @@ def is_launch_rank_zero() -> bool:
 
 def read_checkpoint_epoch(path, *, trust: bool = False) -> int:
     """The epoch index stored in a Lightning checkpoint (0-based: the last finished epoch),
-    read weights only (``trust``: see :func:`ptycho_torch.checkpoint.load_checkpoint`).
+    read weights only (``trust``: see :func:`ptycho_torch.model.checkpoint.load_checkpoint`).
 
     Raises ValueError (one line) when the file is missing, truncated or not a checkpoint;
-    :class:`~ptycho_torch.checkpoint.UntrustedCheckpointError` when it holds other Python
+    :class:`~ptycho_torch.model.checkpoint.UntrustedCheckpointError` when it holds other Python
     objects and ``trust`` is false.
     """
     path = Path(path)

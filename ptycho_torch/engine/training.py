@@ -32,8 +32,8 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.dataset import PtychoDataset
-from ptycho_torch.checkpoint import lightning_weights_only
-from ptycho_torch.config_factory import build_model
+from ptycho_torch.model.checkpoint import lightning_weights_only
+from ptycho_torch.model import build_model
 from ptycho_torch.engine.callbacks import (
     AtomicCheckpointIO,
     EpochLogCallback,
@@ -143,7 +143,7 @@ def fit_model(model_config: ModelConfig, training_config: TrainingConfig,
 
     ``resume``: continue from ``work_dir/checkpoints/last.ckpt`` when it exists (weights,
     optimizer, scheduler, epoch counter, history, early-stopping state), read weights only
-    unless ``trust_checkpoint`` (:mod:`ptycho_torch.checkpoint`).
+    unless ``trust_checkpoint`` (:mod:`ptycho_torch.model.checkpoint`).
     ``training_config.num_nodes`` x ``devices`` processes train with DDP when > 1.
     The budget is ``epochs`` and ``max_steps`` (when > 0); ``max_train_minutes`` is a
     wall-clock cap whose stop is reported as ``stop_reason == "max_time"``.
@@ -161,7 +161,7 @@ def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
                 logger: str = "csv", trust_checkpoint: bool = False,
                 model: PtychoPINN_Lightning | None = None) -> PreparedFit:
     """The first half of :func:`fit_model` (same arguments): seeds, builds the module (or
-    takes ``model``, built by :func:`ptycho_torch.config_factory.build_model` with ``train``),
+    takes ``model``, built by :func:`ptycho_torch.model.build_model` with ``train``),
     the seeded split, the loaders, the callbacks and the ``lightning.Trainer``; fits
     nothing."""
     tc = training_config

@@ -5,7 +5,7 @@ to complex64 object patches ``(B, C, N, N)``; the last layer is always
 :class:`ComplexOutputHead`, so the two output representations behave identically across
 architectures.
 
-Precision (:mod:`ptycho_torch.precision`): under ``bf16-mixed`` autocast runs the
+Precision (:mod:`ptycho_torch.core.precision`): under ``bf16-mixed`` autocast runs the
 convolutions in bfloat16; the spectral convolution and the output head open float32
 islands, so the output is complex64 under either precision.
 
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from scipy.special import lambertw
 from torch import nn
 
-from ptycho_torch.precision import float32_island
+from ptycho_torch.core.precision import float32_island
 
 RESIDUAL_BRANCH_GAIN = 0.3
 

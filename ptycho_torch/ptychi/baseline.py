@@ -6,17 +6,17 @@ import numpy as np
 from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
 from ptycho.stitching import clip_to_region
-from ptycho_torch.object_patches import object_patches
+from ptycho.geometry.patches import object_patches
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
-from ptycho_torch.reconstruction import Reconstruction, scored_region
+from ptycho.reconstruction import Reconstruction, scored_region
 
 
 def iterative_reconstruction(test: PtychoDataset, obj: np.ndarray, *, time_s: float,
                              n_patterns: int, batch_size: int, inference=None):
     """An iterative object (H, W) of test object 0 as the network path's Reconstruction:
     clipped to the region the network rows are scored on
-    (:func:`ptycho_torch.reconstruction.scored_region` with ``inference``, default
+    (:func:`ptycho.reconstruction.scored_region` with ``inference``, default
     ``InferenceConfig()``), with the ground truth clipped alike, and the object's patches
     at the scan positions."""
     N = test.N
@@ -41,9 +41,9 @@ def reconstruct_iterative(engine: str, test: PtychoDataset, *, epochs: int = 100
     """Pty-chi reconstruction of test object 0, clipped to the network's scoring region.
 
     Returns ``(Reconstruction, IterativeResult)``: the first is the same dataclass the
-    network path gives (``ptycho_torch.study``), clipped to the same scored region
-    (:func:`ptycho_torch.reconstruction.scored_region` with ``inference``), so
-    ``ptycho_torch.reconstruction.score`` applies as is. Its ``patches`` are the object's patches at
+    network path gives (``ptycho_torch.pipeline.study``), clipped to the same scored region
+    (:func:`ptycho.reconstruction.scored_region` with ``inference``), so
+    ``ptycho.reconstruction.score`` applies as is. Its ``patches`` are the object's patches at
     the scan positions (for the data residual), its ``inference_time_s`` the whole
     iterative reconstruction time and its ``infer_batch_size`` Pty-chi's batch size.
     """

@@ -24,7 +24,7 @@ opposite ramp, and ``<P_start, P>`` real and positive per mode. Every pattern is
 (exactly for a whole-pixel ramp; a fractional one meets the sub-pixel probe shift's
 periodic window, which matters only where the probe reaches the window's edge).
 
-Quality is reported without ground truth, with :func:`ptycho_torch.data_residual.data_residual`
+Quality is reported without ground truth, with :func:`ptycho_torch.core.residual.data_residual`
 of two LSQML reconstructions of the same scan with the same settings: the object with the
 starting probe fixed (``residual_before``) and the object and probe of the refinement
 (``residual_after``); the object patches are read at the rounded scan positions
@@ -54,8 +54,8 @@ import numpy as np
 
 from ptycho.dataset import PtychoDataset
 from ptycho.probe_gauge import fix_phase_gauge
-from ptycho.grouping import group_centre_and_offsets
-from ptycho_torch.data_residual import object_residual
+from ptycho.geometry.grouping import group_centre_and_offsets
+from ptycho_torch.core.residual import object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.scan import PtychiScan, scan_for_ptychi
@@ -73,7 +73,7 @@ class ProbeRefinement:
 
     ``probe``: (N, N) complex64 (or (modes, N, N), as ``train.probe``), in the units of
     ``train.probe``, with ``sum |probe|^2 == sum |train.probe|^2``.
-    ``residual_before`` / ``residual_after``: :func:`~ptycho_torch.data_residual.data_residual`
+    ``residual_before`` / ``residual_after``: :func:`~ptycho_torch.core.residual.data_residual`
     dicts of the LSQML reconstruction with the starting probe fixed and of the refinement
     (its object and refined probe), on the same patterns. ``epochs``: LSQML epochs of each
     run. ``time_s``: the refinement run (task build + epochs; the fixed-probe comparison run
@@ -304,7 +304,7 @@ def with_positions(data: PtychoDataset, pattern_ids: np.ndarray, positions_xy: n
                    ) -> PtychoDataset:
     """``data`` with the patches of ``pattern_ids`` at ``positions_xy`` (n_ids, 2) (x, y)
     (the others kept), both position fields rebuilt from the moved patches by the dataset's
-    convention (:func:`ptycho.grouping.group_centre_and_offsets`): ``coords_offsets`` each
+    convention (:func:`ptycho.geometry.grouping.group_centre_and_offsets`): ``coords_offsets`` each
     group's centre, the mean of its patches' positions, and ``coords_nominal`` each patch's
     offset from it, the offsets the overlap constraint trains with. Every patch of one
     measured pattern (``pattern_ids()``) moves alike, so ``centres`` is the new position."""

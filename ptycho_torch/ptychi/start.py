@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptycho.stitching import StitchOptions, stitch
-from ptycho_torch.object_patches import object_patches
+from ptycho.geometry.patches import object_patches
 from ptycho_torch.ptychi.scan import PtychiScan
 
 

@@ -19,7 +19,7 @@ from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.engine.device import check_device
 from ptycho_torch.engine.outputs import prepare_output
 from ptycho_torch.ptychi import check_engines
-from ptycho_torch.study import run_study
+from ptycho_torch.pipeline.study import run_study
 
 log = logging.getLogger(__name__)
 

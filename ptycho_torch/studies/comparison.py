@@ -58,8 +58,8 @@ from ptycho_torch.studies.methods import (
     run_refined_row,
     run_reused_row,
 )
-from ptycho_torch.study_inputs import load_test_data, study_paths
-from ptycho_torch.threads import apply_num_threads
+from ptycho.inputs import load_test_data, study_paths
+from ptycho_torch.engine.threads import apply_num_threads
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _compare_config(values: dict) -> CompareConfig:
 
 
 def common_region(rows: list[StudyMetrics]) -> list | None:
-    """The one region every row was scored on (``ptycho_torch.reconstruction.scored_region``).
+    """The one region every row was scored on (``ptycho.reconstruction.scored_region``).
 
     Rows of one comparison get it from one definition, so a difference means a row was
     written by an older version of this program or with other stitch settings: the

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.checkpoint import UntrustedCheckpointError, load_checkpoint, load_model
-from ptycho_torch.data_residual import test_object_residuals, whole_object_residual
+from ptycho_torch.model.checkpoint import UntrustedCheckpointError, load_checkpoint, load_model
+from ptycho_torch.core.residual import test_object_residuals, whole_object_residual
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.generators import count_parameters
@@ -18,14 +20,14 @@ from ptycho_torch.ptychi.baseline import iterative_reconstruction, reconstruct_i
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruct import check_scan, with_model_probe
-from ptycho_torch.reconstruction import (
-    reconstruct_test_object,
+from ptycho_torch.pipeline.reconstruct import check_scan, with_model_probe
+from ptycho.reconstruction import (
     reconstruction_record,
     save_reconstruction,
     score_record,
     stitch_options,
 )
+from ptycho_torch.engine.inference import reconstruct_test_object
 from ptycho_torch.studies.common import data_key, refined_key, reusable_row, split_list
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ def iterative_row(model_id: str, engine: str, rec, test, *, epochs: int, device:
     sub = test.select(test.object_selection(0))
     residual = whole_object_residual(rec, sub, test.probe, photon_scale=test.photon_scale,
                                      bad_pixels=test.bad_pixels)
-    m = reconstruction_record(model_id, "iterative", rec, residual, device, stitch_time_s=0.0,
+    m = reconstruction_record(model_id, "iterative", rec, residual, device,
+                              torch.get_num_threads(), stitch_time_s=0.0,
                               engine=engine, batch_size=rec.infer_batch_size,
                               epochs_completed=int(epochs), loss=list(loss or []),
                               compare_key=key, note=note, total_time_s=rec.inference_time_s)
@@ -177,7 +180,8 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
     residual, patch_residual = test_object_residuals(rec, scan)
     mc = model.model_config
     m = reconstruction_record(
-        layout.model_id, "network", rec, residual, device, patch_residual=patch_residual,
+        layout.model_id, "network", rec, residual, device, torch.get_num_threads(),
+        patch_residual=patch_residual,
         architecture=mc.architecture, input_scale=model.data_config.input_scale,
         n_parameters=count_parameters(model.generator), compare_key=key,
         total_time_s=rec.inference_time_s + rec.stitch_time_s,

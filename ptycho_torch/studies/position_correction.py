@@ -26,7 +26,7 @@ from ptycho.config.config import InferenceConfig
 from ptycho.io import load_dataset
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.probe import position_rms, refine_probe, with_positions
-from ptycho_torch.reconstruction import score
+from ptycho.reconstruction import score
 
 log = logging.getLogger(__name__)
 #: (amplitude, phase) metrics of the scorer, reported as amp_<metric> / phase_<metric>

@@ -10,7 +10,7 @@ n_train_objects=1``. Test object 0, scored by the study, must reach amplitude SS
 * :func:`quality_gate_config` builds the study config (and checks the paper preset still
   gives :data:`GATE_CONTRACT`); ``tests/ptycho_torch/studies/test_quality_gate.py`` (``-m slow``) and
   ``scripts/benchmarks/gpu_check.sh`` run it.
-* ``python -m ptycho_torch.quality_gate [--device cuda] [--output-dir DIR] [--overwrite]``
+* ``python -m ptycho_torch.studies.quality_gate [--device cuda] [--output-dir DIR] [--overwrite]``
   runs the study, prints both SSIMs and PASS/FAIL, writes ``quality_gate.json`` and exits
   0 (PASS), 1 (FAIL) or 2 (refused input). Any study flag overrides the contract (e.g.
   ``--epochs 1 --max-train-patterns 64`` to try the code path); the verdict then says the

@@ -23,8 +23,8 @@ from ptycho.evaluation import evaluate_reconstruction
 from ptycho.io import load_dataset
 from ptycho.study_metrics import format_crossing, format_number
 from ptycho_torch.cli import refuse
-from ptycho_torch.data_residual import data_residual
-from ptycho_torch.object_patches import subpixel_cuts
+from ptycho_torch.core.residual import data_residual
+from ptycho.geometry.patches import subpixel_cuts
 
 DEFAULT_SIGMAS = (1.0, 2.0, 4.0)
 
@@ -56,11 +56,11 @@ def reference_scores(gt: np.ndarray, sigmas=DEFAULT_SIGMAS, *, trim: int = 2) ->
 
 
 def truth_residuals(dataset) -> dict[str, float]:
-    """Normalized amplitude MAE (:func:`ptycho_torch.data_residual.data_residual`) of the
+    """Normalized amplitude MAE (:func:`ptycho_torch.core.residual.data_residual`) of the
     true object's patches and of their amplitude with zero phase, over the patterns of the
     objects whose ground truth ``dataset`` holds (``ground_truth_all``, else object 0's
     ``ground_truth``), cut as the far-field model does at sub-pixel positions
-    (:func:`ptycho_torch.object_patches.subpixel_cuts`), so the first value is the data's
+    (:func:`ptycho.geometry.patches.subpixel_cuts`), so the first value is the data's
     noise level at any scan positions.
 
     Returns ``{"true_object", "true_amplitude_zero_phase", "n_patterns"}``.

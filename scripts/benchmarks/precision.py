@@ -43,10 +43,10 @@ from training import lightning_throughput  # noqa: E402  (scripts/benchmarks/tra
 
 from ptycho.config.config import DataConfig  # noqa: E402
 from ptycho.config.presets import from_preset  # noqa: E402
-from ptycho_torch.config_factory import build_model  # noqa: E402
+from ptycho_torch.model import build_model  # noqa: E402
 from ptycho_torch.engine.inference import predict_patches  # noqa: E402
 from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
-from ptycho_torch.precision import autocast, bf16_supported  # noqa: E402
+from ptycho_torch.core.precision import autocast, bf16_supported  # noqa: E402
 
 VARIANTS = (("32", False), ("32", True), ("bf16-mixed", False), ("bf16-mixed", True))
 

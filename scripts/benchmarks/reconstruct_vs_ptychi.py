@@ -2,7 +2,7 @@
 """Reconstructing one test scan: trained network (inference + stitch) vs Pty-chi LSQML.
 
 Both reconstruct test object 0 of the same dataset and are scored by the same metrics
-code on the same region (``ptycho_torch.reconstruction.score``). The network side is a finished
+code on the same region (``ptycho.reconstruction.score``). The network side is a finished
 study (``--study-dir`` with ``runs/<model-id>/model.ckpt``; its config names the test NPZ)
 or, without one, a model trained here first with the runner (``--preset quick`` values,
 ``--train-minutes``; training time reported separately: it is paid once per dataset
@@ -64,8 +64,8 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
     study: the scored scan is re-read from the file its config.json names, in the study's
     unit and geometry."""
     from ptycho.config.study_config import StudyConfig
-    from ptycho.formats.study_input import read_dataset
-    from ptycho_torch.checkpoint import load_model
+    from ptycho.formats.readers import read_dataset
+    from ptycho_torch.model.checkpoint import load_model
     run = study_dir / "runs" / model_id
     ckpt, cfg_path = run / "model.ckpt", run / "config.json"
     for p in (ckpt, cfg_path):
@@ -88,7 +88,8 @@ def load_study(study_dir: Path, model_id: str, device: torch.device):
 
 def time_network(model, test, inference, repeats: int):
     """Median (inference + stitch) seconds over ``repeats`` (after a warm-up) and the scores."""
-    from ptycho_torch.reconstruction import reconstruct_test_object, score
+    from ptycho.reconstruction import score
+    from ptycho_torch.engine.inference import reconstruct_test_object
     rec = reconstruct_test_object(model, test, inference)  # warm-up
     times = []
     for _ in range(repeats):
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
 
     from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
     from ptycho_torch.ptychi.baseline import reconstruct_iterative
-    from ptycho_torch.reconstruction import score
+    from ptycho.reconstruction import score
     tmp = None
     try:
         if a.study_dir:

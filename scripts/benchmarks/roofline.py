@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from ptycho.config.config import DataConfig  # noqa: E402
 from ptycho.config.presets import from_preset  # noqa: E402
-from ptycho_torch.config_factory import build_model  # noqa: E402
+from ptycho_torch.model import build_model  # noqa: E402
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:

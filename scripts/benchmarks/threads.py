@@ -1,4 +1,4 @@
-"""Training steps on a shared CPU: torch's default threads against ``ptycho_torch.threads``.
+"""Training steps on a shared CPU: torch's default threads against ``ptycho_torch.engine.threads``.
 
 Each cell runs, in a fresh process, ``--steps`` training steps of the quick preset's
 generator (forward through the forward model, the preset's loss, backward, Adam; batch
@@ -6,7 +6,7 @@ generator (forward through the forward model, the preset's loss, backward, Adam;
 
 - ``idle`` / ``loaded`` (one other process spinning on a CPU for the whole cell);
 - ``torch default`` (one thread per core, as torch sets it) / ``chosen`` (the count
-  :func:`ptycho_torch.threads.apply_num_threads` picks at start: the usable CPUs that other
+  :func:`ptycho_torch.engine.threads.apply_num_threads` picks at start: the usable CPUs that other
   work leaves free).
 
     python scripts/benchmarks/threads.py --steps 20 --rounds 2
@@ -25,8 +25,8 @@ CELL = r"""
 import sys, time, torch
 from ptycho.config.config import DataConfig
 from ptycho.config.presets import from_preset
-from ptycho_torch.config_factory import build_model
-from ptycho_torch.threads import apply_num_threads
+from ptycho_torch.model import build_model
+from ptycho_torch.engine.threads import apply_num_threads
 if sys.argv[2] == "chosen":
     apply_num_threads(0)
 cfg = from_preset("quick")

@@ -11,7 +11,7 @@ config hyperparameters, trains it unsupervised through the differentiable far-fi
 with Lightning, predicts the scored scan in batches with ``forward_predict``, stitches it,
 scores it (against the ground truth when there is one; the data residual always) and
 writes JSON, NPZ and PNG artifacts under ``--output-dir``. The work is done by
-``ptycho_torch.study.run_study``; every flag is a field of ``ptycho.config.StudyConfig``.
+``ptycho_torch.pipeline.study.run_study``; every flag is a field of ``ptycho.config.StudyConfig``.
 
 For code: ``TorchRunnerConfig`` (the flat study config, ``TorchRunnerConfig(fno_width=64,
 infer_batch_size=64)``), ``run_grid_lines_torch(cfg)`` (one study from a TorchRunnerConfig

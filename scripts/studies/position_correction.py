@@ -18,7 +18,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from ptycho.artifacts import write_json_atomic  # noqa: E402
-from ptycho_torch.threads import apply_num_threads, threads_line  # noqa: E402
+from ptycho_torch.engine.threads import apply_num_threads, threads_line  # noqa: E402
 from ptycho_torch.studies.position_correction import run_position_study  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 
     python scripts/studies/reconstruct.py --checkpoint RUN/model.ckpt --data FILE --output-dir DIR
 
-The work is done by ``ptycho_torch.reconstruct.run_reconstruction``; see that module for
+The work is done by ``ptycho_torch.pipeline.reconstruct.run_reconstruction``; see that module for
 what is written.
 """
 from __future__ import annotations

@@ -21,10 +21,10 @@ if str(_REPO) not in sys.path:
 def main(argv=None) -> int:
     from ptycho.config.config import InferenceConfig
     from ptycho.evaluation import evaluate_reconstruction
-    from ptycho.formats.study_input import read_dataset
+    from ptycho.formats.readers import read_dataset
     from ptycho.study_metrics import format_crossing, format_number
-    from ptycho_torch import reconstruction as study
-    from ptycho_torch.reconstruct import load_model
+    from ptycho import reconstruction as study
+    from ptycho_torch.pipeline.reconstruct import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--checkpoint", required=True)

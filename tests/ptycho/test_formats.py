@@ -550,7 +550,7 @@ def test_the_run1084_benchmark_scan_reads_at_its_real_positions(tmp_path):
     """scripts/studies/make_run1084_scan.py: the real object, experimental probe and the
     file's corrected positions, simulated and read back as a non-grid scan with truth."""
     import make_run1084_scan
-    from ptycho.formats.study_input import read_dataset
+    from ptycho.formats.readers import read_dataset
     repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "scan.npz"
     assert make_run1084_scan.main(["--output", str(out), "--n-positions", "40",

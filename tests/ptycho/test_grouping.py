@@ -1,9 +1,9 @@
-"""Tests for ptycho.grouping: nearest-neighbour groups and their coordinates."""
+"""Tests for ptycho.geometry.grouping: nearest-neighbour groups and their coordinates."""
 
 import numpy as np
 import pytest
 
-from ptycho.grouping import group_centre_and_offsets, group_neighbours
+from ptycho.geometry.grouping import group_centre_and_offsets, group_neighbours
 
 
 def _grid(n_side=5, step=10.0, origin=16.0):

@@ -13,7 +13,7 @@ from ptycho.datagen.spiral_scan import simulate_at_positions
 from ptycho.dataset_validation import pattern_size_advice
 from ptycho.formats import read_scan
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.formats.study_input import read_dataset, read_probe
+from ptycho.formats.readers import read_dataset, read_probe
 from ptycho.forward import simulation_scale
 from ptycho.io import load_dataset, save_dataset
 from ptycho.probes import make_probe

@@ -1,4 +1,4 @@
-"""A model file is data, not code (ptycho_torch.checkpoint): what a training writes loads with
+"""A model file is data, not code (ptycho_torch.model.checkpoint): what a training writes loads with
 torch's weights-only unpickler; a file whose pickle would run code is refused by every loader
 before it runs, nothing written; --trust-checkpoint is the one way to load other objects.
 (--resume's refusal is the row ``resume_untrusted_checkpoint`` of test_reliability.py.)"""
@@ -15,7 +15,7 @@ import torch
 import grid_lines_torch_runner as runner
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.config.validation import StudyError
-from ptycho_torch.checkpoint import load_checkpoint, load_model
+from ptycho_torch.model.checkpoint import load_checkpoint, load_model
 from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.studies import comparison as compare

@@ -14,8 +14,8 @@ from ptycho import stitching
 from ptycho.config import choices, study_config
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.config.study_config import StudyConfig
-from ptycho_torch import losses
-from ptycho_torch import model as model_module
+from ptycho_torch.core import losses
+from ptycho_torch.model import lightning_module as model_module
 from ptycho_torch.engine import loggers as engine_loggers
 from ptycho_torch.engine import weight_averaging
 from ptycho_torch.engine.device import resolve_device

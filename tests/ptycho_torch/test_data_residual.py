@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptycho_torch.object_patches import edge_patterns, object_patches
+from ptycho.geometry.patches import edge_patterns, object_patches
 
 
 def test_object_patches_zero_outside_the_object():
@@ -48,7 +48,7 @@ def _scan(seed=0, n=7, C=1, N=16, s=3.0, bad_fraction=0.08):
     and a detector mask whose bad pixels hold huge values."""
     import torch
 
-    from ptycho_torch.physics import FarFieldPtychography
+    from ptycho_torch.core.physics import FarFieldPtychography
     rng = np.random.default_rng(seed)
     shape = (n, C, N, N)
     patches = (rng.normal(1, 0.3, shape) * np.exp(1j * rng.normal(0, 0.5, shape))).astype(np.complex64)
@@ -65,8 +65,8 @@ def _scan(seed=0, n=7, C=1, N=16, s=3.0, bad_fraction=0.08):
 def _whole_scan_losses(patches, meas, probe, s, bad):
     import torch
 
-    from ptycho_torch.losses import normalized_amplitude_mae, poisson_nll
-    from ptycho_torch.physics import FarFieldPtychography
+    from ptycho_torch.core.losses import normalized_amplitude_mae, poisson_nll
+    from ptycho_torch.core.physics import FarFieldPtychography
     pred = FarFieldPtychography(probe)(torch.from_numpy(patches)).to(torch.float64)
     obs = torch.from_numpy(meas).to(torch.float64)
     mask = torch.from_numpy(~bad)
@@ -75,7 +75,7 @@ def _whole_scan_losses(patches, meas, probe, s, bad):
 
 
 def test_data_residual_is_the_training_loss_over_measured_pixels():
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.core.residual import data_residual
     patches, meas, probe, s, bad = _scan()
     nll, mae = _whole_scan_losses(patches, meas, probe, s, bad)
     r = data_residual(patches, meas, probe, photon_scale=s, bad_pixels=bad)
@@ -92,7 +92,7 @@ def test_data_residual_is_the_training_loss_over_measured_pixels():
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 1000])
 def test_data_residual_does_not_depend_on_the_batch_size(batch_size):
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.core.residual import data_residual
     patches, meas, probe, s, bad = _scan(seed=1, n=5, C=2)
     nll, mae = _whole_scan_losses(patches, meas, probe, s, bad)
     r = data_residual(patches, meas, probe, photon_scale=s, bad_pixels=bad, batch_size=batch_size)
@@ -103,7 +103,7 @@ def test_data_residual_does_not_depend_on_the_batch_size(batch_size):
 
 def test_data_residual_batch_whose_measured_counts_are_all_zero():
     """A batch of dark patterns (every measured count 0) is summed exactly too."""
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.core.residual import data_residual
     patches, meas, probe, s, bad = _scan(seed=2, n=4)
     meas[:2][..., ~bad] = 0.0
     nll, _ = _whole_scan_losses(patches, meas, probe, s, bad)
@@ -113,7 +113,7 @@ def test_data_residual_batch_whose_measured_counts_are_all_zero():
 
 
 def test_data_residual_without_a_mask_is_the_plain_mean():
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.core.residual import data_residual
     patches, meas, probe, s, _ = _scan(seed=3, bad_fraction=0.0)
     none = np.zeros(meas.shape[-2:], dtype=bool)
     nll, mae = _whole_scan_losses(patches, meas, probe, s, none)
@@ -132,8 +132,8 @@ def _delivered(seed=0, N=16, shape=(40, 44), region=(5, 7, 30, 32), step=3):
 
     import torch
 
-    from ptycho_torch.physics import FarFieldPtychography
-    from ptycho_torch.reconstruction import Reconstruction
+    from ptycho_torch.core.physics import FarFieldPtychography
+    from ptycho.reconstruction import Reconstruction
     rng = np.random.default_rng(seed)
     obj = (rng.normal(1, 0.2, shape) * np.exp(1j * rng.normal(0, 0.4, shape))).astype(np.complex64)
     r0, c0, h, w = region
@@ -153,7 +153,7 @@ def _delivered(seed=0, N=16, shape=(40, 44), region=(5, 7, 30, 32), step=3):
 
 
 def test_lossless_stitch_gives_equal_residuals():
-    from ptycho_torch.data_residual import network_residuals
+    from ptycho_torch.core.residual import network_residuals
     rec, sub, probe = _delivered()
     bad = np.zeros((16, 16), bool)
     bad[3, 5] = True
@@ -171,7 +171,7 @@ def test_lossless_stitch_gives_equal_residuals():
 
 
 def test_delivered_residual_is_invariant_to_a_constant_factor():
-    from ptycho_torch.data_residual import network_residuals
+    from ptycho_torch.core.residual import network_residuals
     rec, sub, probe = _delivered(seed=4)
     # a lossy stitch: the delivered object is smoothed, so it differs from the raw patches
     lossy = rec.recon.copy()
@@ -189,7 +189,7 @@ def test_delivered_residual_is_invariant_to_a_constant_factor():
 
 
 def test_the_scale_ignores_pixels_the_probe_does_not_light():
-    from ptycho_torch.data_residual import exit_wave_scale
+    from ptycho_torch.core.residual import exit_wave_scale
     rng = np.random.default_rng(11)
     N = 16
     cut = (rng.normal(size=(5, 1, N, N)) + 1j * rng.normal(size=(5, 1, N, N))).astype(np.complex64)
@@ -211,7 +211,7 @@ def test_the_scale_ignores_pixels_the_probe_does_not_light():
 
 
 def test_edge_patterns_are_counted_and_zero_padded_in_the_delivered_residual():
-    from ptycho_torch.data_residual import data_residual, network_residuals
+    from ptycho_torch.core.residual import data_residual, network_residuals
     rec, sub, probe = _delivered(seed=5)
     r0, c0, h, w = rec.region
     # a recon two columns narrower: the patterns of the last column(s) reach past its edge
@@ -241,8 +241,8 @@ def test_a_network_reconstruction_of_the_tiny_scan_carries_both(tiny_data, true_
     patterns' outer pixels are reached by no stitched crop, so their patches are zero
     there."""
     from ptycho.config.config import InferenceConfig
-    from ptycho_torch.data_residual import data_residual, network_residuals
-    from ptycho_torch.reconstruction import reconstruct_test_object
+    from ptycho_torch.core.residual import data_residual, network_residuals
+    from ptycho_torch.engine.inference import reconstruct_test_object
     _, test = tiny_data
     rec = reconstruct_test_object(true_patch_model(test), test, InferenceConfig())
     sub = test.select(test.object_selection(0))
@@ -275,8 +275,9 @@ def test_recon_npz_holds_the_stitched_object_the_residual_is_taken_on(tiny_data,
     import dataclasses
 
     from ptycho.config.config import InferenceConfig
-    from ptycho_torch.data_residual import network_residuals
-    from ptycho_torch.reconstruction import reconstruct_test_object, save_reconstruction
+    from ptycho_torch.core.residual import network_residuals
+    from ptycho.reconstruction import save_reconstruction
+    from ptycho_torch.engine.inference import reconstruct_test_object
     _, test = tiny_data
     data = test if with_gt else dataclasses.replace(test, ground_truth=None,
                                                     ground_truth_all=None)
@@ -298,7 +299,7 @@ def test_recon_npz_holds_the_stitched_object_the_residual_is_taken_on(tiny_data,
 
 # --------------------------------------------------------------- sub-pixel positions
 def test_subpixel_cuts_are_the_rounded_cut_at_integer_centres():
-    from ptycho_torch.object_patches import subpixel_cuts
+    from ptycho.geometry.patches import subpixel_cuts
     rng = np.random.default_rng(1)
     obj = (rng.normal(size=(20, 22)) + 1j * rng.normal(size=(20, 22))).astype(np.complex64)
     centres = np.array([[[8.0, 9.0]], [[1.0, 3.0]], [[15.0, 12.0]]])
@@ -317,7 +318,7 @@ def test_true_object_at_subpixel_positions_scores_the_noise_floor():
     cut misplaces every pattern by up to half a pixel and scores far worse."""
     from ptycho.datagen.spiral_scan import simulate_at_positions
     from ptycho.probes import make_probe
-    from ptycho_torch.data_residual import data_residual, object_residual
+    from ptycho_torch.core.residual import data_residual, object_residual
     N = 32
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[:96, :96]
@@ -341,7 +342,7 @@ def test_true_object_at_subpixel_positions_scores_the_noise_floor():
 
 
 def test_probe_shifts_must_match_the_patterns():
-    from ptycho_torch.data_residual import data_residual
+    from ptycho_torch.core.residual import data_residual
     p = np.ones((3, 1, 8, 8), np.complex64)
     with pytest.raises(ValueError, match=r"^probe_shifts have shape \(3, 2\) \(expected "
                                          r"\(3, 1, 2\), one \(fx, fy\) per pattern\)$"):

@@ -52,7 +52,8 @@ def test_two_process_ddp_writes_artifacts_once_and_matches_single_process_infere
     from ptycho.io import load_dataset
     from ptycho.study_metrics import METRIC_KEYS
     from ptycho_torch.model import PtychoPINN_Lightning
-    from ptycho_torch.reconstruction import reconstruct_test_object, score
+    from ptycho.reconstruction import score
+    from ptycho_torch.engine.inference import reconstruct_test_object
     model = PtychoPINN_Lightning.load_from_checkpoint(run / "model.ckpt", map_location="cpu")
     test = load_dataset(tiny_paths.test, require_ground_truth=True)
     threads = torch.get_num_threads()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
-from ptycho_torch import overlap
+from ptycho_torch.core import overlap
 from ptycho_torch.config_factory import build_model
 from ptycho_torch.generators import GENERATORS, Generator, build_generator
 from ptycho_torch.engine.inference import predict_patches

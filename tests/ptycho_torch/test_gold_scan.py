@@ -34,9 +34,9 @@ import torch
 from scipy import stats
 
 from ptycho import forward
-from ptycho_torch.data_residual import data_residual, object_residual
-from ptycho_torch.object_patches import subpixel_cuts
-from ptycho_torch.physics import FarFieldPtychography
+from ptycho_torch.core.residual import data_residual, object_residual
+from ptycho.geometry.patches import subpixel_cuts
+from ptycho_torch.core.physics import FarFieldPtychography
 
 GOLD = Path(__file__).resolve().parent / "data" / "gold_scan.npz"
 N = 16

@@ -205,7 +205,7 @@ def test_tiny_end_to_end_cli_run_writes_every_artifact(tmp_path, capsys):
     from ptycho.config.config import InferenceConfig
     from ptycho.io import load_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
-    from ptycho_torch.reconstruction import reconstruct_test_object
+    from ptycho_torch.engine.inference import reconstruct_test_object
     loaded = PtychoPINN_Lightning.load_from_checkpoint(run / "model.ckpt", map_location="cpu")
     test = load_dataset(cfg["data"]["test_npz"])
     threads = torch.get_num_threads()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ptycho_torch.cli import run_entry
-from ptycho_torch.interrupts import Interrupted
+from ptycho_torch.engine.interrupts import Interrupted
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"

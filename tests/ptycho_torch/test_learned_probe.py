@@ -1,4 +1,4 @@
-"""The learned probe's constraints and gauges (ptycho_torch/learned_probe.py)."""
+"""The learned probe's constraints and gauges (ptycho_torch/core/learned_probe.py)."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ptycho.probes import make_probe
-from ptycho_torch.learned_probe import LearnedProbe, energy_radius
+from ptycho_torch.core.learned_probe import LearnedProbe, energy_radius
 
 N = 32
 

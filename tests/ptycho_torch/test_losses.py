@@ -1,11 +1,11 @@
-"""Tests for ptycho_torch.losses: zero loss and zero gradient at the truth, normalisation."""
+"""Tests for ptycho_torch.core.losses: zero loss and zero gradient at the truth, normalisation."""
 import math
 
 import pytest
 import torch
 
-from ptycho_torch.losses import LOSSES, get_loss, normalized_amplitude_mae, poisson_nll
-from ptycho_torch.physics import diffraction_amplitude
+from ptycho_torch.core.losses import LOSSES, get_loss, normalized_amplitude_mae, poisson_nll
+from ptycho_torch.core.physics import diffraction_amplitude
 
 
 def crandn(*shape, seed=0, dtype=torch.complex64):

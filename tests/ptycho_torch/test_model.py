@@ -42,7 +42,7 @@ def test_forward_predict_dtype_and_shape(arch, gridsize):
 
 
 def test_gridsize2_prediction_obeys_overlap_constraint():
-    from ptycho_torch.overlap import apply_overlap_constraint
+    from ptycho_torch.core.overlap import apply_overlap_constraint
     torch.manual_seed(0)
     m = _module(architecture="fno", gridsize=2).eval()
     pos = torch.tensor([[-3., -3.], [3., -3.], [-3., 3.], [3., 3.]]).reshape(1, 4, 1, 2).repeat(2, 1, 1, 1)
@@ -58,7 +58,7 @@ def test_true_object_reproduces_simulated_amplitudes(tiny_data):
     (1e9-photon) data up to Poisson noise."""
     from ptycho.forward import diffraction_amplitude as np_amplitude
     from ptycho.datagen.grid_lines import extract_patches
-    from ptycho_torch.physics import diffraction_amplitude
+    from ptycho_torch.core.physics import diffraction_amplitude
     _, test = tiny_data
     stride = test.metadata["stride"]
     patches = extract_patches(test.ground_truth, 32, stride)
@@ -90,7 +90,7 @@ def _uniform_object_loss(module, x, probe) -> float:
     """The loss of the best featureless guess: a uniform object as bright as the data say
     (Parseval: ``object_amplitude_estimate``), through the same physics and loss."""
     from ptycho_torch.engine.data import object_amplitude_estimate
-    from ptycho_torch.physics import diffraction_amplitude
+    from ptycho_torch.core.physics import diffraction_amplitude
     a = object_amplitude_estimate(x.numpy(), probe)
     obj = torch.full(x.shape, a, dtype=torch.complex64)
     with torch.no_grad():
@@ -120,7 +120,7 @@ def test_poisson_loss_is_used_when_configured(tiny_data):
     m = _module(architecture="fno", loss="poisson", photon_scale=100.0)
     x = torch.from_numpy(train.diffraction[:4])
     pred = x * 1.1
-    from ptycho_torch.losses import poisson_nll
+    from ptycho_torch.core.losses import poisson_nll
     assert float(m.loss_fn(pred, x)) == pytest.approx(float(poisson_nll(pred, x, photon_scale=100.0)))
 
 
@@ -235,7 +235,7 @@ def test_bad_pixel_values_do_not_change_the_loss(loss):
 def test_overlap_constraint_flag_controls_the_merge_at_gridsize_2(constraint, weight, monkeypatch):
     """overlap_constraint=False: the group's patches go to the physics as the generator made
     them (no merge / re-extract); True: they are merged, blended by overlap_weight."""
-    from ptycho_torch import overlap
+    from ptycho_torch.core import overlap
     calls = []
     real = overlap.apply_overlap_constraint
 

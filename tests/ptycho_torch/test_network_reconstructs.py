@@ -20,12 +20,12 @@ import torch
 
 from ptycho.config.presets import from_preset
 from ptycho.evaluation import evaluate_reconstruction
-from ptycho.formats.study_input import read_dataset
-from ptycho_torch import data_residual
+from ptycho.formats.readers import read_dataset
+from ptycho_torch.core import residual as data_residual
 from ptycho_torch.engine.data import object_amplitude_estimate, split_indices
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.reconstruction import reconstruct_test_object
-from ptycho_torch.study import run_study
+from ptycho_torch.engine.inference import reconstruct_test_object
+from ptycho_torch.pipeline.study import run_study
 
 SMALL = dict(object_size=96, N=32, n_lines=60, train_stride=3, test_stride=8,
              n_train_objects=1, n_test_objects=1, fno_width=16, fno_modes=8, epochs=100,

@@ -8,7 +8,7 @@ import torch
 
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.model import PtychoPINN_Lightning
-from ptycho_torch.checkpoint import load_model
+from ptycho_torch.model.checkpoint import load_model
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -1,16 +1,16 @@
-"""Tests for ptycho_torch.overlap: the gridsize > 1 merge / re-extract constraint."""
+"""Tests for ptycho_torch.core.overlap: the gridsize > 1 merge / re-extract constraint."""
 
 import numpy as np
 import pytest
 import torch
 
-from ptycho_torch.overlap import (
+from ptycho_torch.core.overlap import (
     apply_overlap_constraint,
     extract_patches_from_region,
     merge_patches,
     round_offsets,
 )
-from ptycho_torch.physics import diffraction_amplitude
+from ptycho_torch.core.physics import diffraction_amplitude
 
 
 def crandn(*shape, seed=0, dtype=torch.complex64):

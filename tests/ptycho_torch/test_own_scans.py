@@ -153,7 +153,7 @@ def test_probe_file_replaces_the_probe_of_a_file_scan(scan_files, tmp_path, caps
     aperture), padded to N and scaled so that, through a unit object, it predicts each
     scan's mean total intensity (Parseval: k^2 sum|P|^2 = mean sum A^2)."""
     import torch
-    from ptycho.formats.study_input import read_dataset
+    from ptycho.formats.readers import read_dataset
     yy, xx = np.mgrid[:16, :16] - 8
     small = (np.exp(-(xx ** 2 + yy ** 2) / 18.0) * np.exp(0.4j * xx)).astype(np.complex64)
     np.savez(tmp_path / "probe.npz", probeGuess=small)

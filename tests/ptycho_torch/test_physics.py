@@ -1,11 +1,11 @@
-"""Tests for ptycho_torch.physics: forward model identities and the operator module."""
+"""Tests for ptycho_torch.core.physics: forward model identities and the operator module."""
 
 
 import numpy as np
 import pytest
 import torch
 
-from ptycho_torch.physics import (
+from ptycho_torch.core.physics import (
     FarFieldPtychography,
     diffraction_amplitude,
     diffraction_intensity,

@@ -1,4 +1,4 @@
-"""Mixed precision and channels-last (ptycho_torch.precision): what runs in bfloat16, what
+"""Mixed precision and channels-last (ptycho_torch.core.precision): what runs in bfloat16, what
 stays float32 / complex64, bit-exact reruns, the refusal, and what is recorded."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 import grid_lines_torch_runner as runner
-import ptycho_torch.precision as precision
+import ptycho_torch.core.precision as precision
 from ptycho.config.choices import PRECISIONS
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.io import load_dataset
-from ptycho_torch.checkpoint import load_model
+from ptycho_torch.model.checkpoint import load_model
 from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.config_factory import build_model, data_config_from
 from ptycho_torch.engine.training import fit_model, prepare_fit

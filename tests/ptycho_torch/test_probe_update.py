@@ -18,7 +18,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import ConfigError
 from ptycho.datagen.from_file import dataset_arrays, simulate_from_file
 from ptycho.io import load_dataset, save_dataset
-from ptycho_torch import probe_update
+from ptycho_torch.pipeline import probe_update
 from ptycho_torch.engine.training import scaled_budget
 from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.ptychi.probe import centres_by_pattern, with_positions
@@ -129,7 +129,7 @@ def test_a_learned_probe_has_its_own_learning_rate_and_checkpoint(tmp_path):
     x = torch.rand(2, 1, 16, 16)
     pos = torch.zeros(2, 1, 1, 2)
     obj = model.forward_predict(x, pos, None, torch.ones(2, 1, 1, 1))
-    from ptycho_torch.physics import diffraction_amplitude
+    from ptycho_torch.core.physics import diffraction_amplitude
     torch.testing.assert_close(model(x, pos, None, torch.ones(2, 1, 1, 1)),
                                diffraction_amplitude(obj, learned))
     # saved and restored with the weights and hyperparameters
@@ -302,7 +302,7 @@ def test_reconstruct_scores_with_the_models_probe(tmp_path):
 
 def test_a_learned_probe_at_gridsize_1_is_flagged(caplog):
     cfg = StudyConfig.from_flat({"probe_update": "learn", "train_npz": "scan.npz"})
-    with caplog.at_level("WARNING", logger="ptycho_torch.probe_update"):
+    with caplog.at_level("WARNING", logger="ptycho_torch.pipeline.probe_update"):
         probe_update.warn_learned_probe(cfg, "learn")
         probe_update.warn_learned_probe(cfg, "lsqml")
     assert len(caplog.records) == 1

@@ -1,8 +1,8 @@
-"""ptycho_torch.reconstruction: the metrics record every row is built from."""
+"""ptycho.reconstruction: the metrics record every row is built from."""
 import numpy as np
 import pytest
 
-from ptycho_torch.reconstruction import Reconstruction, reconstruction_record
+from ptycho.reconstruction import Reconstruction, reconstruction_record
 
 
 def _rec(inference_time_s: float) -> Reconstruction:
@@ -17,5 +17,5 @@ def _rec(inference_time_s: float) -> Reconstruction:
 def test_the_inference_rate_is_none_when_no_prediction_ran(seconds, rate):
     """A row that reuses another row's object (a held-out pick, epoch 0 of a refinement)
     predicts nothing: its rate is None ('-' in tables), not patterns / 1e-9."""
-    m = reconstruction_record("x", "network", _rec(seconds), {}, "cpu")
+    m = reconstruction_record("x", "network", _rec(seconds), {}, "cpu", 1)
     assert m.inference_patterns_per_s == rate

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import grid_lines_torch_runner as runner
-import ptycho_torch.reconstruct as reconstruct
+import ptycho_torch.pipeline.reconstruct as reconstruct
 from ptycho.datagen.spiral_scan import simulate_at_positions
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.probes import make_probe

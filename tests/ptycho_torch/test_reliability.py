@@ -528,7 +528,7 @@ def test_same_seed_reproduces_metrics_snapshots_overwrite_and_interrupted_artifa
     assert tree_state(out_a) == before
 
     # --overwrite with another seed, interrupted while the artifacts are written
-    import ptycho_torch.study as study
+    import ptycho_torch.pipeline.study as study
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt

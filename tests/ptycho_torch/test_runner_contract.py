@@ -238,7 +238,7 @@ def _compact_probe(size=64, sigma=3.0):
 @pytest.mark.parametrize("key", ["probeGuess", "probe"])
 @pytest.mark.parametrize("N", [32, 64, 128])
 def test_probe_only_npz_is_read_at_smaller_equal_and_larger_N(tmp_path, key, N):
-    from ptycho_torch.study_inputs import read_probe_file
+    from ptycho.inputs import read_probe_file
     probe = _compact_probe()
     path = tmp_path / "probe.npz"
     np.savez(path, **{key: probe})
@@ -251,7 +251,7 @@ def test_probe_only_npz_is_read_at_smaller_equal_and_larger_N(tmp_path, key, N):
 
 
 def test_the_experimental_run1084_probe_fits_64_and_128_and_is_refused_at_32():
-    from ptycho_torch.study_inputs import read_probe_file
+    from ptycho.inputs import read_probe_file
     path = str(REPO / "data/run1084_recon3_postPC.npz")
     raw = np.load(path, allow_pickle=False)["probeGuess"]
     np.testing.assert_array_equal(read_probe_file(path, 64), raw.astype(np.complex64))
@@ -265,7 +265,7 @@ def test_the_experimental_run1084_probe_fits_64_and_128_and_is_refused_at_32():
 
 
 def test_the_experimental_probe_prepared_the_reference_way_at_128():
-    from ptycho_torch.study_inputs import read_probe_file
+    from ptycho.inputs import read_probe_file
     path = str(REPO / "data/run1084_recon3_postPC.npz")
     raw = np.load(path, allow_pickle=False)["probeGuess"]
     ext = read_probe_file(path, 128, "pad_extrapolate", 0.0)

@@ -8,7 +8,7 @@ import pytest
 import grid_lines_torch_runner as runner
 from ptycho.config.config import InferenceConfig
 from ptycho.stitching import grid_region
-from ptycho_torch.reconstruction import reconstruct_test_object
+from ptycho_torch.engine.inference import reconstruct_test_object
 
 
 def test_gridsize2_study_runs_and_stitches_by_positions(tmp_path):

@@ -1,5 +1,5 @@
 """Defect 5.2: network and iterative rows of a scan without a grid are scored on one region
-(``ptycho_torch.reconstruction.scored_region``), with or without ground truth."""
+(``ptycho.reconstruction.scored_region``), with or without ground truth."""
 import dataclasses
 
 import numpy as np
@@ -10,14 +10,14 @@ from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.probes import two_mode_probe
-from ptycho.formats.study_input import read_dataset
+from ptycho.formats.readers import read_dataset
 from ptycho.stitching import scan_region, stitch_by_positions
 from ptycho.study_metrics import StudyMetrics
 from ptycho.config.validation import StudyError
 from ptycho_torch.studies.comparison import common_region
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
-from ptycho_torch.object_patches import object_patches
-from ptycho_torch.reconstruction import scored_region, stitch_test_object
+from ptycho.geometry.patches import object_patches
+from ptycho.reconstruction import scored_region, stitch_test_object
 
 
 @pytest.fixture(scope="module")

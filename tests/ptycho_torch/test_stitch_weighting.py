@@ -5,7 +5,8 @@ import torch
 
 from ptycho.config.config import InferenceConfig
 from ptycho.stitching import probe_weights, stitch
-from ptycho_torch.reconstruction import reconstruct_test_object, stitch_options, stitch_test_object
+from ptycho.reconstruction import stitch_options, stitch_test_object
+from ptycho_torch.engine.inference import reconstruct_test_object
 
 
 def _two_mode_probe(N, seed=0):

@@ -130,7 +130,7 @@ def _study(tmp_path, tiny_paths, **values):
 def _reconstruct_from_checkpoint(run_dir, test_npz, inference: InferenceConfig):
     from ptycho.io import load_dataset
     from ptycho_torch.model import PtychoPINN_Lightning
-    from ptycho_torch.reconstruction import reconstruct_test_object
+    from ptycho_torch.engine.inference import reconstruct_test_object
     model = PtychoPINN_Lightning.load_from_checkpoint(run_dir / "model.ckpt", map_location="cpu")
     return reconstruct_test_object(model, load_dataset(test_npz), inference).recon
 

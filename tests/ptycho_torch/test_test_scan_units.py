@@ -10,7 +10,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.probes import make_probe
-from ptycho_torch.study_inputs import load_study_data, load_test_data
+from ptycho.inputs import load_study_data, load_test_data
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""How many CPU threads a command takes (ptycho_torch.threads) and the training heartbeat."""
+"""How many CPU threads a command takes (ptycho_torch.engine.threads) and the training heartbeat."""
 import logging
 import os
 import subprocess
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ptycho_torch import threads
+from ptycho_torch.engine import threads
 from ptycho_torch.engine.callbacks import Heartbeat, format_heartbeat
 
 

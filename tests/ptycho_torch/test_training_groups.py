@@ -8,11 +8,11 @@ from ptycho.config.validation import StudyError
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats import read_scan
-from ptycho.formats.study_input import read_dataset
+from ptycho.formats.readers import read_dataset
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.grouping import group_neighbours
+from ptycho.geometry.grouping import group_neighbours
 from ptycho.probes import two_mode_probe
-from ptycho_torch.study_inputs import load_study_data
+from ptycho.inputs import load_study_data
 
 N, NPOS = 16, 30
 

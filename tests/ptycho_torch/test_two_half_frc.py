@@ -1,4 +1,4 @@
-"""The two-half FRC (ptycho_torch/two_half_frc.py): equal halves reach Nyquist, noisy
+"""The two-half FRC (ptycho/two_half_frc.py): equal halves reach Nyquist, noisy
 halves fall below it, and too small a scan gives none."""
 import numpy as np
 import pytest
@@ -6,8 +6,8 @@ import pytest
 from ptycho.config.config import InferenceConfig
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import fermat_spiral
-from ptycho_torch.object_patches import object_patches
-from ptycho_torch.two_half_frc import two_half_frc
+from ptycho.geometry.patches import object_patches
+from ptycho.two_half_frc import two_half_frc
 
 N = 32
 

@@ -60,7 +60,7 @@ from ptycho_torch.studies.dose.report import (
     method_order,
     save_figures,
 )
-from ptycho_torch.threads import apply_num_threads
+from ptycho_torch.engine.threads import apply_num_threads
 
 
 __all__ = ["DoseConfig", "DoseSweep", "build_parser", "config_from_argv", "format_dose", "main",

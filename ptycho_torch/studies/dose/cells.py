@@ -14,21 +14,16 @@ import torch
 from ptycho.artifacts import StudyLayout, write_json_atomic
 from ptycho.config.study_config import StudyConfig
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.checkpoint import load_model
-from ptycho_torch.data_residual import test_object_residuals
+from ptycho_torch.model.checkpoint import load_model
+from ptycho_torch.core.residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import import_ptychi
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruction import (
-    reconstruct_test_object,
-    reconstruction_record,
-    score,
-    score_record,
-    stitch_options,
-)
+from ptycho.reconstruction import reconstruction_record, score, score_record, stitch_options
+from ptycho_torch.engine.inference import reconstruct_test_object
 from ptycho_torch.studies.common import (
     data_key,
     iterative_key,
@@ -46,8 +41,8 @@ from ptycho_torch.studies.methods import (
     refined_row,
     save_row,
 )
-from ptycho_torch.study_inputs import load_test_data
-from ptycho_torch.two_half_frc import two_half_frc
+from ptycho.inputs import load_test_data
+from ptycho.two_half_frc import two_half_frc
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +97,7 @@ def inference_row(model_id: str, model, test, cfg: StudyConfig, source: StudyMet
     rec = reconstruct_test_object(model, test, cfg.inference)
     residual, patch_residual = test_object_residuals(rec, test)
     m = reconstruction_record(model_id, "network", rec, residual, device,
+                              torch.get_num_threads(),
                               patch_residual=patch_residual, architecture=source.architecture,
                               n_parameters=source.n_parameters, epochs_completed=epochs,
                               train_time_s=source.train_time_s,

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ptycho_torch.data_residual import object_residual
+from ptycho_torch.core.residual import object_residual
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import subset_scan
 
@@ -83,7 +83,7 @@ def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 
 def heldout_residuals(scan, held: np.ndarray, objects, probe, bad_pixels=None) -> dict:
     """Residuals of each object (H, W) on the held-out patterns of a PtychiScan:
-    ``{"amplitude_mae": [...], "poisson_nll": [...]}`` (``ptycho_torch.data_residual``)."""
+    ``{"amplitude_mae": [...], "poisson_nll": [...]}`` (``ptycho_torch.core.residual``)."""
     s = scan.photon_scale
     amps = (np.sqrt(scan.patterns[held].astype(np.float64)) / s).astype(np.float32)[:, None]
     centres = scan.positions_xy[held][:, None, :]

@@ -5,8 +5,8 @@ study configuration (every study flag, generated from
 :class:`~ptycho.config.study_config.StudyConfig`) is trained once, until the largest budget; a
 Lightning callback (:class:`BudgetSnapshots`) copies the generator's ``state_dict`` to the
 CPU when training crosses each budget. After training every snapshot is loaded back,
-test object 0 is reconstructed with :func:`ptycho_torch.reconstruction.reconstruct_test_object`
-and scored with :func:`ptycho_torch.reconstruction.score` (plus the ground-truth-free data
+test object 0 is reconstructed with :func:`ptycho_torch.engine.inference.reconstruct_test_object`
+and scored with :func:`ptycho.reconstruction.score` (plus the ground-truth-free data
 residual). Nothing is retrained.
 
 Budgets (exactly one flag, a comma-separated increasing list):
@@ -55,10 +55,10 @@ from ptycho_torch.engine.data import split_indices
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.ptychi import IterativeUnavailableError, ptychi_available
-from ptycho_torch.reconstruction import reconstruct_test_object
+from ptycho_torch.engine.inference import reconstruct_test_object
 from ptycho_torch.engine.device import check_device
-from ptycho_torch.study import check_data
-from ptycho_torch.study_inputs import load_study_data
+from ptycho_torch.pipeline.study import check_data
+from ptycho.inputs import load_study_data
 from ptycho_torch.studies.learning_curve.config import (
     JSON_NAME,
     PNG_NAME,
@@ -84,7 +84,7 @@ from ptycho_torch.studies.learning_curve.scoring import (
     read_reference,
     score_reconstruction,
 )
-from ptycho_torch.threads import apply_num_threads, threads_line
+from ptycho_torch.engine.threads import apply_num_threads, threads_line
 
 __all__ = ["BudgetSnapshots", "LearningCurveConfig", "config_from_argv", "main", "parse_budgets",
            "run_learning_curve", "training_budget"]

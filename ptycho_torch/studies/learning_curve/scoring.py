@@ -11,9 +11,9 @@ import torch
 
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.data_residual import test_object_residuals, whole_object_residual
+from ptycho_torch.core.residual import test_object_residuals, whole_object_residual
 from ptycho_torch.ptychi.baseline import reconstruct_iterative
-from ptycho_torch.reconstruction import score
+from ptycho.reconstruction import score
 
 
 def _num(v) -> float:
@@ -43,7 +43,7 @@ def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True
     """Metrics of a reconstruction of test object 0 (with ground truth) and its data
     residual, as a point's fields (plus the full ``metrics`` dict). A network's
     ``data_residual`` is that of its stitched object and ``patch_residual`` that of its raw
-    patches (``ptycho_torch.data_residual.network_residuals``); an iterative object's is
+    patches (``ptycho_torch.core.residual.network_residuals``); an iterative object's is
     taken from the object itself (``network=False``)."""
     result, _ = score(rec)
     if network:

@@ -100,7 +100,7 @@ def test_gridsize2_scan_uses_every_position_once(tiny_data, tiny_data_g2):
 
 @pytest.mark.iterative
 def test_lsqml_with_known_probe_reconstructs_the_tiny_object(require_ptychi, tiny_data):
-    from ptycho_torch.reconstruction import score
+    from ptycho.reconstruction import score
     _, test = tiny_data
     rec, res = ptychi_baseline.reconstruct_iterative("lsqml", test, epochs=30, device="cpu", seed=0)
     assert rec.region == grid_region(32, 8, 5) == (12, 12, 40, 40)

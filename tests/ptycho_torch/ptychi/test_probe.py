@@ -41,7 +41,7 @@ def simulate_spiral(probe, *, n_positions=200, object_size=80, step=2.6, nphoton
                     seed=0) -> PtychoDataset:
     """A grid-lines object scanned on a Fermat spiral rounded to whole pixels (Poisson).
 
-    Whole-pixel positions make the object patches of ``ptycho_torch.object_patches`` exact, so the
+    Whole-pixel positions make the object patches of ``ptycho.geometry.patches`` exact, so the
     data residual is the model's own. ``probe`` is the probe the data are simulated with
     (it is also stored as the dataset's probe).
     """

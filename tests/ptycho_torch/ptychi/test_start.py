@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ptycho.stitching import StitchOptions
-from ptycho_torch import object_patches as object_patches_mod
+from ptycho.geometry import patches as object_patches_mod
 from ptycho_torch.ptychi import scan as ptychi_scan
 from ptycho_torch.ptychi import start as rf
 

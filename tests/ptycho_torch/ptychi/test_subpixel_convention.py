@@ -19,8 +19,8 @@ import torch
 
 from ptycho.forward import expected_intensity
 from ptycho.probes import make_probe, shift_modes
-from ptycho_torch.object_patches import subpixel_cuts
-from ptycho_torch.physics import diffraction_intensity
+from ptycho.geometry.patches import subpixel_cuts
+from ptycho_torch.core.physics import diffraction_intensity
 from ptycho_torch.ptychi import engine as ptychi_engine
 from ptycho_torch.ptychi.scan import PtychiScan
 

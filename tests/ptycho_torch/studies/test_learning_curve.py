@@ -81,8 +81,8 @@ def test_writes_json_and_png_with_a_point_per_budget(curve):
 @pytest.mark.parametrize("k", [4, 8])
 def test_snapshot_equals_the_weights_of_a_run_stopped_at_the_budget(curve, tmp_path, k):
     """The snapshot at budget k is bit-identical to a run trained with max_steps=k."""
-    from ptycho_torch.study import check_data
-    from ptycho_torch.study_inputs import load_study_data
+    from ptycho_torch.pipeline.study import check_data
+    from ptycho.inputs import load_study_data
     from ptycho_torch.engine.training import fit_model
     _, res = curve
     snap = next(s for s in res.snapshots if s.budget == k)

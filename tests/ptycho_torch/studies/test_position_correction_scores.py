@@ -11,9 +11,9 @@ from scipy.ndimage import fourier_shift, gaussian_filter
 from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.formats.study_input import read_dataset
+from ptycho.formats.readers import read_dataset
 from ptycho.probes import two_mode_probe
-from ptycho_torch import probe_update
+from ptycho_torch.pipeline import probe_update
 from ptycho_torch.studies import position_correction
 
 SHIFT = (0.4, -0.3)   # (x, y) px: where the refined object sits against the truth

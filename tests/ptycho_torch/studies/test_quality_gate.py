@@ -13,7 +13,7 @@ from ptycho_torch.studies import quality_gate as qg
 
 @pytest.mark.slow
 def test_quality_gate(tmp_path):
-    from ptycho_torch.study import run_study
+    from ptycho_torch.pipeline.study import run_study
     cfg = qg.quality_gate_config(tmp_path / "gate")
     run_study(cfg)
     metrics = json.loads((tmp_path / "gate" / "runs" / cfg.model_id / "metrics.json").read_text())

@@ -6,7 +6,7 @@ Reads the scan (this project's NPZ, upstream PtychoPINN NPZ, Ptychodus, CXI; det
 content) in the units the model was trained in (the scan-scale rule of
 :mod:`ptycho.formats.model_units`), checks that the model can take it (pattern size, probe
 size, gridsize, positions), predicts every pattern of scan 0 in batches through the model's
-``forward_predict`` (``ptycho_torch.reconstruction.reconstruct_test_object``, which calls
+``forward_predict`` (``ptycho_torch.engine.inference.reconstruct_test_object``, which calls
 ``ptycho_torch.engine.inference.predict_patches`` with the batch size of ``--infer-batch-size``),
 stitches the patches at their scan positions and writes into ``--output-dir``:
 
@@ -23,7 +23,7 @@ stitches the patches at their scan positions and writes into ``--output-dir``:
 
 Every refusal is one line naming the file and key (exit 2), before any work: ``--refine
 lsqml`` needs Pty-chi importable, and the stitching must fit in memory and inside the
-ground truth (:mod:`ptycho_torch.stitch_preflight`). The files are written into a
+ground truth (:mod:`ptycho_torch.pipeline.stitch_preflight`). The files are written into a
 temporary folder that becomes ``--output-dir`` only when everything succeeded
 (:func:`ptycho.artifacts.atomic_dir`): a failure or an interruption (exit 130 / 143)
 leaves it absent, or as it was.
@@ -36,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ptycho.artifacts import StudyLayout, atomic_dir, write_json_atomic
 from ptycho.config.config import InferenceConfig
@@ -46,21 +47,18 @@ from ptycho.formats import write_product
 from ptycho.formats.model_units import check_parseval, read_in_model_units
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.checkpoint import load_model
-from ptycho_torch.data_residual import test_object_residuals
+from ptycho_torch.model.checkpoint import load_model
+from ptycho_torch.core.residual import test_object_residuals
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.outputs import check_dir_target
-from ptycho_torch.polish import polish_with_lsqml
-from ptycho_torch.precision import check_precision
+from ptycho_torch.pipeline.polish import polish_with_lsqml
+from ptycho_torch.core.precision import check_precision
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
-from ptycho_torch.reconstruction import (
-    reconstruct_test_object,
-    reconstruction_record,
-    save_reconstruction,
-)
-from ptycho_torch.stitch_preflight import check_stitching
-from ptycho_torch.two_half_frc import two_half_frc
-from ptycho_torch.threads import apply_num_threads, threads_line
+from ptycho.reconstruction import reconstruction_record, save_reconstruction
+from ptycho_torch.engine.inference import reconstruct_test_object
+from ptycho_torch.pipeline.stitch_preflight import check_stitching
+from ptycho.two_half_frc import two_half_frc
+from ptycho_torch.engine.threads import apply_num_threads, threads_line
 
 log = logging.getLogger(__name__)
 OUTPUT_FILES = ("recon.npz", "product-out.h5", "metrics.json", "reconstruction.png")
@@ -83,7 +81,7 @@ def check_scan(model, data, path: str) -> None:
 
 
 def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> StudyMetrics:
-    """Everything :mod:`ptycho_torch.reconstruct` describes; returns the metrics record.
+    """Everything :mod:`ptycho_torch.pipeline.reconstruct` describes; returns the metrics record.
 
     Every check runs first (output directory, Pty-chi for ``--refine``, device, checkpoint,
     scan, stitching); the files are written into a temporary folder that becomes
@@ -122,6 +120,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         save_reconstruction(tmp / "recon.npz", rec, scan=data)
         _write_product(tmp / "product-out.h5", cfg, data, sub, rec)
         m = reconstruction_record("reconstruction", "network", rec, residual, device,
+                                  torch.get_num_threads(),
                                   patch_residual=patch_residual,
                                   architecture=model.model_config.architecture,
                                   normalisation=data.metadata.get("normalisation"),
@@ -157,6 +156,7 @@ def _write_polished(cfg: ReconstructConfig, tmp: Path, out: Path, sub, polished,
     save_reconstruction(folder / "recon.npz", rec, scan=refined)
     _write_product(tmp / "product-out.h5", cfg, refined, sub, rec)
     r = reconstruction_record("reconstruction+lsqml", "refined", rec, residual, device,
+                              torch.get_num_threads(),
                               engine="lsqml", epochs_completed=cfg.refine_epochs,
                               initialized_from="reconstruction",
                               note=f"Pty-chi LSQML from the network's object, object and probe "

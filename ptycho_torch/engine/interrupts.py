@@ -8,7 +8,7 @@ folders are removed, ``metrics.json`` is never written) and ends the command wit
 says how to continue it. Lightning's own SIGTERM handler, installed while it trains, calls
 the one installed here after its own; a SIGTERM that reaches Lightning without it (a study
 run from Python) ends training with its ``SIGTERMException``, which
-:func:`ptycho_torch.study.train_study_model` turns into :class:`Interrupted` too.
+:func:`ptycho_torch.pipeline.study.train_study_model` turns into :class:`Interrupted` too.
 """
 from __future__ import annotations
 

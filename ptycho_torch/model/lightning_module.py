@@ -13,11 +13,11 @@ import torch
 
 from ptycho.config.config import DataConfig, ModelConfig, TrainingConfig
 from ptycho.config.probe_config import ProbeConfig
-from ptycho_torch import losses, overlap, physics
-from ptycho_torch.precision import autocast, float32_island
+from ptycho_torch.core import losses, overlap, physics
+from ptycho_torch.core.precision import autocast, float32_island
 from ptycho_torch.generators import build_generator
 from ptycho_torch.generators.layers import to_channels_last
-from ptycho_torch.learned_probe import LearnedProbe
+from ptycho_torch.core.learned_probe import LearnedProbe
 
 
 class PtychoPINN_Lightning(L.LightningModule):
@@ -25,7 +25,7 @@ class PtychoPINN_Lightning(L.LightningModule):
 
     Args are the configs (or their ``to_dict()`` forms, as restored by
     ``load_from_checkpoint``). The forward operator is ``self.physics``, a
-    :class:`~ptycho_torch.physics.FarFieldPtychography` holding the probe ((N, N), or
+    :class:`~ptycho_torch.core.physics.FarFieldPtychography` holding the probe ((N, N), or
     (modes, N, N) with ``data_config.probe_modes`` modes) as a buffer saved with the
     weights; set it with :meth:`set_probe`. ``self.valid_mask`` ((N, N), 1 = measured) is
     the detector mask the loss uses (all ones unless bad pixels are set with
@@ -54,7 +54,7 @@ class PtychoPINN_Lightning(L.LightningModule):
         n, k = self.model_config.N, self.data_config.probe_modes
         shape = (n, n) if k == 1 else (k, n, n)
         self.physics = physics.FarFieldPtychography(torch.ones(shape, dtype=torch.complex64))
-        # probe_update="learn": a trainable probe correction (ptycho_torch.learned_probe)
+        # probe_update="learn": a trainable probe correction (ptycho_torch.core.learned_probe)
         self.learned_probe = (LearnedProbe(self.physics.probe)
                               if self.probe_config.probe_update == "learn" else None)
         self.register_buffer("valid_mask", torch.ones(n, n))
@@ -81,7 +81,7 @@ class PtychoPINN_Lightning(L.LightningModule):
         is constructed or called), whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says. A
         file holding other Python objects raises ``pickle.UnpicklingError``;
         ``weights_only=False`` unpickles it in full (it can run code: only for a trusted
-        file; :func:`ptycho_torch.checkpoint.load_model` is the checked way)."""
+        file; :func:`ptycho_torch.model.checkpoint.load_model` is the checked way)."""
         return super().load_from_checkpoint(checkpoint_path, map_location=map_location,
                                             hparams_file=hparams_file, strict=strict,
                                             weights_only=bool(weights_only), **kwargs)
@@ -126,7 +126,7 @@ class PtychoPINN_Lightning(L.LightningModule):
     def set_scan_geometry(self, coords_nominal) -> None:
         """Fix the overlap constraint's canvas for a scan (its ``coords_nominal``, the
         (x, y) offsets of every group, NumPy or tensor): computed once here on the host
-        (:func:`ptycho_torch.overlap.overlap_region_size`) instead of twice per step from
+        (:func:`ptycho_torch.core.overlap.overlap_region_size`) instead of twice per step from
         each batch. Every batch then passed must come from that scan."""
         self.overlap_region_size = overlap.overlap_region_size(coords_nominal,
                                                                self.model_config.N)

@@ -7,12 +7,12 @@ Conventions:
 * A centre is rounded to the nearest pixel with ``floor(c + 0.5)`` (halves round up), and
   the patch covers rows ``y - N//2 .. y - N//2 + N - 1`` and columns
   ``x - N//2 .. x - N//2 + N - 1`` of the object (the same placement as the stitching in
-  :func:`ptycho_torch.overlap.merge_patches`, whose patch centre is ``N//2``).
+  :func:`ptycho_torch.core.overlap.merge_patches`, whose patch centre is ``N//2``).
 * :func:`subpixel_cuts` is the cut of the far-field model at a sub-pixel centre, the one
   the simulators use (:func:`ptycho.forward.expected_intensity`): the patch starts at the
   integer corner ``floor(c - N//2)`` and the probe is moved by the fractional rest
   ``f = (c - N//2) - floor(c - N//2)`` in ``[0, 1)``, ``P(r - f)``. Data residuals of a whole
-  object use it (:func:`ptycho_torch.data_residual.object_residual`). For integer centres it
+  object use it (:func:`ptycho_torch.core.residual.object_residual`). For integer centres it
   equals the rounded cut with ``f = 0``.
 * Pixels of a patch that fall outside the object are **zero**; they are not copied from
   the nearest edge pixel. :func:`edge_patterns` counts the patterns that reach past the

@@ -5,9 +5,9 @@ with the same far-field operator as training; the predicted amplitudes are compa
 the measured ones over the measured detector pixels (bad pixels excluded, as in training):
 
 - ``amplitude_mae``: ``sum|A_pred - A_meas| / sum A_meas`` over the whole scan, i.e.
-  :func:`ptycho_torch.losses.normalized_amplitude_mae` of the scan as one batch;
-- ``poisson_nll``: :func:`ptycho_torch.losses.poisson_nll` of the scan as one batch: the
-  mean over measured pixels of :func:`ptycho_torch.losses.poisson_nll_terms` divided by
+  :func:`ptycho_torch.core.losses.normalized_amplitude_mae` of the scan as one batch;
+- ``poisson_nll``: :func:`ptycho_torch.core.losses.poisson_nll` of the scan as one batch: the
+  mean over measured pixels of :func:`ptycho_torch.core.losses.poisson_nll_terms` divided by
   ``m``, the mean measured count over the measured pixels of the whole scan.
 
 Both are the training losses' own formulas, summed batch by batch with ``m`` fixed for the
@@ -19,7 +19,7 @@ A network row reports two residuals (:func:`network_residuals`):
 - ``data_residual``: of the **delivered object**, the stitched reconstruction (the whole
   stitched canvas, saved in ``recon.npz`` as ``stitched``, of which ``reconstruction`` is
   the scored region): its N x N patches at the scan positions (zero at pixels no stitched
-  patch reached, and outside the canvas, :mod:`ptycho_torch.object_patches`), times one
+  patch reached, and outside the canvas, :mod:`ptycho.geometry.patches`), times one
   complex scale fitted to the network's patches (stitching may average or rescale; a
   constant factor is not a defect of the object), :func:`exit_wave_scale`: least squares
   weighted by the probe's intensity, since only the exit wave is measured. Unweighted over
@@ -32,7 +32,7 @@ A network row reports two residuals (:func:`network_residuals`):
 
 A whole object (the stitched canvas, a Pty-chi object, the ground truth) is scored with
 :func:`object_residual`: at a sub-pixel scan position the object is cut at the integer
-corner and the probe moved by the fractional rest (:func:`ptycho_torch.object_patches.
+corner and the probe moved by the fractional rest (:func:`ptycho.geometry.patches.
 subpixel_cuts`), the far-field model the simulators use, so the true object of a simulated
 scan reaches the noise floor at any positions. Cutting at the rounded centre instead
 misplaces each pattern by up to half a pixel: on 300 patterns of the run-1084 benchmark at
@@ -43,9 +43,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ptycho_torch.losses import poisson_nll_terms
-from ptycho_torch.object_patches import object_patches, subpixel_cuts
-from ptycho_torch.physics import FarFieldPtychography, diffraction_intensity
+from ptycho_torch.core.losses import poisson_nll_terms
+from ptycho.geometry.patches import object_patches, subpixel_cuts
+from ptycho_torch.core.physics import FarFieldPtychography, diffraction_intensity
 
 
 def _shifted_amplitude(modes: torch.Tensor, obj: torch.Tensor, shifts: np.ndarray) -> torch.Tensor:
@@ -158,7 +158,7 @@ def network_residuals(rec, sub, probe: np.ndarray, *, photon_scale: float = 1.0,
                       bad_pixels: np.ndarray | None = None) -> tuple[dict, dict]:
     """``(data_residual, patch_residual)`` of a network reconstruction (module docstring).
 
-    ``rec``: a :class:`ptycho_torch.reconstruction.Reconstruction` (``canvas`` the stitched object
+    ``rec``: a :class:`ptycho.reconstruction.Reconstruction` (``canvas`` the stitched object
     with its ``canvas_covered`` mask, placed at ``canvas_origin`` (row, col) of the object
     frame; without a canvas, ``recon`` placed at ``region`` = (row0, col0, height, width);
     ``patches`` the raw patches in scan order); ``sub``: the scored patterns (``centres``

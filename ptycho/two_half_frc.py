@@ -27,7 +27,7 @@ import numpy as np
 from ptycho.config.config import InferenceConfig
 from ptycho.frc import frc_crossings, frc_curve
 from ptycho.stitching import canvas_for_positions, covered_box, stitch
-from ptycho_torch.reconstruction import stitch_options
+from ptycho.reconstruction import stitch_options
 
 MIN_SIDE = 16
 

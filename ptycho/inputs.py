@@ -35,7 +35,7 @@ from ptycho.datagen.grid_lines import spec_for
 from ptycho.datagen.grid_lines_files import simulate_grid_lines
 from ptycho.dataset import PtychoDataset
 from ptycho.formats.model_units import read_in_model_units, total_intensity
-from ptycho.formats.study_input import read_dataset, read_probe
+from ptycho.formats.readers import read_dataset, read_probe
 from ptycho.probe_scaling import scale_probe
 from ptycho.probes import scale_to_patterns
 

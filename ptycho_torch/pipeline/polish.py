@@ -17,13 +17,13 @@ from dataclasses import replace
 
 from ptycho.config.config import InferenceConfig
 from ptycho.dataset import PtychoDataset
-from ptycho_torch.data_residual import whole_object_residual
+from ptycho_torch.core.residual import whole_object_residual
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, PtychiRun
 from ptycho_torch.ptychi.probe import dataset_probe, default_batch_size
 from ptycho_torch.ptychi.scan import scan_for_ptychi
 from ptycho_torch.ptychi.start import start_from_patches
-from ptycho_torch.reconstruction import Reconstruction, stitch_options
+from ptycho.reconstruction import Reconstruction, stitch_options
 
 log = logging.getLogger(__name__)
 

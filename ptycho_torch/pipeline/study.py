@@ -28,8 +28,8 @@ from ptycho.probes import probe_fill
 from ptycho.plotting import save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.config_factory import data_config_from
-from ptycho_torch.data_residual import data_residual, test_object_residuals
+from ptycho_torch.engine.data import data_config_from
+from ptycho_torch.core.residual import data_residual, test_object_residuals
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import input_scale_from, split_indices
 from ptycho_torch.engine.device import check_device
@@ -38,8 +38,8 @@ from ptycho_torch.engine.loggers import check_logger
 from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, prepare_output, start_work
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
-from ptycho_torch.interrupts import Interrupted
-from ptycho_torch.probe_update import (
+from ptycho_torch.engine.interrupts import Interrupted
+from ptycho_torch.pipeline.probe_update import (
     compare_with_lsqml,
     model_probe_config,
     poisson_floor_mae,
@@ -49,18 +49,18 @@ from ptycho_torch.probe_update import (
     scored_at_corrected_positions,
     warn_learned_probe,
 )
-from ptycho_torch.stitch_preflight import check_stitching
-from ptycho_torch.study_inputs import load_study_data
-from ptycho_torch.two_half_frc import two_half_frc
-from ptycho_torch.reconstruction import (
+from ptycho_torch.pipeline.stitch_preflight import check_stitching
+from ptycho.inputs import load_study_data
+from ptycho.two_half_frc import two_half_frc
+from ptycho.reconstruction import (
     Reconstruction,
     grid_geometry,
-    reconstruct_test_object,
     reconstruction_record,
     save_reconstruction,
     score,
 )
-from ptycho_torch.threads import apply_num_threads, threads_line
+from ptycho_torch.engine.inference import reconstruct_test_object
+from ptycho_torch.engine.threads import apply_num_threads, threads_line
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,8 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
     """The metrics record of a trained network's reconstruction (scores added later)."""
     h = fit.history
     return reconstruction_record(
-        cfg.model_id, "network", rec, residual, device, architecture=cfg.model.architecture,
+        cfg.model_id, "network", rec, residual, device, torch.get_num_threads(),
+        architecture=cfg.model.architecture,
         n_parameters=count_parameters(fit.model.generator),
         epochs_completed=len(h.get("epoch", [])), steps_completed=fit.steps_completed,
         epochs_trained=fit.epochs_trained, stop_reason=fit.stop_reason,

@@ -1,7 +1,7 @@
 """Differentiable far-field ptychography forward model (the operator training and scoring use).
 
-The losses are in :mod:`ptycho_torch.losses`, the gridsize > 1 overlap constraint in
-:mod:`ptycho_torch.overlap`.
+The losses are in :mod:`ptycho_torch.core.losses`, the gridsize > 1 overlap constraint in
+:mod:`ptycho_torch.core.overlap`.
 
 Conventions (stated once for the whole project in ``ptycho/dataset.py`` and ``docs/design.md``):
 

@@ -3,7 +3,7 @@
 Both take predicted and observed amplitudes of equal shape (``(B, C, N, N)``) and an
 optional ``(N, N)`` detector mask (1 = measured), and average over the measured pixels
 only: a bad pixel contributes nothing (it is not a zero measurement).
-:func:`ptycho_torch.data_residual.data_residual` sums the same terms over a whole scan.
+:func:`ptycho_torch.core.residual.data_residual` sums the same terms over a whole scan.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def poisson_nll_terms(pred_amp: Tensor, obs_amp: Tensor, photon_scale: float | T
 
     ``mean_count`` is ``m``, the mean observed count over the measured pixels of the whole
     set the loss is taken over (one batch for training, the whole scan for
-    :func:`ptycho_torch.data_residual.data_residual`); ``poisson_nll`` is the masked mean of
+    :func:`ptycho_torch.core.residual.data_residual`); ``poisson_nll`` is the masked mean of
     these terms divided by ``m``. The observed counts are detached.
     """
     s2 = photon_scale * photon_scale

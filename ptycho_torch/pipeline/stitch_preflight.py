@@ -1,6 +1,6 @@
 """The stitching of a scan's test object, checked before any work starts.
 
-:func:`ptycho_torch.reconstruction.stitch_test_object` places every patch of object 0 on a
+:func:`ptycho.reconstruction.stitch_test_object` places every patch of object 0 on a
 canvas after training (a study) or after inference (``ptycho-reconstruct``). Two ways it
 could fail there are refused here instead, in one line naming the file: a canvas whose
 stitching would not fit in memory (:func:`ptycho.stitching.regions.check_canvas_memory`:

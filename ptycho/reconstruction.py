@@ -4,7 +4,7 @@
 an iterative engine gives for test object 0: the object clipped to the one scored region
 (:func:`scored_region`), the ground truth clipped alike, the raw patches, the whole
 stitched canvas and the timings. :func:`score` applies the ground-truth metrics;
-:func:`save_reconstruction` writes ``recon.npz``. ``ptycho_torch.study`` (the pipeline),
+:func:`save_reconstruction` writes ``recon.npz``. ``ptycho_torch.pipeline.study`` (the pipeline),
 the Pty-chi adapter and the studies build on it; it imports none of them.
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ptycho.artifacts import save_npz_atomic
 from ptycho.config.config import InferenceConfig
@@ -31,7 +30,6 @@ from ptycho.stitching import (
     scan_region,
     stitch,
 )
-from ptycho_torch.engine.inference import predict_patches
 
 
 @dataclass
@@ -105,33 +103,6 @@ def stitch_weights(inference: InferenceConfig, probe) -> np.ndarray | None:
     if inference.stitch_weighting == "uniform":
         return None
     return probe_weights(probe)
-
-
-def forward_probe(model, test: PtychoDataset) -> np.ndarray:
-    """The probe ``model``'s forward model uses now (learned or refined included), or the
-    test scan's probe for a model that does not say."""
-    current = getattr(model, "current_probe", None)
-    if callable(current):
-        return current().detach().cpu().numpy()
-    return np.asarray(test.probe)
-
-
-def reconstruct_test_object(model, test: PtychoDataset, inference: InferenceConfig,
-                            object_index: int = 0) -> Reconstruction:
-    """Predict object ``object_index``'s patterns in batches and stitch them
-    (:func:`stitch_test_object`, weighted by the model's own probe with
-    ``stitch_weighting="probe"``)."""
-    sub = test.select(test.object_selection(object_index))
-    sizes = [int(inference.infer_batch_size)]
-    t0 = time.perf_counter()
-    patches = predict_patches(model, sub, inference.infer_batch_size,
-                              on_batch_size_change=sizes.append)
-    probe = forward_probe(model, test) if inference.stitch_weighting == "probe" else None
-    rec = stitch_test_object(patches, test, inference, object_index, probe=probe)
-    rec.inference_time_s = time.perf_counter() - t0 - rec.stitch_time_s
-    rec.infer_batch_size = sizes[-1]
-    rec.precision = getattr(model, "precision", None)
-    return rec
 
 
 def stitch_test_object(patches: np.ndarray, test: PtychoDataset, inference: InferenceConfig,
@@ -232,10 +203,11 @@ def save_reconstruction(path: Path, rec: Reconstruction, scan: PtychoDataset | N
 
 
 def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residual: dict,
-                          device: str, **fields) -> StudyMetrics:
+                          device: str, torch_threads: int, **fields) -> StudyMetrics:
     """The metrics record of any row (network, iterative, refined, reconstruction): what
     the reconstruction ``rec`` says (region, stitching, inference counts and times) and its
-    data residual, plus the row kind's own ``fields`` (which win). Scores are added by
+    data residual, the device and CPU thread count it ran with, plus the row kind's own
+    ``fields`` (which win). Scores are added by
     :func:`score_record`."""
     return StudyMetrics(**{
         "model_id": model_id, "kind": kind, "ground_truth": rec.ground_truth is not None,
@@ -244,7 +216,7 @@ def reconstruction_record(model_id: str, kind: str, rec: Reconstruction, residua
         "inference_patterns_per_s": (rec.n_patterns / rec.inference_time_s  # None: no
                                      if rec.inference_time_s > 0 else None),  # prediction ran
         "infer_batch_size_used": rec.infer_batch_size, "stitch_time_s": rec.stitch_time_s,
-        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "device": str(device), "torch_threads": torch_threads,
         "precision": rec.precision, **fields})
 
 
