@@ -6,7 +6,7 @@
 #   3. a short paper-preset study (N=128, Hybrid, 1 epoch on 2 000 training patterns),
 #   4. network vs Pty-chi LSQML on that study's test scan (network side only when the
 #      optional extra 'iterative' is not installed),
-#   5. the reference's quality gate (python -m ptycho_torch.quality_gate: Hybrid, N=128,
+#   5. the reference's quality gate (python -m ptycho_torch.studies.quality_gate: Hybrid, N=128,
 #      5 epochs on one object of 4 489 patterns; amplitude SSIM >= 0.84, phase SSIM >= 0.94;
 #      fails the step on FAIL). Last, so a session that runs out of time keeps steps 1-4;
 #      QUALITY_GATE=0 skips it.
@@ -82,7 +82,7 @@ step bench_recon_vs_ptychi 60 "$PY" scripts/benchmarks/reconstruct_vs_ptychi.py 
     --study-dir "$RESULTS/study_paper" --model-id pinn_hybrid --epochs 100 \
     --json "$RESULTS/bench_recon_vs_ptychi.json"
 if [ "${QUALITY_GATE:-1}" != "0" ]; then
-    step quality_gate 420 "$PY" -m ptycho_torch.quality_gate --device cuda --overwrite \
+    step quality_gate 420 "$PY" -m ptycho_torch.studies.quality_gate --device cuda --overwrite \
         --output-dir "$RESULTS/quality_gate"
 fi
 
