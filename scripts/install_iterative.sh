@@ -9,7 +9,7 @@
 # wheels are CUDA builds that do not import beside a CPU torch and then break 'import
 # lightning'; ptycho_torch/ptychi/_torchvision.py supplies the one torchvision function
 # Pty-chi imports. pip then reports that ptychi requires torchvision (and mypy): expected, the
-# exit status is 0 (docs/studies.md, "Installing Pty-chi").
+# exit status is 0 (docs/guide/quickstart.md, "Installing Pty-chi").
 set -euo pipefail
 PYTHON="${PYTHON:-python}"
 TORCH_VERSION="$("$PYTHON" -c 'import torch; print(torch.__version__.split("+")[0])')"

@@ -47,7 +47,7 @@ def require_ptychi():
     try:
         ptychi.import_ptychi()
     except ptychi.IterativeUnavailableError as err:
-        pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/studies.md): {err}")
+        pytest.fail(f"tests marked 'iterative' need Pty-chi (install route: docs/guide/quickstart.md): {err}")
 
 
 def _write_layouts(scan, d: Path) -> dict:

@@ -7,14 +7,15 @@ from ptycho.config.choices import PRESETS
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import check_choice
 
-# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/studies.md):
+# Preset values (flat); explicit values win. Measured on the 2-core CPU (docs/results/):
 # quick = a width-8 Hybrid for 7 epochs (a budget in steps, so a seed gives the same result on
 # a busy machine; width 8 for 7 epochs beat width 16 for 4 at equal compute; no wall-clock
 # cap: one stopped a seed at 5230 of 5733 steps on a loaded CPU). On a file, the probe and
 # the positions are estimates (probe_update auto: LSQML with Pty-chi, positions corrected,
 # else a learned probe) and a small scan trains at least 2000 steps (the grid-lines study's
 # 7 epochs are 5733 steps; on the N = 128, 500-pattern benchmark 2000 steps against 1000
-# took the residual from 1.22x to 1.18x LSQML's, mean of seeds 1, 7, 42, docs/data.md).
+# took the residual from 1.22x to 1.18x LSQML's, mean of seeds 1, 7, 42: docs/results/
+# 2026-12-realistic-benchmark.md).
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "none": {},
     "quick": dict(architecture="hybrid", fno_width=8, fno_modes=12, fno_blocks=4,

@@ -1,7 +1,7 @@
 """The probe and the scan positions as estimates: how a study improves them.
 
 A file's probe is a model or an earlier reconstruction, and its positions are what the
-stage encoders said; both are estimates (docs/data.md, "Probe and positions"). The routes:
+stage encoders said; both are estimates (docs/guide/own-scan.md, "Probe and positions"). The routes:
 
 * ``lsqml``: before training, Pty-chi LSQML refines object and probe on the training scan
   (``--refine-probe-epochs`` epochs, 50 when not given), and the positions too when they

@@ -22,11 +22,11 @@ class ReconstructConfig(Record):
     """Reconstruct a scan with a trained model (``ptycho-reconstruct``)."""
 
     checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
-    data: str = _f("", "the scan to reconstruct: any supported file (see docs/data.md)")
+    data: str = _f("", "the scan to reconstruct: any supported file (see docs/reference/formats.md)")
     output_dir: str = _f("outputs/reconstruction", "directory that receives recon.npz, "
                          "product-out.h5, metrics.json and the PNGs")
     data_unit: str = _f("auto", "unit of the patterns in --data: detector counts or amplitudes "
-                        "(auto: the rule in docs/data.md)", choices=DATA_UNITS)
+                        "(auto: the rule in docs/reference/formats.md)", choices=DATA_UNITS)
     cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
                                    "Ptychodus's sign (object pixel = +translation / pixel); -1 "
                                    "for files written with the opposite sign",

@@ -24,7 +24,7 @@ class RunConfig(Record):
     test_npz: Optional[str] = _f(None, "scan to reconstruct (any supported file; default: the "
                                  "training scan); ground truth, when present, is scored")
     data_unit: str = _f("auto", "unit of the patterns in --train-npz/--test-npz: detector "
-                        "counts or amplitudes (auto: the rule in docs/data.md)",
+                        "counts or amplitudes (auto: the rule in docs/reference/formats.md)",
                         choices=DATA_UNITS)
     cxi_translation_sign: int = _f(1, "CXI files only: 1 reads the translations with "
                                    "Ptychodus's sign (object pixel = +translation / pixel); -1 "
@@ -33,7 +33,7 @@ class RunConfig(Record):
     probe_npz: Optional[str] = _f(None, "the probe of this file (any supported format): it "
                                   "simulates the data instead of the synthetic aperture, or "
                                   "replaces the probe of --train-npz / --test-npz, scaled to "
-                                  "each scan's mean total intensity (docs/data.md)")
+                                  "each scan's mean total intensity (docs/guide/own-scan.md)")
     probe_scale_mode: str = _f("pad", "how --probe-npz's probe is made N x N: pad (zero-pad), "
                                "pad_preserve (smooth, zero-pad), pad_extrapolate (edge-pad the "
                                "amplitude, fitted quadratic phase, smooth; the reference's) or "

@@ -1,7 +1,7 @@
 """A small, physically exact Fermat-spiral ptychography simulator.
 
 Used by the format tests (its scans are written in each layout by the writers of
-:mod:`ptycho.formats`, ``docs/data.md``). numpy only.
+:mod:`ptycho.formats`, ``docs/reference/formats.md``). numpy only.
 
 Forward model (far field, unitary FFT, DC at the centre):
 

@@ -75,7 +75,7 @@ def scan_scale(path: str, key: str, probe: np.ndarray, model_probe: np.ndarray) 
     if not (math.isfinite(have) and have > 0):
         raise fail(path, key, f"has total intensity {have!r}",
                    "a probe with intensity, in the patterns' units: it relates them to the "
-                   "model's units, docs/data.md")
+                   "model's units, docs/reference/formats.md")
     return math.sqrt(have / want)
 
 

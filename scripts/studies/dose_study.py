@@ -11,7 +11,7 @@ Pty-chi, at the fixed epochs and at the epoch chosen by a held-out data residual
 (method, dose) cell has its own folder ``<output-dir>/dose_<value>/``; running the same
 command again reuses the finished cells. Writes dose_study.md / .json / .png and
 dose_grid.png. The work is done by ``ptycho_torch.studies.dose`` (entry point
-``ptycho-dose-study``); see docs/studies.md. Bad input: one line on stderr, exit code 2.
+``ptycho-dose-study``); see docs/guide/studies.md. Bad input: one line on stderr, exit code 2.
 """
 from __future__ import annotations
 

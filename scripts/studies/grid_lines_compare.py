@@ -9,7 +9,7 @@ Every study flag applies to every architecture (the flags are generated from
 ``--iterative-epochs`` and ``--iterative-batch-size``. Writes ``comparison.md`` / ``.json``
 / ``.png`` under ``--output-dir``; finished studies with the same settings are reused, so an
 interrupted comparison continues when the same command is run again. The work is done by
-``ptycho_torch.studies.comparison`` (entry point ``ptycho-compare``); see docs/studies.md.
+``ptycho_torch.studies.comparison`` (entry point ``ptycho-compare``); see docs/guide/studies.md.
 Bad input: one line on stderr, exit code 2, nothing written.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@
 
 Every study flag applies; the budget (--budget-minutes, --budget-steps or --budget-epochs)
 sets the training length. Writes learning_curve.json / .png under --output-dir. The work is
-done by ``ptycho_torch.studies.learning_curve``; see docs/studies.md. Bad input: one line on
+done by ``ptycho_torch.studies.learning_curve``; see docs/guide/studies.md. Bad input: one line on
 stderr, exit code 2.
 """
 from __future__ import annotations

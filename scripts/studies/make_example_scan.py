@@ -21,7 +21,7 @@ for the scan: centred on it, the probe's width beyond it), a CXI file (``scan.cx
 ``--from``, this project's dataset NPZ with the true object as ground truth
 (``dataset.npz``: studies of it report SSIM / PSNR against the truth). ``truth.npz`` holds
 the object, the true and the written positions, and the probe. The geometry is the
-conventional one of docs/data.md, not measured.
+conventional one of docs/reference/formats.md, not measured.
 """
 from __future__ import annotations
 

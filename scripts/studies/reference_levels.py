@@ -7,7 +7,7 @@
 Prints the reconstructions' metrics next to a flat object, the true amplitude with zero
 phase and the ground truth blurred by 1, 2 and 4 px; with --test-npz also the training
 loss of the true object and of its amplitude with zero phase. The work
-is done by ``ptycho_torch.studies.reference_levels``; see docs/studies.md. Bad input: one line on
+is done by ``ptycho_torch.studies.reference_levels``; see docs/guide/studies.md. Bad input: one line on
 stderr, exit code 2.
 """
 from __future__ import annotations

@@ -74,7 +74,7 @@ def test_a_probe_that_cannot_relate_the_units_is_refused(layouts, tmp_path):
         read_in_model_units(path, model_probe)
     assert str(err.value) == (f"dataset '{path}': key 'probeGuess' has total intensity 0.0 "
                               "(expected a probe with intensity, in the patterns' units: it "
-                              "relates them to the model's units, docs/data.md)")
+                              "relates them to the model's units, docs/reference/formats.md)")
     # a probe 1000x too weak for its counts: by Parseval no object gives these patterns
     weak = str(write_ptychopinn_npz(tmp_path / "weak.npz", replace(scan, probe=scan.probe / 1000)))
     data, scale = read_in_model_units(weak, model_probe)

@@ -1,6 +1,6 @@
 """An interrupted study exits non-zero: 130 for SIGINT (Ctrl-C), 143 = 128 + 15 for SIGTERM
 (``kill``, a batch system's time limit), with the resume message and no metrics.json, so a
-batch system never records a killed run as a success (docs/reliability.md, exit codes)."""
+batch system never records a killed run as a success (docs/reference/reliability.md, exit codes)."""
 from __future__ import annotations
 
 import os

@@ -1,5 +1,5 @@
 """Late failures turned into refusals before any work, and output folders that a failure
-leaves as they were (docs/reliability.md, sections 1 and 2).
+leaves as they were (docs/reference/reliability.md, sections 1 and 2).
 
 ``ptycho-reconstruct``: ``--refine lsqml`` without Pty-chi is refused in one line; a
 failure (or SIGTERM) while polishing leaves ``--output-dir`` absent or byte for byte as it

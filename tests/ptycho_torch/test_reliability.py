@@ -1,4 +1,4 @@
-"""Reliability of the grid-lines runner (docs/reliability.md).
+"""Reliability of the grid-lines runner (docs/reference/reliability.md).
 
 Every row of the bad-input table is refused through the CLI entry point
 ``grid_lines_torch_runner.main(argv)``: exit code 2, exactly one ``error:`` line on

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.ptychodus
 SOURCE = REPO / "data" / "run1084_recon3_postPC.npz"
 N = 64
 N_POSITIONS = 200
-# Two epochs of Ptychodus' default network; docs/ptychodus.md has the 30-epoch figures.
+# Two epochs of Ptychodus' default network; docs/results/2026-12-ptychodus.md has the 30-epoch figures.
 MIN_PHASE_CORRELATION = 0.8
 
 
