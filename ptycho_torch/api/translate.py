@@ -18,7 +18,7 @@ ptychopinn-torch (allowed: ...)``). Each setting is in one of four classes:
 ``x_bounds`` / ``y_bounds`` (``Translation.bounds``) select the training positions, as
 upstream: only positions inside those fractions of the scan's x and y ranges train
 (:func:`ptycho_torch.api.inputs.select_in_bounds`); every position is reconstructed.
-``docs/ptychodus.md`` has the table. Nothing here reads data; the pattern size is checked
+``docs/guide/ptychodus.md`` has the table. Nothing here reads data; the pattern size is checked
 against ``model_size`` when the data are read.
 """
 from __future__ import annotations

@@ -94,7 +94,7 @@ def warn_learned_probe(cfg: StudyConfig, route: str) -> None:
     two patches together), so a learned probe is weakly determined: say so, once."""
     if route == "learn" and cfg.model.gridsize == 1:
         log.warning("probe update (learn) at gridsize 1: each patch can absorb the probe's "
-                    "error, so the learned probe moves little (docs/data.md, 'Probe and "
+                    "error, so the learned probe moves little (docs/guide/own-scan.md, 'Probe and "
                     "positions'); --probe-update lsqml (the 'iterative' extra) corrects it")
 
 

@@ -231,7 +231,7 @@ def _read_scan(cfg: ReconstructConfig, model, inference: InferenceConfig):
     if not 0.25 <= r <= 4:
         log.warning("the scan's amplitudes are %.2gx those the model was trained on, with its "
                     "probe at the model's intensity; check the unit (--data-unit) and the "
-                    "normalisation (docs/data.md)", r)
+                    "normalisation (docs/reference/formats.md)", r)
     return data
 
 

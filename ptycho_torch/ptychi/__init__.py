@@ -17,7 +17,7 @@ broken torchvision also breaks ``import lightning`` (torchmetrics imports it). W
 torchvision is not installed at all, :func:`import_ptychi` imports Pty-chi with a
 stand-in ``GaussianBlur`` (:mod:`._torchvision`: same kernel and reflect padding as
 torchvision's) placed in ``sys.modules`` only for the duration of that import. See
-docs/studies.md for the install routes and
+docs/guide/quickstart.md ("Installing Pty-chi") for the install routes and
 ``scripts/install_iterative.sh`` for the one command.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def import_ptychi():
                         f"torchvision is installed but does not import next to this torch "
                         f"({_first_line(err)}); install the torchvision build that matches "
                         "torch (CPU torch: the CPU wheel), or uninstall torchvision to use the "
-                        "built-in stand-in; see docs/studies.md") from None
+                        "built-in stand-in; see docs/guide/quickstart.md") from None
         ctx = torchvision_stand_in() if tv_state == "absent" else contextlib.nullcontext()
         try:
             with ctx:

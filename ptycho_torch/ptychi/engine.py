@@ -68,7 +68,7 @@ class PtychiOptions:
     ``tests/ptycho_torch/ptychi/test_probe.py``; 2.0 and 1.0 px moved it to 0.73 px in 200,
     16 and 1.0 px to 0.53 px. On the 1087 nominal run-1084 positions at N = 64 (1.203 px RMS
     off, 50 epochs) step 16 from epoch 5 left 0.252 px, step 2 from epoch 12 0.350 px
-    (docs/data.md, 'Probe and positions').
+    (docs/guide/own-scan.md, 'Probe and positions').
     Pty-chi's probe rescaling and object/probe ambiguity removal are always off.
     """
 

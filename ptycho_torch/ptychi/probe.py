@@ -216,8 +216,8 @@ def default_position_start(epochs: int) -> int:
     """The LSQML epoch the positions start to move at: a tenth of the epochs, at least 1 (the
     first epoch forms the object the positions are registered against). With Pty-chi
     position step 16 (:class:`~ptycho_torch.ptychi.engine.PtychiOptions`), from epoch 5 of 50,
-    the 1087 nominal run-1084 positions at N = 64 (1.203 px RMS off) came to 0.252 px; with
-    step 2 from epoch 12 (a quarter), 0.350 px (docs/data.md, 'Probe and positions')."""
+    the 1087 nominal run-1084 positions at N = 64 (1.203 px RMS off) came to 0.252 px
+    (docs/guide/own-scan.md, 'Probe and positions')."""
     return max(1, int(epochs) // 10)
 
 

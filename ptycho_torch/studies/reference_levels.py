@@ -2,7 +2,7 @@
 training loss of the true amplitude with no phase.
 
 A metric is easier to read next to what trivial or degraded objects score on the same
-region (``docs/studies.md``, "Reading the metrics"):
+region (``docs/guide/studies.md``, "Reading the metrics"):
 
 - ``flat``: the mean ground-truth amplitude everywhere, zero phase;
 - ``true_amplitude_zero_phase``: the ground-truth amplitude with zero phase (what the phase

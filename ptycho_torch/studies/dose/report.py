@@ -133,7 +133,8 @@ def markdown_report(dc: DoseConfig, rows: list[Row], cross: dict) -> str:
             format_number(epochs.get((name, d))) for d in dc.doses) + " |")
     parts += ["", "## Every (method, dose)", "", dose_table(rows), "",
               "## Rules", ""] + [f"- {k}: {v}." for k, v in RULES.items()] + [
-              "", "Metrics as in the comparison (docs/studies.md): 2 px trimmed, amplitude "
+              "", "Metrics as in the comparison (docs/guide/studies.md, 'Reading the metrics'): 2 px "
+              "trimmed, amplitude "
               "scaled by mean(gt)/mean(pred), the global phase and phase ramp removed; "
               "'data residual' is the ground-truth-free amplitude MAE over the full test "
               "scan.", ""]
