@@ -219,3 +219,33 @@ def test_a_refused_flag_answers_before_torch_is_imported(script, argv, line, tmp
                        text=True, timeout=120, cwd=tmp_path)
     assert r.stderr.strip().splitlines() == [line]
     assert r.stdout.strip() == "no torch 2"
+
+
+@pytest.mark.parametrize("entry, argv, heading", [
+    ("grid_lines_torch_runner.py", ["--preset", "quick", "--help"], "training:"),
+    ("reconstruct.py", ["--help"], "refinement after the network (Pty-chi):"),
+    ("ptycho-study", ["--preset", "paper", "--help"], "model: the network:")])
+def test_help_answers_before_torch_is_imported(entry, argv, heading, tmp_path):
+    """--help of the entry points (ptycho-study, the runner, ptycho-reconstruct) comes out,
+    in its groups and with a preset's values, without importing torch."""
+    import subprocess
+    import sys
+    report = ("except SystemExit as e:\n"
+              "    print('torch loaded' if 'torch' in sys.modules else 'no torch', e.code, "
+              "file=sys.stderr)\n")
+    if entry == "ptycho-study":   # the console script's function
+        probe = ("import sys\nfrom ptycho_torch.cli import study_main\n"
+                 "try:\n    study_main(sys.argv[1:])\n" + report)
+        cmd = [sys.executable, "-c", probe, *argv]
+    else:
+        probe = ("import runpy, sys; sys.argv = [sys.argv[1]] + sys.argv[2:]\n"
+                 "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n" + report)
+        cmd = [sys.executable, "-c", probe, str(Path(runner.__file__).with_name(entry)), *argv]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                           [str(Path(runner.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])})
+    assert r.stderr.strip() == "no torch 0"
+    assert heading in r.stdout.splitlines()
+    if "--preset" in argv:
+        preset = argv[argv.index("--preset") + 1]
+        assert f"; {preset}: " in r.stdout
