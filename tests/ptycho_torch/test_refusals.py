@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ptycho.datagen.spiral_scan import simulate_at_positions
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.probes import make_probe
 from ptycho.stitching import regions
+from ptycho.study_metrics import StudyMetrics, format_number
 from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.ptychi import IterativeUnavailableError
 from test_reliability import npz_variant  # the one NPZ-copy-with-an-edit helper of these tests
@@ -94,6 +96,31 @@ def test_a_failed_polish_leaves_the_output_folder_as_it_was(tree_state, checkpoi
     with pytest.raises(RuntimeError, match="LSQML diverged"):
         _reconstruct(checkpoint, tiny_paths.test, out, "--refine", "lsqml", "--overwrite")
     assert tree_state(out) == before
+
+
+def test_the_console_table_after_refine_has_the_refined_row(checkpoint, tiny_paths, tmp_path,
+                                                           monkeypatch, capsys):
+    """--refine: the table printed at the end holds the network's row and the refined one,
+    each as its metrics.json says (a stand-in polish returns the true object, so the two rows
+    differ)."""
+    def polish(data, rec, inference, *, epochs, device):
+        return data, replace(rec, recon=rec.ground_truth.astype(np.complex64)), {
+            "amplitude_mae": 0.0123}
+    monkeypatch.setattr(reconstruct, "import_ptychi", lambda: None)
+    monkeypatch.setattr(reconstruct, "polish_with_lsqml", polish)
+    out = tmp_path / "rec"
+    assert _reconstruct(checkpoint, tiny_paths.test, out, "--refine", "lsqml") == 0
+    printed = capsys.readouterr().out.splitlines()
+    rows = {line.split(" | ")[0].strip("| "): line for line in printed if line.startswith("| ")}
+    for name, path in (("reconstruction", out / "metrics.json"),
+                       ("reconstruction+lsqml", out / "refined" / "metrics.json")):
+        m = StudyMetrics.from_json(json.loads(path.read_text()))
+        cells = rows[name].strip("| ").split(" | ")
+        assert cells[1:5] == [m.cell("mae", 0), m.cell("mae", 1), m.cell("psnr", 0),
+                              m.cell("psnr", 1)], name
+        assert cells[11] == format_number(m.data_residual["amplitude_mae"], 4)
+    assert rows["reconstruction+lsqml"] != rows["reconstruction"]
+    assert "; reconstruction+lsqml: 0.0123; " in printed[-1]
 
 
 def test_sigterm_while_reconstructing_exits_143_and_writes_nothing(checkpoint, tiny_paths,
