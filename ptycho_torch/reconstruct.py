@@ -112,6 +112,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         rec = reconstruct_test_object(model, data, inference)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
+    log.info("output folder: %s", out.resolve())
     sub = data.select(data.object_selection(0))
     residual, patch_residual = test_object_residuals(rec, data)
     polished = (polish_with_lsqml(data, rec, inference, epochs=cfg.refine_epochs, device=device)
@@ -135,6 +136,10 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
             _write_polished(cfg, tmp, out, sub, polished, m, device)
         m.total_time_s = time.perf_counter() - t_start
         write_json_atomic(tmp / "metrics.json", m.to_json())
+    log.info("written: %s; reconstruction %s%s; figures %s", (out / "metrics.json").resolve(),
+             (out / "recon.npz").resolve(), "" if polished is None else
+             f"; refined (--refine {cfg.refine}) in {(out / 'refined').resolve()}",
+             ", ".join(str(Path(f).resolve()) for f in m.figures))
     return m
 
 

@@ -159,6 +159,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
 
     # ---- first write into output_dir (besides the simulated-dataset cache) ----
     if rank_zero:
+        log.info("output folder: %s", p.layout.output_dir.resolve())
         start_work(cfg, p.layout)
     callbacks = []
     if cfg.run.snapshot_every:
@@ -189,6 +190,8 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     m.snapshots = [str(f) for f in callbacks[0].written] if callbacks else []
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(p.layout.metrics_path, m.to_json())  # written last: marks the study finished
+    log.info("written: %s; reconstruction %s; figures in %s", p.layout.metrics_path.resolve(),
+             (p.layout.recon_dir / "recon.npz").resolve(), p.layout.visuals_dir.resolve())
     return StudyResult(metrics=m, layout=p.layout)
 
 

@@ -110,7 +110,13 @@ def test_the_console_table_after_refine_has_the_refined_row(checkpoint, tiny_pat
     monkeypatch.setattr(reconstruct, "polish_with_lsqml", polish)
     out = tmp_path / "rec"
     assert _reconstruct(checkpoint, tiny_paths.test, out, "--refine", "lsqml") == 0
-    printed = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    printed, err = captured.out.splitlines(), captured.err.splitlines()
+    assert f"output folder: {out.resolve()}" in err
+    assert any(line.startswith(f"written: {(out / 'metrics.json').resolve()}; reconstruction "
+                               f"{(out / 'recon.npz').resolve()}; refined (--refine lsqml) in "
+                               f"{(out / 'refined').resolve()}; figures {out.resolve()}/")
+               for line in err), err
     rows = {line.split(" | ")[0].strip("| "): line for line in printed if line.startswith("| ")}
     for name, path in (("reconstruction", out / "metrics.json"),
                        ("reconstruction+lsqml", out / "refined" / "metrics.json")):
