@@ -129,6 +129,15 @@ def study_paths(cfg: StudyConfig) -> StudyPaths:
     return StudyPaths(paths.train, paths.test, info, paths.cached, time.perf_counter() - t0)
 
 
+def log_dataset_cache(paths: StudyPaths) -> None:
+    """One line: the simulated dataset's cache folder (absolute), whether it was written now
+    or reused, and its size on disk (the train and test files, in MB = 1e6 bytes)."""
+    size = sum(p.stat().st_size for p in {paths.train, paths.test})
+    log.info("dataset cache %s in %.1f s: %s (%.1f MB on disk; --cache-dir moves it)",
+             "reused" if paths.cached else "written", paths.seconds,
+             paths.train.parent.resolve(), size / 1e6)
+
+
 def _read(cfg: StudyConfig, path: Path, flag: str, *, train: bool = False) -> PtychoDataset:
     """``path`` as a dataset; ``train``: grouped with the training draw (``k_nearest``,
     ``groups_per_position``), else one group per position."""
@@ -167,8 +176,7 @@ def load_study_data(cfg: StudyConfig) -> tuple[PtychoDataset, PtychoDataset, dic
     """``(train, test, info)``: both scans of :func:`study_paths`, read and validated."""
     paths = study_paths(cfg)
     if cfg.simulated:
-        log.info("dataset %s in %.1f s: %s", "reused" if paths.cached else "simulated",
-                 paths.seconds, paths.train.parent)
+        log_dataset_cache(paths)
     info = dict(paths.info)
     train = _read(cfg, paths.train, "--train-npz", train=True)
     scans = _replace_probes(cfg, {"train": train, "test": _read_test(cfg, paths, train, info)},
@@ -180,5 +188,7 @@ def load_test_data(cfg: StudyConfig) -> tuple[PtychoDataset, dict]:
     """``(test, info)``: only the scored scan (a separate user file is brought to the
     training scan's units, whose probe is read for that)."""
     paths = study_paths(cfg)
+    if cfg.simulated:
+        log_dataset_cache(paths)
     info = dict(paths.info)
     return _replace_probes(cfg, {"test": _read_test(cfg, paths, None, info)}, info)["test"], info

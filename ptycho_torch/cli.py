@@ -11,6 +11,7 @@ refused flag answers in well under a second instead of after torch and Lightning
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -150,8 +151,20 @@ def reconstruct_main(argv=None, prog: str = "ptycho-reconstruct") -> int:
     if code != 0:
         return code
     cfg, m = done
-    print(metrics_table([m]))
+    rows = reconstruct_rows(cfg, m)
+    print(metrics_table(rows))
     print(f"data residual (stitched object): amplitude MAE "
           f"{m.data_residual['amplitude_mae']:.4g}; raw patches: "
-          f"{m.patch_residual['amplitude_mae']:.4g}; artifacts: {Path(cfg.output_dir).resolve()}")
+          f"{m.patch_residual['amplitude_mae']:.4g}"
+          + "".join(f"; {r.model_id}: {r.data_residual['amplitude_mae']:.4g}" for r in rows[1:])
+          + f"; artifacts: {Path(cfg.output_dir).resolve()}")
     return 0
+
+
+def reconstruct_rows(cfg: ReconstructConfig, m: StudyMetrics) -> list[StudyMetrics]:
+    """The rows of ``ptycho-reconstruct``'s table: the network's, and with ``--refine`` the
+    refined one (``refined/metrics.json`` in the output folder)."""
+    refined = Path(cfg.output_dir) / "refined" / "metrics.json"
+    if cfg.refine == "none" or not refined.is_file():
+        return [m]
+    return [m, StudyMetrics.from_json(json.loads(refined.read_text()))]

@@ -3,8 +3,11 @@
 Every leaf field of :class:`~ptycho.config.study_config.StudyConfig` becomes ``--field-name``
 (booleans get ``--x/--no-x``, enumerations their ``choices``); defaults are left out of
 the parsed namespace so presets and ``--config PATH`` can apply underneath explicit flags.
-Flags must be spelled out (no abbreviations). Every refusal is a :class:`StudyError` with
-one line; :func:`flag_hint` names the flag of a refused config field from the error's
+Flags must be spelled out (no abbreviations). ``--help`` lists them in one group per
+concern (:data:`HELP_GROUPS`: data, simulation, model, probe, training, inference, refine,
+output and run), and with ``--preset P`` on the command line it shows P's value beside each
+default that P changes (``default: 50; quick: 7``). Every refusal is a :class:`StudyError`
+with one line; :func:`flag_hint` names the flag of a refused config field from the error's
 ``field`` (never from its text).
 """
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import sys
 import types
 import typing
 from dataclasses import fields
@@ -26,36 +30,94 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# --help groups: (key, title); a field's group is its section's, but for GROUP_OF_FIELD
+HELP_GROUPS = (
+    ("start", "starting values (explicit flags win over both)"),
+    ("data", "data: the input files"),
+    ("simulation", "simulated grid-lines data (used without --train-npz)"),
+    ("model", "model: the network"),
+    ("probe", "probe and positions"),
+    ("training", "training"),
+    ("inference", "inference and stitching"),
+    ("refine", "refinement after the network (Pty-chi)"),
+    ("run", "output and run"),
+)
+_SECTION_GROUP = {"reconstruct": "run"}
+GROUP_OF_FIELD = {name: "data" for name in (
+    "train_npz", "test_npz", "data_unit", "cxi_translation_sign", "probe_npz",
+    "probe_scale_mode", "probe_smoothing_sigma", "cache_dir", "checkpoint", "data",
+    "probe_source")} | {"refine": "refine", "refine_epochs": "refine", "preset": "start"}
+_PRESET_EPILOG = ("--preset NAME --help shows NAME's value beside each default it changes "
+                  "(e.g. --preset quick --help).")
+
+
+def preset_in(argv) -> str | None:
+    """The known preset named by ``--preset P`` / ``--preset=P`` in ``argv`` (the last one),
+    or None."""
+    argv, found = list(argv), None
+    for i, tok in enumerate(argv):
+        if tok == "--preset" and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif str(tok).startswith("--preset="):
+            found = tok.split("=", 1)[1]
+    return found if found in PRESET_VALUES else None
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises :class:`StudyError` (one line) instead of printing usage."""
+    """argparse that raises :class:`StudyError` (one line) instead of printing usage, and
+    shows the values of a ``--preset`` given on the command line in its help."""
 
     def error(self, message: str):  # argparse hook
         raise StudyError(f"{message.splitlines()[0]} (run with --help to list the flags)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        preset = preset_in(args)
+        for action in self._actions:
+            default = getattr(action, "field_default", None)
+            if default is None:
+                continue
+            note = default
+            if preset is not None and action.dest in PRESET_VALUES[preset]:
+                note += f"; {preset}: {PRESET_VALUES[preset][action.dest]!r}"
+            action.help = f"{action.field_help} ({note})"
+        return super().parse_known_args(args, namespace)
 
 
 def build_parser(prog: str, description: str, exclude: tuple[str, ...] = (), *,
                  sections: dict | None = None, config_flag: bool = True) -> argparse.ArgumentParser:
     """One flag per leaf field of ``sections`` (default: the StudyConfig sections) minus
-    ``exclude``, plus ``--config PATH`` for studies."""
+    ``exclude``, in one help group per concern (:data:`HELP_GROUPS`), plus ``--config PATH``
+    for studies."""
+    sections = sections or SECTIONS
+    has_preset = any(f.name == "preset" and f.name not in exclude
+                     for cls in sections.values() for f in fields(cls))
     p = _Parser(prog=prog, description=description, allow_abbrev=False,
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                usage="%(prog)s [-h] [--FLAG VALUE ...]",
+                epilog=_PRESET_EPILOG if has_preset else None)
+    groups = {key: p.add_argument_group(title) for key, title in HELP_GROUPS}
     if config_flag:
-        p.add_argument("--config", dest="config", default=argparse.SUPPRESS, metavar="PATH",
-                       help="start from the config.json a study wrote (its 'study' section); "
-                            "explicit flags win")
-    for section, cls in (sections or SECTIONS).items():
-        _add_fields(p, section, cls, exclude)
+        groups["start"].add_argument(
+            "--config", dest="config", default=argparse.SUPPRESS, metavar="PATH",
+            help="start from the config.json a study wrote (its 'study' section); explicit "
+                 "flags win")
+    for section, cls in sections.items():
+        _add_fields(groups, section, cls, exclude)
+    for group in groups.values():   # no empty heading in --help
+        if not group._group_actions:
+            p._action_groups.remove(group)
     return p
 
 
-def _add_fields(p, section: str, cls, exclude) -> None:
+def _add_fields(groups: dict, section: str, cls, exclude) -> None:
     types = typing.get_type_hints(cls)  # real types, with or without postponed annotations
     for f in fields(cls):
         if f.name in exclude:
             continue
-        default = f.default
+        group = GROUP_OF_FIELD.get(f.name, _SECTION_GROUP.get(section, section))
         kw = dict(dest=f.name, default=argparse.SUPPRESS,
-                  help=f"{f.metadata['help']} [{section}] (default: {default!r})")
+                  help=f"{f.metadata['help']} (default: {f.default!r})")
         kind = _value_type(types[f.name])
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
@@ -65,7 +127,8 @@ def _add_fields(p, section: str, cls, exclude) -> None:
                 kw["choices"] = f.metadata["choices"]
             else:
                 kw["metavar"] = f.name.upper()
-        p.add_argument(flag(f.name), **kw)
+        action = groups[group].add_argument(flag(f.name), **kw)
+        action.field_help, action.field_default = f.metadata["help"], f"default: {f.default!r}"
 
 
 def _value_type(t) -> type:

@@ -10,7 +10,10 @@ a chosen dose; the positions **written** with the scan are, by ``positions``:
 * ``nominal``: the file's positions before correction (``xcoords_start`` / ``ycoords_start``),
   as a beamline's encoders would give them;
 
-plus, with ``jitter_px`` > 0, Gaussian errors N(0, jitter_px) per axis. With ``N`` larger
+plus, with ``jitter_px`` > 0, Gaussian errors N(0, jitter_px) per axis. With ``n_positions``
+= K, K of the file's positions are kept (:func:`subset_indices`, ``subset``): the first K, or
+the K nearest the centre of the true positions' bounding box (a compact disc where the scan
+is densest, not a strip of its first rows), in the file's order. With ``N`` larger
 than the file's probe, the probe is made (N, N) by :func:`ptycho.probe_scaling.scale_probe`
 (``probe_scale_mode``; ``pad`` keeps the pixel size, so the detector samples the far field
 more finely: the same object and positions seen with more oversampling). The truth (the
@@ -29,6 +32,7 @@ from ptycho.formats.ptychopinn_npz import read_npz_arrays
 from ptycho.probe_scaling import scale_probe
 
 POSITION_CHOICES = ("true", "nominal")
+SUBSET_CHOICES = ("dense", "first")
 _TRUE = ("xcoords", "ycoords")
 _NOMINAL = ("xcoords_start", "ycoords_start")
 
@@ -50,6 +54,7 @@ def _refuse(path: str, key: str, what: str, allowed: str) -> ValueError:
 
 
 def _positions(path: str, arrays: dict, keys: tuple[str, str], n: int) -> np.ndarray:
+    """The first ``n`` (x, y) positions of ``keys`` (at least ``n`` of each)."""
     for k in keys:
         if k not in arrays:
             raise _refuse(path, k, "is missing", "1-D positions in object pixels")
@@ -58,6 +63,28 @@ def _positions(path: str, arrays: dict, keys: tuple[str, str], n: int) -> np.nda
         raise _refuse(path, keys[1], f"has {y.shape[0]} values for {x.shape[0]} in "
                       f"'{keys[0]}'", f"as many values as '{keys[0]}'")
     return np.stack([x, y], axis=1)[:n]
+
+
+def _check_subset(subset: str) -> None:
+    if subset not in SUBSET_CHOICES:
+        raise ValueError(f"subset={subset!r} is not supported (allowed: "
+                         f"{', '.join(SUBSET_CHOICES)})")
+
+
+def subset_indices(xy: np.ndarray, k: int, subset: str = "dense") -> np.ndarray:
+    """Indices, ascending (the scan's order), of ``k`` of the positions ``xy`` (n, 2):
+    ``first``, the first k; ``dense``, the k nearest (Euclidean distance; ties to the lower
+    index) the centre of the positions' bounding box. ``k`` <= 0 or >= n: all of them."""
+    _check_subset(subset)
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    n = xy.shape[0]
+    if k <= 0 or k >= n:
+        return np.arange(n)
+    if subset == "first":
+        return np.arange(k)
+    centre = (xy.min(axis=0) + xy.max(axis=0)) / 2
+    distance = np.sqrt(np.sum((xy - centre) ** 2, axis=1))
+    return np.sort(np.argsort(distance, kind="stable")[:k])
 
 
 def _check_inside(path: str, shape: tuple, xy: np.ndarray, N: int) -> None:
@@ -87,13 +114,14 @@ def defocused(probe: np.ndarray, defocus: float) -> np.ndarray:
 def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
                        jitter_px: float = 0.0, n_positions: int = 0, seed: int = 0,
                        bad_pixel_fraction: float = 0.0, probe_defocus: float = 0.0,
-                       N: int = 0, probe_scale_mode: str = "pad"
+                       N: int = 0, probe_scale_mode: str = "pad", subset: str = "first"
                        ) -> tuple[SpiralScan, ScanTruth]:
     """Simulate the scan of the module docstring from the NPZ ``path`` (keys
     ``objectGuess``, ``probeGuess`` (N, N) or (modes, N, N), ``xcoords``, ``ycoords`` and,
     for ``positions="nominal"``, ``xcoords_start`` / ``ycoords_start``).
 
-    ``n_positions`` > 0 keeps the first that many positions. ``seed`` draws the bad pixels,
+    ``n_positions`` > 0 keeps that many positions, chosen by ``subset``
+    (:func:`subset_indices`: ``first`` or ``dense``). ``seed`` draws the bad pixels,
     the Poisson noise, then the jitter. ``probe_defocus`` (radians at the window's edge
     frequency, :func:`defocused`): the probe written with the scan is the true one out of
     focus (a wrong estimate); the counts always use the true probe. ``N`` > 0: the pattern
@@ -106,6 +134,7 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
     if positions not in POSITION_CHOICES:
         raise ValueError(f"positions={positions!r} is not supported (allowed: "
                          f"{', '.join(POSITION_CHOICES)})")
+    _check_subset(subset)
     if not (np.isfinite(jitter_px) and jitter_px >= 0):
         raise ValueError(f"jitter_px={jitter_px!r} is out of range (allowed: a number >= 0)")
     check_nphotons(nphotons)
@@ -125,9 +154,11 @@ def simulate_from_file(path, *, nphotons: float = 1e9, positions: str = "true",
         raise _refuse(path, "probeGuess", "is all zeros", "a probe with nonzero intensity")
     modes = probe[None] if probe.ndim == 2 else probe
     n_all = int(np.asarray(arrays["xcoords"]).reshape(-1).shape[0])
-    n = n_all if n_positions <= 0 else min(int(n_positions), n_all)
-    true_xy = _positions(path, arrays, _TRUE, n)
-    written = true_xy if positions == "true" else _positions(path, arrays, _NOMINAL, n)
+    true_xy = _positions(path, arrays, _TRUE, n_all)
+    keep = subset_indices(true_xy, int(n_positions), subset)
+    true_xy = true_xy[keep]
+    written = (true_xy if positions == "true"
+               else _positions(path, arrays, _NOMINAL, int(keep.max(initial=-1)) + 1)[keep])
     if N and N != modes.shape[-1]:
         modes = np.asarray(scale_probe(modes, int(N), probe_scale_mode), np.complex128)
         modes = modes[None] if modes.ndim == 2 else modes

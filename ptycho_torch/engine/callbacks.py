@@ -16,7 +16,8 @@
   zero-padded to three digits (``pinn_fno_epoch005.png``). Files are written atomically,
   only by global rank 0, and the model's training mode and the random number generators
   are left untouched (eval-mode forward under ``torch.no_grad``), so snapshots do not
-  change the training result.
+  change the training result. The figure is drawn by
+  :func:`ptycho.plotting.save_snapshot_figure` (rows named by the test pattern's index).
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ptycho.artifacts import atomic_path, save_figure_atomic
+from ptycho.artifacts import atomic_path
 from ptycho.dataset import PtychoDataset
+from ptycho.plotting import save_snapshot_figure
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -208,6 +210,7 @@ class SnapshotCallback(Callback):
         self.out_dir = Path(out_dir)
         self.model_id = str(model_id)
         idx = snapshot_indices(test, n_patches)
+        self.indices = [int(i) for i in idx]
         self.x = torch.from_numpy(np.ascontiguousarray(test.diffraction[idx], np.float32))
         self.positions = torch.from_numpy(
             np.ascontiguousarray(test.coords_nominal[idx], np.float32))
@@ -241,27 +244,7 @@ class SnapshotCallback(Callback):
         self.written.append(self.write(pl_module, done))
 
     def write(self, pl_module, epochs_done: int) -> Path:
-        obj = self.predict(pl_module)
-        import matplotlib
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-        cols = 4 if self.truth is not None else 2
-        n = obj.shape[0]
-        fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols, 1.6 * n), squeeze=False)
-        for i in range(n):
-            panels = [(np.abs(obj[i]), "amplitude", "gray"), (np.angle(obj[i]), "phase", "twilight")]
-            if self.truth is not None:
-                panels += [(self.truth[0][i], "true |O P|", "gray"),
-                           (self.truth[1][i], "true phase", "twilight")]
-            for j, (img, title, cmap) in enumerate(panels):
-                ax = axes[i, j]
-                ax.imshow(img, cmap=cmap)
-                ax.set_xticks([]), ax.set_yticks([])
-                if i == 0:
-                    ax.set_title(title, fontsize=7)
-        fig.suptitle(f"{self.model_id}: epoch {epochs_done}", fontsize=8)
-        try:
-            return save_figure_atomic(fig, snapshot_path(self.out_dir, self.model_id, epochs_done),
-                                      dpi=72)
-        finally:
-            plt.close(fig)
+        return save_snapshot_figure(snapshot_path(self.out_dir, self.model_id, epochs_done),
+                                    self.predict(pl_module), self.truth,
+                                    f"{self.model_id}: epoch {epochs_done}",
+                                    [f"pattern {i}" for i in self.indices])

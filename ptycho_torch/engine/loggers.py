@@ -6,7 +6,8 @@ there), with the ``tensorboard`` or ``tensorboardX`` package; ``mlflow`` a file 
 ``.work/<model_id>/mlruns`` (``mlflow ui --backend-store-uri`` there), with ``mlflow``. The
 study's own record (``history.json``, ``metrics.json``) does not depend on the choice.
 A resumed run's CSV log goes to ``logs/resumed_after_epoch_<k>/metrics.csv``, beside the
-first run's: Lightning's CSV logger deletes a ``metrics.csv`` it finds in its own folder.
+first run's: Lightning's CSV logger deletes a ``metrics.csv`` it finds in its own folder (a
+second resume after the same epoch writes ``resumed_after_epoch_<k>_2``, and so on).
 """
 from __future__ import annotations
 
@@ -37,5 +38,16 @@ def make_logger(kind: str, work_dir: Path, resumed_from: int | None = None):
     if kind == "mlflow":
         return MLFlowLogger(experiment_name="ptychopinn", run_name=work_dir.name,
                             tracking_uri=(work_dir / "mlruns").resolve().as_uri())
-    version = "" if resumed_from is None else f"resumed_after_epoch_{resumed_from}"
+    version = ("" if resumed_from is None
+               else unused_version(work_dir / "logs", f"resumed_after_epoch_{resumed_from}"))
     return CSVLogger(str(work_dir), name="logs", version=version)
+
+
+def unused_version(logs: Path, name: str) -> str:
+    """``name``, else ``name_2``, ``name_3``, ...: the first folder under ``logs`` that holds
+    nothing, so no earlier session's log is deleted (and Lightning has nothing to warn of)."""
+    version, n = name, 1
+    while (logs / version).is_dir() and any((logs / version).iterdir()):
+        n += 1
+        version = f"{name}_{n}"
+    return version

@@ -24,6 +24,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -202,8 +203,15 @@ def finish_fit(p: PreparedFit) -> FitResult:
     ``checkpoints/final.ckpt``."""
     model, trainer, tc, cbs, split = p.model, p.trainer, p.tc, p.cbs, p.split
     t0 = time.perf_counter()
-    trainer.fit(model, p.train_loader, p.val_loader, ckpt_path=p.ckpt_path,
-                weights_only=lightning_weights_only(p.trust_checkpoint))
+    with warnings.catch_warnings():
+        if p.ckpt_path is not None:
+            # On --resume the checkpoint folder holds this run's own last.ckpt and best
+            # epoch, which ModelCheckpoint keeps updating; its warning that the folder "is not
+            # empty" (it may overwrite files there) is about exactly these files: harmless.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is "
+                                    r"not empty\.$")
+        trainer.fit(model, p.train_loader, p.val_loader, ckpt_path=p.ckpt_path,
+                    weights_only=lightning_weights_only(p.trust_checkpoint))
     train_time = time.perf_counter() - t0
     reason = _stop_reason(trainer, cbs.early, tc.epochs, tc.max_steps)
     per_epoch = trainer.num_training_batches  # per rank (DDP shards the loader)
@@ -258,21 +266,26 @@ def _make_callbacks(tc: TrainingConfig, ckpt_dir: Path, progress_bar: bool,
     """History, pattern counter, checkpoints, the extra callbacks, the per-epoch log line
     (without a progress bar) and early stopping (when ``early_stopping_patience`` > 0)."""
     history = HistoryCallback()
-    # last.ckpt after every epoch (at train-epoch end, after HistoryCallback recorded it);
-    # plus the best epoch by validation loss.
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                                 auto_insert_metric_name=False, save_last=True, save_top_k=1,
-                                 monitor="val_loss", mode="min", every_n_epochs=1,
-                                 save_on_train_epoch_end=True)
+    # last.ckpt after every epoch (at train-epoch end, after HistoryCallback recorded it),
+    # whether or not validation ran (a step budget may end an epoch early)...
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                           every_n_epochs=1, save_on_train_epoch_end=True,
+                           enable_version_counter=False)
+    # ...and the best epoch by validation loss, chosen where that loss exists: at the end of
+    # each validation (so a run stopped before its first validation has none, silently).
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                           auto_insert_metric_name=False, save_top_k=1, monitor="val_loss",
+                           mode="min", every_n_epochs=1, save_on_train_epoch_end=False)
     bar = show_progress_bar(progress_bar)
     counter = PatternCounter()
-    callbacks = ([history, counter, checkpoint] + weight_average_callbacks(tc)
+    callbacks = ([history, counter, last, best] + weight_average_callbacks(tc)
                  + list(extra_callbacks or []))
     if not bar:  # without a bar: a line per epoch, and one every 30 s in between
         callbacks += [EpochLogCallback(log, tc.epochs), Heartbeat(log)]
     early = None
-    if tc.early_stopping_patience > 0:
-        early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience)
+    if tc.early_stopping_patience > 0:  # checked after each validation, where val_loss exists
+        early = EarlyStopping(monitor="val_loss", mode="min", patience=tc.early_stopping_patience,
+                              check_on_train_epoch_end=False)
         callbacks.append(early)
     return _Callbacks(history=history, counter=counter, early=early, all=callbacks, bar=bar)
 

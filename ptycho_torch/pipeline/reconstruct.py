@@ -45,7 +45,7 @@ from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics, evaluate_reconstruction
 from ptycho.formats import write_product
 from ptycho.formats.model_units import check_parseval, read_in_model_units
-from ptycho.plotting import save_reconstruction_figure, save_study_figures
+from ptycho.plotting import object_pixel_m, save_reconstruction_figure, save_study_figures
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.model.checkpoint import load_model
 from ptycho_torch.core.residual import test_object_residuals
@@ -110,6 +110,7 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
         rec = reconstruct_test_object(model, data, inference)
     except ValueError as err:
         raise StudyError(f"{str(err).splitlines()[0]} [flag --data]") from None
+    log.info("output folder: %s", out.resolve())
     sub = data.select(data.object_selection(0))
     residual, patch_residual = test_object_residuals(rec, data)
     polished = (polish_with_lsqml(data, rec, inference, epochs=cfg.refine_epochs, device=device)
@@ -129,11 +130,16 @@ def run_reconstruction(cfg: ReconstructConfig, inference: InferenceConfig) -> St
                                   note=f"checkpoint {cfg.checkpoint}; data {cfg.data}",
                                   two_half_frc=two_half_frc(rec.patches, sub.centres, inference,
                                                             rec.stitch_weights))
-        m.figures = _score_and_plot(m, rec, StudyLayout(tmp, "reconstruction"), cfg.data, out)
+        m.figures = _score_and_plot(m, rec, StudyLayout(tmp, "reconstruction"), data, cfg.data,
+                                    out)
         if polished is not None:
             _write_polished(cfg, tmp, out, sub, polished, m, device)
         m.total_time_s = time.perf_counter() - t_start
         write_json_atomic(tmp / "metrics.json", m.to_json())
+    log.info("written: %s; reconstruction %s%s; figures %s", (out / "metrics.json").resolve(),
+             (out / "recon.npz").resolve(), "" if polished is None else
+             f"; refined (--refine {cfg.refine}) in {(out / 'refined').resolve()}",
+             ", ".join(str(Path(f).resolve()) for f in m.figures))
     return m
 
 
@@ -161,8 +167,8 @@ def _write_polished(cfg: ReconstructConfig, tmp: Path, out: Path, sub, polished,
                               initialized_from="reconstruction",
                               note=f"Pty-chi LSQML from the network's object, object and probe "
                                    f"optimized; checkpoint {cfg.checkpoint}; data {cfg.data}")
-    r.figures = _score_and_plot(r, rec, StudyLayout(folder, "reconstruction+lsqml"), cfg.data,
-                                out / "refined")
+    r.figures = _score_and_plot(r, rec, StudyLayout(folder, "reconstruction+lsqml"), refined,
+                                cfg.data, out / "refined")
     write_json_atomic(folder / "metrics.json", r.to_json())
     m.note = f"{m.note}; polished by LSQML: refined/metrics.json (product-out.h5 holds it)"
 
@@ -252,18 +258,21 @@ def _write_product(path: Path, cfg: ReconstructConfig, data, sub, rec) -> None:
                            f"shift {origin.tolist()} px)")
 
 
-def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data_path: str,
+def _score_and_plot(m: StudyMetrics, rec, layout: StudyLayout, data, data_path: str,
                     final: Path) -> list[str]:
     """The figures (their paths as they will be under ``final``, where the folder being
-    written, ``layout.output_dir``, goes); with a ground truth, also its scores into ``m``
-    and the comparison."""
-    out = layout.output_dir
+    written, ``layout.output_dir``, goes; scale bars in nm / µm where the scan ``data``
+    gives its pixel size); with a ground truth, also its scores into ``m`` and the
+    comparison."""
+    out, pixel = layout.output_dir, object_pixel_m(data.metadata)
     figures = [save_reconstruction_figure(out / "reconstruction.png", rec.recon,
-                                          title=f"{Path(data_path).name}")]
+                                          title=f"{Path(data_path).name}", label=m.model_id,
+                                          pixel_size_m=pixel)]
     if rec.ground_truth is not None:
         result = evaluate_reconstruction(rec.recon, rec.ground_truth)
         m.set_scores(result)
         amp, amp_gt, ph, ph_gt = align_for_metrics(rec.recon, rec.ground_truth)
         figures += save_study_figures(layout.visuals_dir, "reconstruction", amp_gt, ph_gt, amp,
-                                      ph, result["frc"], title="reconstruction vs ground truth")
+                                      ph, result["frc"], title=f"{m.model_id} vs ground truth",
+                                      label=m.model_id, pixel_size_m=pixel)
     return [str(final / Path(f).relative_to(out)) for f in figures]

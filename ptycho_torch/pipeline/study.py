@@ -25,7 +25,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.probes import probe_fill
-from ptycho.plotting import save_reconstruction_figure, save_study_figures
+from ptycho.plotting import object_pixel_m, save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.engine.data import data_config_from
@@ -159,6 +159,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
 
     # ---- first write into output_dir (besides the simulated-dataset cache) ----
     if rank_zero:
+        log.info("output folder: %s", p.layout.output_dir.resolve())
         start_work(cfg, p.layout)
     callbacks = []
     if cfg.run.snapshot_every:
@@ -185,10 +186,13 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     write_run_files(cfg, p, fit)
     save_reconstruction(p.layout.recon_dir / "recon.npz", rec, scan=test)
     m.figures = [str(f) for f in score_and_plot(
-        m, rec, p.layout, register=scored_at_corrected_positions(p.data_info["probe_update"]))]
+        m, rec, p.layout, register=scored_at_corrected_positions(p.data_info["probe_update"]),
+        pixel_size_m=object_pixel_m(test.metadata))]
     m.snapshots = [str(f) for f in callbacks[0].written] if callbacks else []
     m.total_time_s = time.perf_counter() - t_start
     write_json_atomic(p.layout.metrics_path, m.to_json())  # written last: marks the study finished
+    log.info("written: %s; reconstruction %s; figures in %s", p.layout.metrics_path.resolve(),
+             (p.layout.recon_dir / "recon.npz").resolve(), p.layout.visuals_dir.resolve())
     return StudyResult(metrics=m, layout=p.layout)
 
 
@@ -326,14 +330,17 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
 
 
 def score_and_plot(m: StudyMetrics, rec: Reconstruction, layout: StudyLayout, *,
-                   register: bool = False) -> list[Path]:
+                   register: bool = False, pixel_size_m: float | None = None) -> list[Path]:
     """Scores against the ground truth into ``m`` (when there is one; ``register``: with
-    the translation removed too) and the figures."""
+    the translation removed too) and the figures (scale bars in pixels, or in nm / µm with
+    ``pixel_size_m``)."""
     if rec.ground_truth is None:
         return [save_reconstruction_figure(
             layout.visuals_dir / f"{m.model_id}_reconstruction.png", rec.recon,
-            title=f"{m.model_id}: reconstruction (no ground truth)")]
+            title=f"{m.model_id}: reconstruction (no ground truth)", label=m.model_id,
+            pixel_size_m=pixel_size_m)]
     result, (amp, amp_gt, ph, ph_gt) = score(rec, register=register)
     m.set_scores(result)
     return save_study_figures(layout.visuals_dir, m.model_id, amp_gt, ph_gt, amp, ph,
-                              result["frc"], title=f"{m.model_id}: test object 0")
+                              result["frc"], title=f"{m.model_id}: test object 0",
+                              pixel_size_m=pixel_size_m)

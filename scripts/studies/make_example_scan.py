@@ -13,6 +13,8 @@ benchmark of ``data/README.md``): that object and probe at those positions, coun
 either the true ones or the file's ``xcoords_start`` / ``ycoords_start`` (``--positions
 nominal``), plus ``--position-jitter`` N(0, sigma) px, and the probe written with it the
 true one or, with ``--probe-defocus``, a wrong estimate (``ptycho.datagen.from_file``).
+``--n-positions K`` keeps K of the file's positions: by default (``--subset dense``) the K
+nearest the centre of the scan's bounding box, with ``--subset first`` the first K.
 
 Layouts (``--layouts``): an upstream PtychoPINN NPZ (``scan_ptychopinn.npz``), a Ptychodus
 pair (``ptychodus/diffraction.h5`` + ``product.h5``, the names ``ptychodus -b`` reads from its
@@ -38,7 +40,12 @@ if str(_REPO) not in sys.path:
 
 from ptycho.artifacts import atomic_dir  # noqa: E402
 from ptycho.config.choices import PROBE_SCALE_MODES  # noqa: E402
-from ptycho.datagen.from_file import POSITION_CHOICES, dataset_arrays, simulate_from_file  # noqa: E402
+from ptycho.datagen.from_file import (  # noqa: E402
+    POSITION_CHOICES,
+    SUBSET_CHOICES,
+    dataset_arrays,
+    simulate_from_file,
+)
 from ptycho.datagen.grid_lines import make_object  # noqa: E402
 from ptycho.datagen.spiral_scan import simulate_spiral_scan  # noqa: E402
 from ptycho.formats.cxi import write_cxi  # noqa: E402
@@ -66,7 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --from: write the probe out of focus by this many radians at "
                         "the window's edge frequency (a wrong starting probe)")
     p.add_argument("--n-positions", type=int, default=None,
-                   help="spiral positions (default 1500); with --from the first K (default all)")
+                   help="spiral positions (default 1500); with --from K of the file's "
+                        "positions, chosen by --subset (default all)")
+    p.add_argument("--subset", default=None, choices=SUBSET_CHOICES,
+                   help="with --from and --n-positions K: which K positions (default dense: "
+                        "the K nearest the centre of the true positions' bounding box, a "
+                        "compact disc of the scan, in the file's order; first: the first K, "
+                        "a strip of the scan's first rows, as before this flag)")
     p.add_argument("--layouts", default=None,
                    help=f"comma-separated subset of {', '.join(LAYOUTS)} (default: all; "
                         "'dataset' only with --from)")
@@ -116,7 +129,7 @@ def _simulate(a):
     if a.source:
         return simulate_from_file(
             a.source, nphotons=a.nphotons, positions=a.positions, jitter_px=a.position_jitter,
-            n_positions=a.n_positions or 0, seed=a.seed,
+            n_positions=a.n_positions or 0, subset=a.subset or "dense", seed=a.seed,
             bad_pixel_fraction=a.bad_pixel_fraction, probe_defocus=a.probe_defocus,
             N=a.N or 0, probe_scale_mode=a.probe_scale_mode)
     N = a.N or 64
@@ -154,9 +167,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     layouts = _layouts(a, p)
     if not a.source and (a.positions != "true" or a.position_jitter or a.probe_defocus
-                         or a.probe_scale_mode != "pad"):
-        p.error("--positions, --position-jitter, --probe-defocus and --probe-scale-mode need "
-                "--from FILE")
+                         or a.probe_scale_mode != "pad" or a.subset is not None):
+        p.error("--positions, --position-jitter, --probe-defocus, --probe-scale-mode and "
+                "--subset need --from FILE")
     if a.nphotons is None:
         a.nphotons = 1e9 if a.source else 1e6
     if a.bad_pixel_fraction is None:

@@ -131,6 +131,7 @@ def one_seed(a, seed: int, root: Path, env: dict) -> list[dict]:
     scan = work / "scan"
     subprocess.run([sys.executable, str(_REPO / "scripts/studies/make_example_scan.py"),
                     "--from", str(SOURCE), "--n-positions", str(a.n_positions),
+                    "--subset", "first",
                     "--nphotons", str(a.nphotons), "--seed", str(seed), "--layouts", "ptychodus",
                     "--output-dir", str(scan)], check=True, stdout=subprocess.DEVNULL)
     truth = dict(np.load(scan / "truth.npz"))

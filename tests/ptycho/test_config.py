@@ -23,6 +23,7 @@ from ptycho.config.config import (
     TrainingConfig,
 )
 from ptycho.config.presets import from_preset
+from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import ConfigError, StudyError
 
@@ -322,6 +323,65 @@ def test_every_leaf_field_has_exactly_one_flag_and_back():
     assert sorted(a.dest for a in parser._actions if a.dest in leaves) == sorted(leaves)
     text = parser.format_help()
     assert "--infer-batch-size" in text and "--fno-width" in text and "--config" in text
+
+
+def _help_sections(text: str) -> dict[str, list[str]]:
+    """``{heading: [flags]}`` of an argparse help text (a heading: an unindented line ending
+    in ':'; a flag: an indented line's first '--' option)."""
+    sections, heading = {}, None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            heading = line[:-1]
+            sections[heading] = []
+        elif heading and line.startswith("  -"):
+            sections[heading].append(line.split()[0].rstrip(","))
+    return sections
+
+
+def test_help_lists_the_flags_in_one_group_per_concern(capsys):
+    sections = _help_sections(_parser().format_help())
+    assert sections["options"] == ["-h"]          # every flag sits in a group
+    where = {f: h for h, flags in sections.items() for f in flags}
+    expected = {"--preset": "starting values", "--config": "starting values",
+                "--train-npz": "data", "--probe-npz": "data", "--cache-dir": "data",
+                "--object-size": "simulated", "--nphotons": "simulated",
+                "--fno-width": "model", "--N": "model", "--probe-update": "probe",
+                "--epochs": "training", "--learning-rate": "training",
+                "--stitch": "inference", "--infer-batch-size": "inference",
+                "--output-dir": "output and run", "--resume": "output and run"}
+    for f, start in expected.items():
+        assert where[f].startswith(start), (f, where[f])
+    leaves = {cli.flag(f.name) for _, f in study_config.leaf_fields()}
+    assert leaves <= set(where) and len(where) == len(leaves) + 2   # + -h, --config
+    # ptycho-reconstruct's flags: its inputs, the refinement, the output
+    text = cli.build_parser("prog", "d", sections={"reconstruct": ReconstructConfig,
+                                                   "inference": InferenceConfig},
+                            config_flag=False).format_help()
+    where = {f: h for h, flags in _help_sections(text).items() for f in flags}
+    assert [where[f].split(":")[0] for f in ("--checkpoint", "--data", "--refine",
+                                             "--refine-epochs", "--output-dir", "--stitch")] \
+        == ["data", "data", "refinement after the network (Pty-chi)",
+            "refinement after the network (Pty-chi)", "output and run", "inference and stitching"]
+
+
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_help_shows_the_value_of_the_preset_on_the_command_line(preset, capsys):
+    defaults = {f.name: f.default for _, f in study_config.leaf_fields()}
+    for argv in (["--preset", preset, "--help"], [f"--preset={preset}", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            cli.config_from_argv(argv)
+        assert info.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for key, value in presets.PRESET_VALUES[preset].items():
+            assert f"(default: {defaults[key]!r}; {preset}: {value!r})" in text, key
+        assert text.count(f"; {preset}: ") == len(presets.PRESET_VALUES[preset])
+    if preset == "quick":
+        assert "maximum training epochs (default: 50; quick: 7)" in text
+    with pytest.raises(SystemExit):
+        cli.config_from_argv(["--help"])
+    text = capsys.readouterr().out
+    assert "; quick: " not in text and "; paper: " not in text
+    assert "maximum training epochs (default: 50)" in " ".join(text.split())
 
 
 def test_flags_parse_into_the_config_with_the_right_types():

@@ -253,3 +253,28 @@ def test_output_dir_that_is_a_file_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "is a file" in err and "--output-dir" in err
     assert f.read_text() == "x"
+
+
+def test_the_log_says_where_the_dataset_cache_and_the_outputs_are(tmp_path, capsys):
+    """The absolute output folder before the work, the simulated dataset's cache folder with
+    its size on disk (written, then reused by a second run), and where metrics.json, the
+    reconstruction and the figures went."""
+    out = tmp_path / "study"
+    argv = [*TINY_FLAGS, "--architecture", "fno", "--output-dir", str(out), "--num-threads", "1"]
+    for run_no, verb in ((1, "written"), (2, "reused")):
+        assert runner.main(argv + (["--overwrite"] if run_no == 2 else [])) == 0
+        err = capsys.readouterr().err.splitlines()
+        run = out / "runs" / "pinn_fno"
+        data = json.loads((run / "config.json").read_text())["data"]
+        cache = Path(data["train_npz"]).parent
+        size = sum(Path(data[k]).stat().st_size for k in ("train_npz", "test_npz")) / 1e6
+        assert cache.parent == out / "datasets"
+        line = next(m for m in err if m.startswith("dataset cache "))
+        assert re.fullmatch(rf"dataset cache {verb} in \d+\.\d s: {re.escape(str(cache.resolve()))} "
+                            rf"\({size:.1f} MB on disk; --cache-dir moves it\)", line), line
+        assert f"output folder: {out.resolve()}" in err
+        assert err.index(f"output folder: {out.resolve()}") < next(
+            i for i, m in enumerate(err) if m.startswith("training fno"))
+        assert (f"written: {(run / 'metrics.json').resolve()}; reconstruction "
+                f"{(out / 'recons' / 'pinn_fno' / 'recon.npz').resolve()}; figures in "
+                f"{(out / 'visuals').resolve()}") in err

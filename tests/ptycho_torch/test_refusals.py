@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ptycho.datagen.spiral_scan import simulate_at_positions
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.probes import make_probe
 from ptycho.stitching import regions
+from ptycho.study_metrics import StudyMetrics, format_number
 from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.ptychi import IterativeUnavailableError
 from test_reliability import npz_variant  # the one NPZ-copy-with-an-edit helper of these tests
@@ -94,6 +96,37 @@ def test_a_failed_polish_leaves_the_output_folder_as_it_was(tree_state, checkpoi
     with pytest.raises(RuntimeError, match="LSQML diverged"):
         _reconstruct(checkpoint, tiny_paths.test, out, "--refine", "lsqml", "--overwrite")
     assert tree_state(out) == before
+
+
+def test_the_console_table_after_refine_has_the_refined_row(checkpoint, tiny_paths, tmp_path,
+                                                           monkeypatch, capsys):
+    """--refine: the table printed at the end holds the network's row and the refined one,
+    each as its metrics.json says (a stand-in polish returns the true object, so the two rows
+    differ)."""
+    def polish(data, rec, inference, *, epochs, device):
+        return data, replace(rec, recon=rec.ground_truth.astype(np.complex64)), {
+            "amplitude_mae": 0.0123}
+    monkeypatch.setattr(reconstruct, "import_ptychi", lambda: None)
+    monkeypatch.setattr(reconstruct, "polish_with_lsqml", polish)
+    out = tmp_path / "rec"
+    assert _reconstruct(checkpoint, tiny_paths.test, out, "--refine", "lsqml") == 0
+    captured = capsys.readouterr()
+    printed, err = captured.out.splitlines(), captured.err.splitlines()
+    assert f"output folder: {out.resolve()}" in err
+    assert any(line.startswith(f"written: {(out / 'metrics.json').resolve()}; reconstruction "
+                               f"{(out / 'recon.npz').resolve()}; refined (--refine lsqml) in "
+                               f"{(out / 'refined').resolve()}; figures {out.resolve()}/")
+               for line in err), err
+    rows = {line.split(" | ")[0].strip("| "): line for line in printed if line.startswith("| ")}
+    for name, path in (("reconstruction", out / "metrics.json"),
+                       ("reconstruction+lsqml", out / "refined" / "metrics.json")):
+        m = StudyMetrics.from_json(json.loads(path.read_text()))
+        cells = rows[name].strip("| ").split(" | ")
+        assert cells[1:5] == [m.cell("mae", 0), m.cell("mae", 1), m.cell("psnr", 0),
+                              m.cell("psnr", 1)], name
+        assert cells[11] == format_number(m.data_residual["amplitude_mae"], 4)
+    assert rows["reconstruction+lsqml"] != rows["reconstruction"]
+    assert "; reconstruction+lsqml: 0.0123; " in printed[-1]
 
 
 def test_sigterm_while_reconstructing_exits_143_and_writes_nothing(checkpoint, tiny_paths,
@@ -219,3 +252,33 @@ def test_a_refused_flag_answers_before_torch_is_imported(script, argv, line, tmp
                        text=True, timeout=120, cwd=tmp_path)
     assert r.stderr.strip().splitlines() == [line]
     assert r.stdout.strip() == "no torch 2"
+
+
+@pytest.mark.parametrize("entry, argv, heading", [
+    ("grid_lines_torch_runner.py", ["--preset", "quick", "--help"], "training:"),
+    ("reconstruct.py", ["--help"], "refinement after the network (Pty-chi):"),
+    ("ptycho-study", ["--preset", "paper", "--help"], "model: the network:")])
+def test_help_answers_before_torch_is_imported(entry, argv, heading, tmp_path):
+    """--help of the entry points (ptycho-study, the runner, ptycho-reconstruct) comes out,
+    in its groups and with a preset's values, without importing torch."""
+    import subprocess
+    import sys
+    report = ("except SystemExit as e:\n"
+              "    print('torch loaded' if 'torch' in sys.modules else 'no torch', e.code, "
+              "file=sys.stderr)\n")
+    if entry == "ptycho-study":   # the console script's function
+        probe = ("import sys\nfrom ptycho_torch.cli import study_main\n"
+                 "try:\n    study_main(sys.argv[1:])\n" + report)
+        cmd = [sys.executable, "-c", probe, *argv]
+    else:
+        probe = ("import runpy, sys; sys.argv = [sys.argv[1]] + sys.argv[2:]\n"
+                 "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n" + report)
+        cmd = [sys.executable, "-c", probe, str(Path(runner.__file__).with_name(entry)), *argv]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                           [str(Path(runner.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])})
+    assert r.stderr.strip() == "no torch 0"
+    assert heading in r.stdout.splitlines()
+    if "--preset" in argv:
+        preset = argv[argv.index("--preset") + 1]
+        assert f"; {preset}: " in r.stdout

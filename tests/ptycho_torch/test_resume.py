@@ -10,11 +10,14 @@ on CPU, as one that ran E epochs (the data order is a function of seed and epoch
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -145,3 +148,69 @@ def test_a_resumed_training_is_the_uninterrupted_one(tmp_path, tiny_paths):
     logs = tmp_path / "cut" / "logs"
     assert csv_epochs(logs / "metrics.csv") == [0, 1]
     assert csv_epochs(logs / "resumed_after_epoch_1" / "metrics.csv") == [2, 3]
+
+
+# Lightning's lines a run must not print (each would read as a fault to a user): the
+# messages' own words, as Lightning 2.6 writes them
+ALARMING = ("`weights_only` was not set", "could not find the monitored key",
+            "Previous log files in this directory will be deleted", "exists and is not empty",
+            "Early stopping conditioned on metric")
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def _alarming_lines(run) -> list[str]:
+    """Every warning and Lightning log line of ``run()`` that matches :data:`ALARMING`."""
+    handler, names = _Lines(), ("lightning", "lightning.pytorch", "lightning.fabric")
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).addHandler(handler)
+        logging.getLogger(n).setLevel(logging.DEBUG)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+    finally:
+        for n in names:
+            logging.getLogger(n).removeHandler(handler)
+            logging.getLogger(n).setLevel(saved[n])
+    lines = [str(w.message) for w in caught] + handler.lines
+    return [line for line in lines if any(a in line for a in ALARMING)]
+
+
+def test_training_and_resuming_print_none_of_lightnings_alarming_lines(tmp_path, tiny_paths):
+    """A tiny run that crashes before epoch 2, a resume that crashes there again, a second
+    resume to the end; and a step budget that ends before the first validation, with early
+    stopping: none prints Lightning's weights_only / monitored-key / log-deletion /
+    checkpoint-folder lines (and the step-budget run does not stop on a missing val_loss)."""
+    train = load_dataset(tiny_paths.train)
+    mc = ModelConfig(N=32, architecture="fno", fno_width=8, fno_modes=4, fno_blocks=1,
+                     fno_cnn_blocks=1)
+    tc = TrainingConfig(epochs=3, batch_size=8, seed=3, val_fraction=0.2)
+    dc = data_config_from(train)
+    work = tmp_path / "run"
+
+    def runs():
+        for resume in (False, True):
+            with pytest.raises(_CrashError):
+                fit_model(mc, tc, dc, train, work, progress_bar=False, resume=resume,
+                          extra_callbacks=[_CrashAtEpoch(2)])
+        done = fit_model(mc, tc, dc, train, work, progress_bar=False, resume=True)
+        assert done.resumed_from_epoch == 1 and done.history["epoch"] == [0, 1, 2]
+        steps = fit_model(mc, replace(tc, max_steps=3, early_stopping_patience=1), dc, train,
+                          tmp_path / "steps", progress_bar=False)
+        assert steps.stop_reason == "max_steps" and steps.steps_completed == 3
+    assert _alarming_lines(runs) == []
+    logs = work / "logs"   # every session's CSV log is kept
+    assert sorted(p.name for p in logs.iterdir() if p.is_dir()) == [
+        "resumed_after_epoch_1", "resumed_after_epoch_1_2"]
+    names = sorted(p.name for p in (work / "checkpoints").iterdir())
+    assert len(names) == 3 and names[0].startswith("epoch") and names[1:] == ["final.ckpt",
+                                                                              "last.ckpt"]

@@ -3,6 +3,7 @@ line before anything is written, and a folder is written whole or not at all."""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,45 @@ def test_a_refused_layout_leaves_the_folder_as_it_was(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "scan.cxi", "truth.npz"]
     with np.load(out / "truth.npz") as z:
         assert z["positions_px"].shape == (20, 2)
+
+
+def _source_positions():
+    with np.load(SOURCE) as z:
+        return (np.asarray(z["xcoords"], np.float64), np.asarray(z["ycoords"], np.float64),
+                np.asarray(z["xcoords_start"], np.float64), np.asarray(z["ycoords_start"], np.float64))
+
+
+@pytest.mark.parametrize("subset", [None, "dense", "first"])
+def test_n_positions_takes_the_dense_middle_or_the_first_of_the_scan(tmp_path, subset):
+    """--n-positions K with --from: by default (dense) the K positions nearest the centre of
+    the true positions' bounding box, in the file's order; --subset first the first K (the
+    behaviour before the flag). Both checked against a selection computed here by brute
+    force, for the true and the nominal (written) positions."""
+    k, out = 40, tmp_path / "scan"
+    argv = ["--from", str(SOURCE), "--n-positions", str(k), "--positions", "nominal",
+            "--layouts", "npz", "--output-dir", str(out)]
+    assert make_example_scan.main(argv + (["--subset", subset] if subset else [])) == 0
+    x, y, x0, y0 = _source_positions()
+    if subset == "first":
+        chosen = list(range(k))
+    else:
+        cx, cy = (min(x) + max(x)) / 2, (min(y) + max(y)) / 2
+        by_distance = sorted(range(len(x)), key=lambda i: (math.hypot(x[i] - cx, y[i] - cy), i))
+        chosen = sorted(by_distance[:k])
+    with np.load(out / "truth.npz") as z:
+        np.testing.assert_array_equal(z["positions_px"], np.stack([x, y], 1)[chosen])
+        np.testing.assert_array_equal(z["written_positions_px"], np.stack([x0, y0], 1)[chosen])
+        true_xy = z["positions_px"]
+    spread = np.ptp(true_xy, axis=0)
+    if subset == "first":   # a strip: the first rows of the scan
+        assert spread[0] > 4 * spread[1]
+    else:                   # a compact patch, about as tall as wide
+        assert 0.5 < spread[0] / spread[1] < 2
+
+
+def test_subset_needs_from(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        make_example_scan.main(["--subset", "first", "--output-dir", str(tmp_path / "x")])
+    assert info.value.code == 2
+    assert "--subset need --from FILE" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from ptycho.evaluation import align_for_metrics
-from ptycho.plotting import dose_curves_figure, image_grid_figure, save_stacked_figures
+from ptycho.plotting import (
+    distinct_colour,
+    dose_curves_figure,
+    image_grid_figure,
+    save_stacked_figures,
+)
 from ptycho.study_metrics import format_number, metrics_table
 from ptycho_torch.studies.common import settings_line
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, RULES, crossover, format_dose
@@ -161,14 +166,11 @@ def line_styles(methods: list[str]) -> dict[str, dict]:
     """Matplotlib keywords per method: :func:`_style` plus one colour per base method (the
     name without a selection-rule suffix), distinct for up to 20 bases (tab20), so a sweep
     with refined and transfer rows does not reuse the default cycle's 10 colours."""
-    from matplotlib import colormaps
-    palette = colormaps["tab20"].colors
     bases: dict[str, int] = {}
     out = {}
     for m in methods:
         base = next((m[:-len(s)] for s in RULE_SUFFIXES if m.endswith(s)), m)
-        idx = bases.setdefault(base, len(bases))
-        out[m] = {**_style(m), "color": palette[(2 * idx) % 20 + (idx // 10) % 2]}
+        out[m] = {**_style(m), "color": distinct_colour(bases.setdefault(base, len(bases)))}
     return out
 
 

@@ -31,7 +31,6 @@ input: one ``error:`` line on stderr, exit code 2.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import sys
@@ -41,13 +40,13 @@ from pathlib import Path
 
 import torch
 
-from ptycho.artifacts import save_figure_atomic, write_json_atomic
+from ptycho.artifacts import write_json_atomic
 from ptycho.config.cli import flag_hint
 from ptycho.config.config import DataConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
-from ptycho.plotting import _plt
+from ptycho.plotting import save_learning_curve_figure
 from ptycho.study_metrics import format_number as f
 from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.callbacks import SnapshotCallback
@@ -78,7 +77,6 @@ from ptycho_torch.studies.learning_curve.seeds import (
     sweep_from_argv,
 )
 from ptycho_torch.studies.learning_curve.scoring import (
-    _num,
     lsqml_reference,
     machine_info,
     read_reference,
@@ -172,7 +170,7 @@ def run_learning_curve(lc: LearningCurveConfig) -> LearningCurveResult:
         "test_patterns_scored": int(test.object_selection(0).size),
         "total_time_s": time.perf_counter() - t_start,
     }
-    png = save_learning_curve_figure(lc.output_dir / PNG_NAME, result)
+    png = save_learning_curve_figure(lc.output_dir / PNG_NAME, result, PANELS)
     path = write_json_atomic(lc.output_dir / JSON_NAME, result)  # last: marks it finished
     return LearningCurveResult(result=result, json_path=path, png_path=png,
                                snapshots=snaps.snapshots)
@@ -249,39 +247,6 @@ def _score_snapshots(lc: LearningCurveConfig, p: _Prepared, model, snapshots) ->
 
 
 # ------------------------------------------------------------------------ outputs
-def save_learning_curve_figure(path: Path, result: dict) -> Path:
-    """Four panels (amplitude SSIM and PSNR, phase PSNR, phase correlation) against the
-    budget on a log x axis; every reference level as a dashed line labelled by model_id."""
-    plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    x = [p["budget"] for p in result["points"]]
-    colours = ("tab:red", "tab:green", "tab:purple", "tab:brown")
-    for ax, (key, title) in zip(axes.ravel(), PANELS):
-        ax.plot(x, [p[key] for p in result["points"]], "o-", color="tab:blue",
-                label=result["model_id"])
-        for i, ref in enumerate(result["references"]):
-            if math.isfinite(_num(ref.get(key))):
-                ax.axhline(ref[key], ls="--", lw=1.2, color=colours[i % len(colours)],
-                           label=ref.get("label", ref["model_id"]))
-        ax.set_xscale("log", base=2)
-        if x:
-            ax.set_xticks(x)
-            ax.set_xticklabels([_fmt_budget(b) for b in x], fontsize=8)
-            ax.minorticks_off()
-        ax.set_xlabel(result["budget_unit"])
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    m = result["machine"]
-    fig.suptitle(f"learning curve: {result['model_id']} on test object 0 "
-                 f"({m['device']}, {m['torch_threads']} torch thread(s))")
-    fig.tight_layout()
-    try:
-        return save_figure_atomic(fig, path)
-    finally:
-        plt.close(fig)
-
-
 def points_table(result: dict) -> str:
     """A markdown table of the points (and the references)."""
     head = ["budget", "minutes", "steps", "epochs", "amp SSIM", "amp PSNR", "phase PSNR",

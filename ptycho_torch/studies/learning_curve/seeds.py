@@ -21,11 +21,11 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ptycho.artifacts import save_figure_atomic, write_json_atomic, write_text_atomic
+from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import parse_known
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
-from ptycho.plotting import _plt
+from ptycho.plotting import save_learning_curves_over_seeds
 from ptycho_torch.studies.common import comparable
 from ptycho_torch.studies.learning_curve.budget_snapshots import _fmt_budget
 from ptycho_torch.studies.learning_curve.config import (
@@ -138,31 +138,6 @@ def summary_table(seeds, budgets, kind: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def save_seeds_figure(path: Path, seeds, budgets, kind: str, summary: dict) -> Path:
-    plt = _plt()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), squeeze=False)
-    nan = lambda xs: [math.nan if v is None else v for v in xs]  # noqa: E731
-    for ax, (key, title) in zip(axes.ravel(), PANELS):
-        s = summary[key]
-        ax.plot(budgets, nan(s["mean"]), "o-", color="tab:blue", label="mean")
-        ax.fill_between(budgets, nan(s["min"]), nan(s["max"]), color="tab:blue", alpha=0.2,
-                        lw=0, label="min..max")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(budgets)
-        ax.set_xticklabels([_fmt_budget(b) for b in budgets], fontsize=8)
-        ax.minorticks_off()
-        ax.set_xlabel(BUDGET_UNITS[kind])
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"learning curve over seeds {', '.join(map(str, seeds))} (test object 0)")
-    fig.tight_layout()
-    try:
-        return save_figure_atomic(fig, path)
-    finally:
-        plt.close(fig)
-
-
 def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
     """Each seed's curve (``run_one(lc)`` -> its ``learning_curve.json`` dict, or the finished
     one), then the summary files. Returns ``seeds.json``'s content."""
@@ -177,7 +152,8 @@ def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
     first = sweep.curves[0]
     summary = summarise_curves(sweep.seeds, results)
     out = sweep.output_dir
-    save_seeds_figure(out / SEEDS_PNG, sweep.seeds, list(first.budgets), first.kind, summary)
+    save_learning_curves_over_seeds(out / SEEDS_PNG, sweep.seeds, list(first.budgets),
+                                    BUDGET_UNITS[first.kind], summary, PANELS)
     write_text_atomic(out / "seeds.md", "\n".join([
         "# Learning curve over seeds", "",
         f"Seeds {', '.join(map(str, sweep.seeds))}; each curve in seed_<s>/ ({JSON_NAME}). "
