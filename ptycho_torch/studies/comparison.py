@@ -47,10 +47,10 @@ from ptycho_torch.studies.common import (
     iterative_key,
     plan_study,
     pop_methods,
-    reusable_row,
     run_or_reuse,
     settings_line,
 )
+from ptycho_torch.studies.rows import finished_row, metrics_row
 from ptycho_torch.studies.seeds import methods_table, parse_seeds, summarise_methods
 from ptycho_torch.studies.methods import (
     parse_reuse,
@@ -227,8 +227,9 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
     for engine in cc.iterative:
         layout = StudyLayout(cc.output_dir, f"ptychi_{engine}")
-        reusable_row(layout, iterative_key(cc.base, engine, cc.iterative_epochs,
-                                           cc.iterative_batch_size), cc.base.run.overwrite)
+        finished_row(metrics_row(layout, iterative_key(cc.base, engine, cc.iterative_epochs,
+                                                       cc.iterative_batch_size)),
+                     cc.base.run.overwrite)
     return plan
 
 
@@ -238,8 +239,8 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
     plan = plan_comparison(cc) if plan is None else plan
     apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []
-    for cfg, action in plan:
-        m = run_or_reuse(cfg, action)
+    for cfg, _ in plan:
+        m = run_or_reuse(cfg)
         if m is None:  # an extra DDP rank: the global-zero process writes the comparison
             return {}
         rows.append(m)

@@ -159,9 +159,9 @@ def table(seeds, summary: dict) -> str:
 
 def run_seed_sweep(sweep: SeedSweep, plans: list[str]) -> dict:
     rows = []
-    for seed, cfg, action in zip(sweep.seeds, sweep.studies, plans):
+    for seed, cfg in zip(sweep.seeds, sweep.studies):
         log.info("seed %d: %s", seed, cfg.run.output_dir)
-        m = run_or_reuse(cfg, action)
+        m = run_or_reuse(cfg)
         if m is None:            # an extra DDP rank
             return {}
         rows.append(m.to_json())

@@ -81,7 +81,7 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
         for arch in dc.methods.architectures:
             cfg = dc.study(dose, arch)
             log.info("dose %s: %s (loss %s)", format_dose(dose), cfg.model_id, cfg.training.loss)
-            m = run_or_reuse(cfg, plan[(dose, arch)])
+            m = run_or_reuse(cfg)
             if m is None:
                 return {}
             finals[(dose, arch)] = m

@@ -36,6 +36,7 @@ from ptycho_torch.studies.learning_curve.config import (
     build_parser,
     curve_config,
 )
+from ptycho_torch.studies.rows import Wanted, finished_row, reuse_or_compute
 from ptycho_torch.studies.seeds import parse_seeds
 
 log = logging.getLogger(__name__)
@@ -70,38 +71,38 @@ def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> CurveSweep | 
     return CurveSweep(curves, seeds, out)
 
 
-def _finished(lc: LearningCurveConfig) -> dict | None:
-    try:
-        return json.loads((lc.output_dir / JSON_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _settings(study: StudyConfig) -> dict:
     # the budget's epochs follow from the training-set size; the budgets themselves are
     # compared separately
     return {k: v for k, v in comparable(study).items() if k != "epochs"}
 
 
+def _curve_key(study: StudyConfig, kind: str, budgets, lsqml_epochs, reference_json) -> dict:
+    return {"study": _settings(study), "kind": kind, "budgets": list(budgets),
+            "lsqml_epochs": lsqml_epochs, "reference_json": reference_json}
+
+
+def _read_curve(path: Path) -> tuple[dict, dict]:
+    done = json.loads(path.read_text())
+    c = done["config"]
+    return done, _curve_key(StudyConfig.from_dict(c["study"]), done["budget_kind"],
+                            done["budgets"], c["lsqml_epochs"], c["reference_json"])
+
+
+def curve_row(lc: LearningCurveConfig) -> Wanted:
+    """A seed's learning curve as a row: ``learning_curve.json``, keyed by its settings, its
+    budgets and its references."""
+    def refusal(_old) -> str:
+        return (f"output_dir={str(lc.output_dir)!r} already holds a learning curve with other "
+                "settings; pass --overwrite to replace it or choose another --output-dir")
+    key = _curve_key(lc.study, lc.kind, lc.budgets, lc.lsqml_epochs, lc.reference_json)
+    return Wanted("learning curve", lc.output_dir / JSON_NAME, key, _read_curve, refusal)
+
+
 def plan_curves(sweep: CurveSweep) -> list[str]:
     """Per seed ``'reuse'`` (finished, same settings) or ``'run'``; writes nothing."""
-    plans = []
-    for lc in sweep.curves:
-        done = None if lc.study.run.overwrite else _finished(lc)
-        if done is None:
-            plans.append("run")
-            continue
-        old = StudyConfig.from_dict(done["config"]["study"])
-        if (_settings(old) == _settings(lc.study) and done["budget_kind"] == lc.kind
-                and done["budgets"] == list(lc.budgets)
-                and done["config"]["lsqml_epochs"] == lc.lsqml_epochs
-                and done["config"]["reference_json"] == lc.reference_json):
-            plans.append("reuse")
-            continue
-        raise StudyError(f"output_dir={str(lc.output_dir)!r} already holds a learning curve "
-                         "with other settings; pass --overwrite to replace it or choose "
-                         "another --output-dir")
-    return plans
+    return ["run" if finished_row(curve_row(lc), lc.study.run.overwrite) is None else "reuse"
+            for lc in sweep.curves]
 
 
 def summarise_curves(seeds, results: list[dict]) -> dict:
@@ -167,13 +168,10 @@ def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
     """Each seed's curve (``run_one(lc)`` -> its ``learning_curve.json`` dict, or the finished
     one), then the summary files. Returns ``seeds.json``'s content."""
     results = []
-    for seed, lc, action in zip(sweep.seeds, sweep.curves, plans):
-        if action == "reuse":
-            log.info("seed %d: reusing the finished learning curve in %s", seed, lc.output_dir)
-            results.append(_finished(lc))
-        else:
-            log.info("seed %d: %s", seed, lc.output_dir)
-            results.append(run_one(lc))
+    for seed, lc in zip(sweep.seeds, sweep.curves):
+        log.info("seed %d: %s", seed, lc.output_dir)
+        results.append(reuse_or_compute(curve_row(lc), lambda lc=lc: run_one(lc),
+                                        overwrite=lc.study.run.overwrite, what="curve"))
     first = sweep.curves[0]
     summary = summarise_curves(sweep.seeds, results)
     out = sweep.output_dir
