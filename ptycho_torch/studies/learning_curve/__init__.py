@@ -49,7 +49,6 @@ from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.plotting import _plt
 from ptycho.study_metrics import format_number as f
-from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import split_indices
 from ptycho_torch.engine.outputs import check_dir_target
@@ -73,10 +72,12 @@ from ptycho_torch.studies.learning_curve.config import (
 from ptycho_torch.studies.learning_curve.budget_snapshots import BudgetSnapshots, _fmt_budget
 from ptycho_torch.studies.learning_curve.seeds import (
     plan_curves,
-    run_curves,
+    run_curve,
     summary_table,
     sweep_from_argv,
+    write_curve_summary,
 )
+from ptycho_torch.studies.sweep import SeedSweep, sweep_main
 from ptycho_torch.studies.learning_curve.scoring import (
     _num,
     lsqml_reference,
@@ -304,33 +305,25 @@ def points_table(result: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- CLI
+def print_result(sweep: SeedSweep, result: dict) -> None:
+    if sweep.seeds:
+        r = result["seeds_summary"]
+        print(summary_table(sweep.seeds, r["budgets"], r["budget_kind"], r["summary"]))
+        print(f"learning curve over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+        return
+    print(points_table(result))
+    print(f"learning curve: {(sweep.output_dir / JSON_NAME).resolve()} and {PNG_NAME}")
+
+
 def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite; with ``--seeds`` finished seeds are reused)."""
-    def parse():
-        sweep = sweep_from_argv(argv, prog)
-        return (config_from_argv(argv, prog=prog) if sweep is None
-                else (sweep, plan_curves(sweep)))
-
-    def run(parsed):
-        if isinstance(parsed, LearningCurveConfig):
-            return run_learning_curve(parsed)
-        return parsed[0], run_curves(*parsed, lambda lc: run_learning_curve(lc).result)
-    code, out = run_entry(parse, run,
-                          interrupted="run the same command again (with --seeds finished "
-                                      "seeds are reused; else add --overwrite)",
-                          errors=(StudyError, IterativeUnavailableError))
-    if code:
-        return code
-    if isinstance(out, tuple):
-        sweep, result = out
-        print(summary_table(sweep.seeds, result["budgets"], result["budget_kind"],
-                            result["summary"]))
-        print(f"learning curve over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
-        return 0
-    print(points_table(out.result))
-    print(f"learning curve: {out.json_path.resolve()} and {out.png_path.name}")
-    return 0
+    return sweep_main(lambda: sweep_from_argv(argv, prog), plan_curves,
+                      lambda lc, plan: run_curve(lc, plan, lambda c: run_learning_curve(c).result),
+                      write_curve_summary, print_result,
+                      interrupted="run the same command again (with --seeds finished seeds are "
+                                  "reused; else add --overwrite)",
+                      errors=(StudyError, IterativeUnavailableError))
 
 
 if __name__ == "__main__":
