@@ -20,6 +20,7 @@ from __future__ import annotations
 from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser, config_from_values, parse_known
 from ptycho.frc import censored_bound
+from ptycho.metric_catalogue import metrics
 from ptycho_torch.studies.common import plan_study, run_or_reuse
 from ptycho_torch.studies.sweep import (
     SeedSweep,
@@ -34,11 +35,10 @@ from ptycho_torch.studies.sweep import (
     sweep_main,
 )
 
-#: (label, metrics.json key, index of [amplitude, phase] or None)
-SUMMARY = (("amp SSIM", "ssim", 0), ("phase SSIM", "ssim", 1), ("amp PSNR", "psnr", 0),
-           ("phase PSNR", "psnr", 1), ("amp FRC50", "frc50", 0), ("phase corr",
-           "phase_correlation", None), ("data residual", "data_residual", "amplitude_mae"),
-           ("train s", "train_time_s", None), ("total s", "total_time_s", None))
+#: (label, metrics.json key, index of [amplitude, phase], data_residual entry or None)
+SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
+    "amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "amp_frc50", "phase_correlation",
+    "data_residual", "train_time_s", "total_time_s"))
 
 
 def config_from_argv(argv=None, prog: str = "seed_sweep.py") -> SeedSweep:
@@ -92,8 +92,9 @@ def summarise_methods(seeds, rows_per_seed: list[list[dict]]) -> dict:
 
 
 #: the columns of :func:`methods_table`
-METHOD_COLUMNS = ("amp SSIM", "phase SSIM", "amp PSNR", "phase PSNR", "phase corr",
-                  "data residual")
+METHOD_COLUMNS = tuple(m.header for m in metrics("amp_ssim", "phase_ssim", "amp_psnr",
+                                                 "phase_psnr", "phase_correlation",
+                                                 "data_residual"))
 
 
 def methods_table(summary: dict) -> str:

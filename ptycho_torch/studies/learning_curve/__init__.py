@@ -47,6 +47,7 @@ from ptycho.config.config import DataConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
+from ptycho.metric_catalogue import metrics
 from ptycho.plotting import _plt
 from ptycho.study_metrics import format_number as f
 from ptycho_torch.engine.callbacks import SnapshotCallback
@@ -283,23 +284,23 @@ def save_learning_curve_figure(path: Path, result: dict) -> Path:
         plt.close(fig)
 
 
+#: the metric columns of :func:`points_table`
+POINT_COLUMNS = metrics("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation",
+                        "amp_frc50", "phase_frc50", "data_residual")
+
+
 def points_table(result: dict) -> str:
     """A markdown table of the points (and the references)."""
-    head = ["budget", "minutes", "steps", "epochs", "amp SSIM", "amp PSNR", "phase PSNR",
-            "phase SSIM", "phase corr", "amp FRC50", "phase FRC50", "data residual"]
+    head = ["budget", "minutes", "steps", "epochs"] + [m.header for m in POINT_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in result["points"]:
         cells = [f"{_fmt_budget(p['budget'])} {result['budget_kind']}", f(p["minutes"], 3),
                  str(p["steps"]), f(p["epochs"], 3)]
-        cells += [p.get(f"{k}_censored") or f(p[k]) for k in (
-            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
-            "phase_frc50", "data_residual")]
+        cells += [p.get(f"{m.key}_censored") or f(p[m.key]) for m in POINT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     for r in result["references"]:
         cells = [r.get("label", r["model_id"]), "-", "-", "-"]
-        cells += [r.get(f"{k}_censored") or f(r.get(k)) for k in (
-            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
-            "phase_frc50", "data_residual")]
+        cells += [r.get(f"{m.key}_censored") or f(r.get(m.key)) for m in POINT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
