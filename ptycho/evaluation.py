@@ -47,6 +47,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from ptycho.alignment import align_complex, centred_xy, check_pair, check_trim, fit_plane
+from ptycho.metric_catalogue import METRIC_NAMES  # the keys of evaluate_reconstruction's metrics
 from ptycho.frc import (
     THRESHOLD_KEYS,
     check_real_2d,
@@ -66,8 +67,6 @@ __all__ = [
 # OpenCV's cv2.PSNR: 20*log10(R / (sqrt(mse) + DBL_EPSILON)).
 _DBL_EPSILON = float(np.finfo(np.float64).eps)
 
-# Keys of evaluate_reconstruction(...)["metrics"], in order.
-METRIC_NAMES = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7", "frc_halfbit")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from ptycho.frc import THRESHOLD_KEYS, censored_bound
+from ptycho.metric_catalogue import METRIC_NAMES as METRIC_KEYS
+from ptycho.metric_catalogue import metrics
 
-METRIC_KEYS = ("mae", "mse", "psnr", "psnr_legacy255", "ssim", "frc50", "frc_1_7", "frc_halfbit")
 #: what ``ptycho.evaluation`` removed before scoring, copied by :meth:`StudyMetrics.set_scores`
 REMOVED_KEYS = ("phase_offset", "phase_ramp", "registration_shift_px")
 KINDS = ("network", "iterative", "refined")  # refined: an engine started at a network's object
@@ -163,10 +164,11 @@ class StudyMetrics:
 
 
 # (label, key, channel) of the table's metric columns; channel 0 amplitude, 1 phase
-TABLE_COLUMNS = (("amp MAE", "mae", 0), ("phase MAE", "mae", 1),
-                 ("amp PSNR", "psnr", 0), ("phase PSNR", "psnr", 1),
-                 ("amp SSIM", "ssim", 0), ("phase SSIM", "ssim", 1),
-                 ("amp FRC50", "frc50", 0), ("phase FRC50", "frc50", 1))
+TABLE_COLUMNS = tuple((m.header, m.record, m.channel) for m in metrics(
+    "amp_mae", "phase_mae", "amp_psnr", "phase_psnr", "amp_ssim", "phase_ssim", "amp_frc50",
+    "phase_frc50"))
+_MORE_COLUMNS = metrics("phase_correlation", "phase_strength_ratio", "data_residual")
+_TIME_COLUMNS = metrics("train_time_s", "inference_time_s")
 
 
 def format_number(v: Any, digits: int = 4) -> str:
@@ -193,9 +195,8 @@ def format_crossing(value: Any, censored: Any, digits: int = 4) -> str:
 
 def metrics_table(rows: list[StudyMetrics]) -> str:
     """The one markdown table of study rows (runner summary, comparison, dose study)."""
-    head = (["method"] + [c[0] for c in TABLE_COLUMNS]
-            + ["phase corr", "phase strength", "data residual", "parameters", "train s",
-               "inference s", "patterns/s"])
+    head = (["method"] + [c[0] for c in TABLE_COLUMNS] + [m.header for m in _MORE_COLUMNS]
+            + ["parameters"] + [m.header for m in _TIME_COLUMNS] + ["patterns/s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.model_id]

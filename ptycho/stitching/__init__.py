@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ptycho.config.choices import STITCH_MODES  # the one definition of the modes
 from ptycho.config.validation import check_bool, check_choice, check_int
 from ptycho.stitching._common import _check_int
 from ptycho.stitching.positions import SUBPIXEL_MODES, stitch_by_positions
@@ -53,7 +54,6 @@ __all__ = [
     "stitch",
 ]
 
-STITCH_MODES = ("positions", "tiles")
 # How position stitching averages overlaps: plain mean, or weighted by the probe intensity
 # (the weights of :func:`probe_weights`).
 STITCH_WEIGHTINGS = ("uniform", "probe")

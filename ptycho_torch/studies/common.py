@@ -1,5 +1,5 @@
-"""What every study shares: method flags, the plan and reuse of finished rows, the data
-keys a row depends on, the test data and the settings line."""
+"""What every study shares: method flags, the plan of a network study and its row, the
+data keys a row depends on, the test data and the settings line."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +20,7 @@ from ptycho_torch.engine.device import check_device
 from ptycho_torch.engine.outputs import prepare_output
 from ptycho_torch.ptychi import check_engines
 from ptycho_torch.pipeline.study import run_study
+from ptycho_torch.studies.rows import Wanted, finished_row, reuse_or_compute
 
 log = logging.getLogger(__name__)
 
@@ -121,37 +122,48 @@ def finished_config(layout: StudyLayout) -> StudyConfig | None:
         return None
 
 
+def study_row(cfg: StudyConfig) -> Wanted:
+    """A network study's row: ``runs/<id>/metrics.json``, keyed by the settings that change
+    its numbers (:func:`comparable` of the ``config.json`` it ran with)."""
+    layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
+    now = comparable(cfg)
+
+    def read(path: Path):
+        done = finished_config(layout)
+        return (StudyMetrics.from_json(json.loads(path.read_text())),
+                None if done is None else comparable(done))
+
+    def refusal(old: dict | None) -> str:
+        diff = [k for k in now if (old or {}).get(k) != now[k]]
+        what = (f" ({diff[0]}={now[diff[0]]!r}, the finished study used {old.get(diff[0])!r})"
+                if diff and old is not None else "")
+        return (f"output_dir={str(cfg.run.output_dir)!r} already holds a finished study of "
+                f"{cfg.model_id} with other settings{what}; pass --overwrite to replace it or "
+                "choose another --output-dir")
+    return Wanted(cfg.model_id, layout.metrics_path, now, read, refusal)
+
+
 def plan_study(cfg: StudyConfig) -> str:
     """``'reuse'`` a finished study with the same settings, else ``'run'`` after the
     runner's read-only checks (output directory, interrupted run, --resume state).
     A finished study with other settings is refused unless --overwrite; so is a device or
     precision this machine lacks. Writes nothing."""
     check_device(cfg)
-    layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
-    if layout.is_finished() and not cfg.run.overwrite:
-        done = finished_config(layout)
-        if done is not None and comparable(done) == comparable(cfg):
-            return "reuse"
-        now, old = comparable(cfg), comparable(done) if done is not None else {}
-        diff = [k for k in now if old.get(k) != now[k]]
-        what = (f" ({diff[0]}={now[diff[0]]!r}, the finished study used {old.get(diff[0])!r})"
-                if diff and done is not None else "")
-        raise StudyError(f"output_dir={str(cfg.run.output_dir)!r} already holds a finished "
-                         f"study of {cfg.model_id} with other settings{what}; pass --overwrite "
-                         "to replace it or choose another --output-dir")
+    if finished_row(study_row(cfg), cfg.run.overwrite) is not None:
+        return "reuse"
     prepare_output(cfg)
     return "run"
 
 
-def run_or_reuse(cfg: StudyConfig, action: str) -> StudyMetrics | None:
-    """The study's metrics record: read (reuse) or trained now (None on extra DDP ranks)."""
-    layout = StudyLayout(Path(cfg.run.output_dir), cfg.model_id)
-    if action == "reuse":
-        log.info("%s: reusing the finished study in %s", cfg.model_id, layout.run_dir)
-        return StudyMetrics.from_json(json.loads(layout.metrics_path.read_text()))
-    log.info("%s: training (%s)", cfg.model_id, cfg.run.output_dir)
-    result = run_study(cfg)
-    return None if result is None else result.metrics
+def run_or_reuse(cfg: StudyConfig) -> StudyMetrics | None:
+    """The study's metrics record: the finished one (:func:`plan_study` checked it) or
+    trained now (None on extra DDP ranks)."""
+    def train():
+        log.info("%s: training (%s)", cfg.model_id, cfg.run.output_dir)
+        result = run_study(cfg)
+        return None if result is None else result.metrics
+    return reuse_or_compute(study_row(cfg), train, overwrite=cfg.run.overwrite, refuse=False,
+                            what="study")
 
 
 _DATA_FIELDS = field_names(SimulationConfig) + ("N", "gridsize", "train_npz", "test_npz",
@@ -168,26 +180,6 @@ def iterative_key(cfg: StudyConfig, engine: str, epochs: int, batch_size: int, *
     """What an iterative row's numbers depend on (its ``compare_key``)."""
     return {"engine": engine, "epochs": int(epochs), "batch_size": int(batch_size),
             "seed": cfg.training.seed, "data": data_key(cfg), **extra}
-
-
-def reusable_row(layout: StudyLayout, key: dict, overwrite: bool,
-                 refuse: bool = True) -> StudyMetrics | None:
-    """The finished row of ``layout`` when its ``compare_key`` equals ``key``; None when
-    there is none (or with --overwrite); when it has other settings, StudyError (or None
-    when not ``refuse``: a derived row that is simply recomputed)."""
-    if overwrite or not layout.is_finished():
-        return None
-    try:
-        old = StudyMetrics.from_json(json.loads(layout.metrics_path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None  # a broken record is simply recomputed
-    if json.loads(json.dumps(old.compare_key)) == json.loads(json.dumps(key)):
-        return old
-    if not refuse:
-        return None
-    raise StudyError(f"output_dir={str(layout.output_dir)!r} already holds a finished "
-                     f"{layout.model_id} row with other settings ({layout.metrics_path}); pass "
-                     "--overwrite to replace it or choose another --output-dir")
 
 
 def row_stamp(layout: StudyLayout) -> int:

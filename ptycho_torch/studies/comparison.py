@@ -39,7 +39,6 @@ from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
-from ptycho_torch.cli import run_entry
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.studies.common import (
     add_method_flags,
@@ -47,11 +46,12 @@ from ptycho_torch.studies.common import (
     iterative_key,
     plan_study,
     pop_methods,
-    reusable_row,
     run_or_reuse,
     settings_line,
 )
-from ptycho_torch.studies.seeds import methods_table, parse_seeds, summarise_methods
+from ptycho_torch.studies.rows import finished_row, metrics_row
+from ptycho_torch.studies.seeds import methods_table, summarise_methods
+from ptycho_torch.studies.sweep import SeedSweep, plan_each, pop_seeds, seed_sweep, sweep_main
 from ptycho_torch.studies.methods import (
     parse_reuse,
     run_iterative_row,
@@ -120,36 +120,17 @@ def config_from_argv(argv=None) -> CompareConfig:
     sweep = sweep_from_argv(argv)
     if sweep.seeds:
         raise StudyError("--seeds runs one comparison per seed (use sweep_from_argv)")
-    return sweep.comparisons[0]
+    return sweep.runs[0]
 
 
-@dataclass(frozen=True)
-class CompareSweep:
-    """The comparisons to run: one, or one per seed of ``--seeds`` (``seeds`` empty for
-    one), and the folder the seed summary goes to."""
-
-    comparisons: tuple[CompareConfig, ...]
-    seeds: tuple[int, ...] = ()
-    output_dir: Path = Path(".")
-
-
-def sweep_from_argv(argv=None) -> CompareSweep:
-    """Parse and validate everything, ``--seeds`` included (one-line StudyError)."""
-    parser = build_parser()
-    values = parse_known(parser, argv)
-    seeds_text = values.pop("seeds")
-    if seeds_text is not None and "seed" in values:
-        raise StudyError("--seed and --seeds were both given (allowed: one of them; --seeds "
-                         "sets the seed of each comparison)")
-    cc = _compare_config(values)
-    if seeds_text is None:
-        return CompareSweep((cc,), (), cc.output_dir)
-    seeds = parse_seeds(seeds_text)
-    out = cc.output_dir
-    per_seed = tuple(
-        replace(cc, studies=tuple(c.replace(seed=s, output_dir=str(out / f"seed_{s}"))
-                                  for c in cc.studies)) for s in seeds)
-    return CompareSweep(per_seed, seeds, out)
+def sweep_from_argv(argv=None) -> SeedSweep:
+    """Parse and validate everything, ``--seeds`` included (one-line StudyError): one
+    comparison, or one per seed (:mod:`.sweep`)."""
+    values = parse_known(build_parser(), argv)
+    seeds = pop_seeds(values, "comparison")
+    return seed_sweep(_compare_config(values), seeds, lambda cc: cc.base,
+                      lambda cc, changes: replace(cc, studies=tuple(
+                          c.replace(**changes) for c in cc.studies)))
 
 
 def _compare_config(values: dict) -> CompareConfig:
@@ -227,8 +208,9 @@ def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
     for engine in cc.iterative:
         layout = StudyLayout(cc.output_dir, f"ptychi_{engine}")
-        reusable_row(layout, iterative_key(cc.base, engine, cc.iterative_epochs,
-                                           cc.iterative_batch_size), cc.base.run.overwrite)
+        finished_row(metrics_row(layout, iterative_key(cc.base, engine, cc.iterative_epochs,
+                                                       cc.iterative_batch_size)),
+                     cc.base.run.overwrite)
     return plan
 
 
@@ -238,8 +220,8 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
     plan = plan_comparison(cc) if plan is None else plan
     apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []
-    for cfg, action in plan:
-        m = run_or_reuse(cfg, action)
+    for cfg, _ in plan:
+        m = run_or_reuse(cfg)
         if m is None:  # an extra DDP rank: the global-zero process writes the comparison
             return {}
         rows.append(m)
@@ -284,49 +266,35 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
     return result
 
 
-def run_sweep(sweep: CompareSweep, plans: list) -> dict:
-    """Every comparison of ``sweep``; with seeds, also ``seeds.json`` / ``seeds.md`` in its
-    folder (each method's summary over the seeds). Returns the last comparison's JSON dict,
-    with ``seeds_summary`` when there are seeds."""
-    results = []
-    for cc, plan in zip(sweep.comparisons, plans):
-        result = run_comparison(cc, plan)
-        if not result:   # an extra DDP rank
-            return {}
-        results.append(result)
-    if not sweep.seeds:
-        return results[0]
+def write_seed_summary(sweep: SeedSweep, results: list[dict]) -> dict:
+    """``seeds.json`` / ``seeds.md``: each method's summary over the seeds."""
     summary = summarise_methods(sweep.seeds, [r["methods"] for r in results])
     write_json_atomic(sweep.output_dir / "seeds.json", {
         "seeds": list(sweep.seeds), "summary": summary,
-        "comparisons": [str(cc.output_dir) for cc in sweep.comparisons]})
+        "comparisons": [str(cc.output_dir) for cc in sweep.runs]})
     write_text_atomic(sweep.output_dir / "seeds.md", "\n".join([
         "# Comparison over seeds", "",
         f"Seeds {', '.join(map(str, sweep.seeds))}; each comparison in seed_<s>/ "
         "(comparison.md). Cells: mean (min..max) over the seeds.", "",
         methods_table(summary), ""]))
-    return {**results[-1], "seeds_summary": summary}
+    return summary
+
+
+def print_result(sweep: SeedSweep, result: dict) -> None:
+    if sweep.seeds:
+        print(methods_table(result["seeds_summary"]))
+        print(f"seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+    else:
+        print(metrics_table([StudyMetrics.from_json(m) for m in result["methods"]]))
+        print(f"comparison: {(sweep.output_dir / 'comparison.md').resolve()}")
 
 
 def main(argv=None) -> int:
     """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
     stderr, nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command
     again)."""
-    def parse():
-        sweep = sweep_from_argv(argv)
-        return sweep, [plan_comparison(cc) for cc in sweep.comparisons]
-    code, done = run_entry(
-        parse, lambda parsed: (parsed[0], run_sweep(*parsed)),
-        interrupted="run the same command again to continue (finished studies are reused; "
-                    "add --resume to continue an interrupted training)",
-        errors=(StudyError, IterativeUnavailableError))
-    if code:
-        return code
-    sweep, result = done
-    if result and sweep.seeds:
-        print(methods_table(result["seeds_summary"]))
-        print(f"seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
-    elif result:
-        print(metrics_table([StudyMetrics.from_json(m) for m in result["methods"]]))
-        print(f"comparison: {(sweep.output_dir / 'comparison.md').resolve()}")
-    return 0
+    return sweep_main(lambda: sweep_from_argv(argv), plan_each(plan_comparison), run_comparison,
+                      write_seed_summary, print_result,
+                      interrupted="run the same command again to continue (finished studies "
+                                  "are reused; add --resume to continue an interrupted training)",
+                      errors=(StudyError, IterativeUnavailableError))

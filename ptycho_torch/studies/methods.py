@@ -28,7 +28,8 @@ from ptycho.reconstruction import (
     stitch_options,
 )
 from ptycho_torch.engine.inference import reconstruct_test_object
-from ptycho_torch.studies.common import data_key, refined_key, reusable_row, split_list
+from ptycho_torch.studies.common import data_key, refined_key, split_list
+from ptycho_torch.studies.rows import metrics_row, reuse_or_compute
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +67,17 @@ def run_iterative_row(engine: str, test, cfg: StudyConfig, epochs: int, batch_si
     """Pty-chi reconstruction of test object 0 (``runs/ptychi_<engine>``), or the finished
     row with the same ``key``."""
     layout = StudyLayout(Path(cfg.run.output_dir), f"ptychi_{engine}")
-    old = reusable_row(layout, key, cfg.run.overwrite)
-    if old is not None:
-        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
-        return old
-    device = resolve_device(cfg.training.device)
-    log.info("%s: %d epochs on %s", layout.model_id, epochs, device)
-    rec, res = reconstruct_iterative(engine, test, epochs=epochs, batch_size=batch_size or None,
-                                     device=device, seed=cfg.training.seed,
-                                     inference=cfg.inference)
-    m = iterative_row(layout.model_id, engine, rec, test, epochs=res.epochs, device=res.device,
-                      key=key, loss=res.loss)
-    return save_row(layout, m, rec, scan=test)
+
+    def compute() -> StudyMetrics:
+        device = resolve_device(cfg.training.device)
+        log.info("%s: %d epochs on %s", layout.model_id, epochs, device)
+        rec, res = reconstruct_iterative(engine, test, epochs=epochs,
+                                         batch_size=batch_size or None, device=device,
+                                         seed=cfg.training.seed, inference=cfg.inference)
+        m = iterative_row(layout.model_id, engine, rec, test, epochs=res.epochs,
+                          device=res.device, key=key, loss=res.loss)
+        return save_row(layout, m, rec, scan=test)
+    return reuse_or_compute(metrics_row(layout, key), compute, overwrite=cfg.run.overwrite)
 
 
 def network_patches(checkpoint: Path, test, cfg: StudyConfig, device: str):
@@ -125,10 +125,15 @@ def run_refined_row(source: StudyMetrics, engine: str, test, cfg: StudyConfig, e
     src = StudyLayout(out, source.model_id)
     layout = StudyLayout(out, f"{source.model_id}+{engine}")
     key = refined_key(cfg, engine, epochs, batch_size, src)
-    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
-    if old is not None:
-        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
-        return old
+    return reuse_or_compute(
+        metrics_row(layout, key), lambda: _refine(source, engine, test, cfg, epochs, batch_size,
+                                                  layout, key),
+        overwrite=cfg.run.overwrite, refuse=False)
+
+
+def _refine(source: StudyMetrics, engine: str, test, cfg: StudyConfig, epochs: int,
+            batch_size: int, layout: StudyLayout, key: dict) -> StudyMetrics:
+    src = StudyLayout(layout.output_dir, source.model_id)
     device = resolve_device(cfg.training.device)
     log.info("%s: %d epochs on %s from %s's reconstruction", layout.model_id, epochs, device,
              source.model_id)
@@ -165,10 +170,13 @@ def run_reused_row(checkpoint: Path, test, cfg: StudyConfig) -> StudyMetrics:
     row with the same key."""
     layout = StudyLayout(Path(cfg.run.output_dir), reused_id(checkpoint))
     key = reused_key(cfg, checkpoint)
-    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
-    if old is not None:
-        log.info("%s: reusing %s", layout.model_id, layout.metrics_path)
-        return old
+    return reuse_or_compute(metrics_row(layout, key),
+                            lambda: _apply_reused(checkpoint, test, cfg, layout, key),
+                            overwrite=cfg.run.overwrite, refuse=False)
+
+
+def _apply_reused(checkpoint: Path, test, cfg: StudyConfig, layout: StudyLayout,
+                  key: dict) -> StudyMetrics:
     device = resolve_device(cfg.training.device)
     model = load_model(str(checkpoint), device, trust=cfg.run.trust_checkpoint,
                        flag="--reuse-models")

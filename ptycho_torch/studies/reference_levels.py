@@ -21,6 +21,7 @@ import numpy as np
 
 from ptycho.evaluation import evaluate_reconstruction
 from ptycho.io import load_dataset
+from ptycho.metric_catalogue import metrics
 from ptycho.study_metrics import format_crossing, format_number
 from ptycho_torch.cli import refuse
 from ptycho_torch.core.residual import data_residual
@@ -111,15 +112,18 @@ def read_recon(path) -> tuple[np.ndarray, np.ndarray]:
     return rec, gt
 
 
+#: the columns of :func:`levels_table`
+LEVEL_COLUMNS = metrics("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "phase_correlation",
+                        "amp_frc50")
+
+
 def levels_table(rows: dict[str, dict]) -> str:
     """Markdown table of ``{name: evaluate_reconstruction(...)}``."""
-    head = ["object", "amp SSIM", "phase SSIM", "amp PSNR", "phase PSNR", "phase corr",
-            "amp FRC50"]
+    head = ["object"] + [m.header for m in LEVEL_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in rows.items():
         m = r["metrics"]
-        cells = [name] + [format_number(m[k][c], 4) for k, c in
-                          (("ssim", 0), ("ssim", 1), ("psnr", 0), ("psnr", 1))]
+        cells = [name] + [format_number(m[c.record][c.channel], 4) for c in LEVEL_COLUMNS[:4]]
         cells += [format_number(r["phase_correlation"], 3),
                   format_crossing(m["frc50"][0], r["frc50_censored"][0], 4)]
         lines.append("| " + " | ".join(cells) + " |")

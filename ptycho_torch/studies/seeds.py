@@ -10,51 +10,35 @@ shown as that label for the seed; it enters the mean, min and max at its bound (
 mean or max that holds one is a lower bound, written ``">= value"``. The seed controls
 the network's initial weights, the train / validation split, the data order and the seeded
 Pty-chi steps of the probe route; the simulated dataset keeps its own fixed seeds (the
-reference's), so every seed sees the same data.
+reference's), so every seed sees the same data, simulated once into ``<output-dir>/datasets``
+(or ``--cache-dir``). The sweep is :mod:`.sweep`'s, as every study's; this module also
+holds the summary of study rows over seeds (:func:`summarise`, :func:`summarise_methods`).
 """
 from __future__ import annotations
 
-import logging
-import statistics
-from dataclasses import dataclass
-from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser, config_from_values, parse_known
-from ptycho.config.study_config import StudyConfig
-from ptycho.config.validation import StudyError
-from ptycho.frc import CENSORED_PREFIX, censored_bound
-from ptycho_torch.cli import run_entry
-from ptycho_torch.studies.common import plan_study, run_or_reuse, split_list
+from ptycho.frc import censored_bound
+from ptycho.metric_catalogue import metrics
+from ptycho_torch.studies.common import plan_study, run_or_reuse
+from ptycho_torch.studies.sweep import (
+    SeedSweep,
+    fmt,
+    markdown_table,
+    parse_seeds,
+    pop_seeds,
+    seed_sweep,
+    span,
+    stats,
+    plan_each,
+    sweep_main,
+)
 
-log = logging.getLogger(__name__)
-
-#: (label, metrics.json key, index of [amplitude, phase] or None)
-SUMMARY = (("amp SSIM", "ssim", 0), ("phase SSIM", "ssim", 1), ("amp PSNR", "psnr", 0),
-           ("phase PSNR", "psnr", 1), ("amp FRC50", "frc50", 0), ("phase corr",
-           "phase_correlation", None), ("data residual", "data_residual", "amplitude_mae"),
-           ("train s", "train_time_s", None), ("total s", "total_time_s", None))
-
-
-@dataclass(frozen=True)
-class SeedSweep:
-    seeds: tuple[int, ...]
-    studies: tuple[StudyConfig, ...]
-    output_dir: Path
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    out = []
-    for s in split_list(text):
-        if not s.isdigit():
-            raise StudyError(f"--seeds: {s!r} is not a seed (allowed: comma-separated integers "
-                             ">= 0, e.g. 1,7,42)")
-        if int(s) not in out:
-            out.append(int(s))
-    if len(out) < 2:
-        raise StudyError(f"--seeds {text!r} gives {len(out)} seed(s) (allowed: two or more, "
-                         "e.g. 1,7,42)")
-    return tuple(out)
+#: (label, metrics.json key, index of [amplitude, phase], data_residual entry or None)
+SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
+    "amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "amp_frc50", "phase_correlation",
+    "data_residual", "train_time_s", "total_time_s"))
 
 
 def config_from_argv(argv=None, prog: str = "seed_sweep.py") -> SeedSweep:
@@ -62,16 +46,14 @@ def config_from_argv(argv=None, prog: str = "seed_sweep.py") -> SeedSweep:
                            "(mean, min, max).", exclude=("seed",))
     p.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
     values = parse_known(p, argv)
-    seeds = parse_seeds(values.pop("seeds"))
-    base = config_from_values(values)
-    out = Path(base.run.output_dir)
-    studies = tuple(base.replace(seed=s, output_dir=str(out / f"seed_{s}")) for s in seeds)
-    return SeedSweep(seeds, studies, out)
+    seeds = pop_seeds(values, "study")
+    return seed_sweep(config_from_values(values), seeds, lambda cfg: cfg,
+                      lambda cfg, changes: cfg.replace(**changes))
 
 
 def plan_sweep(sweep: SeedSweep) -> list[str]:
     """Each seed's plan (``reuse`` or ``run``), every check before the first write."""
-    return [plan_study(cfg) for cfg in sweep.studies]
+    return [plan_study(cfg) for cfg in sweep.runs]
 
 
 def _value(m: dict, key: str, index):
@@ -90,29 +72,13 @@ def _value(m: dict, key: str, index):
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def _stats(values: list) -> dict:
-    """Mean, min and max of numbers and censored labels (at their bound); a mean or max
-    that holds a censored value is its lower bound ``">= value"``."""
-    nums = [censored_bound(v) if isinstance(v, str) else v for v in values]
-    if not nums:
-        return {"mean": None, "min": None, "max": None}
-    cens = [isinstance(v, str) for v in values]
-    out = {"mean": statistics.fmean(nums), "min": min(nums), "max": max(nums)}
-    if any(cens):
-        out["mean"] = f"{CENSORED_PREFIX}{out['mean']:.4g}"
-        out["max"] = f"{CENSORED_PREFIX}{out['max']:.4g}"
-        if all(cens):
-            out["min"] = f"{CENSORED_PREFIX}{out['min']:.4g}"
-    return out
-
-
 def summarise(seeds, rows: list[dict]) -> dict:
     """``{label: {"per_seed": {seed: value}, "mean", "min", "max"}}`` over the seeds (a
     censored FRC as in the module docstring)."""
     out = {}
     for label, key, index in SUMMARY:
         per = {int(s): _value(m, key, index) for s, m in zip(seeds, rows)}
-        out[label] = {"per_seed": per, **_stats([v for v in per.values() if v is not None])}
+        out[label] = {"per_seed": per, **stats(per.values())}
     return out
 
 
@@ -126,48 +92,36 @@ def summarise_methods(seeds, rows_per_seed: list[list[dict]]) -> dict:
 
 
 #: the columns of :func:`methods_table`
-METHOD_COLUMNS = ("amp SSIM", "phase SSIM", "amp PSNR", "phase PSNR", "phase corr",
-                  "data residual")
+METHOD_COLUMNS = tuple(m.header for m in metrics("amp_ssim", "phase_ssim", "amp_psnr",
+                                                 "phase_psnr", "phase_correlation",
+                                                 "data_residual"))
 
 
 def methods_table(summary: dict) -> str:
     """One row per method, each cell ``mean (min..max)`` over the seeds."""
-    def cell(row):
-        if row["mean"] is None:
-            return "-"
-        return f"{_fmt(row['mean'])} ({_fmt(row['min'])}..{_fmt(row['max'])})"
-    lines = ["| method | " + " | ".join(METHOD_COLUMNS) + " |",
-             "|---|" + "---|" * len(METHOD_COLUMNS)]
-    for mid, per in summary.items():
-        lines.append(f"| {mid} | " + " | ".join(cell(per[c]) for c in METHOD_COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else v if isinstance(v, str) else f"{v:.4g}"
+    return markdown_table(["method", *METHOD_COLUMNS],
+                          [[mid, *(span(per[c]) for c in METHOD_COLUMNS)]
+                           for mid, per in summary.items()])
 
 
 def table(seeds, summary: dict) -> str:
     head = ["metric"] + [f"seed {s}" for s in seeds] + ["mean", "min", "max"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, row in summary.items():
-        lines.append("| " + " | ".join([label] + [_fmt(row["per_seed"][s]) for s in seeds]
-                                       + [_fmt(row["mean"]), _fmt(row["min"]), _fmt(row["max"])])
-                     + " |")
-    return "\n".join(lines)
+    return markdown_table(head, [[label, *(fmt(row["per_seed"][s]) for s in seeds),
+                                  fmt(row["mean"]), fmt(row["min"]), fmt(row["max"])]
+                                 for label, row in summary.items()])
 
 
-def run_seed_sweep(sweep: SeedSweep, plans: list[str]) -> dict:
-    rows = []
-    for seed, cfg, action in zip(sweep.seeds, sweep.studies, plans):
-        log.info("seed %d: %s", seed, cfg.run.output_dir)
-        m = run_or_reuse(cfg, action)
-        if m is None:            # an extra DDP rank
-            return {}
-        rows.append(m.to_json())
+def _study_row(cfg, _plan) -> dict:
+    m = run_or_reuse(cfg)
+    return {} if m is None else m.to_json()     # {}: an extra DDP rank
+
+
+def write_summary(sweep: SeedSweep, rows: list[dict]) -> dict:
+    """``seeds.json`` and ``seeds.md`` of the studies' metrics records; returns the JSON."""
     summary = summarise(sweep.seeds, rows)
-    result = {"seeds": list(sweep.seeds), "model_id": sweep.studies[0].model_id,
-              "summary": summary, "study": sweep.studies[0].replace(seed=0).to_dict()}
+    first = sweep.runs[0]
+    result = {"seeds": list(sweep.seeds), "model_id": first.model_id, "summary": summary,
+              "study": first.replace(seed=0).to_dict()}
     write_json_atomic(sweep.output_dir / "seeds.json", result)
     write_text_atomic(sweep.output_dir / "seeds.md", table(sweep.seeds, summary) + "\n")
     return result
@@ -176,17 +130,12 @@ def run_seed_sweep(sweep: SeedSweep, plans: list[str]) -> dict:
 def main(argv=None) -> int:
     """``seed_sweep.py``. Exit codes: 0 done; 2 refused input; 130 (SIGINT) or 143 (SIGTERM)
     interrupted (run the same command again: finished seeds are reused)."""
-    def parse():
-        sweep = config_from_argv(argv)
-        return sweep, plan_sweep(sweep)
-    code, done = run_entry(parse, lambda parsed: (parsed[0], run_seed_sweep(*parsed)),
-                           interrupted="run the same command again (finished seeds are "
-                                       "reused; add --resume to continue a training)")
-    if code == 0 and done and done[1]:
-        print(table(done[0].seeds, done[1]["summary"]))
-    return code
+    return sweep_main(lambda: config_from_argv(argv), plan_each(plan_study), _study_row, write_summary,
+                      lambda sweep, r: print(table(sweep.seeds, r["seeds_summary"]["summary"])),
+                      interrupted="run the same command again (finished seeds are "
+                                  "reused; add --resume to continue a training)")
 
 
 __all__ = ["METHOD_COLUMNS", "SeedSweep", "config_from_argv", "main", "methods_table",
-           "parse_seeds", "plan_sweep", "run_seed_sweep", "summarise", "summarise_methods",
-           "table"]
+           "parse_seeds", "plan_sweep", "summarise", "summarise_methods", "table",
+           "write_summary"]

@@ -37,7 +37,6 @@ import time
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.validation import StudyError
-from ptycho_torch.cli import run_entry
 from ptycho_torch.studies.common import run_or_reuse
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.ptychi import IterativeUnavailableError
@@ -53,7 +52,8 @@ from ptycho_torch.studies.dose.cells import (
     refined_rows,
     transfer_rows,
 )
-from ptycho_torch.studies.dose.seeds import DoseSweep, sweep_from_argv, write_seed_summary
+from ptycho_torch.studies.dose.seeds import sweep_from_argv, write_seed_summary
+from ptycho_torch.studies.sweep import SeedSweep, plan_each, sweep_main
 from ptycho_torch.studies.dose.report import (
     crossovers,
     markdown_report,
@@ -63,8 +63,8 @@ from ptycho_torch.studies.dose.report import (
 from ptycho_torch.engine.threads import apply_num_threads
 
 
-__all__ = ["DoseConfig", "DoseSweep", "build_parser", "config_from_argv", "format_dose", "main",
-           "run_dose_study", "run_sweep", "sweep_from_argv"]
+__all__ = ["DoseConfig", "build_parser", "config_from_argv", "format_dose", "main",
+           "run_dose_study", "sweep_from_argv"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
         for arch in dc.methods.architectures:
             cfg = dc.study(dose, arch)
             log.info("dose %s: %s (loss %s)", format_dose(dose), cfg.model_id, cfg.training.loss)
-            m = run_or_reuse(cfg, plan[(dose, arch)])
+            m = run_or_reuse(cfg)
             if m is None:
                 return {}
             finals[(dose, arch)] = m
@@ -128,39 +128,8 @@ def run_dose_study(dc: DoseConfig, plan: dict | None = None) -> dict:
     return result
 
 
-def run_sweep(sweep: DoseSweep, plans: list) -> dict:
-    """Every sweep of ``sweep``; with seeds, also the summary over them
-    (:func:`~ptycho_torch.studies.dose.seeds.write_seed_summary`). Returns the last sweep's
-    JSON dict, with ``seeds_summary`` when there are seeds (``{}`` on extra DDP ranks)."""
-    results = []
-    for dc, plan in zip(sweep.studies, plans):
-        if sweep.seeds:
-            log.info("seed %d: %s", dc.base.training.seed, dc.output_dir)
-        result = run_dose_study(dc, plan)
-        if not result:
-            return {}
-        results.append(result)
-    if not sweep.seeds:
-        return results[0]
-    return {**results[-1], "seeds_summary": write_seed_summary(sweep, results)}
-
-
-def main(argv=None) -> int:
-    """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
-    nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command again,
-    with --resume)."""
-    def parse():
-        sweep = sweep_from_argv(argv)
-        return sweep, [plan_sweep(dc) for dc in sweep.studies]
-    code, done = run_entry(
-        parse, lambda parsed: (parsed[0], run_sweep(*parsed)),
-        interrupted="run the same command again with --resume to continue (finished cells "
-                    "are reused)",
-        errors=(StudyError, IterativeUnavailableError))
-    if code:
-        return code
-    sweep, result = done
-    if result and sweep.seeds:
+def print_result(sweep: SeedSweep, result: dict) -> None:
+    if sweep.seeds:
         for label, _, _, name in DOSE_METRICS[:2]:
             c = result["seeds_summary"]["crossover"][name]
             where = (f"{c['geometric_mean']:.3g} photons (geometric mean; {c['min']:.3g}.."
@@ -168,10 +137,20 @@ def main(argv=None) -> int:
             print(f"{label} crossover over seeds {','.join(map(str, sweep.seeds))}: {where}; "
                   f"{c['n_crossing']} of {len(sweep.seeds)} seeds cross")
         print(f"dose study over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
-    elif result:
-        for label, _, _, name in DOSE_METRICS[:2]:
-            c = result["crossover"][name]
-            print(f"{label} crossover: " + (f"{c['dose']:.3g} photons" if c["dose"] is not None
-                                            else f"none ({c['reason']})"))
-        print(f"dose study: {(sweep.output_dir / 'dose_study.md').resolve()}")
-    return 0
+        return
+    for label, _, _, name in DOSE_METRICS[:2]:
+        c = result["crossover"][name]
+        print(f"{label} crossover: " + (f"{c['dose']:.3g} photons" if c["dose"] is not None
+                                        else f"none ({c['reason']})"))
+    print(f"dose study: {(sweep.output_dir / 'dose_study.md').resolve()}")
+
+
+def main(argv=None) -> int:
+    """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
+    nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command again,
+    with --resume)."""
+    return sweep_main(lambda: sweep_from_argv(argv), plan_each(plan_sweep), run_dose_study,
+                      write_seed_summary, print_result,
+                      interrupted="run the same command again with --resume to continue "
+                                  "(finished cells are reused)",
+                      errors=(StudyError, IterativeUnavailableError))

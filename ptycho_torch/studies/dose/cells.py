@@ -29,10 +29,10 @@ from ptycho_torch.studies.common import (
     iterative_key,
     plan_study,
     refined_key,
-    reusable_row,
     row_stamp,
 )
 from ptycho_torch.studies.dose.config import DoseConfig
+from ptycho_torch.studies.rows import finished_row, metrics_row, reuse_or_compute
 from ptycho_torch.studies.dose.rules import SELECTION_METRIC, format_dose, heldout_curve
 from ptycho_torch.studies.methods import (
     iterative_row,
@@ -85,8 +85,8 @@ def plan_sweep(dc: DoseConfig) -> dict:
     for d in dc.doses:
         for engine in dc.methods.iterative:
             for suffix, key in iterative_keys(dc, d, engine).items():
-                reusable_row(StudyLayout(dc.dose_dir(d), f"ptychi_{engine}{suffix}"), key,
-                             dc.base.run.overwrite)
+                finished_row(metrics_row(StudyLayout(dc.dose_dir(d), f"ptychi_{engine}{suffix}"),
+                                         key), dc.base.run.overwrite)
     return plan
 
 
@@ -147,23 +147,24 @@ def best_val_row(dc: DoseConfig, dose: float, arch: str, source: StudyMetrics, t
     cfg = dc.study(dose, arch)
     src = StudyLayout(dc.dose_dir(dose), cfg.model_id)
     layout = StudyLayout(dc.dose_dir(dose), f"{cfg.model_id}@bestval")
-    key = {"source": cfg.model_id, "source_stamp": row_stamp(src),
-           "inference": cfg.inference.to_dict()}
-    old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
-    if old is not None:
-        return Row(layout.model_id, dose, old, layout)
-    best = best_val_checkpoint(src)
-    if best is None:
-        log.warning("%s: no best-validation checkpoint under %s; row skipped", layout.model_id,
-                    src.work_dir)
-        return None
-    path, epoch = best
-    note = (f"checkpoint with the lowest validation loss (epoch {epoch + 1} of "
-            f"{source.epochs_completed})")
-    model = load_model(str(path), device, trust=cfg.run.trust_checkpoint)
-    m, rec = inference_row(layout.model_id, model, tests(dose), cfg, source,
-                           key, note, epoch + 1, device)
-    return Row(layout.model_id, dose, save_row(layout, m, rec, scan=tests(dose)), layout)
+    key = {"source": cfg.model_id, "source_stamp": row_stamp(src), "inference": cfg.inference.to_dict()}
+
+    def compute() -> StudyMetrics | None:
+        best = best_val_checkpoint(src)
+        if best is None:
+            log.warning("%s: no best-validation checkpoint under %s; row skipped",
+                        layout.model_id, src.work_dir)
+            return None
+        path, epoch = best
+        note = (f"checkpoint with the lowest validation loss (epoch {epoch + 1} of "
+                f"{source.epochs_completed})")
+        model = load_model(str(path), device, trust=cfg.run.trust_checkpoint)
+        m, rec = inference_row(layout.model_id, model, tests(dose), cfg, source,
+                               key, note, epoch + 1, device)
+        return save_row(layout, m, rec, scan=tests(dose))
+    m = reuse_or_compute(metrics_row(layout, key), compute, overwrite=cfg.run.overwrite,
+                         refuse=False)
+    return None if m is None else Row(layout.model_id, dose, m, layout)
 
 
 def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -> list[Row]:
@@ -172,38 +173,49 @@ def transfer_rows(dc: DoseConfig, arch: str, finals: dict, tests, device: str) -
     src_cfg = dc.study(d0, arch)
     src = StudyLayout(dc.dose_dir(d0), src_cfg.model_id)
     name = f"{src_cfg.model_id}@{format_dose(d0)}"
-    rows, model = [], None
+    rows, model = [], []   # the source network, loaded once when a row needs it
     for dose in dc.doses:
         cfg = dc.study(dose, arch)
         layout = StudyLayout(dc.dose_dir(dose), name)
         key = {"source": f"{dc.dose_dir(d0).name}/runs/{src.model_id}",
                "source_stamp": row_stamp(src), "data": data_key(cfg),
                "inference": cfg.inference.to_dict()}
-        old = reusable_row(layout, key, cfg.run.overwrite, refuse=False)
-        if old is None:
-            if model is None:
-                model = load_model(str(src.run_dir / "model.ckpt"), device,
-                                   trust=src_cfg.run.trust_checkpoint)
+
+        def compute(dose=dose, cfg=cfg, layout=layout, key=key) -> StudyMetrics:
+            if not model:
+                model.append(load_model(str(src.run_dir / "model.ckpt"), device,
+                                        trust=src_cfg.run.trust_checkpoint))
             note = f"network trained at {format_dose(d0)} photons applied at {format_dose(dose)}"
-            m, rec = inference_row(name, model, tests(dose), cfg, finals[(d0, arch)], key, note,
-                                   finals[(d0, arch)].epochs_completed, device)
-            old = save_row(layout, m, rec, scan=tests(dose))
-        rows.append(Row(name, dose, old, layout))
+            m, rec = inference_row(name, model[0], tests(dose), cfg, finals[(d0, arch)], key,
+                                   note, finals[(d0, arch)].epochs_completed, device)
+            return save_row(layout, m, rec, scan=tests(dose))
+        m = reuse_or_compute(metrics_row(layout, key), compute, overwrite=cfg.run.overwrite, refuse=False)
+        rows.append(Row(name, dose, m, layout))
     return rows
 
 
 def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]:
     """``ptychi_<engine>`` (fixed epochs), ``@heldout`` (epoch by the held-out residual) and
     ``@oracle`` (epoch by ground-truth phase PSNR) from one full-scan run, continued in chunks."""
-    cfg, m = dc.study(dose), dc.methods
     keys = iterative_keys(dc, dose, engine)
     layouts = {s: StudyLayout(dc.dose_dir(dose), f"ptychi_{engine}{s}") for s in keys}
-    olds = {s: reusable_row(layouts[s], keys[s], cfg.run.overwrite) for s in keys}
-    if all(v is not None for v in olds.values()):
-        log.info("ptychi_%s at %s photons: reusing the finished rows", engine, format_dose(dose))
-        return [Row(layouts[s].model_id, dose, olds[s], layouts[s], _read_selection(layouts[s]))
-                for s in keys]
-    test = tests(dose)
+    return _group(dose, layouts, keys, lambda: _iterative_run(dc, dose, engine, tests(dose),
+                                                              keys, layouts),
+                  overwrite=dc.base.run.overwrite, refuse=True)
+
+
+def _group(dose: float, layouts: dict, keys: dict, compute, **reuse) -> list[Row]:
+    """Rows computed together (one Pty-chi run gives them all): every one finished with its
+    key, else all of them computed; each with its ``selection.json``."""
+    records = reuse_or_compute([metrics_row(layouts[s], keys[s]) for s in keys], compute,
+                               **reuse)
+    return [Row(layouts[s].model_id, dose, m, layouts[s], _read_selection(layouts[s]))
+            for s, m in zip(keys, records)]
+
+
+def _iterative_run(dc: DoseConfig, dose: float, engine: str, test, keys: dict,
+                   layouts: dict) -> list[StudyMetrics]:
+    cfg, m = dc.study(dose), dc.methods
     device = resolve_device(cfg.training.device)
     seed, bs = cfg.training.seed, m.iterative_batch_size or None
     scan = scan_for_ptychi(test, 0)
@@ -247,8 +259,7 @@ def iterative_rows(dc: DoseConfig, dose: float, engine: str, tests) -> list[Row]
         if selection is not None:
             row.total_time_s = rec.inference_time_s + (sel["time_s"] if s == "@heldout" else 0.0)
             write_json_atomic(layouts[s].run_dir / "selection.json", selection)
-        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec, scan=test), layouts[s],
-                        selection))
+        rows.append(save_row(layouts[s], row, rec, scan=test))
     return rows
 
 
@@ -266,11 +277,17 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
                                     criterion=SELECTION_METRIC)}
     name = f"{source.method}+{engine}"
     layouts = {s: StudyLayout(dc.dose_dir(dose), name + s) for s in keys}
-    olds = {s: reusable_row(layouts[s], keys[s], cfg.run.overwrite, refuse=False) for s in keys}
-    if all(v is not None for v in olds.values()):
-        return [Row(layouts[s].model_id, dose, olds[s], layouts[s], _read_selection(layouts[s]))
-                for s in keys]
-    test = tests(dose)
+    return _group(dose, layouts, keys, lambda: _refined_run(dc, dose, source, checkpoint, engine,
+                                                            tests(dose), device, keys, layouts),
+                  overwrite=cfg.run.overwrite, refuse=False)
+
+
+def _refined_run(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, engine: str, test,
+                 device: str, keys: dict, layouts: dict) -> list[StudyMetrics]:
+    cfg, m = dc.study(dose), dc.methods
+    K, bs = m.refine_epochs, m.iterative_batch_size
+    every = min(dc.heldout_every, K)
+    name = f"{source.method}+{engine}"
     scan = scan_for_ptychi(test, 0)
     patches, centres, ids = network_patches(checkpoint, test, cfg, device)
     options = stitch_options(cfg.inference, scan.N)
@@ -300,8 +317,7 @@ def refined_rows(dc: DoseConfig, dose: float, source: Row, checkpoint: Path, eng
         if selection is not None:
             row.total_time_s += sel["time_s"]
             write_json_atomic(layouts[s].run_dir / "selection.json", selection)
-        rows.append(Row(layouts[s].model_id, dose, save_row(layouts[s], row, rec, scan=test), layouts[s],
-                        selection))
+        rows.append(save_row(layouts[s], row, rec, scan=test))
     return rows
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ptycho.metric_catalogue import metrics
 from ptycho_torch.core.residual import object_residual
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import subset_scan
@@ -18,10 +19,10 @@ POISSON_BELOW = 1e6          # loss rule: Poisson NLL below this many photons, M
 TRANSFER_MAX = 1e4           # default --transfer-from: the highest listed dose <= this
 SELECTION_METRIC = "poisson_nll"   # held-out residual that picks the iterative epoch
 # (label, StudyMetrics key, channel, JSON name) of the crossover and the dose figure
-DOSE_METRICS = (("amplitude PSNR (dB)", "psnr", 0, "amplitude_psnr"),
-                ("phase PSNR (dB)", "psnr", 1, "phase_psnr"),
-                ("amplitude FRC50 (cycles/pixel)", "frc50", 0, "amplitude_frc50"),
-                ("phase FRC50 (cycles/pixel)", "frc50", 1, "phase_frc50"))
+DOSE_METRICS = tuple((m.title, m.record, m.channel, m.long_key)
+                     for m in metrics("amp_psnr", "phase_psnr", "amp_frc50", "phase_frc50"))
+
+
 def format_dose(v: float) -> str:
     """``1e3``, ``2.5e4``: the dose in folder and method names."""
     return np.format_float_scientific(float(v), trim="-", exp_digits=1).replace("+", "")

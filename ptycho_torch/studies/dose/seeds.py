@@ -2,7 +2,8 @@
 what holds over them.
 
 Seed ``s`` runs the whole sweep into ``<output-dir>/seed_<s>/`` (finished cells are reused,
-as in one sweep). The seed sets each network's initial weights, its train / validation split
+as in one sweep; the sweep over seeds is every study's, :mod:`ptycho_torch.studies.sweep`).
+The seed sets each network's initial weights, its train / validation split
 and data order, the held-out positions of the ``@heldout`` rule and Pty-chi's seeded steps;
 the simulated datasets keep their own fixed seeds, so every seed sees the same counts.
 
@@ -23,56 +24,29 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import parse_known
-from ptycho.config.validation import StudyError
 from ptycho.plotting import dose_curves_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.studies.dose.config import DoseConfig, build_parser, dose_config
+from ptycho_torch.studies.dose.config import build_parser, dose_config
 from ptycho_torch.studies.dose.report import HEADLINE_STYLES, best_series, method_families
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, format_dose
-from ptycho_torch.studies.seeds import parse_seeds
+from ptycho_torch.studies.sweep import SeedSweep, fmt, pop_seeds, seed_sweep, span, stats
 
 FAMILY_LABELS = {"network": "best network", "iterative": "best ground-truth-free iterative",
                  "refined": "best network + iteration"}
 
 
-@dataclass(frozen=True)
-class DoseSweep:
-    """The sweeps to run: one, or one per seed of ``--seeds`` (``seeds`` empty for one)."""
-
-    studies: tuple[DoseConfig, ...]
-    seeds: tuple[int, ...] = ()
-    output_dir: Path = Path(".")
-
-
-def sweep_from_argv(argv=None) -> DoseSweep:
+def sweep_from_argv(argv=None) -> SeedSweep:
     """Parse and validate everything, ``--seeds`` included (one-line StudyError); with
-    seeds, every seed's sweep is checked before anything runs."""
+    seeds, every seed's sweep is checked before anything runs (:mod:`..sweep`)."""
     values = parse_known(build_parser(), argv)
-    seeds_text = values.pop("seeds")
-    if seeds_text is not None and "seed" in values:
-        raise StudyError("--seed and --seeds were both given (allowed: one of them; --seeds "
-                         "sets the seed of each sweep)")
-    dc = dose_config(values)
-    if seeds_text is None:
-        return DoseSweep((dc,), (), dc.output_dir)
-    seeds = parse_seeds(seeds_text)
-    out = dc.output_dir
-    cache = dc.base.run.cache_dir or str(out / "datasets")   # the same datasets for every seed
-    return DoseSweep(tuple(replace(dc, base=dc.base.replace(
-        seed=s, output_dir=str(out / f"seed_{s}"), cache_dir=cache)) for s in seeds), seeds, out)
-
-
-def _stats(values) -> dict:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return {"mean": statistics.fmean(vals) if vals else None,
-            "min": min(vals) if vals else None, "max": max(vals) if vals else None}
+    seeds = pop_seeds(values, "sweep")
+    return seed_sweep(dose_config(values), seeds, lambda dc: dc.base,
+                      lambda dc, changes: replace(dc, base=dc.base.replace(**changes)))
 
 
 def crossover_summary(seeds, results: list[dict]) -> dict:
@@ -111,16 +85,12 @@ def family_summary(seeds, results: list[dict]) -> dict:
                     best = best_series(series, members, len(doses))
                     fams.setdefault(fam, {"per_seed": {}})["per_seed"][int(s)] = best
         for fam in fams.values():
-            cols = [_stats([fam["per_seed"][int(s)][i] for s in seeds if int(s) in fam["per_seed"]])
+            cols = [stats([fam["per_seed"][int(s)][i] for s in seeds if int(s) in fam["per_seed"]])
                     for i in range(len(doses))]
             for k in ("mean", "min", "max"):
                 fam[k] = [c[k] for c in cols]
         out[name] = fams
     return out
-
-
-def _fmt(v, digits: int = 4) -> str:
-    return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
 
 
 def seeds_markdown(seeds, doses, cross: dict, fams: dict) -> str:
@@ -131,18 +101,18 @@ def seeds_markdown(seeds, doses, cross: dict, fams: dict) -> str:
              + " | geometric mean | min..max |", "|---|" + "---|" * (len(seeds) + 2)]
     for label, _, _, name in DOSE_METRICS:
         c = cross[name]
-        cells = [_fmt(c["per_seed"][int(s)], 3) if c["per_seed"][int(s)] is not None
+        cells = [fmt(c["per_seed"][int(s)], 3) if c["per_seed"][int(s)] is not None
                  else f"none ({c['reasons'].get(int(s))})" for s in seeds]
-        rng = (f"{_fmt(c['min'], 3)}..{_fmt(c['max'], 3)}" if c["n_crossing"] else "-")
+        rng = (f"{fmt(c['min'], 3)}..{fmt(c['max'], 3)}" if c["n_crossing"] else "-")
         lines.append(f"| {label} | " + " | ".join(cells)
-                     + f" | {_fmt(c['geometric_mean'], 3)} | {rng} |")
+                     + f" | {fmt(c['geometric_mean'], 3)} | {rng} |")
     lines += ["", "## Best row of each kind: mean (min..max) over the seeds", ""]
     for label, _, _, name in DOSE_METRICS:
         lines += [f"### {label}", "", "| row | " + " | ".join(format_dose(d) for d in doses)
                   + " |", "|---|" + "---|" * len(doses)]
         for fam, f in fams[name].items():
             lines.append(f"| {FAMILY_LABELS[fam]} | " + " | ".join(
-                f"{_fmt(m)} ({_fmt(lo)}..{_fmt(hi)})" for m, lo, hi in
+                span({"mean": m, "min": lo, "max": hi}) for m, lo, hi in
                 zip(f["mean"], f["min"], f["max"])) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -169,18 +139,18 @@ def save_seeds_figure(path: Path, seeds, doses, cross: dict, fams: dict) -> Path
     return save_stacked_figures(path, [fig])
 
 
-def write_seed_summary(sweep: DoseSweep, results: list[dict]) -> dict:
+def write_seed_summary(sweep: SeedSweep, results: list[dict]) -> dict:
     """``seeds.json``, ``seeds.md`` and ``dose_study_seeds.png`` in the sweep's folder."""
     seeds, doses = sweep.seeds, results[0]["doses"]
     cross, fams = crossover_summary(seeds, results), family_summary(seeds, results)
     out = sweep.output_dir
     summary = {"seeds": list(seeds), "doses": doses, "crossover": cross, "families": fams,
-               "sweeps": [str(dc.output_dir) for dc in sweep.studies]}
+               "sweeps": [str(dc.output_dir) for dc in sweep.runs]}
     save_seeds_figure(out / "dose_study_seeds.png", seeds, doses, cross, fams)
     write_text_atomic(out / "seeds.md", seeds_markdown(seeds, doses, cross, fams))
     write_json_atomic(out / "seeds.json", summary)
     return summary
 
 
-__all__ = ["DoseSweep", "crossover_summary", "family_summary", "save_seeds_figure",
+__all__ = ["crossover_summary", "family_summary", "save_seeds_figure",
            "seeds_markdown", "write_seed_summary"]

@@ -46,9 +46,9 @@ from ptycho.config.config import DataConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
+from ptycho.metric_catalogue import metrics
 from ptycho.plotting import save_learning_curve_figure
 from ptycho.study_metrics import format_number as f
-from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.callbacks import SnapshotCallback
 from ptycho_torch.engine.data import split_indices
 from ptycho_torch.engine.outputs import check_dir_target
@@ -72,10 +72,12 @@ from ptycho_torch.studies.learning_curve.config import (
 from ptycho_torch.studies.learning_curve.budget_snapshots import BudgetSnapshots, _fmt_budget
 from ptycho_torch.studies.learning_curve.seeds import (
     plan_curves,
-    run_curves,
+    run_curve,
     summary_table,
     sweep_from_argv,
+    write_curve_summary,
 )
+from ptycho_torch.studies.sweep import SeedSweep, sweep_main
 from ptycho_torch.studies.learning_curve.scoring import (
     lsqml_reference,
     machine_info,
@@ -247,55 +249,47 @@ def _score_snapshots(lc: LearningCurveConfig, p: _Prepared, model, snapshots) ->
 
 
 # ------------------------------------------------------------------------ outputs
+#: the metric columns of :func:`points_table`
+POINT_COLUMNS = metrics("amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation",
+                        "amp_frc50", "phase_frc50", "data_residual")
+
+
 def points_table(result: dict) -> str:
     """A markdown table of the points (and the references)."""
-    head = ["budget", "minutes", "steps", "epochs", "amp SSIM", "amp PSNR", "phase PSNR",
-            "phase SSIM", "phase corr", "amp FRC50", "phase FRC50", "data residual"]
+    head = ["budget", "minutes", "steps", "epochs"] + [m.header for m in POINT_COLUMNS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in result["points"]:
         cells = [f"{_fmt_budget(p['budget'])} {result['budget_kind']}", f(p["minutes"], 3),
                  str(p["steps"]), f(p["epochs"], 3)]
-        cells += [p.get(f"{k}_censored") or f(p[k]) for k in (
-            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
-            "phase_frc50", "data_residual")]
+        cells += [p.get(f"{m.key}_censored") or f(p[m.key]) for m in POINT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     for r in result["references"]:
         cells = [r.get("label", r["model_id"]), "-", "-", "-"]
-        cells += [r.get(f"{k}_censored") or f(r.get(k)) for k in (
-            "amp_ssim", "amp_psnr", "phase_psnr", "phase_ssim", "phase_correlation", "amp_frc50",
-            "phase_frc50", "data_residual")]
+        cells += [r.get(f"{m.key}_censored") or f(r.get(m.key)) for m in POINT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- CLI
+def print_result(sweep: SeedSweep, result: dict) -> None:
+    if sweep.seeds:
+        r = result["seeds_summary"]
+        print(summary_table(sweep.seeds, r["budgets"], r["budget_kind"], r["summary"]))
+        print(f"learning curve over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
+        return
+    print(points_table(result))
+    print(f"learning curve: {(sweep.output_dir / JSON_NAME).resolve()} and {PNG_NAME}")
+
+
 def main(argv=None, prog: str = "learning_curve.py") -> int:
     """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite; with ``--seeds`` finished seeds are reused)."""
-    def parse():
-        sweep = sweep_from_argv(argv, prog)
-        return (config_from_argv(argv, prog=prog) if sweep is None
-                else (sweep, plan_curves(sweep)))
-
-    def run(parsed):
-        if isinstance(parsed, LearningCurveConfig):
-            return run_learning_curve(parsed)
-        return parsed[0], run_curves(*parsed, lambda lc: run_learning_curve(lc).result)
-    code, out = run_entry(parse, run,
-                          interrupted="run the same command again (with --seeds finished "
-                                      "seeds are reused; else add --overwrite)",
-                          errors=(StudyError, IterativeUnavailableError))
-    if code:
-        return code
-    if isinstance(out, tuple):
-        sweep, result = out
-        print(summary_table(sweep.seeds, result["budgets"], result["budget_kind"],
-                            result["summary"]))
-        print(f"learning curve over seeds: {(sweep.output_dir / 'seeds.md').resolve()}")
-        return 0
-    print(points_table(out.result))
-    print(f"learning curve: {out.json_path.resolve()} and {out.png_path.name}")
-    return 0
+    return sweep_main(lambda: sweep_from_argv(argv, prog), plan_curves,
+                      lambda lc, plan: run_curve(lc, plan, lambda c: run_learning_curve(c).result),
+                      write_curve_summary, print_result,
+                      interrupted="run the same command again (with --seeds finished seeds are "
+                                  "reused; else add --overwrite)",
+                      errors=(StudyError, IterativeUnavailableError))
 
 
 if __name__ == "__main__":

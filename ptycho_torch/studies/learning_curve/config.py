@@ -12,6 +12,7 @@ from ptycho.config.cli import build_parser as build_config_parser
 from ptycho.config.cli import config_from_values, parse_known
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
+from ptycho.metric_catalogue import metrics
 
 
 BUDGET_KINDS = ("minutes", "steps", "epochs")
@@ -23,8 +24,8 @@ MAX_EPOCHS = 100000  # TrainingConfig's upper bound: "no epoch limit" for minute
 JSON_NAME, PNG_NAME = "learning_curve.json", "learning_curve.png"
 WORK_NAME = "learning_curve"
 # (point key, panel title) of the figure
-PANELS = (("amp_ssim", "amplitude SSIM"), ("amp_psnr", "amplitude PSNR (dB)"),
-          ("phase_psnr", "phase PSNR (dB)"), ("phase_correlation", "phase correlation"))
+PANELS = tuple((m.key, m.title) for m in metrics("amp_ssim", "amp_psnr", "phase_psnr",
+                                                 "phase_correlation"))
 
 
 def parse_budgets(text, kind: str) -> tuple:

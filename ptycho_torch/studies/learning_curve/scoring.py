@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 
 from ptycho.config.validation import StudyError
+from ptycho.metric_catalogue import CATALOGUE
+from ptycho.metric_catalogue import metrics as catalogue
 from ptycho.study_metrics import StudyMetrics
 from ptycho_torch.core.residual import test_object_residuals, whole_object_residual
 from ptycho_torch.ptychi.baseline import reconstruct_iterative
@@ -23,6 +25,10 @@ def _num(v) -> float:
         return float("nan")
 
 
+SCORES = catalogue("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr")
+FRC50 = catalogue("amp_frc50", "phase_frc50")
+
+
 def summary_of(metrics: dict, phase_correlation, residual: dict | None,
                frc50_censored=None) -> dict:
     """The flat numbers of a point or a reference: ``{name: [amplitude, phase]}`` metrics
@@ -31,12 +37,12 @@ def summary_of(metrics: dict, phase_correlation, residual: dict | None,
     ``phase_frc50_censored`` (``">= 0.5"``; None when measured)."""
     residual = residual or {}
     cens = list(frc50_censored or [None, None])
-    return {"amp_ssim": _num(metrics["ssim"][0]), "phase_ssim": _num(metrics["ssim"][1]),
-            "amp_psnr": _num(metrics["psnr"][0]), "phase_psnr": _num(metrics["psnr"][1]),
-            "phase_correlation": _num(phase_correlation),
-            "amp_frc50": _num(metrics["frc50"][0]), "phase_frc50": _num(metrics["frc50"][1]),
-            "amp_frc50_censored": cens[0], "phase_frc50_censored": cens[1],
-            "data_residual": _num(residual.get("amplitude_mae"))}
+    out = {m.key: _num(metrics[m.record][m.channel]) for m in SCORES}
+    out["phase_correlation"] = _num(phase_correlation)
+    out.update({m.key: _num(metrics[m.record][m.channel]) for m in FRC50})
+    out.update({f"{m.key}_censored": c for m, c in zip(FRC50, cens)})
+    out["data_residual"] = _num(residual.get(CATALOGUE["data_residual"].channel))
+    return out
 
 
 def score_reconstruction(rec, test, photon_scale: float, *, network: bool = True) -> dict:

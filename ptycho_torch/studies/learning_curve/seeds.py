@@ -17,14 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.config.cli import parse_known
 from ptycho.config.study_config import StudyConfig
-from ptycho.config.validation import StudyError
 from ptycho.plotting import save_learning_curves_over_seeds
 from ptycho_torch.studies.common import comparable
 from ptycho_torch.studies.learning_curve.budget_snapshots import _fmt_budget
@@ -36,45 +34,21 @@ from ptycho_torch.studies.learning_curve.config import (
     build_parser,
     curve_config,
 )
-from ptycho_torch.studies.seeds import parse_seeds
+from ptycho_torch.studies.rows import Wanted, finished_row, reuse_or_compute
+from ptycho_torch.studies.sweep import SeedSweep, markdown_table, pop_seeds, seed_sweep, span, stats
 
 log = logging.getLogger(__name__)
 
 SEEDS_PNG = "learning_curve_seeds.png"
 
 
-@dataclass(frozen=True)
-class CurveSweep:
-    """One learning curve per seed, and the folder the summary goes to."""
-
-    curves: tuple[LearningCurveConfig, ...]
-    seeds: tuple[int, ...]
-    output_dir: Path
-
-
-def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> CurveSweep | None:
-    """The sweep of ``--seeds`` (one-line StudyError on bad input), or None without it."""
+def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> SeedSweep:
+    """One learning curve, or one per seed of ``--seeds`` (one-line StudyError on bad
+    input; :mod:`ptycho_torch.studies.sweep`)."""
     values = parse_known(build_parser(prog), argv)
-    seeds_text = values.pop("seeds", None)
-    if seeds_text is None:
-        return None
-    if "seed" in values:
-        raise StudyError("--seed and --seeds were both given (allowed: one of them; --seeds "
-                         "sets the seed of each curve)")
-    seeds = parse_seeds(seeds_text)
-    lc = curve_config(values)
-    out = lc.output_dir
-    cache = lc.study.run.cache_dir or str(out / "datasets")
-    curves = tuple(replace(lc, study=lc.study.replace(
-        seed=s, output_dir=str(out / f"seed_{s}"), cache_dir=cache)) for s in seeds)
-    return CurveSweep(curves, seeds, out)
-
-
-def _finished(lc: LearningCurveConfig) -> dict | None:
-    try:
-        return json.loads((lc.output_dir / JSON_NAME).read_text())
-    except (OSError, ValueError):
-        return None
+    seeds = pop_seeds(values, "curve")
+    return seed_sweep(curve_config(values), seeds, lambda lc: lc.study,
+                      lambda lc, changes: replace(lc, study=lc.study.replace(**changes)))
 
 
 def _settings(study: StudyConfig) -> dict:
@@ -83,25 +57,35 @@ def _settings(study: StudyConfig) -> dict:
     return {k: v for k, v in comparable(study).items() if k != "epochs"}
 
 
-def plan_curves(sweep: CurveSweep) -> list[str]:
-    """Per seed ``'reuse'`` (finished, same settings) or ``'run'``; writes nothing."""
-    plans = []
-    for lc in sweep.curves:
-        done = None if lc.study.run.overwrite else _finished(lc)
-        if done is None:
-            plans.append("run")
-            continue
-        old = StudyConfig.from_dict(done["config"]["study"])
-        if (_settings(old) == _settings(lc.study) and done["budget_kind"] == lc.kind
-                and done["budgets"] == list(lc.budgets)
-                and done["config"]["lsqml_epochs"] == lc.lsqml_epochs
-                and done["config"]["reference_json"] == lc.reference_json):
-            plans.append("reuse")
-            continue
-        raise StudyError(f"output_dir={str(lc.output_dir)!r} already holds a learning curve "
-                         "with other settings; pass --overwrite to replace it or choose "
-                         "another --output-dir")
-    return plans
+def _curve_key(study: StudyConfig, kind: str, budgets, lsqml_epochs, reference_json) -> dict:
+    return {"study": _settings(study), "kind": kind, "budgets": list(budgets),
+            "lsqml_epochs": lsqml_epochs, "reference_json": reference_json}
+
+
+def _read_curve(path: Path) -> tuple[dict, dict]:
+    done = json.loads(path.read_text())
+    c = done["config"]
+    return done, _curve_key(StudyConfig.from_dict(c["study"]), done["budget_kind"],
+                            done["budgets"], c["lsqml_epochs"], c["reference_json"])
+
+
+def curve_row(lc: LearningCurveConfig) -> Wanted:
+    """A seed's learning curve as a row: ``learning_curve.json``, keyed by its settings, its
+    budgets and its references."""
+    def refusal(_old) -> str:
+        return (f"output_dir={str(lc.output_dir)!r} already holds a learning curve with other "
+                "settings; pass --overwrite to replace it or choose another --output-dir")
+    key = _curve_key(lc.study, lc.kind, lc.budgets, lc.lsqml_epochs, lc.reference_json)
+    return Wanted("learning curve", lc.output_dir / JSON_NAME, key, _read_curve, refusal)
+
+
+def plan_curves(sweep: SeedSweep) -> list[str | None]:
+    """Per seed ``'reuse'`` (finished, same settings) or ``'run'``; writes nothing. One
+    curve (no seeds) is never reused: None (its checks are :func:`preflight`'s)."""
+    if not sweep.seeds:
+        return [None]
+    return ["run" if finished_row(curve_row(lc), lc.study.run.overwrite) is None else "reuse"
+            for lc in sweep.runs]
 
 
 def summarise_curves(seeds, results: list[dict]) -> dict:
@@ -114,12 +98,8 @@ def summarise_curves(seeds, results: list[dict]) -> dict:
         for s, r in zip(seeds, results):
             index = {p["budget"]: p for p in r["points"]}
             per[int(s)] = [_finite(index.get(b, {}).get(key)) for b in r["budgets"]]
-        cols = [[per[int(s)][i] for s in seeds if per[int(s)][i] is not None]
-                for i in range(n)]
-        out[key] = {"per_seed": per,
-                    "mean": [statistics.fmean(c) if c else None for c in cols],
-                    "min": [min(c) if c else None for c in cols],
-                    "max": [max(c) if c else None for c in cols]}
+        cols = [stats([per[int(s)][i] for s in seeds]) for i in range(n)]
+        out[key] = {"per_seed": per, **{k: [c[k] for c in cols] for k in ("mean", "min", "max")}}
     return out
 
 
@@ -128,28 +108,23 @@ def _finite(v):
 
 
 def summary_table(seeds, budgets, kind: str, summary: dict) -> str:
-    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
-    lines = ["| budget | " + " | ".join(t for _, t in PANELS) + " |",
-             "|---|" + "---|" * len(PANELS)]
-    for i, b in enumerate(budgets):
-        cells = [f"{fmt(summary[k]['mean'][i])} ({fmt(summary[k]['min'][i])}.."
-                 f"{fmt(summary[k]['max'][i])})" for k, _ in PANELS]
-        lines.append(f"| {_fmt_budget(b)} {kind} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(["budget", *(t for _, t in PANELS)], [
+        [f"{_fmt_budget(b)} {kind}", *(span({s: summary[k][s][i] for s in ("mean", "min", "max")})
+                                       for k, _ in PANELS)] for i, b in enumerate(budgets)])
 
 
-def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
-    """Each seed's curve (``run_one(lc)`` -> its ``learning_curve.json`` dict, or the finished
-    one), then the summary files. Returns ``seeds.json``'s content."""
-    results = []
-    for seed, lc, action in zip(sweep.seeds, sweep.curves, plans):
-        if action == "reuse":
-            log.info("seed %d: reusing the finished learning curve in %s", seed, lc.output_dir)
-            results.append(_finished(lc))
-        else:
-            log.info("seed %d: %s", seed, lc.output_dir)
-            results.append(run_one(lc))
-    first = sweep.curves[0]
+def run_curve(lc: LearningCurveConfig, plan: str | None, run_one) -> dict:
+    """One curve's ``learning_curve.json`` dict: ``run_one(lc)``, or with seeds the
+    finished curve with the same settings (:mod:`ptycho_torch.studies.rows`)."""
+    if plan is None:
+        return run_one(lc)
+    return reuse_or_compute(curve_row(lc), lambda: run_one(lc),
+                            overwrite=lc.study.run.overwrite, what="curve")
+
+
+def write_curve_summary(sweep: SeedSweep, results: list[dict]) -> dict:
+    """``seeds.json``, ``seeds.md`` and ``learning_curve_seeds.png``; returns the JSON."""
+    first = sweep.runs[0]
     summary = summarise_curves(sweep.seeds, results)
     out = sweep.output_dir
     save_learning_curves_over_seeds(out / SEEDS_PNG, sweep.seeds, list(first.budgets),
@@ -161,10 +136,10 @@ def run_curves(sweep: CurveSweep, plans: list[str], run_one) -> dict:
         summary_table(sweep.seeds, first.budgets, first.kind, summary), ""]))
     result = {"seeds": list(sweep.seeds), "budget_kind": first.kind,
               "budgets": list(first.budgets), "summary": summary,
-              "curves": [str(lc.output_dir) for lc in sweep.curves]}
+              "curves": [str(lc.output_dir) for lc in sweep.runs]}
     write_json_atomic(out / "seeds.json", result)
     return result
 
 
-__all__ = ["CurveSweep", "plan_curves", "run_curves", "summarise_curves", "summary_table",
-           "sweep_from_argv"]
+__all__ = ["curve_row", "plan_curves", "run_curve", "summarise_curves", "summary_table",
+           "sweep_from_argv", "write_curve_summary"]

@@ -259,6 +259,9 @@ def test_seeds_run_one_comparison_per_seed_and_summarise_each_method(tmp_path):
         assert result["settings"]["study"]["training"]["seed"] == s
     ssim = {s: r["methods"][0]["ssim"][0] for s, r in per_seed.items()}
     assert ssim[3] != ssim[5]  # the seed reached the training
+    # the data do not depend on the seed: simulated once, into one cache for every seed
+    assert len(list((out / "datasets").glob("*/test.npz"))) == 1
+    assert not list(out.glob("seed_*/datasets"))
     summary = json.loads((out / "seeds.json").read_text())["summary"]
     amp = summary["pinn_cnn"]["amp SSIM"]
     assert amp["per_seed"] == {"3": ssim[3], "5": ssim[5]}

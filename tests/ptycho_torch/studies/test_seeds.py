@@ -35,6 +35,9 @@ def test_a_sweep_runs_each_seed_and_summarises(tmp_path, capsys):
     assert row["min"] == min(per.values()) and row["max"] == max(per.values())
     assert row["mean"] == pytest.approx(sum(per.values()) / 2)
     assert per[1] != per[7]                     # the seed reaches the study
+    # the data do not depend on the seed: simulated once, into one cache for every seed
+    assert len(list((out / "datasets").glob("*/test.npz"))) == 1
+    assert not list(out.glob("seed_*/datasets"))
     assert "| amp SSIM |" in (out / "seeds.md").read_text()
     # run again: both seeds are reused, the summary is the same
     assert seeds.main([*TINY, "--seeds", "1,7", "--output-dir", str(out)]) == 0
