@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --from and --n-positions K: which K positions (default dense: "
                         "the K nearest the centre of the true positions' bounding box, a "
                         "compact disc of the scan, in the file's order; first: the first K, "
-                        "a strip of the scan's first rows, as before this flag)")
+                        "a strip of the scan's first rows)")
     p.add_argument("--layouts", default=None,
                    help=f"comma-separated subset of {', '.join(LAYOUTS)} (default: all; "
                         "'dataset' only with --from)")
