@@ -54,7 +54,7 @@ def _add_fields(p, section: str, cls, exclude) -> None:
         if f.name in exclude:
             continue
         default = f.default
-        kw = dict(dest=f.name, default=argparse.SUPPRESS,
+        kw: dict[str, typing.Any] = dict(dest=f.name, default=argparse.SUPPRESS,
                   help=f"{f.metadata['help']} [{section}] (default: {default!r})")
         kind = _value_type(types[f.name])
         if kind is bool:

@@ -39,6 +39,9 @@ def _flat_fields() -> list[tuple[str, Any, dataclasses.Field]]:
 class _FlatStudy:
     """Methods of the generated flat class (see the module docstring)."""
 
+    # the generated subclass is a dataclass (what dataclasses.fields needs)
+    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def __post_init__(self) -> None:
         self.to_study()  # every range and cross-field rule of the nested family
 
@@ -89,7 +92,7 @@ class _FlatStudy:
         return self.to_study().model_id
 
 
-TorchRunnerConfig = dataclasses.make_dataclass(
+TorchRunnerConfig: type[_FlatStudy] = dataclasses.make_dataclass(
     "TorchRunnerConfig", _flat_fields(), bases=(_FlatStudy,), frozen=True, kw_only=True,
     namespace={"__module__": __name__})
 TorchRunnerConfig.__doc__ = ("The study config as flat keyword fields (one per StudyConfig "
@@ -107,7 +110,8 @@ def _init(self, **values) -> None:
     _generated_init(self, **from_preset(values.get("preset", "none"), **explicit).flat())
 
 
-TorchRunnerConfig.__init__ = functools.wraps(_generated_init)(_init)  # keeps the field signature
+# wraps the generated __init__ on purpose (keeps the field signature)
+TorchRunnerConfig.__init__ = functools.wraps(_generated_init)(_init)  # type: ignore[method-assign]
 
 
 def as_study_config(cfg) -> StudyConfig:
