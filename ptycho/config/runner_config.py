@@ -36,11 +36,14 @@ def _flat_fields() -> list[tuple[str, Any, dataclasses.Field]]:
             for section, f in leaf_fields()]
 
 
-class _FlatStudy:
-    """Methods of the generated flat class (see the module docstring)."""
+if typing.TYPE_CHECKING:  # the generated subclass is a dataclass (what dataclasses.fields needs)
+    from _typeshed import DataclassInstance as _Dataclass
+else:
+    _Dataclass = object
 
-    # the generated subclass is a dataclass (what dataclasses.fields needs)
-    __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+
+class _FlatStudy(_Dataclass):
+    """Methods of the generated flat class (see the module docstring)."""
 
     def __post_init__(self) -> None:
         self.to_study()  # every range and cross-field rule of the nested family
@@ -92,9 +95,9 @@ class _FlatStudy:
         return self.to_study().model_id
 
 
-TorchRunnerConfig: type[_FlatStudy] = dataclasses.make_dataclass(
+TorchRunnerConfig = typing.cast("type[_FlatStudy]", dataclasses.make_dataclass(
     "TorchRunnerConfig", _flat_fields(), bases=(_FlatStudy,), frozen=True, kw_only=True,
-    namespace={"__module__": __name__})
+    namespace={"__module__": __name__}))  # make_dataclass is typed to return a bare type
 TorchRunnerConfig.__doc__ = ("The study config as flat keyword fields (one per StudyConfig "
                              "leaf; defaults, types and help from the sections).")
 _generated_init = TorchRunnerConfig.__init__
