@@ -182,7 +182,7 @@ def frc_crossings(freqs, frc, side: int) -> dict[str, tuple[float | None, str | 
     if counts.shape != f.shape:
         raise ValueError(f"side: {side} gives {counts.size} rings, the curve has {f.size}")
     label = f"{CENSORED_PREFIX}{float(f[-1]):.4g}"
-    out = {}
+    out: dict[str, tuple[float | None, str | None]] = {}
     for key, t in zip(THRESHOLD_KEYS, (0.5, 1.0 / 7.0, halfbit_threshold(counts))):
         x = frc_threshold_crossing(f, frc, t)
         out[key] = (x, None) if x is not None else (None, label)

@@ -112,7 +112,7 @@ def _replace_probes(cfg: StudyConfig, scans: dict, info: dict) -> dict:
 def study_paths(cfg: StudyConfig) -> StudyPaths:
     """The user's files, or the simulated grid-lines files (simulated into the cache when
     they are not there yet)."""
-    if not cfg.simulated:
+    if cfg.run.train_npz is not None:  # the user's files (cfg.simulated is False)
         train = Path(cfg.run.train_npz)
         test = Path(cfg.run.test_npz) if cfg.run.test_npz else train
         return StudyPaths(train, test, {"train_npz": str(train), "test_npz": str(test),

@@ -201,5 +201,6 @@ def save_dataset(path: str | os.PathLike, arrays: Mapping[str, Any],
     payload[METADATA_KEY] = np.array(text)
     with atomic_path(dest, ".npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
+            # numpy's stub matches **payload against savez's allow_pickle: bool
+            np.savez(fh, **payload)  # type: ignore[arg-type]
     return dest

@@ -41,10 +41,12 @@ class Metric:
     def long_key(self) -> str:
         """``amplitude_psnr``, ``phase_frc50``: the dose study's JSON name of a channel
         metric."""
+        if not isinstance(self.channel, int):
+            raise ValueError(f"metric {self.key!r} has no amplitude / phase channel")
         return f"{CHANNELS[self.channel]}_{self.record}"
 
 
-def _pair(record: str, name: str, unit: str = "", higher: bool = True) -> tuple[Metric, Metric]:
+def _pair(record: str, name: str, unit: str = "", higher: bool = True) -> tuple[Metric, ...]:
     return tuple(Metric(f"{short}_{record}", record, ch, f"{short} {name}", f"{word} {name}",
                         unit, higher)
                  for ch, (short, word) in enumerate((("amp", "amplitude"), ("phase", "phase"))))

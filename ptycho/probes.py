@@ -85,6 +85,7 @@ def fit_probe(probe: np.ndarray, N: int) -> np.ndarray:
     H, W = p.shape[-2:]
     if H != W:
         raise ValueError(f"probe has shape {p.shape} (expected square modes (modes, H, H))")
+    out: np.ndarray
     if H < N:
         lo = N // 2 - H // 2
         out = np.zeros(p.shape[:-2] + (N, N), np.complex64)

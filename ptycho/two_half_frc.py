@@ -57,7 +57,7 @@ def two_half_frc(patches: np.ndarray, centres: np.ndarray, inference: InferenceC
         return None
     a, b = (np.asarray(obj)[r0:r0 + h, c0:c0 + w].astype(np.complex128) for obj, _ in halves)
     b = b * np.exp(1j * np.angle(np.vdot(b, a)))   # vdot(b, a) = sum(conj(b) a): a's phase on b
-    out = {k: [] for k in ("frc50", "frc_halfbit", "frc50_censored", "frc_halfbit_censored")}
+    out: dict[str, list] = {k: [] for k in ("frc50", "frc_halfbit", "frc50_censored", "frc_halfbit_censored")}
     for fa, fb in ((np.abs(a), np.abs(b)), (np.angle(a), np.angle(b))):
         freqs, frc = frc_curve(fa, fb)
         cross = frc_crossings(freqs, frc, min(h, w))

@@ -24,6 +24,8 @@ for sub in ("scripts/studies", "scripts/benchmarks"):
     if p not in sys.path:
         sys.path.insert(0, p)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the torch tests' tiny datasets and stand-ins, for every folder under tests/
+pytest_plugins = ["torch_fixtures"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,11 +1,11 @@
-"""The package's shape, read from the sources (scripts/benchmarks/layout_report.py): no
+"""The package's shape, read from the sources (tools/layout_report.py): no
 import cycle, no project import inside a function (the optional third-party packages,
 Pty-chi, matplotlib and h5py, may be imported late; so may the work of the command-line
 entry points, after their flags are checked: DEFERRED), no module over 350 lines and no
 function body over 60 lines, and imports only go down the floors below (FLOORS)."""
-import importlib.util
-import sys
 from pathlib import Path
+
+from tools import layout_report
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_MODULE_LINES = 350
@@ -33,13 +33,7 @@ FLOORS = [
 
 
 def _report():
-    name = "_layout_report_shape"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts/benchmarks/layout_report.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].build(REPO, ["ptycho", "ptycho_torch"])
+    return layout_report.build(REPO, ["ptycho", "ptycho_torch"])
 
 
 def test_no_import_cycle_and_no_late_project_import():

@@ -116,8 +116,8 @@ def _add_fields(groups: dict, section: str, cls, exclude) -> None:
         if f.name in exclude:
             continue
         group = GROUP_OF_FIELD.get(f.name, _SECTION_GROUP.get(section, section))
-        kw = dict(dest=f.name, default=argparse.SUPPRESS,
-                  help=f"{f.metadata['help']} (default: {f.default!r})")
+        kw: dict[str, typing.Any] = dict(dest=f.name, default=argparse.SUPPRESS,
+                                         help=f"{f.metadata['help']} (default: {f.default!r})")
         kind = _value_type(types[f.name])
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction

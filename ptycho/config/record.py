@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import field, fields
-from typing import Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -67,6 +67,9 @@ class Record:
     Constructed with a keyword of TensorFlow PtychoPINN's config classes (Ptychodus'
     "PtychoPINN" back end does that, because this package is also named ``ptycho``), it
     raises one TypeError line that names the back end to choose instead."""
+
+    # every subclass is a dataclass (what dataclasses.fields / asdict need)
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __new__(cls, *args, **kwargs):
         foreign = [k for k in _TENSORFLOW_PTYCHOPINN if k in kwargs]

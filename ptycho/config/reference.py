@@ -69,7 +69,7 @@ def kind(action: argparse.Action) -> str:
         return "switch"
     if action.choices is not None:
         return ", ".join(f"`{c}`" for c in action.choices)
-    name = action.type.__name__ if action.type is not None else "str"
+    name = getattr(action.type, "__name__", "str") if action.type is not None else "str"
     return f"one or more {name}" if action.nargs in ("+", "*") else name
 
 
@@ -133,10 +133,13 @@ def section_table(command: Command, section: str, cls) -> list[str]:
 
 
 def shared_note(command: Command) -> list[str]:
-    left_out = sorted(config_dests(command.shared) - config_dests(command))
-    left_out += sorted(a.dest for a in own_actions(command.shared)
+    shared = command.shared
+    if shared is None:
+        raise ValueError(f"command {command.name!r} shares no other command's flags")
+    left_out = sorted(config_dests(shared) - config_dests(command))
+    left_out += sorted(a.dest for a in own_actions(shared)
                        if a.dest not in {b.dest for b in actions(command.parser)})
-    note = f"Every config flag of [`{command.shared.name}`](#{anchor(command.shared.name)})"
+    note = f"Every config flag of [`{shared.name}`](#{anchor(shared.name)})"
     if left_out:
         note += ", except " + ", ".join(f"`{flag(d)}`" for d in left_out)
     return [note + ".", ""]

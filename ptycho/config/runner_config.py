@@ -36,7 +36,13 @@ def _flat_fields() -> list[tuple[str, Any, dataclasses.Field]]:
             for section, f in leaf_fields()]
 
 
-class _FlatStudy:
+if typing.TYPE_CHECKING:  # the generated subclass is a dataclass (what dataclasses.fields needs)
+    from _typeshed import DataclassInstance as _Dataclass
+else:
+    _Dataclass = object
+
+
+class _FlatStudy(_Dataclass):
     """Methods of the generated flat class (see the module docstring)."""
 
     def __post_init__(self) -> None:
@@ -89,9 +95,9 @@ class _FlatStudy:
         return self.to_study().model_id
 
 
-TorchRunnerConfig = dataclasses.make_dataclass(
+TorchRunnerConfig = typing.cast("type[_FlatStudy]", dataclasses.make_dataclass(
     "TorchRunnerConfig", _flat_fields(), bases=(_FlatStudy,), frozen=True, kw_only=True,
-    namespace={"__module__": __name__})
+    namespace={"__module__": __name__}))  # make_dataclass is typed to return a bare type
 TorchRunnerConfig.__doc__ = ("The study config as flat keyword fields (one per StudyConfig "
                              "leaf; defaults, types and help from the sections).")
 _generated_init = TorchRunnerConfig.__init__
@@ -107,7 +113,8 @@ def _init(self, **values) -> None:
     _generated_init(self, **from_preset(values.get("preset", "none"), **explicit).flat())
 
 
-TorchRunnerConfig.__init__ = functools.wraps(_generated_init)(_init)  # keeps the field signature
+# wraps the generated __init__ on purpose (keeps the field signature)
+TorchRunnerConfig.__init__ = functools.wraps(_generated_init)(_init)  # type: ignore[method-assign]
 
 
 def as_study_config(cfg) -> StudyConfig:

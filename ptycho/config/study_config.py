@@ -17,13 +17,14 @@ from ptycho.config.config import (
     TrainingConfig,
 )
 from ptycho.config.probe_config import ProbeConfig
-from ptycho.config.record import field_names
+from ptycho.config.record import Record, field_names
 from ptycho.config.validation import ConfigError, refuse, unknown_key_error
 from ptycho.geometry.raster import n_groups, stride_rule
 from ptycho.geometry.grouping import MAX_K_NEAREST
 
-SECTIONS = {"model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
-            "simulation": SimulationConfig, "run": RunConfig, "probe": ProbeConfig}
+SECTIONS: dict[str, type[Record]] = {
+    "model": ModelConfig, "training": TrainingConfig, "inference": InferenceConfig,
+    "simulation": SimulationConfig, "run": RunConfig, "probe": ProbeConfig}
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,8 @@ def simulate_at_positions(object: np.ndarray, N: int, positions_px: np.ndarray,
         raise ValueError(f"simulate_at_positions: positions_px has shape {pos.shape} "
                          "(expected (n, 2) (x, y) with n >= 1)")
     n_bad = int(round(float(bad_pixel_fraction) * N * N))
-    bad = np.zeros(N * N, bool)
-    bad[rng.choice(N * N, size=n_bad, replace=False)] = True
-    bad = bad.reshape(N, N)
+    bad = np.zeros((N, N), bool)
+    bad.flat[rng.choice(N * N, size=n_bad, replace=False)] = True
     nphotons = check_nphotons(nphotons, "simulate_at_positions: nphotons")
     inten = expected_intensity(obj, modes, pos, N)
     s2 = nphotons / float(inten.sum(axis=(1, 2)).mean())

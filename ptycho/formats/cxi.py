@@ -49,7 +49,8 @@ from ptycho.formats.checks import fail
 from ptycho.formats.geometry import (
     ELECTRON_VOLT_J,
     ScanGeometry,
-    conventional_geometry,
+    WritableGeometry,
+    geometry_to_write,
     pixels_to_metres,
     wavelength_m,
 )
@@ -262,7 +263,7 @@ def write_cxi(path: str | Path, scan: ScanWithTruth, geometry: ScanGeometry | No
     """
     import h5py
 
-    g = geometry or conventional_geometry(scan.N)
+    g = geometry_to_write(geometry, scan.N)
     x_m, y_m = pixels_to_metres(scan.positions_px, g.object_center_m, g.object_pixel_m,
                                 scan.object.shape)
     trans = np.stack([x_m, y_m, np.zeros_like(x_m)], axis=1)
@@ -292,7 +293,7 @@ def write_cxi(path: str | Path, scan: ScanWithTruth, geometry: ScanGeometry | No
     return dest
 
 
-def _write_cxi_product(entry, scan: ScanWithTruth, g: ScanGeometry) -> None:
+def _write_cxi_product(entry, scan: ScanWithTruth, g: WritableGeometry) -> None:
     """The object and Ptychodus's pixel size, centre and position indexes."""
     entry.create_group("image_2").create_dataset("data", data=scan.object[None])
     pt = entry.create_group("ptychodus")

@@ -10,7 +10,7 @@ probe positions onto its object (of ``H`` x ``W`` pixels)::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,9 @@ __all__ = [
     "CONVENTIONAL_GEOMETRY",
     "ELECTRON_VOLT_J",
     "ScanGeometry",
+    "WritableGeometry",
     "conventional_geometry",
+    "geometry_to_write",
     "metres_to_pixels",
     "pixels_to_metres",
     "wavelength_m",
@@ -90,6 +92,30 @@ def conventional_geometry(N: int) -> ScanGeometry:
     dp = wavelength_m(e) * z / (N * px)
     return ScanGeometry(detector_distance_m=z, detector_pixel_m=(dp, dp), photon_energy_eV=e,
                         object_pixel_m=(px, px), object_center_m=(0.0, 0.0))
+
+
+@dataclass(frozen=True)
+class WritableGeometry:
+    """A :class:`ScanGeometry` with every field given: what the file writers record."""
+
+    detector_distance_m: float
+    detector_pixel_m: tuple[float, float]
+    photon_energy_eV: float
+    object_pixel_m: tuple[float, float]
+    object_center_m: tuple[float, float]
+
+
+def geometry_to_write(geometry: ScanGeometry | None, N: int) -> WritableGeometry:
+    """The geometry a writer records: :func:`conventional_geometry` (``N``) when None, else
+    ``geometry``, refused (ValueError, naming the field) when a field is None."""
+    g = conventional_geometry(N) if geometry is None else geometry
+    values = {f.name: getattr(g, f.name) for f in fields(g)}
+    missing = [name for name, v in values.items() if v is None]
+    if missing:
+        raise ValueError(f"geometry: {missing[0]} is None (a file writer records every field "
+                         "of ScanGeometry: give them all, or geometry=None for the conventional "
+                         "geometry)")
+    return WritableGeometry(**values)
 
 
 def metres_to_pixels(x_m, y_m, center_m, pixel_m, object_shape):

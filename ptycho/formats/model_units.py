@@ -94,9 +94,7 @@ def read_in_model_units(path: str, model_probe: np.ndarray, *, gridsize: int = 1
     else:
         check_cxi_sign(path, fmt, cxi_translation_sign)
         raw = read_scan(path, unit=unit, cxi_translation_sign=cxi_translation_sign)
-        if raw.probe is None:
-            raw.to_dataset(gridsize=gridsize)  # the reader's refusal: no probe
-        k = scan_scale(path, raw.key("probe"), raw.probe, model_probe)
+        k = scan_scale(path, raw.key("probe"), raw.require_probe(), model_probe)
         keys, what = (raw.key("patterns"), raw.key("probe")), raw.unit
         data = raw.to_dataset(gridsize=gridsize, photon_scale=k if what == "counts" else None)
     if what != "counts":

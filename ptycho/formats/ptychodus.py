@@ -21,12 +21,13 @@ object pixels by :func:`ptycho.formats.geometry.metres_to_pixels`.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ptycho.formats.checks import fail, finite_scalar
-from ptycho.formats.geometry import ScanGeometry, conventional_geometry, metres_to_pixels
+from ptycho.formats.geometry import ScanGeometry, geometry_to_write, metres_to_pixels
 from ptycho.formats.hdf5 import h5py_module
 from ptycho.formats.ptychodus_product import read_product, write_product
 from ptycho.formats.raw_scan import RawScan
@@ -50,15 +51,14 @@ def find_product(diffraction_path: str | Path) -> Path | None:
     return None
 
 
-def read_ptychodus(path: str | Path, product: str | Path | None = None, *,
+def read_ptychodus(path: str | os.PathLike, product: str | os.PathLike | None = None, *,
                    unit: str = "auto") -> RawScan:
     """Read ``diffraction.h5`` with its product (given, or found beside it)."""
     path = str(path)
     notes: list[str] = []
     patterns, det_px, indexes, bad = _read_diffraction(path)
-    product = _product_path(path, product)
-    prod = read_product(product)
-    ppath = str(product)
+    ppath = _product_path(path, product)
+    prod = read_product(ppath)
     notes.extend(prod["notes"])
     notes.append(f"positions from product '{ppath}'")
     rows, keep = _pair(path, ppath, indexes, prod["indexes"], notes)
@@ -112,16 +112,16 @@ def _read_diffraction(path: str):
     return patterns, det_px, indexes, bad
 
 
-def _product_path(path: str, product: str | Path | None) -> str | Path:
+def _product_path(path: str, product: str | os.PathLike | None) -> str:
     """``product`` itself, else the product found beside the diffraction file."""
     if product is not None:
-        return product
+        return str(product)
     found = find_product(path)
     if found is None:
         raise fail(path, "probe_position_x_m", "is missing: no product file beside "
                    "the diffraction file", "one of " + ", ".join(PRODUCT_CANDIDATES)
                    + " in the same folder, or read_scan(..., product=PATH)")
-    return found
+    return str(found)
 
 
 def _pair(path: str, ppath: str, indexes: np.ndarray, pidx: np.ndarray, notes: list[str]
@@ -168,7 +168,7 @@ def write_ptychodus(directory: str | Path, scan: ScanWithTruth,
     :func:`ptycho.formats.geometry.conventional_geometry`.
     """
     h5py = h5py_module()
-    g = geometry or conventional_geometry(scan.N)
+    g = geometry_to_write(geometry, scan.N)
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     dpath = folder / "diffraction.h5"
@@ -202,13 +202,12 @@ def scan_centred_window(positions_px, N: int) -> tuple[tuple[int, int], tuple[in
     out = []
     for ax in (1, 0):                                   # rows (y), then columns (x)
         lo, hi = float(pos[:, ax].min()), float(pos[:, ax].max())
-        best = None
+        candidates = []
         for size in (int(np.ceil(hi - lo)) + N + 1, int(np.ceil(hi - lo)) + N + 2):
             start = int(np.floor((lo + hi - (size - 1)) / 2 + 0.5))
-            err = abs(lo + hi - 2 * start - (size - 1))
-            if best is None or err < best[0]:
-                best = (err, start, size)
-        out.append(best[1:])
+            candidates.append((abs(lo + hi - 2 * start - (size - 1)), start, size))
+        _, start, size = min(candidates, key=lambda c: c[0])  # the first on a tie
+        out.append((start, size))
     (r0, H), (c0, W) = out
     return (r0, c0), (H, W)
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ptycho.formats.checks import fail, finite_scalar
-from ptycho.formats.geometry import CONVENTIONAL_GEOMETRY, ScanGeometry, conventional_geometry, \
+from ptycho.formats.geometry import CONVENTIONAL_GEOMETRY, ScanGeometry, geometry_to_write, \
     pixels_to_metres
 from ptycho.formats.hdf5 import h5py_module, is_hdf5
 from ptycho.formats.ptychopinn_npz import read_npz_arrays, save_npz
@@ -329,7 +329,7 @@ def write_ptychodus_npz_product(path: str | Path, scan: ScanWithTruth,
     prefixed keys (``probe_pixel_width_m``, ``object_pixel_width_m``,
     ``object_center_x_m``, ...). ``geometry`` defaults to
     :func:`ptycho.formats.geometry.conventional_geometry`."""
-    g = geometry or conventional_geometry(scan.N)
+    g = geometry_to_write(geometry, scan.N)
     x_m, y_m = pixels_to_metres(scan.positions_px, g.object_center_m, g.object_pixel_m,
                                 scan.object.shape)
     return save_npz(path, {

@@ -174,15 +174,20 @@ class RawScan:
                        f"N = {int(N)}, the study's --N; {advice}")
         if isinstance(gridsize, bool) or gridsize not in (1, 2):
             raise fail(self.path, "gridsize", f"is {gridsize!r}", "1 or 2")
+        self.require_probe()
+
+    def require_probe(self) -> np.ndarray:
+        """The probe (modes, H, W), or the one-line refusal of a scan without one."""
         if self.probe is None:
             raise fail(self.path, self.key("probe"), "is missing",
                        "a probe (modes, H, W) to build a dataset from this scan")
+        return self.probe
 
     def _dataset_probe(self, s: float) -> np.ndarray:
         """The probe zero-padded (centred) up to (N, N), divided by ``s`` for counts;
         (N, N) for one mode, else (modes, N, N)."""
         Np = self.N
-        modes = self.probe
+        modes = self.require_probe()
         if modes.shape[1:] != (Np, Np):
             pad = np.zeros((modes.shape[0], Np, Np), np.complex64)
             r0 = Np // 2 - modes.shape[1] // 2

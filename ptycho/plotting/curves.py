@@ -15,7 +15,7 @@ from ptycho.plotting.panels import _plt, method_label
 def distinct_colour(index: int):
     """The ``index``-th of 20 distinct colours (matplotlib's tab20, dark shades first)."""
     from matplotlib import colormaps
-    return colormaps["tab20"].colors[(2 * index) % 20 + (index // 10) % 2]
+    return colormaps["tab20"]((2 * index) % 20 + (index // 10) % 2)  # an int indexes the 20 colours
 
 
 def frc_figure(curves: dict, title: str = "Fourier ring correlation"):

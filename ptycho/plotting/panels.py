@@ -40,6 +40,8 @@ def object_pixel_m(metadata: dict | None) -> float | None:
     """The object pixel's width in metres from a scan's metadata (a file's geometry), or
     None where the scan does not give one (simulated scans: figures are in pixels)."""
     yx = ((metadata or {}).get("geometry") or {}).get("object_pixel_m_yx")
+    if yx is None:
+        return None
     try:
         width = float(yx[1])
     except (TypeError, ValueError, IndexError):

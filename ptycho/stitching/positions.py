@@ -205,8 +205,8 @@ def _accumulate(used, w, r0, c0, k: int, shape: tuple[int, int], is_complex: boo
     offset = (ar[:, None] * W + ar[None, :]).ravel()
     size = H * W
     acc_re = np.zeros(size, dtype=np.float64)
-    acc_im = np.zeros(size, dtype=np.float64) if is_complex else None
-    acc_w = np.zeros(size, dtype=np.float64) if w is not None else None
+    acc_im = np.zeros(size if is_complex else 0, dtype=np.float64)   # empty when unused
+    acc_w = np.zeros(size if w is not None else 0, dtype=np.float64)
     per_chunk = max(1, _CHUNK_ELEMENTS // (k * k))
     for s in range(0, n, per_chunk):  # blocks of ~1M pixels, not one patch at a time
         e = min(s + per_chunk, n)
@@ -222,7 +222,7 @@ def _accumulate(used, w, r0, c0, k: int, shape: tuple[int, int], is_complex: boo
         else:
             acc_re += np.bincount(idx, weights=vals, minlength=size)
     total = acc_re if not is_complex else acc_re + 1j * acc_im
-    return total, acc_w
+    return total, (acc_w if w is not None else None)
 
 
 def _average(total, acc_w, coverage: np.ndarray, out_dtype) -> np.ndarray:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check in one go (sized for < 8 minutes on one H200, plus up to 7 for the gate):
-#   1. the CUDA-marked tests (pytest -m cuda tests/ptycho_torch/test_cuda.py),
+#   1. the CUDA-marked tests (pytest -m cuda tests/end_to_end/test_cuda.py),
 #   2. the benchmarks on CUDA (inference throughput + peak memory vs test-set size,
 #      training throughput, generators, stitching),
 #   3. a short paper-preset study (N=128, Hybrid, 1 epoch on 2 000 training patterns),
@@ -66,7 +66,7 @@ step() {
     fi
 }
 
-step cuda_tests 80 "$PY" -m pytest -q -m cuda tests/ptycho_torch/test_cuda.py \
+step cuda_tests 80 "$PY" -m pytest -q -m cuda tests/end_to_end/test_cuda.py \
     --junitxml="$RESULTS/cuda_tests.xml"
 step bench_inference 60 "$PY" scripts/benchmarks/inference.py --device cuda --architecture fno \
     --n 4096 --n-memory 2048 --batch 256 --json "$RESULTS/bench_inference.json"

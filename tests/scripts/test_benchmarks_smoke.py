@@ -1,10 +1,9 @@
 """Every benchmark's --smoke mode runs and writes its --json, so none can rot.
 
-The torch benchmarks run their ``main(argv)`` in this process (each as a separate module
-loaded from its file, so the generic script names cannot clash), which saves a torch
-import per script; the numpy-only stitching benchmark runs as a real script, as CI does.
+The torch benchmarks run their ``main(argv)`` in this process (plain imports: tests/conftest.py
+puts scripts/benchmarks on the path), which saves a torch import per script; the numpy-only
+stitching benchmark runs as a real script, as CI does.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,18 +12,19 @@ from types import SimpleNamespace
 
 import pytest
 
+import generators  # the benchmark scripts (tests/conftest.py puts scripts/benchmarks on the path)
+import inference
+import precision
+import reconstruct_vs_ptychi
+import training
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "benchmarks"
+_SCRIPTS = {m.__name__: m for m in (generators, inference, precision, reconstruct_vs_ptychi, training)}
 
 
 def _load(script: str):
-    name = f"_bench_{script}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{script}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return _SCRIPTS[script]
 
 
 def _run(script: str, tmp_path: Path, capsys, *extra: str):

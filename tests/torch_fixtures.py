@@ -1,4 +1,5 @@
-"""Tiny simulated grid-lines datasets shared by the torch tests (seconds to build)."""
+"""Tiny simulated grid-lines datasets and stand-ins shared by the torch tests (seconds to build);
+a plugin of tests/conftest.py (``pytest_plugins``), so every test folder sees them."""
 import pytest
 
 TINY = dict(object_size=64, N=32, n_lines=40, train_stride=4, test_stride=8,

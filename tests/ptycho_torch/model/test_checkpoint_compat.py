@@ -10,7 +10,7 @@ from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.model.checkpoint import load_model
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_a_checkpoint_from_before_the_move_loads_and_predicts_the_same(tiny_data):

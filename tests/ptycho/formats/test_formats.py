@@ -235,7 +235,7 @@ def test_no_file_is_ever_unpickled(scan, files, tmp_path, monkeypatch):
     assert not marker.exists()
     assert "skipped pickled key 'extra_obj' (never unpickled)" in r1.notes
     assert any("'comments'" in note for note in r2.notes)
-    src = Path(__file__).resolve().parents[2] / "ptycho" / "formats"
+    src = Path(__file__).resolve().parents[3] / "ptycho" / "formats"
     for f in src.glob("*.py"):
         text = f.read_text()
         assert "allow_pickle=True" not in text and "import pickle" not in text, f
@@ -551,7 +551,7 @@ def test_the_run1084_benchmark_scan_reads_at_its_real_positions(tmp_path):
     file's corrected positions, simulated and read back as a non-grid scan with truth."""
     import make_run1084_scan
     from ptycho.formats.readers import read_dataset
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     out = tmp_path / "scan.npz"
     assert make_run1084_scan.main(["--output", str(out), "--n-positions", "40",
                                    "--nphotons", "1e5", "--seed", "3"]) == 0

@@ -29,7 +29,7 @@ from ptycho.io import load_dataset
 from ptycho_torch.config_factory import data_config_from
 from ptycho_torch.engine.training import fit_model
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"
 EPOCHS = 6
 

@@ -20,7 +20,7 @@ from ptycho_torch.cli import reconstruct_main
 from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.studies import comparison as compare
 
-OLD = Path(__file__).resolve().parent / "data" / "pre_move_fno.ckpt"  # a valid tiny model
+OLD = Path(__file__).resolve().parents[1] / "data" / "pre_move_fno.ckpt"  # a valid tiny model
 
 
 def refusal(path, names: str = "os.makedirs", flag: str = " [flag --checkpoint]") -> str:

@@ -22,7 +22,7 @@ conventions, not from the project's code:
   counts ``I = s^2 A^2`` against the counts ``k`` (``m`` their mean).
 
 Regenerate the file (only when the scan itself must change) with
-``python tests/ptycho_torch/test_gold_scan.py``.
+``python tests/ptycho_torch/core/test_physics_gold_scan.py``.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from ptycho_torch.core.residual import data_residual, object_residual
 from ptycho.geometry.patches import subpixel_cuts
 from ptycho_torch.core.physics import FarFieldPtychography
 
-GOLD = Path(__file__).resolve().parent / "data" / "gold_scan.npz"
+GOLD = Path(__file__).resolve().parents[1] / "data" / "gold_scan.npz"
 N = 16
 EPS = 1e-8  # the Poisson NLL's floor inside the log, relative to the mean count
 

@@ -1,20 +1,12 @@
-"""scripts/benchmarks/layout_report.py on a small synthetic package: cycles (late imports
+"""tools/layout_report.py on a small synthetic package: cycles (late imports
 included), module and function sizes, late project imports, and --check."""
-import importlib.util
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tools import layout_report
 
 
 def _report():
-    name = "_layout_report"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "scripts/benchmarks/layout_report.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return layout_report
 
 
 def _tree(tmp_path: Path) -> Path:

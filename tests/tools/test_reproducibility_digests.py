@@ -1,23 +1,13 @@
-"""scripts/benchmarks/reproducibility_digests.py: what is compared bit for bit (the run
+"""tools/reproducibility_digests.py: what is compared bit for bit (the run
 itself takes minutes and is a benchmark, not a test)."""
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tools import reproducibility_digests
 
 
 def _module():
-    name = "_reproducibility_digests"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, REPO / "scripts/benchmarks/reproducibility_digests.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return reproducibility_digests
 
 
 def test_timing_and_stamps_are_dropped_everything_else_kept(tmp_path):

@@ -23,7 +23,7 @@ from ptycho_torch.engine.training import scaled_budget
 from ptycho_torch.model import PtychoPINN_Lightning
 from ptycho_torch.ptychi.probe import centres_by_pattern, with_positions
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SOURCE = REPO / "data" / "run1084_recon3_postPC.npz"
 sys.path.insert(0, str(REPO / "scripts" / "studies"))
 import grid_lines_torch_runner as runner  # noqa: E402

@@ -359,7 +359,7 @@ def test_cli_fields_parse_real_types_without_postponed_annotations():
     from ptycho.config.cli import _add_fields
     assert _PlainSection.__dataclass_fields__["count"].type is int  # not the string "int"
     p = argparse.ArgumentParser()
-    _add_fields(p, "plain", _PlainSection, ())
+    _add_fields({"plain": p}, "plain", _PlainSection, ())
     ns = p.parse_args(["--flag-on", "--count", "7", "--rate", "0.25", "--name", "x"])
     assert (ns.flag_on, ns.count, ns.rate, ns.name) == (True, 7, 0.25, "x")
     assert type(ns.count) is int and type(ns.rate) is float

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The shape of the package code: import cycles, module sizes, function sizes, late imports.
 
-    python scripts/benchmarks/layout_report.py [--check] [--root .] [--packages ptycho ptycho_torch]
+    python -m tools.layout_report [--check] [--root .] [--packages ptycho ptycho_torch]
 
 Reads the sources as text (nothing is imported) and prints:
 
@@ -134,7 +134,7 @@ def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    p.add_argument("--root", default=str(Path(__file__).resolve().parents[2]))
+    p.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
     p.add_argument("--packages", nargs="+", default=["ptycho", "ptycho_torch"])
     p.add_argument("--max-module-lines", type=int, default=350)
     p.add_argument("--max-function-lines", type=int, default=60)

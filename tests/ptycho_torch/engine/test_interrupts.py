@@ -15,7 +15,7 @@ import pytest
 from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.interrupts import Interrupted
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Digests of tiny study, comparison and dose-study results, for a bit-for-bit before/after.
 
-    python scripts/benchmarks/reproducibility_digests.py --output-dir /tmp/digests
+    python -m tools.reproducibility_digests --output-dir /tmp/digests
 
 Runs, on one torch thread, a tiny simulated study (``grid_lines_torch_runner``), a tiny
 comparison (FNO and Hybrid, plus Pty-chi LSQML and network + LSQML rows when Pty-chi is
@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 for sub in ("", "scripts/studies"):
     if str(_REPO / sub) not in sys.path:
         sys.path.insert(0, str(_REPO / sub))
