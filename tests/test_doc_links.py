@@ -1,6 +1,8 @@
 """Every relative link in README.md and docs/ reaches a file of this checkout (and, for a
 markdown target, a heading when the link names one); every `docs/...` path the docs quote
-exists. Moving a page without fixing its links fails here."""
+exists, and so does every quoted path of a source file (`tests/...py`, `ptycho_torch/...py`,
+...) outside the dated plans in docs/plans/ (which describe the tree as it was). Moving a
+page or a module without fixing the docs fails here. The README stays at most 120 lines."""
 import re
 from pathlib import Path
 
@@ -10,6 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 QUOTED = re.compile(r"`(docs/[^`\s]+\.(?:md|png))`")
+SOURCE = re.compile(r"`((?:tests|scripts|ptycho|ptycho_torch|tools|examples|data)/[^`\s:*<>]+"
+                    r"\.(?:py|sh|md|npz))`")
+CURRENT = [p for p in PAGES if "plans" not in p.relative_to(REPO).parts]
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
@@ -65,3 +70,17 @@ def test_the_check_sees_a_broken_link(tmp_path):
     targets = list(_links(page))
     assert targets == ["page.md#title", "missing.md", "page.md#nope"]
     assert _anchors(page) == {"title"}
+
+
+@pytest.mark.parametrize("page", CURRENT, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_quoted_source_path_exists(page):
+    assert [p for p in SOURCE.findall(page.read_text()) if not (REPO / p).exists()] == []
+
+
+def test_the_source_check_sees_a_moved_module():
+    text = "see `ptycho_torch/core/physics.py` and `ptycho_torch/physics.py`"
+    assert [p for p in SOURCE.findall(text) if not (REPO / p).exists()] == ["ptycho_torch/physics.py"]
+
+
+def test_the_readme_is_at_most_120_lines():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 120
