@@ -8,7 +8,8 @@ concern (:data:`HELP_GROUPS`: data, simulation, model, probe, training, inferenc
 output and run), and with ``--preset P`` on the command line it shows P's value beside each
 default that P changes (``default: 50; quick: 7``). Every refusal is a :class:`StudyError`
 with one line; :func:`flag_hint` names the flag of a refused config field from the error's
-``field`` (never from its text).
+``field`` (never from its text). A study's own options (a dataclass of
+:mod:`ptycho.config.options`) get their flags from :func:`add_options`, one group per study.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import json
 import sys
 import types
 import typing
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 from ptycho.config.presets import PRESET_VALUES, from_preset
@@ -129,6 +130,41 @@ def _add_fields(groups: dict, section: str, cls, exclude) -> None:
                 kw["metavar"] = f.name.upper()
         action = groups[group].add_argument(flag(f.name), **kw)
         action.field_help, action.field_default = f.metadata["help"], f"default: {f.default!r}"
+
+
+def add_options(parser: argparse.ArgumentParser, cls, title: str | None = None):
+    """The flags of the study options dataclass ``cls`` (:mod:`ptycho.config.options`) as one
+    argparse group titled ``title`` (default ``cls.title``): per field, ``--field-name`` (or
+    metadata ``flag``), its help, choices, metavar and nargs; a ``parse`` field takes text
+    (parsed by the options), a bool a switch (``switch``) or ``--x/--no-x``, a number its
+    type. The default is the field's (None: left out of the parsed values). Returns the group."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(title or cls.title)
+    exclusive: dict = {}
+    for f in fields(cls):
+        meta = f.metadata
+        kw = {k: meta[k] for k in ("help", "choices", "metavar", "nargs") if k in meta}
+        if f.default is not MISSING:
+            kw["default"] = argparse.SUPPRESS if f.default is None else f.default
+        if "parse" not in meta and "nargs" not in meta:
+            kind = _value_type(hints[f.name])
+            if kind is bool:
+                kw["action"] = "store_true" if meta.get("switch") else argparse.BooleanOptionalAction
+            elif kind is not str:
+                kw["type"] = kind
+        if meta.get("positional"):
+            group.add_argument(f.name, **kw)
+            continue
+        target = group
+        if "exclusive" in meta:
+            if meta["exclusive"] not in exclusive:
+                exclusive[meta["exclusive"]] = group.add_mutually_exclusive_group(
+                    required=bool(meta.get("required")))
+            target = exclusive[meta["exclusive"]]
+        elif meta.get("required"):
+            kw["required"] = True
+        target.add_argument(flag(meta.get("flag", f.name)), dest=f.name, **kw)
+    return group
 
 
 def _value_type(t) -> type:

@@ -1,18 +1,19 @@
-"""What every study shares: method flags, the plan of a network study and its row, the
+"""What every study shares: the methods options, the plan of a network study and its row, the
 data keys a row depends on, the test data and the settings line."""
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 
 from ptycho.artifacts import StudyLayout
 from ptycho.config.choices import ARCHITECTURES
 from ptycho.config.config import SimulationConfig
-from ptycho.config.record import field_names
+from ptycho.config.options import StudyOptions
+from ptycho.config.record import described, field_names
 from ptycho.config.study_config import NO_EFFECT_ON_RESULT, StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.study_metrics import StudyMetrics
@@ -52,54 +53,47 @@ def parse_engines(text: str, flag: str = "--iterative") -> tuple[str, ...]:
         raise StudyError(f"{flag}: {err}") from None
 
 
-def add_method_flags(parser: argparse.ArgumentParser, architectures: str, iterative: str,
-                     title: str = "methods") -> None:
-    """``--architectures``, ``--iterative``, ``--iterative-epochs``, ``--iterative-batch-size``."""
-    g = parser.add_argument_group(title)
-    g.add_argument("--architectures", default=architectures,
-                   help=f"comma-separated architectures (allowed: {', '.join(ARCHITECTURES)})")
-    g.add_argument("--iterative", default=iterative,
-                   help="comma-separated Pty-chi engines to add as baselines: lsqml (Gaussian "
-                        "noise model), lsqml-poisson (Poisson likelihood), epie "
-                        "('' or none: no baseline; needs the optional extra 'iterative')")
-    g.add_argument("--iterative-epochs", type=int, default=100,
-                   help="epochs of each Pty-chi engine")
-    g.add_argument("--iterative-batch-size", type=int, default=0,
-                   help="Pty-chi batch size (0: lsqml 100, epie 16)")
-    g.add_argument("--refine", default="",
-                   help="comma-separated Pty-chi engines to start at each network's "
-                        "reconstruction (rows '<network>+<engine>'; '' or none: no such rows)")
-    g.add_argument("--refine-epochs", type=int, default=20,
-                   help="epochs of each --refine engine")
+def architectures_option(default: str):
+    """``--architectures`` with the study's default list."""
+    return described(default, "comma-separated architectures (allowed: "
+                     f"{', '.join(ARCHITECTURES)})", parse=parse_architectures)
+
+
+def iterative_option(default: str):
+    """``--iterative`` with the study's default engines."""
+    return described(default, "comma-separated Pty-chi engines to add as baselines: lsqml "
+                     "(Gaussian noise model), lsqml-poisson (Poisson likelihood), epie ('' or "
+                     "none: no baseline; needs the optional extra 'iterative')",
+                     parse=parse_engines)
 
 
 @dataclass(frozen=True)
-class Methods:
-    architectures: tuple[str, ...]
-    iterative: tuple[str, ...]
-    iterative_epochs: int
-    iterative_batch_size: int
-    refine: tuple[str, ...] = ()
-    refine_epochs: int = 20
+class Methods(StudyOptions):
+    """The methods of a study over several methods (comparison, dose study): the networks,
+    the Pty-chi baselines and the network + Pty-chi rows. A study's options class derives
+    from it, giving ``architectures`` and ``iterative`` its own defaults."""
 
+    architectures: tuple[str, ...] = architectures_option(",".join(ARCHITECTURES))
+    iterative: tuple[str, ...] = iterative_option("")
+    iterative_epochs: int = described(100, "epochs of each Pty-chi engine")
+    iterative_batch_size: int = described(0, "Pty-chi batch size (0: lsqml 100, epie 16)")
+    refine: tuple[str, ...] = described(
+        "", "comma-separated Pty-chi engines to start at each network's reconstruction (rows "
+        "'<network>+<engine>'; '' or none: no such rows)",
+        parse=partial(parse_engines, flag="--refine"))
+    refine_epochs: int = described(20, "epochs of each --refine engine")
 
-def pop_methods(values: dict) -> Methods:
-    """Take the method flags out of parsed ``values`` and validate them."""
-    if "architecture" in values:  # only reachable through a parser that kept the flag
-        raise StudyError("--architecture selects a single study; use --architectures")
-    archs = parse_architectures(values.pop("architectures"))
-    engines = parse_engines(values.pop("iterative"))
-    epochs, batch = values.pop("iterative_epochs"), values.pop("iterative_batch_size")
-    refine = parse_engines(values.pop("refine"), "--refine")
-    refine_epochs = values.pop("refine_epochs")
-    if refine_epochs < 1:
-        raise StudyError(f"--refine-epochs={refine_epochs} is out of range (allowed: >= 1)")
-    if epochs < 1:
-        raise StudyError(f"--iterative-epochs={epochs} is out of range (allowed: >= 1)")
-    if batch < 0:
-        raise StudyError(f"--iterative-batch-size={batch} is out of range (allowed: >= 0, "
-                         "0 = the engine's default)")
-    return Methods(archs, engines, int(epochs), int(batch), refine, int(refine_epochs))
+    def __post_init__(self):
+        super().__post_init__()
+        if self.refine_epochs < 1:
+            raise StudyError(f"--refine-epochs={self.refine_epochs} is out of range (allowed: "
+                             ">= 1)")
+        if self.iterative_epochs < 1:
+            raise StudyError(f"--iterative-epochs={self.iterative_epochs} is out of range "
+                             "(allowed: >= 1)")
+        if self.iterative_batch_size < 0:
+            raise StudyError(f"--iterative-batch-size={self.iterative_batch_size} is out of "
+                             "range (allowed: >= 0, 0 = the engine's default)")
 
 
 def default_output_dir(values: dict, stem: str) -> None:

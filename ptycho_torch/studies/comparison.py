@@ -27,13 +27,15 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
 from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.cli import add_options, config_from_values
 from ptycho.config.choices import ARCHITECTURES
+from ptycho.config.record import described
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics
@@ -41,17 +43,18 @@ from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 from ptycho_torch.studies.common import (
-    add_method_flags,
+    Methods,
+    architectures_option,
     default_output_dir,
     iterative_key,
     plan_study,
-    pop_methods,
     run_or_reuse,
     settings_line,
+    split_list,
 )
 from ptycho_torch.studies.rows import finished_row, metrics_row
 from ptycho_torch.studies.seeds import methods_table, summarise_methods
-from ptycho_torch.studies.sweep import SeedSweep, plan_each, pop_seeds, seed_sweep, sweep_main
+from ptycho_torch.studies.sweep import SeedSweep, parse_sweep, plan_each, seeds_option, sweep_main
 from ptycho_torch.studies.methods import (
     parse_reuse,
     run_iterative_row,
@@ -79,15 +82,28 @@ METRICS_NOTE = (
 
 
 @dataclass(frozen=True)
+class CompareOptions(Methods):
+    """The comparison's own options (``ptycho-compare``'s flags besides the study's)."""
+
+    title: ClassVar[str] = "comparison"
+    architectures: tuple[str, ...] = architectures_option(",".join(ARCHITECTURES))
+    seeds: tuple[int, ...] | None = seeds_option(
+        "comma-separated seeds (replaces --seed): the comparison runs once per seed into "
+        "<output-dir>/seed_<s>, then seeds.md / seeds.json give each method's metrics as mean "
+        "(min..max) over them")
+    reuse_models: tuple[str, ...] = described(
+        "", "comma-separated model.ckpt files of studies on other scans, each applied to this "
+        "comparison's test scan with no training (rows '<run>@reused', scored with the probe "
+        "the model trained with)", parse=lambda text: tuple(split_list(text)))
+
+
+@dataclass(frozen=True)
 class CompareConfig:
-    """One study config per architecture (otherwise identical) and the Pty-chi rows."""
+    """One study config per architecture (otherwise identical), the methods and the
+    checked ``--reuse-models`` checkpoints."""
 
     studies: tuple[StudyConfig, ...]
-    iterative: tuple[str, ...] = ()
-    iterative_epochs: int = 100
-    iterative_batch_size: int = 0
-    refine: tuple[str, ...] = ()
-    refine_epochs: int = 20
+    methods: CompareOptions
     reuse: tuple[Path, ...] = ()
 
     @property
@@ -103,15 +119,7 @@ def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser
     p = build_config_parser(prog, "Run several architectures (and optionally Pty-chi) on one "
                             "dataset and write comparison.md / .json / .png. Every study flag "
                             "applies to every architecture.", exclude=("architecture",))
-    add_method_flags(p, ",".join(ARCHITECTURES), "", title="comparison")
-    p.add_argument("--seeds", default=None,
-                   help="comma-separated seeds (replaces --seed): the comparison runs once per "
-                        "seed into <output-dir>/seed_<s>, then seeds.md / seeds.json give each "
-                        "method's metrics as mean (min..max) over them")
-    p.add_argument("--reuse-models", default="",
-                   help="comma-separated model.ckpt files of studies on other scans, each "
-                        "applied to this comparison's test scan with no training (rows "
-                        "'<run>@reused', scored with the probe the model trained with)")
+    add_options(p, CompareOptions)
     return p
 
 
@@ -126,25 +134,19 @@ def config_from_argv(argv=None) -> CompareConfig:
 def sweep_from_argv(argv=None) -> SeedSweep:
     """Parse and validate everything, ``--seeds`` included (one-line StudyError): one
     comparison, or one per seed (:mod:`.sweep`)."""
-    values = parse_known(build_parser(), argv)
-    seeds = pop_seeds(values, "comparison")
-    return seed_sweep(_compare_config(values), seeds, lambda cc: cc.base,
-                      lambda cc, changes: replace(cc, studies=tuple(
-                          c.replace(**changes) for c in cc.studies)))
+    return parse_sweep(argv, build_parser(), CompareOptions, compare_config, lambda cc: cc.base,
+                       lambda cc, changes: replace(cc, studies=tuple(
+                           c.replace(**changes) for c in cc.studies)), "comparison")
 
 
-def _compare_config(values: dict) -> CompareConfig:
-    methods = pop_methods(values)
+def compare_config(methods: CompareOptions, values: dict) -> CompareConfig:
+    """The comparison of validated ``methods`` and the study flags ``values``."""
     default_output_dir(values, "grid_lines_compare")
-    reuse_text = values.pop("reuse_models")
     base = config_from_values(values)
-    studies = tuple(base.replace(architecture=a) for a in methods.architectures)
-    return CompareConfig(studies=studies, iterative=methods.iterative,
-                         iterative_epochs=methods.iterative_epochs,
-                         iterative_batch_size=methods.iterative_batch_size,
-                         refine=methods.refine, refine_epochs=methods.refine_epochs,
-                         reuse=parse_reuse(reuse_text, base.model.N, base.model.gridsize,
-                                           trust=base.run.trust_checkpoint))
+    return CompareConfig(studies=tuple(base.replace(architecture=a) for a in methods.architectures),
+                         methods=methods,
+                         reuse=parse_reuse(",".join(methods.reuse_models), base.model.N,
+                                           base.model.gridsize, trust=base.run.trust_checkpoint))
 
 
 def common_region(rows: list[StudyMetrics]) -> list | None:
@@ -166,12 +168,13 @@ def common_region(rows: list[StudyMetrics]) -> list | None:
 
 
 def markdown_report(cc: CompareConfig, rows: list[StudyMetrics], region, data: dict) -> str:
+    m = cc.methods
     return "\n".join([
         "# Grid-lines comparison", "",
         f"Test object 0, region (row0, col0, height, width) = {region}; {settings_line(cc.base)}; "
-        f"Pty-chi: {', '.join(cc.iterative) or 'none'} ({cc.iterative_epochs} epochs)"
-        + (f"; refined (Pty-chi {', '.join(cc.refine)} started at each network's "
-           f"reconstruction): {cc.refine_epochs} epochs" if cc.refine else "")
+        f"Pty-chi: {', '.join(m.iterative) or 'none'} ({m.iterative_epochs} epochs)"
+        + (f"; refined (Pty-chi {', '.join(m.refine)} started at each network's "
+           f"reconstruction): {m.refine_epochs} epochs" if m.refine else "")
         + (f"; reused with no training (rows '<run>@reused'): "
            f"{', '.join(str(p) for p in cc.reuse)}." if cc.reuse else "."),
         f"Dataset: {data.get('test_npz')}.", "",
@@ -203,13 +206,14 @@ def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None,
 def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
     """Every read-only check before anything runs: Pty-chi importable, each study's
     reuse / run decision, each Pty-chi row's settings."""
-    if cc.iterative or cc.refine:
+    m = cc.methods
+    if m.iterative or m.refine:
         import_ptychi()  # one line naming the extra when Pty-chi is missing
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
-    for engine in cc.iterative:
+    for engine in m.iterative:
         layout = StudyLayout(cc.output_dir, f"ptychi_{engine}")
-        finished_row(metrics_row(layout, iterative_key(cc.base, engine, cc.iterative_epochs,
-                                                       cc.iterative_batch_size)),
+        finished_row(metrics_row(layout, iterative_key(cc.base, engine, m.iterative_epochs,
+                                                       m.iterative_batch_size)),
                      cc.base.run.overwrite)
     return plan
 
@@ -218,27 +222,28 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
     """Run (or reuse) every method, then write the comparison files; returns the JSON dict
     (``{}`` on the extra ranks of a DDP launch)."""
     plan = plan_comparison(cc) if plan is None else plan
+    m = cc.methods
     apply_num_threads(cc.base.run.num_threads)
     rows: list[StudyMetrics] = []
     for cfg, _ in plan:
-        m = run_or_reuse(cfg)
-        if m is None:  # an extra DDP rank: the global-zero process writes the comparison
+        row = run_or_reuse(cfg)
+        if row is None:  # an extra DDP rank: the global-zero process writes the comparison
             return {}
-        rows.append(m)
+        rows.append(row)
     base = cc.base
-    if cc.iterative or cc.refine or cc.reuse:
+    if m.iterative or m.refine or cc.reuse:
         test, data = load_test_data(base)
         networks = list(rows)
         for checkpoint in cc.reuse:
             rows.append(run_reused_row(checkpoint, test, base))
-        for engine in cc.iterative:
-            key = iterative_key(base, engine, cc.iterative_epochs, cc.iterative_batch_size)
-            rows.append(run_iterative_row(engine, test, base, cc.iterative_epochs,
-                                          cc.iterative_batch_size, key))
+        for engine in m.iterative:
+            key = iterative_key(base, engine, m.iterative_epochs, m.iterative_batch_size)
+            rows.append(run_iterative_row(engine, test, base, m.iterative_epochs,
+                                          m.iterative_batch_size, key))
         for source in networks:
-            for engine in cc.refine:
-                rows.append(run_refined_row(source, engine, test, base, cc.refine_epochs,
-                                            cc.iterative_batch_size))
+            for engine in m.refine:
+                rows.append(run_refined_row(source, engine, test, base, m.refine_epochs,
+                                            m.iterative_batch_size))
     else:
         data = study_paths(base).info
     region = common_region(rows)
@@ -250,10 +255,10 @@ def run_comparison(cc: CompareConfig, plan=None) -> dict:
         "region": region,
         "dataset": data,
         "settings": {"architectures": [c.model.architecture for c in cc.studies],
-                     "study": study, "iterative": list(cc.iterative),
-                     "iterative_epochs": cc.iterative_epochs,
-                     "iterative_batch_size": cc.iterative_batch_size,
-                     "refine": list(cc.refine), "refine_epochs": cc.refine_epochs,
+                     "study": study, "iterative": list(m.iterative),
+                     "iterative_epochs": m.iterative_epochs,
+                     "iterative_batch_size": m.iterative_batch_size,
+                     "refine": list(m.refine), "refine_epochs": m.refine_epochs,
                      "reuse_models": [str(p) for p in cc.reuse]},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from ptycho.config.config import InferenceConfig
+from ptycho.config.options import StudyOptions
+from ptycho.config.record import described
+from ptycho.config.validation import StudyError
 from ptycho.io import load_dataset
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.probe import position_rms, refine_probe, with_positions
@@ -31,6 +36,24 @@ from ptycho.reconstruction import score
 log = logging.getLogger(__name__)
 #: (amplitude, phase) metrics of the scorer, reported as amp_<metric> / phase_<metric>
 SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr")
+
+
+@dataclass(frozen=True)
+class PositionOptions(StudyOptions):
+    """The options of ``scripts/studies/position_correction.py``."""
+
+    title: ClassVar[str] = "position correction"
+    dataset: str = field(metadata={"positional": True, "help": "a dataset.npz written by "
+                                                               "make_example_scan.py --from"})
+    output: str = field(metadata={"required": True, "help": "the JSON to write"})
+    epochs: int = described(50, "LSQML epochs of each of the three refinements")
+    seed: int = described(0, "seed of the refinements' seeded Pty-chi steps")
+    num_threads: int = described(2, "torch CPU threads")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.epochs < 1:
+            raise StudyError(f"--epochs={self.epochs} is out of range (allowed: >= 1)")
 
 
 def _scores(data, obj, register: bool) -> dict:

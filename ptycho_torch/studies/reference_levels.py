@@ -17,7 +17,15 @@ the patterns worse than an object with the right amplitude and no phase.
 """
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import numpy as np
+
+from ptycho.config.cli import add_options
+from ptycho.config.options import StudyOptions
+from ptycho.config.record import described
 
 from ptycho.evaluation import evaluate_reconstruction
 from ptycho.io import load_dataset
@@ -130,45 +138,62 @@ def levels_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def parse_sigmas(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise ValueError(f"--sigmas={text!r} is not a comma-separated list of numbers "
+                         "(allowed: e.g. 1,2,4)") from None
+
+
+@dataclass(frozen=True)
+class LevelsOptions(StudyOptions):
+    """The reference levels' options (the command's arguments)."""
+
+    title: ClassVar[str] = "reference levels"
+    recon: tuple[str, ...] = field(metadata={
+        "positional": True, "nargs": "+", "help": "a study's recons/<model_id>/recon.npz; the "
+        "first one's ground truth (clipped to its region) defines the reference objects"})
+    test_npz: str | None = described(
+        None, "the test dataset with its ground truth: adds the training loss of the true "
+        "object and of its zero-phase amplitude")
+    sigmas: tuple[float, ...] = described(
+        ",".join(f"{s:g}" for s in DEFAULT_SIGMAS), "Gaussian blurs of the ground truth in "
+        "pixels, comma-separated", parse=parse_sigmas)
+    register: bool = described(
+        False, "score the given reconstructions with their sub-pixel translation removed (rows "
+        "whose positions were corrected; the reference objects, made from the ground truth, "
+        "never are)", switch=True)
+
+
+def level_rows(o: LevelsOptions) -> dict[str, dict]:
+    """The scores of ``o.recon`` (one scan's reconstructions) and of the reference objects."""
+    recons = [(path, *read_recon(path)) for path in o.recon]
+    gt = recons[0][2]
+    rows = {}
+    for path, rec, other_gt in recons:
+        if other_gt.shape != gt.shape or not np.array_equal(other_gt, gt):
+            raise ValueError(f"recon file '{path}': its ground truth differs from that of "
+                             f"'{o.recon[0]}' (expected reconstructions of one scan)")
+        rows[str(path)] = evaluate_reconstruction(rec, gt, register=o.register)
+    rows.update(reference_scores(gt, o.sigmas))
+    return rows
+
+
 def main(argv=None, prog: str = "reference_levels.py") -> int:
     """Print the reference levels next to the given reconstructions; exit 2 on bad input."""
-    import argparse
-
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("recon", nargs="+", help="a study's recons/<model_id>/recon.npz; the first "
-                   "one's ground truth (clipped to its region) defines the reference objects")
-    p.add_argument("--test-npz", help="the test dataset with its ground truth: adds the "
-                   "training loss of the true object and of its zero-phase amplitude")
-    p.add_argument("--sigmas", default=",".join(f"{s:g}" for s in DEFAULT_SIGMAS),
-                   help="Gaussian blurs of the ground truth in pixels, comma-separated")
-    p.add_argument("--register", action="store_true",
-                   help="score the given reconstructions with their sub-pixel translation "
-                        "removed (rows whose positions were corrected; the reference objects, "
-                        "made from the ground truth, never are)")
-    args = p.parse_args(argv)
+    add_options(p, LevelsOptions)
+    values = vars(p.parse_args(argv))
     try:
-        try:
-            sigmas = tuple(float(s) for s in args.sigmas.split(","))
-        except ValueError:
-            raise ValueError(f"--sigmas={args.sigmas!r} is not a comma-separated list of "
-                             "numbers (allowed: e.g. 1,2,4)") from None
-        recons = [(path, *read_recon(path)) for path in args.recon]
-        gt = recons[0][2]
-        rows = {}
-        for path, rec, other_gt in recons:
-            if other_gt.shape != gt.shape or not np.array_equal(other_gt, gt):
-                raise ValueError(f"recon file '{path}': its ground truth differs from that of "
-                                 f"'{args.recon[0]}' (expected reconstructions of one scan)")
-            rows[str(path)] = evaluate_reconstruction(rec, gt, register=args.register)
-        rows.update(reference_scores(gt, sigmas))
-        residuals = None
-        if args.test_npz:
-            residuals = truth_residuals(load_dataset(args.test_npz))
+        o = LevelsOptions.from_values(values)
+        rows = level_rows(o)
+        residuals = truth_residuals(load_dataset(o.test_npz)) if o.test_npz else None
     except ValueError as err:
         return refuse(err)
     print(levels_table(rows))
     if residuals is not None:
         print(f"training loss (normalized amplitude MAE) over {residuals['n_patterns']} patterns "
-              f"of {args.test_npz}: true object {residuals['true_object']:.4f}, true amplitude "
+              f"of {o.test_npz}: true object {residuals['true_object']:.4f}, true amplitude "
               f"with zero phase {residuals['true_amplitude_zero_phase']:.4f}")
     return 0

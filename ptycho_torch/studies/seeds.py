@@ -16,9 +16,12 @@ holds the summary of study rows over seeds (:func:`summarise`, :func:`summarise_
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
-from ptycho.config.cli import build_parser, config_from_values, parse_known
+from ptycho.config.cli import add_options, build_parser, config_from_values
+from ptycho.config.options import StudyOptions
 from ptycho.frc import censored_bound
 from ptycho.metric_catalogue import metrics
 from ptycho_torch.studies.common import plan_study, run_or_reuse
@@ -27,8 +30,8 @@ from ptycho_torch.studies.sweep import (
     fmt,
     markdown_table,
     parse_seeds,
-    pop_seeds,
-    seed_sweep,
+    parse_sweep,
+    seeds_option,
     span,
     stats,
     plan_each,
@@ -41,14 +44,21 @@ SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
     "data_residual", "train_time_s", "total_time_s"))
 
 
+@dataclass(frozen=True)
+class SeedsOptions(StudyOptions):
+    """``ptycho-seeds``' own option: the seeds (required)."""
+
+    title: ClassVar[str] = "seed sweep"
+    seeds: tuple[int, ...] | None = seeds_option("comma-separated seeds, e.g. 1,7,42",
+                                                 required=True)
+
+
 def config_from_argv(argv=None, prog: str = "seed_sweep.py") -> SeedSweep:
     p = build_parser(prog, "Run one study per seed and summarise every metric over them "
                            "(mean, min, max).", exclude=("seed",))
-    p.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 1,7,42")
-    values = parse_known(p, argv)
-    seeds = pop_seeds(values, "study")
-    return seed_sweep(config_from_values(values), seeds, lambda cfg: cfg,
-                      lambda cfg, changes: cfg.replace(**changes))
+    add_options(p, SeedsOptions)
+    return parse_sweep(argv, p, SeedsOptions, lambda _, values: config_from_values(values),
+                       lambda cfg: cfg, lambda cfg, changes: cfg.replace(**changes), "study")
 
 
 def plan_sweep(sweep: SeedSweep) -> list[str]:

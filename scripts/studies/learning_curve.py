@@ -13,13 +13,9 @@ stderr, exit code 2.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:  # running from a clone without installing
-    sys.path.insert(0, str(_REPO))
-
-from ptycho_torch.studies.learning_curve import main  # noqa: E402
+import _repo_path  # noqa: F401  (the repository root on sys.path)
+from ptycho_torch.studies.learning_curve import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,28 +18,25 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from ptycho.artifacts import write_json_atomic  # noqa: E402
+from ptycho.config.cli import add_options  # noqa: E402
 from ptycho_torch.engine.threads import apply_num_threads, threads_line  # noqa: E402
-from ptycho_torch.studies.position_correction import run_position_study  # noqa: E402
+from ptycho_torch.studies.position_correction import PositionOptions, run_position_study  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    p.add_argument("dataset", help="a dataset.npz written by make_example_scan.py --from")
-    p.add_argument("--output", required=True, help="the JSON to write")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-threads", type=int, default=2)
-    a = p.parse_args(argv)
+    add_options(p, PositionOptions)
+    values = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(threads_line(*apply_num_threads(a.num_threads)), flush=True)
     try:
+        a = PositionOptions.from_values(values)
+        print(threads_line(*apply_num_threads(a.num_threads)), flush=True)
         result = run_position_study(a.dataset, epochs=a.epochs, seed=a.seed)
     except (OSError, ValueError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     print(write_json_atomic(Path(a.output), result))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,52 +1,28 @@
-"""The dose study's config (:class:`DoseConfig`) and its command line."""
+"""The dose study's options (:class:`DoseOptions`, its flags), its config (:class:`DoseConfig`) and
+its command line."""
 from __future__ import annotations
 
 import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.cli import add_options, config_from_values, parse_known
+from ptycho.config.record import described
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho_torch.studies.common import (
     Methods,
-    add_method_flags,
+    architectures_option,
     default_output_dir,
-    pop_methods,
+    iterative_option,
     split_list,
 )
 from ptycho_torch.studies.dose.rules import DEFAULT_DOSES, TRANSFER_MAX, format_dose, loss_for_dose
-
-
-@dataclass(frozen=True)
-class DoseConfig:
-    """The sweep: a base study config (its nphotons and architecture are replaced per cell)."""
-
-    base: StudyConfig
-    doses: tuple[float, ...]
-    methods: Methods
-    loss: str | None = None            # --loss given on the command line, else the rule
-    transfer_from: float | None = None
-    heldout_fraction: float = 0.1
-    heldout_every: int = 10
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.base.run.output_dir)
-
-    def dose_dir(self, dose: float) -> Path:
-        return self.output_dir / f"dose_{format_dose(dose)}"
-
-    def study(self, dose: float, architecture: str | None = None) -> StudyConfig:
-        """The study config of one cell (``<out>/dose_<value>``, shared dataset cache)."""
-        arch = architecture or self.methods.architectures[0]
-        cache = self.base.run.cache_dir or str(self.output_dir / "datasets")
-        return self.base.replace(nphotons=float(dose), architecture=arch,
-                                 loss=self.loss or loss_for_dose(dose),
-                                 output_dir=str(self.dose_dir(dose)), cache_dir=cache)
+from ptycho_torch.studies.sweep import seeds_option
 
 
 def parse_doses(text: str) -> tuple[float, ...]:
@@ -85,57 +61,113 @@ def parse_transfer(text, doses) -> float | None:
     return v
 
 
+@dataclass(frozen=True)
+class DoseOptions(Methods):
+    """The dose study's own options (``ptycho-dose-study``'s flags besides the study's)."""
+
+    title: ClassVar[str] = "dose study"
+    architectures: tuple[str, ...] = architectures_option("hybrid,fno")
+    iterative: tuple[str, ...] = iterative_option("lsqml-poisson,epie")
+    nphotons_list: tuple[float, ...] = described(
+        DEFAULT_DOSES, "comma-separated photons per pattern, one cell folder each",
+        parse=parse_doses)
+    transfer_from: str | None = described(
+        None, "apply the networks trained at this dose to every dose (default: the highest "
+        f"listed dose <= {TRANSFER_MAX:g}; none: no transfer rows)")
+    heldout_fraction: float = described(
+        0.1, "fraction of scan positions held out to choose the Pty-chi epoch")
+    heldout_every: int = described(
+        10, "evaluate the held-out residual every this many Pty-chi epochs")
+    seeds: tuple[int, ...] | None = seeds_option(
+        "comma-separated seeds (replaces --seed): the sweep runs once per seed into "
+        "<output-dir>/seed_<s>, then seeds.md / seeds.json / dose_study_seeds.png give the "
+        "crossovers and each kind's best row over them")
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_transfer(self.transfer_from, self.nphotons_list)
+        frac, every = self.heldout_fraction, self.heldout_every
+        if not (math.isfinite(frac) and 0 < frac <= 0.5):
+            raise StudyError(f"--heldout-fraction={frac} is out of range (allowed: > 0 and "
+                             "<= 0.5)")
+        if every < 1:
+            raise StudyError(f"--heldout-every={every} is out of range (allowed: >= 1)")
+
+
 def build_parser(prog: str = "dose_study.py") -> argparse.ArgumentParser:
     p = build_config_parser(prog, "Networks against Pty-chi over photons per pattern: simulate "
                             "each dose (same objects, scan and seeds), train every architecture, "
                             "reconstruct with Pty-chi, and write dose_study.md / .json / .png.",
                             exclude=("architecture", "nphotons"))
-    add_method_flags(p, "hybrid,fno", "lsqml-poisson,epie", title="dose study")
-    g = p.add_argument_group("dose sweep")
-    g.add_argument("--nphotons-list", default=DEFAULT_DOSES,
-                   help="comma-separated photons per pattern, one cell folder each")
-    g.add_argument("--transfer-from", default=None,
-                   help="apply the networks trained at this dose to every dose (default: the "
-                        f"highest listed dose <= {TRANSFER_MAX:g}; none: no transfer rows)")
-    g.add_argument("--heldout-fraction", type=float, default=0.1,
-                   help="fraction of scan positions held out to choose the Pty-chi epoch")
-    g.add_argument("--heldout-every", type=int, default=10,
-                   help="evaluate the held-out residual every this many Pty-chi epochs")
-    g.add_argument("--seeds", default=None,
-                   help="comma-separated seeds (replaces --seed): the sweep runs once per seed "
-                        "into <output-dir>/seed_<s>, then seeds.md / seeds.json / "
-                        "dose_study_seeds.png give the crossovers and each kind's best row "
-                        "over them")
+    add_options(p, DoseOptions)
     return p
+
+
+@dataclass(frozen=True)
+class DoseConfig:
+    """The sweep: a base study config (its nphotons and architecture are replaced per cell)
+    and the dose study's options."""
+
+    base: StudyConfig
+    options: DoseOptions
+    loss: str | None = None            # --loss given on the command line, else the rule
+
+    @property
+    def methods(self) -> DoseOptions:
+        return self.options
+
+    @property
+    def doses(self) -> tuple[float, ...]:
+        return self.options.nphotons_list
+
+    @property
+    def transfer_from(self) -> float | None:
+        return parse_transfer(self.options.transfer_from, self.doses)
+
+    @property
+    def heldout_fraction(self) -> float:
+        return self.options.heldout_fraction
+
+    @property
+    def heldout_every(self) -> int:
+        return self.options.heldout_every
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.base.run.output_dir)
+
+    def dose_dir(self, dose: float) -> Path:
+        return self.output_dir / f"dose_{format_dose(dose)}"
+
+    def study(self, dose: float, architecture: str | None = None) -> StudyConfig:
+        """The study config of one cell (``<out>/dose_<value>``, shared dataset cache)."""
+        arch = architecture or self.methods.architectures[0]
+        cache = self.base.run.cache_dir or str(self.output_dir / "datasets")
+        return self.base.replace(nphotons=float(dose), architecture=arch,
+                                 loss=self.loss or loss_for_dose(dose),
+                                 output_dir=str(self.dose_dir(dose)), cache_dir=cache)
 
 
 def config_from_argv(argv=None) -> DoseConfig:
     """Parse and validate one sweep (raises a one-line ValueError); ``--seeds`` is
     :func:`ptycho_torch.studies.dose.seeds.sweep_from_argv`'s."""
     values = parse_known(build_parser(), argv)
-    if values.pop("seeds") is not None:
+    options = DoseOptions.from_values(values)
+    if options.seeds is not None:
         raise StudyError("--seeds runs one dose sweep per seed (use sweep_from_argv)")
-    return dose_config(values)
+    return dose_config(options, values)
 
 
-def dose_config(values: dict) -> DoseConfig:
-    """The sweep of parsed flag ``values`` (consumed), every cell's config validated."""
-    methods = pop_methods(values)
-    doses = parse_doses(values.pop("nphotons_list"))
-    transfer = parse_transfer(values.pop("transfer_from"), doses)
-    frac, every = values.pop("heldout_fraction"), values.pop("heldout_every")
-    if not (math.isfinite(frac) and 0 < frac <= 0.5):
-        raise StudyError(f"--heldout-fraction={frac} is out of range (allowed: > 0 and <= 0.5)")
-    if every < 1:
-        raise StudyError(f"--heldout-every={every} is out of range (allowed: >= 1)")
+def dose_config(options: DoseOptions, values: dict) -> DoseConfig:
+    """The sweep of validated ``options`` and the study flags ``values``, every cell's
+    config validated."""
     default_output_dir(values, "dose_study")
     base = config_from_values(values)
     if not base.simulated:
         raise StudyError("the dose study simulates its datasets (only nphotons changes between "
                          "doses) (allowed: no --train-npz) [flag --train-npz]")
-    dc = DoseConfig(base=base, doses=doses, methods=methods, loss=values.get("loss"),
-                    transfer_from=transfer, heldout_fraction=float(frac), heldout_every=int(every))
-    for d in doses:  # every cell's config is valid before anything runs
-        for a in methods.architectures:
+    dc = DoseConfig(base=base, options=options, loss=values.get("loss"))
+    for d in dc.doses:  # every cell's config is valid before anything runs
+        for a in options.architectures:
             dc.study(d, a)
     return dc

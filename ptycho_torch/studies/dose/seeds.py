@@ -28,13 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
-from ptycho.config.cli import parse_known
 from ptycho.plotting import dose_curves_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.studies.dose.config import build_parser, dose_config
+from ptycho_torch.studies.dose.config import DoseOptions, build_parser, dose_config
 from ptycho_torch.studies.dose.report import HEADLINE_STYLES, best_series, method_families
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, format_dose
-from ptycho_torch.studies.sweep import SeedSweep, fmt, pop_seeds, seed_sweep, span, stats
+from ptycho_torch.studies.sweep import SeedSweep, fmt, parse_sweep, span, stats
 
 FAMILY_LABELS = {"network": "best network", "iterative": "best ground-truth-free iterative",
                  "refined": "best network + iteration"}
@@ -43,10 +42,8 @@ FAMILY_LABELS = {"network": "best network", "iterative": "best ground-truth-free
 def sweep_from_argv(argv=None) -> SeedSweep:
     """Parse and validate everything, ``--seeds`` included (one-line StudyError); with
     seeds, every seed's sweep is checked before anything runs (:mod:`..sweep`)."""
-    values = parse_known(build_parser(), argv)
-    seeds = pop_seeds(values, "sweep")
-    return seed_sweep(dose_config(values), seeds, lambda dc: dc.base,
-                      lambda dc, changes: replace(dc, base=dc.base.replace(**changes)))
+    return parse_sweep(argv, build_parser(), DoseOptions, dose_config, lambda dc: dc.base,
+                       lambda dc, changes: replace(dc, base=dc.base.replace(**changes)), "sweep")
 
 
 def crossover_summary(seeds, results: list[dict]) -> dict:

@@ -1,18 +1,25 @@
-"""The learning curve's config: budgets (minutes, steps or epochs) and the command line."""
+"""The learning curve's options (:class:`CurveOptions`: budgets in minutes, steps or epochs),
+its config and its command line."""
 from __future__ import annotations
 
 import argparse
 import itertools
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 
 from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import config_from_values, parse_known
+from ptycho.config.cli import add_options, config_from_values, parse_known
+from ptycho.config.options import StudyOptions
+from ptycho.config.record import described
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.metric_catalogue import metrics
+from ptycho_torch.studies.common import default_output_dir
+from ptycho_torch.studies.sweep import seeds_option
 
 
 BUDGET_KINDS = ("minutes", "steps", "epochs")
@@ -68,67 +75,82 @@ class LearningCurveConfig:
         return Path(self.study.run.output_dir)
 
 
+def _budget(kind: str, help: str):
+    return described(None, help, metavar="LIST", exclusive="budget", required=True,
+                     parse=partial(parse_budgets, kind=kind))
+
+
+@dataclass(frozen=True)
+class CurveOptions(StudyOptions):
+    """The learning curve's own options: exactly one budget list, the reference levels and
+    the seeds."""
+
+    title: ClassVar[str] = "learning curve"
+    budget_minutes: tuple | None = _budget(
+        "minutes", "training wall-time budgets in minutes, increasing (e.g. 1,2,4,8,16,32,64); "
+        "snapshot time excluded")
+    budget_steps: tuple | None = _budget(
+        "steps", "optimizer-step budgets, increasing (reproducible on any machine)")
+    budget_epochs: tuple | None = _budget("epochs", "epoch budgets, increasing (whole epochs)")
+    reference_json: str | None = described(
+        None, "a metrics.json (e.g. runs/ptychi_lsqml/metrics.json of a comparison) drawn as a "
+        "dashed reference level labelled with its model_id", metavar="PATH")
+    lsqml_epochs: int | None = described(
+        None, "also run Pty-chi LSQML for N epochs on the same test scan and draw it as a "
+        "reference level (skipped with a warning when Pty-chi is not installed)", metavar="N")
+    seeds: tuple[int, ...] | None = seeds_option(
+        "comma-separated seeds (replaces --seed): one curve per seed into "
+        "<output-dir>/seed_<s>, then seeds.md / seeds.json / learning_curve_seeds.png give "
+        "each point as mean (min..max)", metavar="LIST")
+
+    def __post_init__(self):
+        super().__post_init__()
+        given = [k for k in BUDGET_KINDS if getattr(self, f"budget_{k}") is not None]
+        if len(given) != 1:
+            raise StudyError(f"{len(given)} budget lists were given (allowed: exactly one of "
+                             "--budget-minutes, --budget-steps, --budget-epochs)")
+        if self.lsqml_epochs is not None and self.lsqml_epochs < 1:
+            raise StudyError(f"--lsqml-epochs={self.lsqml_epochs} is out of range (allowed: "
+                             ">= 1)")
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in BUDGET_KINDS if getattr(self, f"budget_{k}") is not None)
+
+    @property
+    def budgets(self) -> tuple:
+        return getattr(self, f"budget_{self.kind}")
+
+
 def build_parser(prog: str = "learning_curve.py") -> argparse.ArgumentParser:
     p = build_config_parser(prog, "Train one configuration once and score test object 0 at "
                             "increasing training budgets (snapshots of the weights, no "
                             "retraining); write learning_curve.json / .png. The budget sets "
                             "--epochs, --max-steps and --max-train-minutes.")
-    g = p.add_argument_group("learning curve")
-    budget = g.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--budget-minutes", metavar="LIST", default=argparse.SUPPRESS,
-                        help="training wall-time budgets in minutes, increasing (e.g. "
-                             "1,2,4,8,16,32,64); snapshot time excluded")
-    budget.add_argument("--budget-steps", metavar="LIST", default=argparse.SUPPRESS,
-                        help="optimizer-step budgets, increasing (reproducible on any machine)")
-    budget.add_argument("--budget-epochs", metavar="LIST", default=argparse.SUPPRESS,
-                        help="epoch budgets, increasing (whole epochs)")
-    g.add_argument("--reference-json", metavar="PATH", default=argparse.SUPPRESS,
-                   help="a metrics.json (e.g. runs/ptychi_lsqml/metrics.json of a comparison) "
-                        "drawn as a dashed reference level labelled with its model_id")
-    g.add_argument("--lsqml-epochs", metavar="N", type=int, default=argparse.SUPPRESS,
-                   help="also run Pty-chi LSQML for N epochs on the same test scan and draw it "
-                        "as a reference level (skipped with a warning when Pty-chi is not "
-                        "installed)")
-    g.add_argument("--seeds", metavar="LIST", default=argparse.SUPPRESS,
-                   help="comma-separated seeds (replaces --seed): one curve per seed into "
-                        "<output-dir>/seed_<s>, then seeds.md / seeds.json / "
-                        "learning_curve_seeds.png give each point as mean (min..max)")
+    add_options(p, CurveOptions)
     return p
-
-
-def default_output_dir(values: dict) -> None:
-    """``outputs/learning_curve[_<preset>]`` unless ``--output-dir`` was given."""
-    if "output_dir" not in values:
-        preset = values.get("preset", "none")
-        values["output_dir"] = "outputs/learning_curve" + (
-            "" if preset in (None, "none") else f"_{preset}")
 
 
 def config_from_argv(argv=None, prog: str = "learning_curve.py") -> LearningCurveConfig:
     """Parse and validate one curve (raises a one-line ValueError); ``--seeds`` is
     :func:`ptycho_torch.studies.learning_curve.seeds.sweep_from_argv`'s."""
     values = parse_known(build_parser(prog), argv)
-    if "seeds" in values:
+    options = CurveOptions.from_values(values)
+    if options.seeds is not None:
         raise StudyError("--seeds runs one learning curve per seed (use sweep_from_argv)")
-    return curve_config(values)
+    return curve_config(options, values)
 
 
-def curve_config(values: dict) -> LearningCurveConfig:
-    """The learning curve of parsed flag ``values`` (consumed), validated."""
-    kind = next(k for k in BUDGET_KINDS if f"budget_{k}" in values)
-    budgets = parse_budgets(values.pop(f"budget_{kind}"), kind)
-    reference = values.pop("reference_json", None)
-    lsqml_epochs = values.pop("lsqml_epochs", None)
-    if lsqml_epochs is not None and lsqml_epochs < 1:
-        raise StudyError(f"--lsqml-epochs={lsqml_epochs} is out of range (allowed: >= 1)")
+def curve_config(options: CurveOptions, values: dict) -> LearningCurveConfig:
+    """The learning curve of validated ``options`` and the study flags ``values``."""
     for name in BUDGET_FIELDS:
         if name in values:
             raise StudyError(f"--{name.replace('_', '-')} is set by the learning curve from "
-                             f"--budget-{kind} (allowed: drop it)")
-    default_output_dir(values)
-    study = config_from_values(values)
-    return make_config(study, kind, budgets, reference_json=reference,
-                       lsqml_epochs=int(lsqml_epochs or 0))
+                             f"--budget-{options.kind} (allowed: drop it)")
+    default_output_dir(values, "learning_curve")
+    return make_config(config_from_values(values), options.kind, options.budgets,
+                       reference_json=options.reference_json,
+                       lsqml_epochs=options.lsqml_epochs or 0)
 
 
 def make_config(study: StudyConfig, kind: str, budgets, *, reference_json: str | None = None,

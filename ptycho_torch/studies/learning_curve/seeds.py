@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
-from ptycho.config.cli import parse_known
 from ptycho.config.study_config import StudyConfig
 from ptycho.plotting import save_learning_curves_over_seeds
 from ptycho_torch.studies.common import comparable
@@ -29,13 +28,14 @@ from ptycho_torch.studies.learning_curve.budget_snapshots import _fmt_budget
 from ptycho_torch.studies.learning_curve.config import (
     BUDGET_UNITS,
     JSON_NAME,
+    CurveOptions,
     PANELS,
     LearningCurveConfig,
     build_parser,
     curve_config,
 )
 from ptycho_torch.studies.rows import Wanted, finished_row, reuse_or_compute
-from ptycho_torch.studies.sweep import SeedSweep, markdown_table, pop_seeds, seed_sweep, span, stats
+from ptycho_torch.studies.sweep import SeedSweep, markdown_table, parse_sweep, span, stats
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,8 @@ SEEDS_PNG = "learning_curve_seeds.png"
 def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> SeedSweep:
     """One learning curve, or one per seed of ``--seeds`` (one-line StudyError on bad
     input; :mod:`ptycho_torch.studies.sweep`)."""
-    values = parse_known(build_parser(prog), argv)
-    seeds = pop_seeds(values, "curve")
-    return seed_sweep(curve_config(values), seeds, lambda lc: lc.study,
-                      lambda lc, changes: replace(lc, study=lc.study.replace(**changes)))
+    return parse_sweep(argv, build_parser(prog), CurveOptions, curve_config, lambda lc: lc.study,
+                       lambda lc, changes: replace(lc, study=lc.study.replace(**changes)), "curve")
 
 
 def _settings(study: StudyConfig) -> dict:

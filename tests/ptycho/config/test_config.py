@@ -3,8 +3,10 @@
 Every bad value gives a one-line ``ConfigError`` naming ``<Owner>.<field>``, the value and
 what is allowed; the error carries ``owner`` and ``field`` so the CLI names the flag.
 """
+import dataclasses
 import json
 import re
+import typing
 from dataclasses import FrozenInstanceError, fields
 
 import numpy as np
@@ -14,6 +16,8 @@ from ptycho.config import cli
 from ptycho.config import choices
 from ptycho.config import presets
 from ptycho.config import study_config
+from ptycho.config.options import StudyOptions
+from ptycho.config.record import described
 from ptycho.config.config import (
     DataConfig,
     InferenceConfig,
@@ -479,3 +483,51 @@ def test_a_tensorflow_ptychopinn_call_is_refused_naming_the_torch_back_end():
         "ptycho.config.config.ModelConfig(model_type=...) is a TensorFlow PtychoPINN call, but "
         "this 'ptycho' is ptychopinn-torch's (in Ptychodus choose the "
         "ptychopinn-torch_unsupervised algorithm)")
+
+
+def _parse_ints(text):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items or not all(t.isdigit() for t in items):
+        raise StudyError(f"--sizes={text!r} is not a list of sizes (allowed: e.g. 1,2)")
+    return tuple(int(t) for t in items)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyOptions(StudyOptions):
+    title: typing.ClassVar[str] = "toy study"
+    sizes: tuple = described("1,2", "sizes", flag="size-list", parse=_parse_ints)
+    steps: int = described(3, "steps")
+    fast: bool = described(False, "go fast", switch=True)
+    by_time: str | None = described(None, "by time", exclusive="budget", required=True,
+                                    metavar="LIST")
+    by_count: str | None = described(None, "by count", exclusive="budget", required=True)
+
+
+def test_add_options_generates_one_group_of_flags_from_a_study_options_dataclass():
+    """The flags of a study's options class: one group titled by the study, the flag name of
+    the metadata, a switch, a required mutually exclusive pair, None defaults left out; the
+    options parse their text when constructed, and again when replaced."""
+    p = cli.build_parser("toy", "toy", sections={"model": ModelConfig}, config_flag=False)
+    group = cli.add_options(p, _ToyOptions)
+    assert group.title == "toy study"
+    assert [a.option_strings for a in group._group_actions] == [
+        ["--size-list"], ["--steps"], ["--fast"], ["--by-time"], ["--by-count"]]
+    values = cli.parse_known(p, ["--by-count", "5", "--size-list", "4, 8", "--N", "128"])
+    assert values == {"by_count": "5", "sizes": "4, 8", "N": 128, "steps": 3, "fast": False}
+    o = _ToyOptions.from_values(values)
+    assert (o.sizes, o.steps, o.fast, o.by_time, o.by_count) == ((4, 8), 3, False, None, "5")
+    assert values == {"N": 128}                                    # the options taken out
+    assert _ToyOptions().sizes == (1, 2)                           # the default text, parsed
+    assert dataclasses.replace(o, steps=4).sizes == (4, 8)         # a parsed value again
+    with pytest.raises(StudyError, match=r"^--sizes='4,x' is not a list of sizes"):
+        _ToyOptions.from_values({"sizes": "4,x"})
+    for argv, message in [
+        ([], "one of the arguments --by-time --by-count is required"),
+        (["--by-time", "1", "--by-count", "2"], "argument --by-count: not allowed with "
+                                                "argument --by-time"),
+    ]:
+        with pytest.raises(StudyError) as err:
+            cli.parse_known(p, ["--fast", *argv])
+        assert str(err.value).splitlines() == [f"{message} (run with --help to list the flags)"]
+    with pytest.raises(StudyError, match=r"^unknown flag '--sizes'; did you mean --size-list\?"):
+        cli.parse_known(p, ["--by-time", "1", "--sizes", "1"])

@@ -170,14 +170,14 @@ def test_flags_and_presets_reach_every_run():
             24, 7, 3, False, "poisson", "/tmp/c")
         assert c.training.learning_rate == quick.training.learning_rate  # from the preset
         assert c.run.preset == "quick" and c.run.output_dir == "outputs/grid_lines_compare_quick"
-    assert cc.iterative == ("epie",) and cc.iterative_epochs == 7
+    assert cc.methods.iterative == ("epie",) and cc.methods.iterative_epochs == 7
     # apart from the architecture, the runs are identical
     a, b = (c.flat() for c in cc.studies)
     assert {k for k in a if a[k] != b[k]} == {"architecture"}
     default = compare.config_from_argv([])
     assert default.base.run.output_dir == "outputs/grid_lines_compare"
     assert [c.model.architecture for c in default.studies] == ["cnn", "fno", "hybrid"]
-    assert default.iterative == ()
+    assert default.methods.iterative == ()
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ptycho.config.presets import from_preset
+from ptycho.config.validation import StudyError
 from ptycho.study_metrics import TABLE_COLUMNS
 from ptycho_torch.studies import dose as ds
 from ptycho_torch.studies.dose import cells, report, rules
+from ptycho_torch.studies.dose.config import DoseConfig, DoseOptions
 
 REPO = Path(__file__).resolve().parents[3]
 TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
@@ -469,3 +472,23 @@ def test_seeds_refusals(tmp_path, capsys, args, needle):
     assert ds.main([*args, "--iterative", "none", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err and not out.exists()
+
+
+def test_dose_options_refuse_in_python_as_on_the_command_line():
+    """DoseOptions validates when constructed: the flags' refusals, for values given in Python
+    too; the transfer dose stays what was asked (resolved by the sweep's config)."""
+    o = DoseOptions(nphotons_list=(1e9, 1e3), architectures=("fno",), transfer_from="none")
+    assert o.nphotons_list == (1e3, 1e9) and o.iterative == ("lsqml-poisson", "epie")
+    assert DoseConfig(base=from_preset("quick"), options=o).transfer_from is None
+    assert DoseConfig(base=from_preset("quick"), options=DoseOptions()).transfer_from == 1e4
+    for kwargs, message in [
+        (dict(architectures=("fno", "unet")),
+         "--architectures: 'unet' is not an architecture (allowed: cnn, fno, hybrid)"),
+        (dict(nphotons_list=(1e3, 1e3)), "--nphotons-list lists a dose twice (1000.0,1000.0)"),
+        (dict(transfer_from="5e3"), "--transfer-from=5e3 is not in --nphotons-list (allowed: "
+                                    "one of 1e2, 1e3, 1e4, 1e5, 1e9, or none)"),
+        (dict(heldout_every=0), "--heldout-every=0 is out of range (allowed: >= 1)"),
+    ]:
+        with pytest.raises(StudyError) as err:
+            DoseOptions(**kwargs)
+        assert str(err.value) == message

@@ -66,3 +66,17 @@ def test_a_study_scores_with_registration_when_the_test_positions_were_corrected
     assert probe_update.scored_at_corrected_positions(other_file) is False
     assert probe_update.scored_at_corrected_positions({"route": "lsqml"}) is False
     assert probe_update.scored_at_corrected_positions({"route": "none", "reason": "x"}) is False
+
+
+def test_script_refuses_a_bad_epoch_count_before_reading_the_dataset(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "_position_script", Path(__file__).resolve().parents[3] / "scripts/studies/position_correction.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out.json"
+    assert script.main([str(tmp_path / "none.npz"), "--output", str(out), "--epochs", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: --epochs=0 is out of range (allowed: >= 1)\n"
+    assert captured.out == "" and not out.exists()
