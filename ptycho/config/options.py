@@ -17,14 +17,17 @@ first, then checks the rest of its fields.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class StudyOptions:
     """The base of a study's options dataclass (see the module docstring)."""
 
     title: ClassVar[str] = "options"
+    # every subclass is a dataclass (said here for the type checker, as in config.record)
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __post_init__(self):
         for f in fields(self):
