@@ -10,12 +10,16 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ptycho.datagen.from_file import ScanTruth, dataset_arrays
 from ptycho.formats.cxi import write_cxi
 from ptycho.formats.ptychodus import write_ptychodus
 from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
+from ptycho.datagen.grid_lines import make_object
+from ptycho.datagen.spiral_scan import simulate_spiral_scan
+from ptycho.probes import two_mode_probe
 from ptycho.io import save_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,3 +86,14 @@ def _tree_state(path: Path):
 def tree_state():
     """``tree_state(path)``: what a folder holds, to show a refusal changed nothing."""
     return _tree_state
+
+
+@pytest.fixture(scope="session")
+def spiral_npz(tmp_path_factory):
+    """A 70-position Fermat-spiral scan of a 96 x 96 object at N = 32 (two probe modes, 1e5
+    photons, 0.7 px jitter), written as this project's NPZ: the scan-region and
+    position-correction tests read it."""
+    obj = make_object(96, 40, np.random.default_rng(3))
+    scan = simulate_spiral_scan(obj, 32, 70, step_px=4.0, jitter_px=0.7,
+                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=4)
+    return write_ptychopinn_npz(tmp_path_factory.mktemp("spiral") / "scan.npz", scan)

@@ -6,10 +6,6 @@ import numpy as np
 import pytest
 
 from ptycho.config.config import InferenceConfig
-from ptycho.datagen.grid_lines import make_object
-from ptycho.datagen.spiral_scan import simulate_spiral_scan
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.probes import two_mode_probe
 from ptycho.formats.readers import read_dataset
 from ptycho.stitching import scan_region, stitch_by_positions
 from ptycho.study_metrics import StudyMetrics
@@ -21,12 +17,8 @@ from ptycho.reconstruction import scored_region, stitch_test_object
 
 
 @pytest.fixture(scope="module")
-def spiral(tmp_path_factory):
-    obj = make_object(96, 40, np.random.default_rng(3))
-    scan = simulate_spiral_scan(obj, 32, 70, step_px=4.0, jitter_px=0.7,
-                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=4)
-    path = write_ptychopinn_npz(tmp_path_factory.mktemp("spiral") / "scan.npz", scan)
-    return read_dataset(str(path), N=32, gridsize=1)
+def spiral(spiral_npz):
+    return read_dataset(str(spiral_npz), N=32, gridsize=1)
 
 
 @pytest.mark.parametrize("with_gt", [False, True])

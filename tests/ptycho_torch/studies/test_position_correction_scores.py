@@ -9,10 +9,7 @@ import pytest
 from scipy.ndimage import fourier_shift, gaussian_filter
 
 from ptycho.datagen.grid_lines import make_object
-from ptycho.datagen.spiral_scan import simulate_spiral_scan
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
 from ptycho.formats.readers import read_dataset
-from ptycho.probes import two_mode_probe
 from ptycho_torch.pipeline import probe_update
 from ptycho_torch.studies import position_correction
 
@@ -20,12 +17,8 @@ SHIFT = (0.4, -0.3)   # (x, y) px: where the refined object sits against the tru
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    obj = make_object(96, 40, np.random.default_rng(3))
-    sim = simulate_spiral_scan(obj, 32, 70, step_px=4.0, jitter_px=0.7,
-                               probe_modes=two_mode_probe(32), nphotons=1e5, seed=4)
-    path = write_ptychopinn_npz(tmp_path_factory.mktemp("spiral") / "scan.npz", sim)
-    data = read_dataset(str(path), N=32, gridsize=1)
+def scan(spiral_npz):
+    data = read_dataset(str(spiral_npz), N=32, gridsize=1)
     c = data.centres.reshape(-1, 2)
     frame = (int(np.ceil(c[:, 1].max())) + 32, int(np.ceil(c[:, 0].max())) + 32)
     side = max(frame) + 32              # a band-limited truth larger than the frame, cut to it
