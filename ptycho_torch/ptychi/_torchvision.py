@@ -5,16 +5,17 @@ import contextlib
 import sys
 import types
 
-import torch
-
 
 def _gaussian_blur_stand_in():
     """A class with torchvision's ``GaussianBlur(kernel_size, sigma)(img)`` behaviour.
 
     Separable Gaussian kernel ``exp(-x^2 / (2 sigma^2))`` normalised to sum 1 on
     ``x = -(k-1)/2 .. (k-1)/2``, reflect padding, applied to the last two axes of a
-    real (..., H, W) tensor. Only what Pty-chi calls is supported (fixed sigma).
+    real (..., H, W) tensor. Only what Pty-chi calls is supported (fixed sigma). torch is
+    imported here, when Pty-chi is, so that importing :mod:`ptycho_torch.ptychi` (its engine
+    names, :func:`~ptycho_torch.ptychi.check_engines`) loads no torch.
     """
+    import torch
 
     class GaussianBlur(torch.nn.Module):
         def __init__(self, kernel_size, sigma=(0.1, 2.0)):

@@ -1,6 +1,8 @@
 """Several architectures (and Pty-chi baselines) on one dataset: the ``ptycho-compare`` CLI.
 
-:func:`main` is the entry point (``scripts/studies/grid_lines_compare.py`` only calls it).
+The command is :func:`ptycho_torch.studies.commands.compare_main` (its flags checked without
+torch, :mod:`ptycho_torch.studies.options.comparison`), then :func:`run` here; :func:`main`
+is the same in one process.
 Every study flag (generated from :class:`~ptycho.config.study_config.StudyConfig`) applies to
 every architecture; ``--architectures``, ``--iterative``, ``--iterative-epochs`` and
 ``--iterative-batch-size`` choose the methods. The dataset is simulated once (cached in
@@ -22,39 +24,32 @@ mid-training). Every refusal happens before anything runs: one line, exit code 2
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable
 
 import numpy as np
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
-from ptycho.config.cli import build_parser as build_config_parser
-from ptycho.config.cli import add_options, config_from_values
-from ptycho.config.choices import ARCHITECTURES
-from ptycho.config.record import described
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.evaluation import align_for_metrics
 from ptycho.plotting import comparison_panels, frc_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
-from ptycho_torch.studies.common import (
-    Methods,
-    architectures_option,
-    default_output_dir,
-    iterative_key,
-    plan_study,
-    run_or_reuse,
-    settings_line,
-    split_list,
+from ptycho_torch.studies.common import iterative_key, plan_study, run_or_reuse, settings_line
+from ptycho_torch.studies.options.comparison import (  # noqa: F401  (re-exported: imported from here)
+    CompareConfig,
+    CompareOptions,
+    build_parser,
+    compare_config,
+    config_from_argv,
+    sweep_from_argv,
 )
 from ptycho_torch.studies.rows import finished_row, metrics_row
 from ptycho_torch.studies.seeds import methods_table, summarise_methods
-from ptycho_torch.studies.sweep import SeedSweep, parse_sweep, plan_each, seeds_option, sweep_main
+from ptycho_torch.studies.sweep import SeedSweep, plan_each, sweep_main
 from ptycho_torch.studies.methods import (
     parse_reuse,
     run_iterative_row,
@@ -79,74 +74,6 @@ METRICS_NOTE = (
     "reconstruction (known probe and positions); for '<network>+<engine>' rows (the engine "
     "started at that network's reconstruction) it is the engine's time, and their parameters "
     "and train s are the network's.")
-
-
-@dataclass(frozen=True)
-class CompareOptions(Methods):
-    """The comparison's own options (``ptycho-compare``'s flags besides the study's)."""
-
-    title: ClassVar[str] = "comparison"
-    architectures: tuple[str, ...] = architectures_option(",".join(ARCHITECTURES))
-    seeds: tuple[int, ...] | None = seeds_option(
-        "comma-separated seeds (replaces --seed): the comparison runs once per seed into "
-        "<output-dir>/seed_<s>, then seeds.md / seeds.json give each method's metrics as mean "
-        "(min..max) over them")
-    reuse_models: tuple[str, ...] = described(
-        "", "comma-separated model.ckpt files of studies on other scans, each applied to this "
-        "comparison's test scan with no training (rows '<run>@reused', scored with the probe "
-        "the model trained with)", parse=lambda text: tuple(split_list(text)))
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """One study config per architecture (otherwise identical), the methods and the
-    checked ``--reuse-models`` checkpoints."""
-
-    studies: tuple[StudyConfig, ...]
-    methods: CompareOptions
-    reuse: tuple[Path, ...] = ()
-
-    @property
-    def base(self) -> StudyConfig:
-        return self.studies[0]
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.base.run.output_dir)
-
-
-def build_parser(prog: str = "grid_lines_compare.py") -> argparse.ArgumentParser:
-    p = build_config_parser(prog, "Run several architectures (and optionally Pty-chi) on one "
-                            "dataset and write comparison.md / .json / .png. Every study flag "
-                            "applies to every architecture.", exclude=("architecture",))
-    add_options(p, CompareOptions)
-    return p
-
-
-def config_from_argv(argv=None) -> CompareConfig:
-    """Parse and validate everything (raises a one-line ValueError)."""
-    sweep = sweep_from_argv(argv)
-    if sweep.seeds:
-        raise StudyError("--seeds runs one comparison per seed (use sweep_from_argv)")
-    return sweep.runs[0]
-
-
-def sweep_from_argv(argv=None) -> SeedSweep:
-    """Parse and validate everything, ``--seeds`` included (one-line StudyError): one
-    comparison, or one per seed (:mod:`.sweep`)."""
-    return parse_sweep(argv, build_parser(), CompareOptions, compare_config, lambda cc: cc.base,
-                       lambda cc, changes: replace(cc, studies=tuple(
-                           c.replace(**changes) for c in cc.studies)), "comparison")
-
-
-def compare_config(methods: CompareOptions, values: dict) -> CompareConfig:
-    """The comparison of validated ``methods`` and the study flags ``values``."""
-    default_output_dir(values, "grid_lines_compare")
-    base = config_from_values(values)
-    return CompareConfig(studies=tuple(base.replace(architecture=a) for a in methods.architectures),
-                         methods=methods,
-                         reuse=parse_reuse(",".join(methods.reuse_models), base.model.N,
-                                           base.model.gridsize, trust=base.run.trust_checkpoint))
 
 
 def common_region(rows: list[StudyMetrics]) -> list | None:
@@ -204,9 +131,11 @@ def save_comparison_figure(path: Path, items: list[tuple[str, Path, dict | None,
 
 
 def plan_comparison(cc: CompareConfig) -> list[tuple[StudyConfig, str]]:
-    """Every read-only check before anything runs: Pty-chi importable, each study's
-    reuse / run decision, each Pty-chi row's settings."""
+    """Every read-only check before anything runs: the ``--reuse-models`` checkpoints,
+    Pty-chi importable, each study's reuse / run decision, each Pty-chi row's settings."""
     m = cc.methods
+    parse_reuse(",".join(str(p) for p in cc.reuse), cc.base.model.N, cc.base.model.gridsize,
+                trust=cc.base.run.trust_checkpoint)
     if m.iterative or m.refine:
         import_ptychi()  # one line naming the extra when Pty-chi is missing
     plan = [(cfg, plan_study(cfg)) for cfg in cc.studies]
@@ -294,12 +223,20 @@ def print_result(sweep: SeedSweep, result: dict) -> None:
         print(f"comparison: {(sweep.output_dir / 'comparison.md').resolve()}")
 
 
-def main(argv=None) -> int:
-    """``ptycho-compare``. Exit codes: 0 done; 2 refused input (one ``error:`` line on
-    stderr, nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command
-    again)."""
-    return sweep_main(lambda: sweep_from_argv(argv), plan_each(plan_comparison), run_comparison,
+def run(parse: Callable[[], SeedSweep]) -> int:
+    """The comparison of ``parse()`` (its sweep): planned, run, summarised and reported
+    (:func:`ptycho_torch.studies.sweep.sweep_main`). Exit codes: 0 done; 2 refused input
+    (one ``error:`` line on stderr, nothing written); 130 (SIGINT) or 143 (SIGTERM)
+    interrupted (run the same command again)."""
+    return sweep_main(parse, plan_each(plan_comparison), run_comparison,
                       write_seed_summary, print_result,
                       interrupted="run the same command again to continue (finished studies "
                                   "are reused; add --resume to continue an interrupted training)",
                       errors=(StudyError, IterativeUnavailableError))
+
+
+def main(argv=None) -> int:
+    """The comparison of the flags ``argv``, in this process (the ``ptycho-compare`` command
+    is :func:`ptycho_torch.studies.commands.compare_main`: its flags checked before torch
+    loads)."""
+    return run(lambda: sweep_from_argv(argv))

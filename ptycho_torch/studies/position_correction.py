@@ -19,41 +19,26 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
 
 import numpy as np
 
 from ptycho.config.config import InferenceConfig
-from ptycho.config.options import StudyOptions
-from ptycho.config.record import described
-from ptycho.config.validation import StudyError
+from ptycho.artifacts import write_json_atomic
 from ptycho.io import load_dataset
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.probe import position_rms, refine_probe, with_positions
 from ptycho.reconstruction import score
+from ptycho_torch.engine.threads import apply_num_threads, threads_line
+from ptycho_torch.studies.options.position_correction import (  # noqa: F401  (re-exported: imported from here)
+    PositionOptions,
+    parse_positions,
+    refusal,
+)
 
 log = logging.getLogger(__name__)
 #: (amplitude, phase) metrics of the scorer, reported as amp_<metric> / phase_<metric>
 SCORES = ("amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr")
-
-
-@dataclass(frozen=True)
-class PositionOptions(StudyOptions):
-    """The options of ``scripts/studies/position_correction.py``."""
-
-    title: ClassVar[str] = "position correction"
-    dataset: str = field(metadata={"positional": True, "help": "a dataset.npz written by "
-                                                               "make_example_scan.py --from"})
-    output: str = field(metadata={"required": True, "help": "the JSON to write"})
-    epochs: int = described(50, "LSQML epochs of each of the three refinements")
-    seed: int = described(0, "seed of the refinements' seeded Pty-chi steps")
-    num_threads: int = described(2, "torch CPU threads")
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.epochs < 1:
-            raise StudyError(f"--epochs={self.epochs} is out of range (allowed: >= 1)")
 
 
 def _scores(data, obj, register: bool) -> dict:
@@ -100,3 +85,15 @@ def run_position_study(path, *, epochs: int = 50, seed: int = 0, device: str = "
     return out
 
 
+
+
+def run(a: PositionOptions) -> int:
+    """The study of the checked options ``a``, its JSON written to ``a.output`` (its path
+    printed); 2 (one ``error:`` line) when the dataset is refused."""
+    try:
+        print(threads_line(*apply_num_threads(a.num_threads)), flush=True)
+        result = run_position_study(a.dataset, epochs=a.epochs, seed=a.seed)
+    except (OSError, ValueError) as err:
+        return refusal(err)
+    print(write_json_atomic(Path(a.output), result))
+    return 0

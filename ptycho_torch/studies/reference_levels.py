@@ -17,15 +17,7 @@ the patterns worse than an object with the right amplitude and no phase.
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 import numpy as np
-
-from ptycho.config.cli import add_options
-from ptycho.config.options import StudyOptions
-from ptycho.config.record import described
 
 from ptycho.evaluation import evaluate_reconstruction
 from ptycho.io import load_dataset
@@ -34,8 +26,12 @@ from ptycho.study_metrics import format_crossing, format_number
 from ptycho_torch.cli import refuse
 from ptycho_torch.core.residual import data_residual
 from ptycho.geometry.patches import subpixel_cuts
-
-DEFAULT_SIGMAS = (1.0, 2.0, 4.0)
+from ptycho_torch.studies.options.reference_levels import (  # noqa: F401  (re-exported: imported from here)
+    DEFAULT_SIGMAS,
+    LevelsOptions,
+    parse_levels,
+    parse_sigmas,
+)
 
 
 def reference_objects(gt: np.ndarray, sigmas=DEFAULT_SIGMAS) -> dict[str, np.ndarray]:
@@ -138,34 +134,6 @@ def levels_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def parse_sigmas(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(s) for s in text.split(","))
-    except ValueError:
-        raise ValueError(f"--sigmas={text!r} is not a comma-separated list of numbers "
-                         "(allowed: e.g. 1,2,4)") from None
-
-
-@dataclass(frozen=True)
-class LevelsOptions(StudyOptions):
-    """The reference levels' options (the command's arguments)."""
-
-    title: ClassVar[str] = "reference levels"
-    recon: tuple[str, ...] = field(metadata={
-        "positional": True, "nargs": "+", "help": "a study's recons/<model_id>/recon.npz; the "
-        "first one's ground truth (clipped to its region) defines the reference objects"})
-    test_npz: str | None = described(
-        None, "the test dataset with its ground truth: adds the training loss of the true "
-        "object and of its zero-phase amplitude")
-    sigmas: tuple[float, ...] = described(
-        ",".join(f"{s:g}" for s in DEFAULT_SIGMAS), "Gaussian blurs of the ground truth in "
-        "pixels, comma-separated", parse=parse_sigmas)
-    register: bool = described(
-        False, "score the given reconstructions with their sub-pixel translation removed (rows "
-        "whose positions were corrected; the reference objects, made from the ground truth, "
-        "never are)", switch=True)
-
-
 def level_rows(o: LevelsOptions) -> dict[str, dict]:
     """The scores of ``o.recon`` (one scan's reconstructions) and of the reference objects."""
     recons = [(path, *read_recon(path)) for path in o.recon]
@@ -180,13 +148,10 @@ def level_rows(o: LevelsOptions) -> dict[str, dict]:
     return rows
 
 
-def main(argv=None, prog: str = "reference_levels.py") -> int:
-    """Print the reference levels next to the given reconstructions; exit 2 on bad input."""
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    add_options(p, LevelsOptions)
-    values = vars(p.parse_args(argv))
+def report(o: LevelsOptions) -> int:
+    """Print the reference levels next to ``o.recon``; 2 (one ``error:`` line) when a file
+    is refused."""
     try:
-        o = LevelsOptions.from_values(values)
         rows = level_rows(o)
         residuals = truth_residuals(load_dataset(o.test_npz)) if o.test_npz else None
     except ValueError as err:
@@ -197,3 +162,15 @@ def main(argv=None, prog: str = "reference_levels.py") -> int:
               f"of {o.test_npz}: true object {residuals['true_object']:.4f}, true amplitude "
               f"with zero phase {residuals['true_amplitude_zero_phase']:.4f}")
     return 0
+
+
+def main(argv=None, prog: str = "reference_levels.py") -> int:
+    """Print the reference levels next to the given reconstructions; exit 2 on bad input
+    (in this process; the script calls
+    :func:`ptycho_torch.studies.commands.reference_levels_main`: its flags checked before
+    torch loads)."""
+    try:
+        o = parse_levels(argv, prog)
+    except ValueError as err:
+        return refuse(err)
+    return report(o)

@@ -16,22 +16,21 @@ holds the summary of study rows over seeds (:func:`summarise`, :func:`summarise_
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
-from ptycho.config.cli import add_options, build_parser, config_from_values
-from ptycho.config.options import StudyOptions
 from ptycho.frc import censored_bound
 from ptycho.metric_catalogue import metrics
 from ptycho_torch.studies.common import plan_study, run_or_reuse
+from ptycho_torch.studies.options.seeds import (  # noqa: F401  (re-exported: imported from here)
+    SeedsOptions,
+    config_from_argv,
+)
 from ptycho_torch.studies.sweep import (
     SeedSweep,
     fmt,
     markdown_table,
     parse_seeds,
-    parse_sweep,
-    seeds_option,
     span,
     stats,
     plan_each,
@@ -42,23 +41,6 @@ from ptycho_torch.studies.sweep import (
 SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
     "amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "amp_frc50", "phase_correlation",
     "data_residual", "train_time_s", "total_time_s"))
-
-
-@dataclass(frozen=True)
-class SeedsOptions(StudyOptions):
-    """``ptycho-seeds``' own option: the seeds (required)."""
-
-    title: ClassVar[str] = "seed sweep"
-    seeds: tuple[int, ...] | None = seeds_option("comma-separated seeds, e.g. 1,7,42",
-                                                 required=True)
-
-
-def config_from_argv(argv=None, prog: str = "seed_sweep.py") -> SeedSweep:
-    p = build_parser(prog, "Run one study per seed and summarise every metric over them "
-                           "(mean, min, max).", exclude=("seed",))
-    add_options(p, SeedsOptions)
-    return parse_sweep(argv, p, SeedsOptions, lambda _, values: config_from_values(values),
-                       lambda cfg: cfg, lambda cfg, changes: cfg.replace(**changes), "study")
 
 
 def plan_sweep(sweep: SeedSweep) -> list[str]:
@@ -137,15 +119,23 @@ def write_summary(sweep: SeedSweep, rows: list[dict]) -> dict:
     return result
 
 
-def main(argv=None) -> int:
-    """``seed_sweep.py``. Exit codes: 0 done; 2 refused input; 130 (SIGINT) or 143 (SIGTERM)
-    interrupted (run the same command again: finished seeds are reused)."""
-    return sweep_main(lambda: config_from_argv(argv), plan_each(plan_study), _study_row, write_summary,
+def run(parse: Callable[[], SeedSweep]) -> int:
+    """The studies of ``parse()`` (the sweep), their summary and its table. Exit codes: 0
+    done; 2 refused input; 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command
+    again: finished seeds are reused)."""
+    return sweep_main(parse, plan_each(plan_study), _study_row, write_summary,
                       lambda sweep, r: print(table(sweep.seeds, r["seeds_summary"]["summary"])),
                       interrupted="run the same command again (finished seeds are "
                                   "reused; add --resume to continue a training)")
 
 
+def main(argv=None) -> int:
+    """The seed sweep of the flags ``argv``, in this process (the ``ptycho-seeds`` command is
+    :func:`ptycho_torch.studies.commands.seeds_main`: its flags checked before torch
+    loads)."""
+    return run(lambda: config_from_argv(argv))
+
+
 __all__ = ["METHOD_COLUMNS", "SeedSweep", "config_from_argv", "main", "methods_table",
-           "parse_seeds", "plan_sweep", "summarise", "summarise_methods", "table",
+           "parse_seeds", "plan_sweep", "run", "summarise", "summarise_methods", "table",
            "write_summary"]

@@ -37,7 +37,7 @@ from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.frc import CENSORED_PREFIX, censored_bound
 from ptycho_torch.cli import run_entry
-from ptycho_torch.studies.common import split_list
+from ptycho_torch.studies.options.methods import split_list
 
 log = logging.getLogger(__name__)
 

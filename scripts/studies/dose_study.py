@@ -22,7 +22,8 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.studies.dose import build_parser, config_from_argv, main  # noqa: E402,F401
+from ptycho_torch.studies.commands import dose_main as main  # noqa: E402
+from ptycho_torch.studies.options.dose import build_parser, config_from_argv  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

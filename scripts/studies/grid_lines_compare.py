@@ -10,7 +10,7 @@ Every study flag applies to every architecture (the flags are generated from
 / ``.png`` under ``--output-dir``; finished studies with the same settings are reused, so an
 interrupted comparison continues when the same command is run again. The work is done by
 ``ptycho_torch.studies.comparison`` (entry point ``ptycho-compare``); see docs/guide/studies.md.
-Bad input: one line on stderr, exit code 2, nothing written.
+Bad input: one line on stderr, exit code 2, nothing written (a bad flag before torch loads).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:  # running from a clone without installing
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.studies.comparison import build_parser, config_from_argv, main  # noqa: E402, F401
+from ptycho_torch.studies.commands import compare_main as main  # noqa: E402
+from ptycho_torch.studies.options.comparison import build_parser, config_from_argv  # noqa: E402, F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 import _repo_path  # noqa: F401  (the repository root on sys.path)
-from ptycho_torch.studies.reference_levels import main
+from ptycho_torch.studies.commands import reference_levels_main as main
 
 if __name__ == "__main__":
     sys.exit(main())

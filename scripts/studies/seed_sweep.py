@@ -15,7 +15,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from ptycho_torch.studies.seeds import main  # noqa: E402
+from ptycho_torch.studies.commands import seeds_main as main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -254,6 +254,65 @@ def test_a_refused_flag_answers_before_torch_is_imported(script, argv, line, tmp
     assert r.stdout.strip() == "no torch 2"
 
 
+# every study's entry point: a console script of pyproject.toml, a script of scripts/studies
+# (run as `python scripts/studies/X.py` runs it) or a module run with -m
+STUDY_REFUSALS = [
+    ("ptycho-compare", ["--iterative", "bogus"], "error: --iterative: iterative engine 'bogus' is "
+     "not supported (allowed: lsqml, lsqml-poisson, epie)"),
+    ("grid_lines_compare.py", ["--epochs", "-1"], "error: TrainingConfig.epochs=-1 is out of "
+     "range (allowed: 1..100000) [flag --epochs]"),
+    ("ptycho-dose-study", ["--nphotons-list", "1e3,x"], "error: --nphotons-list: 'x' is not a "
+     "number (allowed: comma-separated positive numbers, e.g. 1e2,1e3,1e4)"),
+    ("dose_study.py", ["--heldout-every", "0"], "error: --heldout-every=0 is out of range "
+     "(allowed: >= 1)"),
+    ("ptycho-seeds", ["--seeds", "1"], "error: --seeds '1' gives 1 seed(s) (allowed: two or "
+     "more, e.g. 1,7,42)"),
+    ("seed_sweep.py", ["--seeds", "1,x"], "error: --seeds: 'x' is not a seed (allowed: "
+     "comma-separated integers >= 0, e.g. 1,7,42)"),
+    ("learning_curve.py", ["--budget-steps", "2,1"], "error: --budget-steps='2,1' is not "
+     "strictly increasing (allowed: positive integers in increasing order, e.g. 1,2,4,8)"),
+    ("reference_levels.py", ["recon.npz", "--sigmas", "x"], "error: --sigmas='x' is not a "
+     "comma-separated list of numbers (allowed: e.g. 1,2,4)"),
+    ("position_correction.py", ["scan.npz", "--output", "o.json", "--epochs", "0"],
+     "error: --epochs=0 is out of range (allowed: >= 1)"),
+    ("-m ptycho_torch.studies.quality_gate", ["--epochs", "0"], "error: TrainingConfig.epochs=0 "
+     "is out of range (allowed: 1..100000) [flag --epochs]"),
+]
+
+
+@pytest.mark.parametrize("entry, argv, line", STUDY_REFUSALS)
+def test_a_study_refuses_a_bad_flag_before_torch_is_imported(entry, argv, line, tmp_path):
+    """Every study's entry point checks its flags before the study's work (and torch) loads:
+    one error line, exit code 2, no torch in the process."""
+    import re
+    import subprocess
+    import sys
+    repo = Path(runner.__file__).parents[2]
+    if entry.startswith("ptycho-"):   # the console script's function, as pyproject.toml names it
+        target = re.search(rf'^{entry} = "(.+)"$', (repo / "pyproject.toml").read_text(), re.M)[1]
+        module, function = target.split(":")
+        run = f"import importlib; sys.exit(getattr(importlib.import_module({module!r}), {function!r})())"
+        args = [entry]
+    elif entry.startswith("-m "):
+        run = f"runpy.run_module({entry[3:]!r}, run_name='__main__', alter_sys=True)"
+        args = [entry[3:]]
+    else:                              # a script: its folder first on sys.path, as python X.py
+        script = str(Path(runner.__file__).with_name(entry))
+        run = ("sys.path.insert(0, os.path.dirname(sys.argv[0])); "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+        args = [script]
+    probe = ("import os, runpy, sys; sys.argv = sys.argv[1:]\n"
+             f"try:\n    {run}\n"
+             "except SystemExit as e:\n"
+             "    print('torch loaded' if 'torch' in sys.modules else 'no torch', e.code)\n")
+    r = subprocess.run([sys.executable, "-c", probe, *args, *argv], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                           [str(repo), os.environ.get("PYTHONPATH", "")])})
+    assert r.stderr.strip().splitlines() == [line]
+    assert r.stdout.strip() == "no torch 2"
+
+
 @pytest.mark.parametrize("entry, argv, heading", [
     ("grid_lines_torch_runner.py", ["--preset", "quick", "--help"], "training:"),
     ("reconstruct.py", ["--help"], "refinement after the network (Pty-chi):"),

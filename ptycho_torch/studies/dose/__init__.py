@@ -1,10 +1,14 @@
 """Dose study: networks against Pty-chi over photons per pattern (the ``ptycho-dose-study`` CLI).
 
-:func:`main` is the entry point (``scripts/studies/dose_study.py`` only calls it). For each
-dose in ``--nphotons-list`` the grid-lines dataset is simulated with the same objects, scan
-and seeds (only ``nphotons`` changes, hence only the Poisson noise), and every (method, dose)
-cell is written in its own folder ``<out>/dose_<value>/runs/<method>/`` (reconstruction in
-``recons/<method>/``; one shared dataset cache ``<out>/datasets``). Methods per dose:
+The command is :func:`ptycho_torch.studies.commands.dose_main` (its flags checked without
+torch, :mod:`ptycho_torch.studies.options.dose`), then :func:`run` here; :func:`main` is the
+same in one process.
+
+For each dose in ``--nphotons-list`` the grid-lines dataset is simulated with the same
+objects, scan and seeds (only ``nphotons`` changes, hence only the Poisson noise), and every
+(method, dose) cell is written in its own folder ``<out>/dose_<value>/runs/<method>/``
+(reconstruction in ``recons/<method>/``; one shared dataset cache ``<out>/datasets``).
+Methods per dose:
 
 * ``pinn_<arch>``           each ``--architectures`` network trained at this dose, final weights;
   loss by :func:`loss_for_dose` (Poisson NLL below 1e6 photons, amplitude MAE at and above)
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 
 from ptycho.artifacts import StudyLayout, write_json_atomic, write_text_atomic
@@ -145,12 +150,19 @@ def print_result(sweep: SeedSweep, result: dict) -> None:
     print(f"dose study: {(sweep.output_dir / 'dose_study.md').resolve()}")
 
 
-def main(argv=None) -> int:
-    """``ptycho-dose-study``. Exit codes: 0 done; 2 refused input (one ``error:`` line,
-    nothing written); 130 (SIGINT) or 143 (SIGTERM) interrupted (run the same command again,
-    with --resume)."""
-    return sweep_main(lambda: sweep_from_argv(argv), plan_each(plan_sweep), run_dose_study,
+def run(parse: Callable[[], SeedSweep]) -> int:
+    """The dose study of ``parse()`` (its sweep): planned, run, summarised and reported.
+    Exit codes: 0 done; 2 refused input (one ``error:`` line, nothing written); 130 (SIGINT)
+    or 143 (SIGTERM) interrupted (run the same command again, with --resume)."""
+    return sweep_main(parse, plan_each(plan_sweep), run_dose_study,
                       write_seed_summary, print_result,
                       interrupted="run the same command again with --resume to continue "
                                   "(finished cells are reused)",
                       errors=(StudyError, IterativeUnavailableError))
+
+
+def main(argv=None) -> int:
+    """The dose study of the flags ``argv``, in this process (the ``ptycho-dose-study``
+    command is :func:`ptycho_torch.studies.commands.dose_main`: its flags checked before
+    torch loads)."""
+    return run(lambda: sweep_from_argv(argv))

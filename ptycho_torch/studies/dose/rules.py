@@ -1,4 +1,5 @@
-"""The dose study's rules: the loss per dose, the held-out epoch choice, the crossover."""
+"""The dose study's rules: the loss per dose (torch-free, with the options:
+:mod:`ptycho_torch.studies.options.dose`), the held-out epoch choice, the crossover."""
 from __future__ import annotations
 
 import logging
@@ -10,22 +11,21 @@ from ptycho.metric_catalogue import metrics
 from ptycho_torch.core.residual import object_residual
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import subset_scan
+from ptycho_torch.studies.options.dose import (  # noqa: F401  (re-exported: imported from here)
+    DEFAULT_DOSES,
+    POISSON_BELOW,
+    TRANSFER_MAX,
+    format_dose,
+    loss_for_dose,
+)
 
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DOSES = "1e2,1e3,1e4,1e5,1e9"
-POISSON_BELOW = 1e6          # loss rule: Poisson NLL below this many photons, MAE at and above
-TRANSFER_MAX = 1e4           # default --transfer-from: the highest listed dose <= this
 SELECTION_METRIC = "poisson_nll"   # held-out residual that picks the iterative epoch
 # (label, StudyMetrics key, channel, JSON name) of the crossover and the dose figure
 DOSE_METRICS = tuple((m.title, m.record, m.channel, m.long_key)
                      for m in metrics("amp_psnr", "phase_psnr", "amp_frc50", "phase_frc50"))
-
-
-def format_dose(v: float) -> str:
-    """``1e3``, ``2.5e4``: the dose in folder and method names."""
-    return np.format_float_scientific(float(v), trim="-", exp_digits=1).replace("+", "")
 
 
 RULES = {
@@ -57,11 +57,6 @@ RULES = {
                  "ground-truth-free iterative row (ptychi_<engine> and @heldout) at each dose, "
                  "interpolated linearly in log10(dose) to its first sign change",
 }
-
-
-def loss_for_dose(nphotons: float) -> str:
-    """The default training loss at ``nphotons`` photons per pattern."""
-    return "poisson" if float(nphotons) < POISSON_BELOW else "mae"
 
 
 def select_epoch(epochs, residuals) -> int:

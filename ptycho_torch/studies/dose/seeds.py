@@ -24,26 +24,18 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import replace
 from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
 from ptycho.plotting import dose_curves_figure, save_stacked_figures
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.studies.dose.config import DoseOptions, build_parser, dose_config
+from ptycho_torch.studies.options.dose import sweep_from_argv  # noqa: F401  (re-exported: imported from here)
 from ptycho_torch.studies.dose.report import HEADLINE_STYLES, best_series, method_families
 from ptycho_torch.studies.dose.rules import DOSE_METRICS, format_dose
-from ptycho_torch.studies.sweep import SeedSweep, fmt, parse_sweep, span, stats
+from ptycho_torch.studies.sweep import SeedSweep, fmt, span, stats
 
 FAMILY_LABELS = {"network": "best network", "iterative": "best ground-truth-free iterative",
                  "refined": "best network + iteration"}
-
-
-def sweep_from_argv(argv=None) -> SeedSweep:
-    """Parse and validate everything, ``--seeds`` included (one-line StudyError); with
-    seeds, every seed's sweep is checked before anything runs (:mod:`..sweep`)."""
-    return parse_sweep(argv, build_parser(), DoseOptions, dose_config, lambda dc: dc.base,
-                       lambda dc, changes: replace(dc, base=dc.base.replace(**changes)), "sweep")
 
 
 def crossover_summary(seeds, results: list[dict]) -> dict:

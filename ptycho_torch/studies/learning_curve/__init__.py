@@ -1,6 +1,8 @@
 """Quality against training budget, from ONE training run: the learning-curve study.
 
-:func:`main` is the entry point (``scripts/studies/learning_curve.py`` only calls it). One
+``scripts/studies/learning_curve.py`` calls :func:`ptycho_torch.studies.commands.learning_curve_main`
+(its flags checked without torch, :mod:`ptycho_torch.studies.options.learning_curve`), then
+:func:`run` here; :func:`main` (and ``python -m``) is the same in one process. One
 study configuration (every study flag, generated from
 :class:`~ptycho.config.study_config.StudyConfig`) is trained once, until the largest budget; a
 Lightning callback (:class:`BudgetSnapshots`) copies the generator's ``state_dict`` to the
@@ -37,6 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -281,15 +284,24 @@ def print_result(sweep: SeedSweep, result: dict) -> None:
     print(f"learning curve: {(sweep.output_dir / JSON_NAME).resolve()} and {PNG_NAME}")
 
 
-def main(argv=None, prog: str = "learning_curve.py") -> int:
-    """Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
+def run(parse: Callable[[], SeedSweep]) -> int:
+    """The learning curve(s) of ``parse()`` (its sweep): planned, run, summarised and
+    reported. Exit codes: 0 done; 2 refused input (one ``error:`` line on stderr); 130
     interrupted (run again with --overwrite; with ``--seeds`` finished seeds are reused)."""
-    return sweep_main(lambda: sweep_from_argv(argv, prog), plan_curves,
+    return sweep_main(parse, plan_curves,
                       lambda lc, plan: run_curve(lc, plan, lambda c: run_learning_curve(c).result),
                       write_curve_summary, print_result,
                       interrupted="run the same command again (with --seeds finished seeds are "
                                   "reused; else add --overwrite)",
                       errors=(StudyError, IterativeUnavailableError))
+
+
+def main(argv=None, prog: str = "learning_curve.py") -> int:
+    """The learning curve of the flags ``argv``, in this process (the command,
+    ``scripts/studies/learning_curve.py``, is
+    :func:`ptycho_torch.studies.commands.learning_curve_main`: its flags checked before torch
+    loads)."""
+    return run(lambda: sweep_from_argv(argv, prog))
 
 
 if __name__ == "__main__":

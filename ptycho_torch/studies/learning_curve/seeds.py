@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import replace
 from pathlib import Path
 
 from ptycho.artifacts import write_json_atomic, write_text_atomic
@@ -28,25 +27,16 @@ from ptycho_torch.studies.learning_curve.budget_snapshots import _fmt_budget
 from ptycho_torch.studies.learning_curve.config import (
     BUDGET_UNITS,
     JSON_NAME,
-    CurveOptions,
     PANELS,
     LearningCurveConfig,
-    build_parser,
-    curve_config,
 )
+from ptycho_torch.studies.options.learning_curve import sweep_from_argv  # noqa: F401  (re-exported: imported from here)
 from ptycho_torch.studies.rows import Wanted, finished_row, reuse_or_compute
-from ptycho_torch.studies.sweep import SeedSweep, markdown_table, parse_sweep, span, stats
+from ptycho_torch.studies.sweep import SeedSweep, markdown_table, span, stats
 
 log = logging.getLogger(__name__)
 
 SEEDS_PNG = "learning_curve_seeds.png"
-
-
-def sweep_from_argv(argv=None, prog: str = "learning_curve.py") -> SeedSweep:
-    """One learning curve, or one per seed of ``--seeds`` (one-line StudyError on bad
-    input; :mod:`ptycho_torch.studies.sweep`)."""
-    return parse_sweep(argv, build_parser(prog), CurveOptions, curve_config, lambda lc: lc.study,
-                       lambda lc, changes: replace(lc, study=lc.study.replace(**changes)), "curve")
 
 
 def _settings(study: StudyConfig) -> dict:
