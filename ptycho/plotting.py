@@ -204,3 +204,25 @@ def image_grid_figure(images: dict, row_labels, col_labels, cmap: str = "twiligh
     if title:
         fig.suptitle(title)
     return fig
+
+
+def save_live_figure(path: Path, canvas, covered, *, frames: int, frames_per_s: float,
+                     latency_s: float | None, title: str = "") -> Path:
+    """``live.png`` of a scan being reconstructed: amplitude and phase of the stitched
+    canvas so far (pixels no patch reached blank), with the frames so far, the frame rate
+    and the median latency (frame written -> its pixels in the live product)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
+    mask = ~np.asarray(covered, bool)
+    for ax, img, name, cmap in ((axes[0], np.abs(canvas), "amplitude", "gray"),
+                                (axes[1], np.angle(canvas), "phase (rad)", "twilight")):
+        im = ax.imshow(np.ma.masked_array(img, mask), cmap=cmap)
+        ax.set_title(name)
+        ax.set_xticks([]), ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    lat = "n/a" if latency_s is None else f"{latency_s:.2f} s"
+    fig.suptitle(f"{title}\n{frames} frames, {frames_per_s:.1f} frames/s, latency {lat}")
+    try:
+        return save_figure_atomic(fig, Path(path), dpi=80)
+    finally:
+        plt.close(fig)
