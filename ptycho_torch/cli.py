@@ -175,12 +175,12 @@ def parse_live(argv, prog: str) -> tuple[LiveConfig, InferenceConfig]:
         cfg = LiveConfig(**lc)
     except ConfigError as err:
         raise StudyError(f"{err} [flag {flag(err.field)}]") from None
-    inference = InferenceConfig(**{"stitch_weighting": "probe", **values})
-    if inference.stitch != "positions" or inference.align_phase:
-        what = "stitch='tiles'" if inference.stitch != "positions" else "align_phase=True"
+    if values.get("stitch", "positions") == "tiles" or values.get("align_phase"):
+        what = "stitch='tiles'" if values.get("stitch") == "tiles" else "align_phase=True"
         raise StudyError(f"InferenceConfig.{what} needs every patch at once; ptycho-live "
                          "stitches chunk by chunk (allowed: --stitch positions, "
                          "--no-align-phase)")
+    inference = InferenceConfig(**{"stitch_weighting": "probe", **values})
     return cfg, inference
 
 

@@ -24,6 +24,7 @@ every case the last ``product-live.h5`` is a whole, readable product.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -70,6 +71,20 @@ def check_live_inputs(cfg: LiveConfig) -> Path:
     return out
 
 
+def open_source(cfg: LiveConfig) -> LiveScanReader:
+    """The reader of ``--source``; a file the detector has just created (not yet in SWMR
+    mode) is retried for up to ``--quiet-seconds`` (at most 10 s); a missing one refused."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            return LiveScanReader(cfg.source)
+        except ValueError as err:
+            if (not os.path.exists(cfg.source)
+                    or time.monotonic() - t0 > min(cfg.quiet_seconds, 10.0)):
+                raise StudyError(f"{str(err).splitlines()[0]} [flag --source]") from None
+        time.sleep(cfg.poll_seconds)
+
+
 class LiveRun:
     """One followed scan: the model, the frames' units, the canvas and the status."""
 
@@ -80,10 +95,7 @@ class LiveRun:
         except ValueError as err:
             raise StudyError(f"{err} [flag --device]") from None
         log.info(threads_line(*apply_num_threads(cfg.num_threads)))
-        try:
-            self.reader = LiveScanReader(cfg.source)
-        except ValueError as err:
-            raise StudyError(f"{str(err).splitlines()[0]} [flag --source]") from None
+        self.reader = open_source(cfg)
         self.model = self._model()
         self.probe = self.model.current_probe().detach().cpu().numpy().astype(np.complex64)
         N = self.reader.N
