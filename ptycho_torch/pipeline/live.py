@@ -170,9 +170,11 @@ class LiveRun:
         self.status.frames_per_s = self.status.frames / max(time.monotonic() - self.t_first, 1e-9)
         done = write_live_outputs(self.out, self.canvas, self.probe, self.status, self.latency,
                                   self.product_meta, Path(self.cfg.source).name)
-        if self.waiting:
+        if self.waiting:     # known once the product holding them is in place
             self.latency.add(done - np.concatenate(self.waiting))
             self.waiting = []
+            self.status.latency_s = {"median": self.latency.quantile(0.5),
+                                     "p95": self.latency.quantile(0.95)}
 
     # -- the loop -------------------------------------------------------------------
     def follow(self) -> str:
