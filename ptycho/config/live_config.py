@@ -18,8 +18,11 @@ class LiveConfig(Record):
     """Follow a growing scan file and reconstruct it chunk by chunk (``ptycho-live``)."""
 
     checkpoint: str = _f("", "a trained study's model.ckpt (runs/<model_id>/model.ckpt)")
-    source: str = _f("", "the scan file being written (HDF5 opened with SWMR, the layouts of "
-                         "ptycho-live-sim)")
+    source: str = _f("", "the scan being written: an HDF5 file opened with SWMR, or a folder "
+                         "of one file per chunk (both as ptycho-live-sim writes them)")
+    polling_observer: bool = _f(False, "a folder --source on a network file system: watch it "
+                                "by polling (watchdog's PollingObserver) instead of kernel "
+                                "events")
     output_dir: str = _f("outputs/live", "directory that receives product-live.h5, live.png, "
                          "live.json and, at the end, product-out.h5")
     every_frames: int = _f(64, "write product-live.h5 and live.png after this many new frames "
@@ -53,7 +56,7 @@ class LiveConfig(Record):
         for name in ("checkpoint", "source", "output_dir"):
             if not str(getattr(self, name)).strip():
                 raise refuse(o, name, " is empty (allowed: a path)")
-        for name in ("overwrite", "trust_checkpoint"):
+        for name in ("overwrite", "trust_checkpoint", "polling_observer"):
             check_bool(o, name, getattr(self, name))
         check_int(o, "every_frames", self.every_frames, 0, 1 << 30)
         check_float(o, "every_seconds", self.every_seconds, 0.0, 86400.0)
@@ -79,6 +82,8 @@ class LiveSimConfig(Record):
     rate: float = _f(20.0, "frames per second (0: as fast as possible)")
     chunk: int = _f(8, "frames written (and flushed) together")
     frames: int = _f(0, "frames to write (0: every frame of --scan, or 500 simulated)")
+    directory: bool = _f(False, "write --output as a folder, one NPZ file per chunk (a "
+                         "detector that writes files), instead of one HDF5 file")
     layout: str = _f("ptychopinn", "key names: this project's NPZ-like (diffraction, xcoords, "
                      "ycoords, probeGuess) or Ptychodus' (patterns, probe_position_x_m, ...)",
                      choices=LIVE_LAYOUTS)
@@ -98,6 +103,7 @@ class LiveSimConfig(Record):
         self._check_choices()
         if not str(self.output).strip():
             raise refuse(o, "output", " is empty (allowed: a path)")
+        check_bool(o, "directory", self.directory)
         check_float(o, "rate", self.rate, 0.0, 1e7)
         check_int(o, "chunk", self.chunk, 1, 1 << 20)
         check_int(o, "frames", self.frames, 0, 1 << 30)

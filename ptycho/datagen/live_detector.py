@@ -9,7 +9,8 @@ counts or amplitudes, its positions, probe and bad pixels; scan 0) or from a sim
 Fermat-spiral scan of a grid-lines object (Poisson counts, ``ptycho.forward``), made chunk
 by chunk so that a long scan never sits in memory. Every ``--chunk`` frames are appended and
 flushed; ``--rate`` frames per second paces them (0: as fast as the disk allows). At the end
-the scan is marked complete and the file closed. Faults for tests: ``--die-after K`` stops
+the scan is marked complete and the file closed. ``--directory`` writes a folder of one NPZ
+file per chunk instead (:mod:`ptycho.formats.live_directory`). Faults for tests: ``--die-after K`` stops
 after K frames without closing the file (the process ends, as a crashed writer would),
 ``--nan-frame i``, ``--saturate-frame i``, ``--late-position i`` (that frame's position is
 written one chunk later), ``--lost-position i`` (never). numpy and h5py only.
@@ -30,6 +31,7 @@ from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.spiral_scan import fermat_spiral
 from ptycho.formats import read_scan
 from ptycho.forward import expected_intensity
+from ptycho.formats.live_directory import LiveDirectoryWriter
 from ptycho.formats.live_hdf5 import LiveScanWriter
 from ptycho.probes import make_probe
 
@@ -114,8 +116,9 @@ def write_live_scan(cfg: LiveSimConfig, out=sys.stdout) -> int:
     """Write the scan of ``cfg`` (module docstring); returns the frames written. With
     ``die_after`` the process ends there (``os._exit``), the file left open."""
     src = frame_source(cfg)
-    w = LiveScanWriter(cfg.output, cfg.layout, src.probe, src.bad_pixels, src.unit,
-                       chunk=cfg.chunk, pixel_m=src.pixel_m)
+    w = (LiveDirectoryWriter(cfg.output, src.probe, src.bad_pixels, src.unit) if cfg.directory
+         else LiveScanWriter(cfg.output, cfg.layout, src.probe, src.bad_pixels, src.unit,
+                             chunk=cfg.chunk, pixel_m=src.pixel_m))
     t0, late = time.perf_counter(), None
     stop = min(src.n, cfg.die_after) if cfg.die_after else src.n
     for lo in range(0, stop, cfg.chunk):

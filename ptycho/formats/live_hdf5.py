@@ -231,5 +231,17 @@ class LiveScanReader:
         block = np.asarray(ds[lo:hi])[ok] if hi > lo else np.asarray(ds[0:0])
         return np.concatenate([np.asarray(ds[i:i + 1]) for i in late] + [block])
 
+    def caught_up(self) -> bool:
+        """Every frame written so far has been looked at."""
+        return self.cursor >= self.patterns.shape[0]
+
+    def read_frames(self, ids) -> np.ndarray:
+        """The stored patterns of frames ``ids`` (in that order; one read when close)."""
+        ids = np.asarray(ids, np.int64)
+        lo, hi = int(ids.min()), int(ids.max()) + 1
+        if hi - lo <= 4 * len(ids):
+            return np.asarray(self.patterns[lo:hi])[ids - lo]
+        return np.stack([np.asarray(self.patterns[int(i)]) for i in ids])
+
     def close(self) -> None:
         self.f.close()

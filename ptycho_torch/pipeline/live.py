@@ -33,6 +33,7 @@ import numpy as np
 from ptycho.config.config import InferenceConfig
 from ptycho.config.live_config import LiveConfig
 from ptycho.config.validation import StudyError
+from ptycho.formats.live_directory import LiveDirectoryReader
 from ptycho.formats.live_hdf5 import LiveScanReader, SourceReplacedError
 from ptycho.live_frames import FrameUnits
 from ptycho.live_outputs import LIVE_FILES, LatencyHistogram, LiveStatus, write_live_outputs
@@ -71,12 +72,16 @@ def check_live_inputs(cfg: LiveConfig) -> Path:
     return out
 
 
-def open_source(cfg: LiveConfig) -> LiveScanReader:
-    """The reader of ``--source``; a file the detector has just created (not yet in SWMR
-    mode) is retried for up to ``--quiet-seconds`` (at most 10 s); a missing one refused."""
+def open_source(cfg: LiveConfig):
+    """The reader of ``--source``: a folder of chunk files (:class:`LiveDirectoryReader`) or
+    an SWMR HDF5 file (:class:`LiveScanReader`); a source the detector has just created (not
+    yet in SWMR mode, no scan.npz yet) is retried for up to ``--quiet-seconds`` (at most
+    10 s); a missing one refused."""
     t0 = time.monotonic()
     while True:
         try:
+            if os.path.isdir(cfg.source):
+                return LiveDirectoryReader(cfg.source, polling=cfg.polling_observer)
             return LiveScanReader(cfg.source)
         except ValueError as err:
             if (not os.path.exists(cfg.source)
@@ -202,7 +207,7 @@ class LiveRun:
                 since, last_write = 0, time.monotonic()
             if cfg.frames and reader.cursor >= cfg.frames and not reader.pending:
                 return f"--frames {cfg.frames} reached"
-            if complete and not len(batch[0]) and reader.cursor >= reader.patterns.shape[0]:
+            if complete and not len(batch[0]) and reader.caught_up():
                 return "the writer completed the scan and closed the file"
             if now - last_new > cfg.quiet_seconds:
                 return (f"no new frame for {cfg.quiet_seconds:g} s (--quiet-seconds): the writer "

@@ -53,21 +53,13 @@ def finish_scan(run, readable: bool = True) -> None:
     write_json_atomic(out / "live.json", asdict(st))
 
 
-def _read_rows(ds, ids: np.ndarray) -> np.ndarray:
-    """Rows ``ids`` of an HDF5 dataset, in that order (one read when they are close)."""
-    lo, hi = int(ids.min()), int(ids.max()) + 1
-    if hi - lo <= 4 * len(ids):
-        return np.asarray(ds[lo:hi])[ids - lo]
-    return np.stack([np.asarray(ds[int(i)]) for i in ids])
-
-
 def accepted_blocks(run):
     """``(patterns in the model's units (b, 1, N, N), centres (b, 2))`` of the stitched
     frames, block by block, in the order they were stitched."""
     ids = np.concatenate(run.accepted)
     for s in range(0, len(ids), _BLOCK):
         block = ids[s:s + _BLOCK]
-        amp = run.units.amplitudes(_read_rows(run.reader.patterns, block))
+        amp = run.units.amplitudes(run.reader.read_frames(block))
         yield amp[:, None], run.canvas.centres[s:s + _BLOCK]
 
 

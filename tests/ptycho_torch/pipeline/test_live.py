@@ -189,6 +189,26 @@ def test_ctrl_c_leaves_the_last_live_product_valid(trained, tmp_path):
     assert {p.name for p in out.iterdir()} <= {"live.json", "live.png", "product-live.h5"}
 
 
+@pytest.mark.parametrize("polling", [False, True])
+def test_a_folder_source_gives_the_product_of_the_same_frames_in_hdf5(trained, tmp_path, capsys,
+                                                                      polling):
+    """A detector writing one file per chunk into a folder (50 frames/s, frame 12's position
+    a chunk late), followed with watchdog's kernel events or its PollingObserver: the same
+    product-out.h5 as the same frames in one SWMR HDF5 file."""
+    npz, ckpt = trained
+    folder = tmp_path / "frames"
+    proc = _sim(npz, folder, "--directory", "--rate", "50", "--late-position", "12")
+    while not (folder / "scan.npz").exists():
+        time.sleep(0.01)
+    assert _live(ckpt, folder, tmp_path / "live", *(["--polling-observer"] if polling else [])) == 0
+    assert proc.wait() == 0
+    assert "end: the writer completed the scan" in capsys.readouterr().out
+    _write(npz, tmp_path / "scan.h5")
+    assert _live(ckpt, tmp_path / "scan.h5", tmp_path / "ref") == 0
+    got, ref = (read_product(tmp_path / d / "product-out.h5") for d in ("live", "ref"))
+    assert len(got["x_m"]) == 64 and np.allclose(got["object"], ref["object"], atol=1e-6)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--every-frames", "0", "--every-seconds", "0"],
      "LiveConfig.every_frames=0 with every_seconds=0 never writes the live product (allowed: "
@@ -234,3 +254,19 @@ def test_refusals_before_any_work(trained, tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: output_dir={str(tmp_path / 'out')!r} already holds a live reconstruction "
         "(product-live.h5); pass --overwrite to replace it or choose another --output-dir")
+
+
+@pytest.mark.iterative
+def test_refine_lsqml_polishes_the_finished_scan(trained, tmp_path):
+    """--refine lsqml: product-out.h5 holds the LSQML-polished object and probe, whose data
+    residual is below the network's."""
+    npz, ckpt = trained
+    _write(npz, tmp_path / "scan.h5")
+    assert _live(ckpt, tmp_path / "scan.h5", tmp_path / "live", "--refine", "lsqml",
+                 "--refine-epochs", "3") == 0
+    st = _status(tmp_path / "live")
+    assert st["refined"]["engine"] == "lsqml" and st["refined"]["epochs"] == 3
+    assert st["refined"]["data_residual"]["amplitude_mae"] < st["data_residual"]["amplitude_mae"]
+    polished = read_product(tmp_path / "live" / "product-out.h5")
+    network = read_product(tmp_path / "live" / "product-live.h5")
+    assert not np.allclose(polished["probe"], network["probe"])
