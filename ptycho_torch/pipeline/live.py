@@ -187,9 +187,11 @@ class LiveRun:
         cfg, reader = self.cfg, self.reader
         last_new = last_write = time.monotonic()
         since = 0
+        # a backlog is taken in chunks of this size, so it is written every K frames too
+        per_poll = min(4096, max(self.inference.infer_batch_size, cfg.every_frames))
         while True:
             complete = reader.is_complete()
-            limit = 4096 if not cfg.frames else max(0, min(4096, cfg.frames - reader.cursor))
+            limit = per_poll if not cfg.frames else max(0, min(per_poll, cfg.frames - reader.cursor))
             try:
                 batch = reader.poll(limit)
             except SourceReplacedError as err:
