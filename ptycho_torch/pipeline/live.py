@@ -101,7 +101,11 @@ class LiveRun:
             raise StudyError(f"{err} [flag --device]") from None
         log.info(threads_line(*apply_num_threads(cfg.num_threads)))
         self.reader = open_source(cfg)
-        self.model = self._model()
+        try:
+            self.model = self._model()
+        except BaseException:
+            self.reader.close()
+            raise
         self.probe = self.model.current_probe().detach().cpu().numpy().astype(np.complex64)
         N = self.reader.N
         self.canvas = IncrementalCanvas(N, inference.crop_for(N), inference.stitch_subpixel,
