@@ -163,7 +163,9 @@ def parse_live(argv, prog: str) -> tuple[LiveConfig, InferenceConfig]:
     ``--stitch-weighting probe``; the incremental canvas has no ``tiles`` or
     ``--align-phase`` form."""
     parser = build_parser(prog, "Reconstruct a scan while it is measured, from the HDF5 file "
-                          "the detector writes.", sections={"live": LiveConfig,
+                          "or folder the detector writes. Here the stitching weighs each patch "
+                          "by the probe's intensity (--stitch-weighting probe) unless told "
+                          "otherwise.", sections={"live": LiveConfig,
                                                             "inference": InferenceConfig},
                           config_flag=False)
     values = parse_known(parser, argv)
