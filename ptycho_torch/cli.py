@@ -17,11 +17,12 @@ import signal
 import sys
 from pathlib import Path
 
-from ptycho.config.cli import build_parser, config_from_argv, flag_hint, parse_known
+from ptycho.config.cli import build_parser, config_from_argv, flag, flag_hint, parse_known
 from ptycho.config.config import InferenceConfig
+from ptycho.config.live_config import LiveConfig
 from ptycho.config.reconstruct_config import ReconstructConfig
 from ptycho.config.runner_config import as_study_config
-from ptycho.config.validation import StudyError
+from ptycho.config.validation import ConfigError, StudyError
 from ptycho.study_metrics import StudyMetrics, metrics_table
 from ptycho_torch.engine.malloc import keep_freed_memory
 from ptycho_torch.engine.interrupts import Interrupted, signals_interrupt
@@ -168,3 +169,57 @@ def reconstruct_rows(cfg: ReconstructConfig, m: StudyMetrics) -> list[StudyMetri
     if cfg.refine == "none" or not refined.is_file():
         return [m]
     return [m, StudyMetrics.from_json(json.loads(refined.read_text()))]
+
+
+def parse_live(argv, prog: str) -> tuple[LiveConfig, InferenceConfig]:
+    """The two configs of ``ptycho-live`` (ValueError: one line). Stitching defaults to
+    ``--stitch-weighting probe``; the incremental canvas has no ``tiles`` or
+    ``--align-phase`` form."""
+    parser = build_parser(prog, "Reconstruct a scan while it is measured, from the HDF5 file "
+                          "or folder the detector writes. Here the stitching weighs each patch "
+                          "by the probe's intensity (--stitch-weighting probe) unless told "
+                          "otherwise.", sections={"live": LiveConfig,
+                                                            "inference": InferenceConfig},
+                          config_flag=False)
+    values = parse_known(parser, argv)
+    lc = {k: values.pop(k) for k in list(values) if k in LiveConfig.__dataclass_fields__}
+    missing = [k for k in ("checkpoint", "source") if k not in lc]
+    if missing:
+        raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
+    try:
+        cfg = LiveConfig(**lc)
+    except ConfigError as err:
+        raise StudyError(f"{err} [flag {flag(err.field)}]") from None
+    if values.get("stitch", "positions") == "tiles" or values.get("align_phase"):
+        what = "stitch='tiles'" if values.get("stitch") == "tiles" else "align_phase=True"
+        raise StudyError(f"InferenceConfig.{what} needs every patch at once; ptycho-live "
+                         "stitches chunk by chunk (allowed: --stitch positions, "
+                         "--no-align-phase)")
+    inference = InferenceConfig(**{"stitch_weighting": "probe", **values})
+    return cfg, inference
+
+
+def _live(configs: tuple):
+    """``(LiveConfig, status)`` of :func:`ptycho_torch.pipeline.live.run_live`."""
+    from ptycho_torch.pipeline.live import run_live  # deferred, as in run_study_cli
+    return configs[0], run_live(*configs)
+
+
+def live_main(argv=None, prog: str = "ptycho-live") -> int:
+    """Reconstruct a scan while it is measured. Exit codes: 0 the scan ended (how: one line
+    on stdout); 2 refused input (nothing written); 130 (SIGINT) or 143 (SIGTERM)
+    interrupted (the last product-live.h5 stays valid)."""
+    code, done = run_entry(lambda: parse_live(argv, prog), _live,
+                           interrupted="product-live.h5 holds the frames of the last "
+                                       "snapshot, a valid product")
+    if code != 0:
+        return code
+    cfg, st = done
+    left = sum(st.left_out.values())
+    lat = st.latency_s.get("median")
+    print(f"live: {st.frames} frames stitched ({left} left out: "
+          + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in st.left_out.items())
+          + f"), {st.frames_per_s:.1f} frames/s, latency median "
+          + ("n/a" if lat is None else f"{lat:.2f} s")
+          + f"; end: {st.end}; artifacts: {Path(cfg.output_dir).resolve()}")
+    return 0

@@ -11,11 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_MODULE_LINES = 350
 MAX_FUNCTION_LINES = 60
 # the one deferred import of the entry points: ptycho_torch.pipeline.study in run_study_cli and
-# ptycho_torch.pipeline.reconstruct in _reconstruct, after the flags are parsed without torch;
-# and of each study's entry point (ptycho_torch.studies.commands), after its flags are parsed
-# without torch (ptycho_torch.studies.options): the run of comparison, dose, seeds,
-# learning_curve, the report of reference_levels and the run of position_correction
-DEFERRED = {"ptycho_torch.cli": 2, "ptycho_torch.studies.commands": 6}
+# ptycho_torch.pipeline.reconstruct in _reconstruct, ptycho_torch.pipeline.live in _live, after
+# the flags are parsed without torch; and of each study's entry point
+# (ptycho_torch.studies.commands), after its flags are parsed without torch
+# (ptycho_torch.studies.options): the run of comparison, dose, seeds, learning_curve, the
+# report of reference_levels and the run of position_correction
+DEFERRED = {"ptycho_torch.cli": 3, "ptycho_torch.studies.commands": 6}
 # The floors, lowest first: a module may import its own floor and those below, never one
 # above (a module's floor is that of the longest prefix of its name listed here).
 FLOORS = [

@@ -11,6 +11,7 @@ inside the functions (Agg backend) so ``import ptycho`` stays fast.
     images.py   comparison, reconstruction, method-by-dose grid, snapshots
     curves.py   FRC, metrics against dose, learning curves
     files.py    a study's figures; several figures stacked into one PNG
+    live.py     the live view of a scan being reconstructed
 """
 from ptycho.plotting.curves import (
     budget_figure,
@@ -29,6 +30,7 @@ from ptycho.plotting.images import (
     save_snapshot_figure,
     snapshot_figure,
 )
+from ptycho.plotting.live import save_live_figure
 from ptycho.plotting.panels import (
     _plt,
     add_scale_bar,
@@ -41,6 +43,6 @@ from ptycho.plotting.panels import (
 __all__ = ["_plt", "add_scale_bar", "budget_figure", "comparison_panels", "distinct_colour",
            "dose_curves_figure", "frc_figure", "image_grid_figure", "image_panel",
            "method_label", "object_pixel_m", "reconstruction_figure", "save_learning_curve_figure",
-           "save_learning_curves_over_seeds", "save_reconstruction_figure",
+           "save_learning_curves_over_seeds", "save_live_figure", "save_reconstruction_figure",
            "save_snapshot_figure", "save_stacked_figures", "save_study_figures",
            "scale_bar_length", "snapshot_figure"]

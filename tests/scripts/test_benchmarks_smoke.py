@@ -142,3 +142,14 @@ def test_gpu_check_uses_existing_flags():
         source = (BENCH / f"{script}.py").read_text() + (BENCH / "bench_common.py").read_text()
         for flag in set(re.findall(r"--[a-z][a-z0-9-]*", cmd)):
             assert f'"{flag}"' in source, (script, flag)
+
+
+def test_live_smoke(tmp_path, capsys):
+    r, res = _run("live", tmp_path, capsys)
+    (thr,) = res["throughput"]
+    assert thr["N"] == 32 and thr["frames"] == 200 and thr["frames_per_s"] > 0
+    lat = res["latency"]
+    assert lat["frames"] == 100 and 0 < lat["median"] <= lat["p95"]
+    mem = res["memory"]
+    assert mem["long"]["frames"] == 400 and mem["rss_ratio_long_over_short"] > 0
+    assert "frames/s sustained" in r.stdout and "peak RSS" in r.stdout
