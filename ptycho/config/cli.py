@@ -44,6 +44,9 @@ HELP_GROUPS = (
     ("run", "output and run"),
 )
 _SECTION_GROUP = {"reconstruct": "run"}
+#: the help group titles of the sections that are a command's own (not a study's)
+SECTION_TITLES = {"live": "live: the scan followed and what is written",
+                  "live_sim": "the simulated detector"}
 GROUP_OF_FIELD = {name: "data" for name in (
     "train_npz", "test_npz", "data_unit", "cxi_translation_sign", "probe_npz",
     "probe_scale_mode", "probe_smoothing_sigma", "cache_dir", "checkpoint", "data",
@@ -104,6 +107,9 @@ def build_parser(prog: str, description: str, exclude: tuple[str, ...] = (), *,
             help="start from the config.json a study wrote (its 'study' section); explicit "
                  "flags win")
     for section, cls in sections.items():
+        key = _SECTION_GROUP.get(section, section)
+        if key not in groups:   # a command's own section (live, live_sim): a group of its own
+            groups[key] = p.add_argument_group(SECTION_TITLES.get(section, section))
         _add_fields(groups, section, cls, exclude)
     for group in groups.values():   # no empty heading in --help
         if not group._group_actions:

@@ -36,7 +36,7 @@ class LiveConfig(Record):
     saturation: float = _f(0.0, "leave out a frame with a measured pixel at or above this "
                            "value, in the file's units (0: no check)")
     data_unit: str = _f("auto", "unit of the patterns: detector counts or amplitudes (auto: "
-                        "the file's 'unit' attribute, else the rule in docs/data.md)",
+                        "the file's 'unit' attribute, else the rule in docs/reference/formats.md)",
                         choices=DATA_UNITS)
     device: str = _f("auto", "where to predict", choices=DEVICES)
     precision: str = _f("model", "arithmetic of prediction: the one the model trained with "
@@ -77,7 +77,7 @@ class LiveSimConfig(Record):
     SWMR (``ptycho-live-sim``)."""
 
     output: str = _f("", "the HDF5 file to write (an existing file is replaced: a new scan)")
-    scan: str = _f("", "frames from this scan file (any supported format, docs/data.md); "
+    scan: str = _f("", "frames from this scan file (any supported format, docs/reference/formats.md); "
                        "empty: a simulated Fermat-spiral scan of a grid-lines object")
     rate: float = _f(20.0, "frames per second (0: as fast as possible)")
     chunk: int = _f(8, "frames written (and flushed) together")

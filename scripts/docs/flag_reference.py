@@ -21,13 +21,15 @@ if str(REPO) not in sys.path:
 
 from ptycho.artifacts import write_text_atomic  # noqa: E402
 from ptycho.config.cli import config_from_argv  # noqa: E402
+from ptycho.config.live_config import LiveConfig, LiveSimConfig  # noqa: E402
 from ptycho.config.config import InferenceConfig  # noqa: E402
 from ptycho.config.presets import PRESET_VALUES  # noqa: E402
 from ptycho.config.reconstruct_config import ReconstructConfig  # noqa: E402
 from ptycho.config.reference import Command, render  # noqa: E402
 from ptycho.config.study_config import SECTIONS  # noqa: E402
 from ptycho_torch.api import refine_plan  # noqa: E402
-from ptycho_torch.cli import parse_reconstruct  # noqa: E402
+from ptycho.datagen.live_detector import parse_live_sim  # noqa: E402
+from ptycho_torch.cli import parse_live, parse_reconstruct  # noqa: E402
 from ptycho_torch.studies import comparison, quality_gate, reference_levels, seeds  # noqa: E402
 from ptycho_torch.studies.dose.config import build_parser as dose_parser  # noqa: E402
 from ptycho_torch.studies.learning_curve.config import build_parser as curve_parser  # noqa: E402
@@ -87,6 +89,10 @@ def study_commands() -> list[Command]:
         Command("ptycho-reconstruct", ("ptycho-reconstruct", "python scripts/studies/reconstruct.py"),
                 taken(lambda: parse_reconstruct([], "ptycho-reconstruct")),
                 {"reconstruct": ReconstructConfig, "inference": InferenceConfig}),
+        Command("ptycho-live", ("ptycho-live",), taken(lambda: parse_live([], "ptycho-live")),
+                {"live": LiveConfig, "inference": InferenceConfig}),
+        Command("ptycho-live-sim", ("ptycho-live-sim",),
+                taken(lambda: parse_live_sim([], "ptycho-live-sim")), {"live_sim": LiveSimConfig}),
         Command("ptycho-compare", ("ptycho-compare", "python scripts/studies/grid_lines_compare.py"),
                 comparison.build_parser("ptycho-compare"), SECTIONS, shared=study),
         Command("ptycho-dose-study", ("ptycho-dose-study", "python scripts/studies/dose_study.py"),

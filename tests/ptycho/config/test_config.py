@@ -531,3 +531,14 @@ def test_add_options_generates_one_group_of_flags_from_a_study_options_dataclass
         assert str(err.value).splitlines() == [f"{message} (run with --help to list the flags)"]
     with pytest.raises(StudyError, match=r"^unknown flag '--sizes'; did you mean --size-list\?"):
         cli.parse_known(p, ["--by-time", "1", "--sizes", "1"])
+
+
+def test_a_commands_own_section_gets_a_help_group_of_its_own():
+    """A section that is no study concern (ptycho-live's) is its own group in --help, not a
+    KeyError when the parser is built."""
+    from ptycho.config.cli import SECTION_TITLES, build_parser
+    from ptycho.config.live_config import LiveConfig
+    p = build_parser("ptycho-live", "live", sections={"live": LiveConfig}, config_flag=False)
+    groups = {g.title: {a.dest for a in g._group_actions} for g in p._action_groups}
+    assert "source" in groups[SECTION_TITLES["live"]]
+    assert "checkpoint" in groups["data: the input files"]
