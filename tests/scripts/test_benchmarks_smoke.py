@@ -14,13 +14,15 @@ import pytest
 
 import generators  # the benchmark scripts (tests/conftest.py puts scripts/benchmarks on the path)
 import inference
+import live
 import precision
 import reconstruct_vs_ptychi
 import training
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "benchmarks"
-_SCRIPTS = {m.__name__: m for m in (generators, inference, precision, reconstruct_vs_ptychi, training)}
+_SCRIPTS = {m.__name__: m for m in (generators, inference, live, precision, reconstruct_vs_ptychi,
+                                     training)}
 
 
 def _load(script: str):
