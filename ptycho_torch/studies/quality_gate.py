@@ -1,4 +1,4 @@
-"""The reference study's quality gate, in one place (issue 11).
+"""The reference study's quality gate, in one place.
 
 Contract: the Hybrid at N=128, gridsize 1, trained 5 epochs (seed 3) on ONE simulated
 training object of 4 489 patterns (object 392 px, scan step 4 px: 67 x 67 positions), lr

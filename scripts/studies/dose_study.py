@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Dose study: networks against Pty-chi over photons per pattern (issue 12).
+"""Dose study: networks against Pty-chi over photons per pattern.
 
     python scripts/studies/dose_study.py --preset quick --nphotons-list 1e2,1e3,1e4,1e5,1e9 \
         --architectures hybrid,fno --iterative lsqml,epie --iterative-epochs 100

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Learning curve: quality of ONE training run at increasing budgets (issue 11).
+"""Learning curve: quality of ONE training run at increasing budgets.
 
     python scripts/studies/learning_curve.py --preset quick --budget-minutes 1,2,4,8,16,32,64
     python scripts/studies/learning_curve.py --preset paper --budget-epochs 1,2,4,8,16,32 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reference levels: what simple objects score on a study's test region (issue 11).
+"""Reference levels: what simple objects score on a study's test region.
 
     python scripts/studies/reference_levels.py outputs/quality_gate/recons/pinn_hybrid/recon.npz \
         --test-npz outputs/quality_gate/datasets/<hash>/test.npz

@@ -90,7 +90,7 @@ def test_probe_fill_of_a_uniform_disk_and_of_the_study_probes():
     disk = (np.hypot(c[:, None], c[None, :]) <= 20).astype(complex)
     # 90 % of a uniform disk's energy lies within sqrt(0.9) of its radius
     assert probe_fill(disk) == pytest.approx(np.pi * 0.9 * 20 ** 2 / N ** 2, rel=0.03)
-    # the synthetic aperture: 0.42 at N=64, 0.11 at N=128 (the figures of issue 21)
+    # the synthetic aperture: 0.42 at N=64, 0.11 at N=128
     assert probe_fill(make_probe(64)) == pytest.approx(0.42, abs=0.005)
     assert probe_fill(make_probe(128)) == pytest.approx(0.11, abs=0.005)
     # zero-padding keeps the probe's extent and lowers the fill by the area ratio

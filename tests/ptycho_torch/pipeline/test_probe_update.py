@@ -1,4 +1,4 @@
-"""The probe and positions as estimates (issue 20): routes, the learned probe in the model,
+"""The probe and positions as estimates: routes, the learned probe in the model,
 the noise floor, the scan-sized budget, moved positions, the simulated benchmark scan and
 ``ptycho-reconstruct --probe-source``."""
 from __future__ import annotations
