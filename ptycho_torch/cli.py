@@ -129,11 +129,19 @@ def parse_reconstruct(argv, prog: str) -> tuple[ReconstructConfig, InferenceConf
                           sections={"reconstruct": ReconstructConfig,
                                     "inference": InferenceConfig}, config_flag=False)
     values = parse_known(parser, argv)
-    rc = {k: values.pop(k) for k in list(values) if k in ReconstructConfig.__dataclass_fields__}
-    missing = [k for k in ("checkpoint", "data") if k not in rc]
+    rc = _own_fields(values, ReconstructConfig, ("checkpoint", "data"))
+    return ReconstructConfig(**rc), InferenceConfig(**values)
+
+
+def _own_fields(values: dict, cls, required: tuple[str, ...]) -> dict:
+    """The fields of the command's own config ``cls`` taken out of the parsed flag
+    ``values`` (the rest is the inference config's); a missing ``required`` one is refused
+    in one line."""
+    own = {k: values.pop(k) for k in list(values) if k in cls.__dataclass_fields__}
+    missing = [k for k in required if k not in own]
     if missing:
         raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
-    return ReconstructConfig(**rc), InferenceConfig(**values)
+    return own
 
 
 def _reconstruct(configs: tuple) -> tuple:
@@ -182,10 +190,7 @@ def parse_live(argv, prog: str) -> tuple[LiveConfig, InferenceConfig]:
                                                             "inference": InferenceConfig},
                           config_flag=False)
     values = parse_known(parser, argv)
-    lc = {k: values.pop(k) for k in list(values) if k in LiveConfig.__dataclass_fields__}
-    missing = [k for k in ("checkpoint", "source") if k not in lc]
-    if missing:
-        raise StudyError(f"--{missing[0]} is required (allowed: a path; see --help)")
+    lc = _own_fields(values, LiveConfig, ("checkpoint", "source"))
     try:
         cfg = LiveConfig(**lc)
     except ConfigError as err:
