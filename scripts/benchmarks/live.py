@@ -16,10 +16,13 @@ beamline), one torch thread:
   area, the frames are not kept).
 
 The model: the project's default generator (hybrid) trained for one epoch on a small
-simulated scan at each N (its weights do not change the speed). ``--smoke``: N = 32, a tiny
-FNO, 200 / 400 frames (seconds; the test suite runs it).
+simulated scan at each N (its weights do not change the speed); ``--train-args`` adds study
+flags to that training, e.g. ``"--fno-width 8 --precision bf16-mixed --channels-last"`` for
+the quick preset's generator in mixed precision (prediction follows the model's precision).
+``--parts`` picks what to measure (default all three). ``--smoke``: N = 32, a tiny FNO,
+200 / 400 frames (seconds; the test suite runs it).
 
-    python scripts/benchmarks/live.py [--smoke] [--json PATH]
+    python scripts/benchmarks/live.py [--smoke] [--train-args ARGS] [--parts P,..] [--json PATH]
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import threading
@@ -73,7 +77,7 @@ def _live(ckpt: Path, source: Path, out: Path, args, threads: int, device: str) 
             device, "--quiet-seconds", "20", "--poll-seconds", "0.05", *args]
 
 
-def train(work: Path, N: int, smoke: bool, threads: int) -> Path:
+def train(work: Path, N: int, smoke: bool, threads: int, extra: list[str]) -> Path:
     """A model at N: one epoch on a 64-frame simulated scan (in this process)."""
     cfg = LiveSimConfig(output=str(work / f"train{N}.h5"), N=N, frames=64, rate=0)
     src = frame_source(cfg)
@@ -83,7 +87,7 @@ def train(work: Path, N: int, smoke: bool, threads: int) -> Path:
     out = work / f"study{N}"
     args = ["--train-npz", str(npz), "--output-dir", str(out), "--N", str(N), "--epochs", "1",
             "--num-threads", str(threads), "--no-progress-bar", "--batch-size", "16",
-            *(TINY if smoke else [])]
+            *(TINY if smoke else []), *extra]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert study_main(args) == 0, "training the benchmark model failed"
     return next(out.glob("runs/*/model.ckpt"))
@@ -139,43 +143,74 @@ def latency(work, ckpt, N, frames, rate, threads, device, settle: float = 2.0) -
             "frames_per_s": st["frames_per_s"]}
 
 
-def main(argv=None) -> int:
+PARTS = ("throughput", "latency", "memory")
+
+
+def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--smoke", action="store_true", help="N = 32, tiny model, few frames")
+    p.add_argument("--train-args", default="", metavar="ARGS",
+                   help="study flags added to the benchmark model's training, one string")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated, of {', '.join(PARTS)} (default all)")
     add_common_args(p)
     a = p.parse_args(argv)
+    a.parts = [x for x in a.parts.split(",") if x]
+    bad = sorted(set(a.parts) - set(PARTS))
+    if bad or not a.parts:
+        p.error(f"--parts {bad or a.parts}: allowed {', '.join(PARTS)}")
+    return a
+
+
+def _report(res) -> None:
+    for t in res.get("throughput", []):
+        print(f"N = {t['N']}: {t['frames_per_s']:.1f} frames/s sustained over {t['frames']} frames")
+    if "latency" in res:
+        lat = res["latency"]
+        print(f"latency at N = {lat['N']}, writer at {lat['writer_rate']} frames/s: median "
+              f"{lat['median']:.3f} s, p95 {lat['p95']:.3f} s (frame written -> its pixels in "
+              "product-live.h5)")
+    if "memory" in res:
+        m = res["memory"]
+        print(f"peak RSS: {m['short']['frames']} frames {m['short']['peak_rss_mib']:.0f} MiB, "
+              f"{m['long']['frames']} frames {m['long']['peak_rss_mib']:.0f} MiB (ratio "
+              f"{m['rss_ratio_long_over_short']:.2f}; canvas {m['short']['canvas_mib']:.1f} -> "
+              f"{m['long']['canvas_mib']:.1f} MiB)")
+    print(f"load average at start: {res['load_average'][0]:.2f} (shared CPU)")
+
+
+def main(argv=None) -> int:
+    a = _parse(argv)
     sizes = (32,) if a.smoke else (64, 128)
     short, long_ = (200, 400) if a.smoke else (2000, 20000)
     res = {"machine": platform.platform(), "load_average": os.getloadavg(),
-           "threads": a.threads, "device": a.device}
+           "threads": a.threads, "device": a.device, "train_args": a.train_args,
+           "parts": a.parts}
+    extra = shlex.split(a.train_args)
     with TemporaryDirectory() as tmp:
         work = Path(tmp)
-        models = {N: train(work, N, a.smoke, a.threads) for N in sizes}
-        res["throughput"] = [throughput(work, models[N], N, short if N == sizes[0] else short // 2,
-                                        a.threads, a.device) for N in sizes]
         N0 = sizes[0]
-        rate = round(0.5 * res["throughput"][0]["frames_per_s"], 1)
-        res["latency"] = latency(work, models[N0], N0, 100 if a.smoke else 1000, rate,
-                                 a.threads, a.device, 1.0 if a.smoke else 3.0)
-        res["memory"] = {"short": res["throughput"][0],
-                         "long": throughput(work, models[N0], N0, long_, a.threads, a.device)}
-    m = res["memory"]
-    res["memory"]["rss_ratio_long_over_short"] = m["long"]["peak_rss_mib"] / m["short"]["peak_rss_mib"]
-    for t in res["throughput"]:
-        print(f"N = {t['N']}: {t['frames_per_s']:.1f} frames/s sustained over {t['frames']} frames")
-    lat = res["latency"]
-    print(f"latency at N = {lat['N']}, writer at {lat['writer_rate']} frames/s: median "
-          f"{lat['median']:.3f} s, p95 {lat['p95']:.3f} s (frame written -> its pixels in "
-          "product-live.h5)")
-    print(f"peak RSS: {m['short']['frames']} frames {m['short']['peak_rss_mib']:.0f} MiB, "
-          f"{m['long']['frames']} frames {m['long']['peak_rss_mib']:.0f} MiB (ratio "
-          f"{m['rss_ratio_long_over_short']:.2f}; canvas {m['short']['canvas_mib']:.1f} -> "
-          f"{m['long']['canvas_mib']:.1f} MiB)")
-    print(f"load average at start: {res['load_average'][0]:.2f} (shared CPU)")
+        need = sizes if "throughput" in a.parts else (N0,)
+        models = {N: train(work, N, a.smoke, a.threads, extra) for N in need}
+        first = None
+        if "throughput" in a.parts or "latency" in a.parts:
+            first = throughput(work, models[N0], N0, short, a.threads, a.device)
+        if "throughput" in a.parts:
+            res["throughput"] = [first] + [throughput(work, models[N], N, short // 2, a.threads,
+                                                      a.device) for N in sizes[1:]]
+        if "latency" in a.parts:
+            rate = round(0.5 * first["frames_per_s"], 1)
+            res["latency"] = latency(work, models[N0], N0, 100 if a.smoke else 1000, rate,
+                                     a.threads, a.device, 1.0 if a.smoke else 3.0)
+        if "memory" in a.parts:
+            m = {"short": first or throughput(work, models[N0], N0, short, a.threads, a.device),
+                 "long": throughput(work, models[N0], N0, long_, a.threads, a.device)}
+            m["rss_ratio_long_over_short"] = m["long"]["peak_rss_mib"] / m["short"]["peak_rss_mib"]
+            res["memory"] = m
+    _report(res)
     if a.json:
         write_json(a.json, res)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -155,3 +155,15 @@ def test_live_smoke(tmp_path, capsys):
     mem = res["memory"]
     assert mem["long"]["frames"] == 400 and mem["rss_ratio_long_over_short"] > 0
     assert "frames/s sustained" in r.stdout and "peak RSS" in r.stdout
+
+
+def test_live_parts_and_train_args(tmp_path, capsys):
+    r, res = _run("live", tmp_path, capsys, "--parts", "throughput", "--train-args",
+                  "--fno-width 4")
+    (thr,) = res["throughput"]
+    assert thr["frames"] == 200 and "latency" not in res and "memory" not in res
+    assert res["train_args"] == "--fno-width 4" and "latency at" not in r.stdout
+    with pytest.raises(SystemExit) as exc:
+        _load("live").main(["--smoke", "--parts", "speed"])
+    assert exc.value.code == 2
+    assert "--parts ['speed']: allowed throughput, latency, memory" in capsys.readouterr().err
