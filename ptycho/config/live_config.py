@@ -10,7 +10,7 @@ from ptycho.config.record import described as _f
 from ptycho.config.validation import check_bool, check_float, check_int, refuse
 
 #: the layouts a live scan file is written in (ptycho.formats.live_hdf5.LAYOUTS)
-LIVE_LAYOUTS = ("ptychopinn", "ptychodus")
+LIVE_LAYOUTS = ("ptychopinn", "ptychodus", "cxi")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ class LiveSimConfig(Record):
     directory: bool = _f(False, "write --output as a folder, one NPZ file per chunk (a "
                          "detector that writes files), instead of one HDF5 file")
     layout: str = _f("ptychopinn", "key names: this project's NPZ-like (diffraction, xcoords, "
-                     "ycoords, probeGuess) or Ptychodus' (patterns, probe_position_x_m, ...)",
+                     "ycoords, probeGuess), Ptychodus' (patterns, probe_position_x_m, ...) or "
+                     "CXI's (entry_1/data_1/data, .../geometry_1/translation, ...)",
                      choices=LIVE_LAYOUTS)
     N: int = _f(64, "simulated scan only: pattern size")
     nphotons: float = _f(1e6, "simulated scan only: mean photons per pattern")

@@ -40,11 +40,13 @@ __all__ = ["FrameSource", "frame_source", "main", "write_live_scan"]
 
 class FrameSource:
     """The frames to write: ``chunk(lo, hi)`` gives patterns (hi - lo, N, N); ``positions``
-    (n, 2) px, ``probe``, ``bad_pixels``, ``unit``, ``pixel_m`` (y, x) metres."""
+    (n, 2) px, ``probe``, ``bad_pixels``, ``unit``, ``pixel_m`` (y, x) metres, ``geometry``
+    (the scan file's, or None)."""
 
-    def __init__(self, positions, probe, bad_pixels, unit, pixel_m, chunk):
+    def __init__(self, positions, probe, bad_pixels, unit, pixel_m, chunk, geometry=None):
         self.positions, self.probe, self.bad_pixels = positions, probe, bad_pixels
         self.unit, self.pixel_m, self.chunk = unit, pixel_m, chunk
+        self.geometry = geometry
 
     @property
     def n(self) -> int:
@@ -67,7 +69,7 @@ def _from_file(cfg: LiveSimConfig) -> FrameSource:
     pats = raw.patterns
     pixel = raw.geometry.object_pixel_m or (1e-8, 1e-8)
     return FrameSource(raw.positions_px[sel], raw.probe, raw.bad_pixels, raw.unit, pixel,
-                       lambda lo, hi: pats[sel[lo:hi]])
+                       lambda lo, hi: pats[sel[lo:hi]], raw.geometry)
 
 
 def _simulated(cfg: LiveSimConfig) -> FrameSource:
@@ -118,7 +120,7 @@ def write_live_scan(cfg: LiveSimConfig, out=sys.stdout) -> int:
     src = frame_source(cfg)
     w = (LiveDirectoryWriter(cfg.output, src.probe, src.bad_pixels, src.unit) if cfg.directory
          else LiveScanWriter(cfg.output, cfg.layout, src.probe, src.bad_pixels, src.unit,
-                             chunk=cfg.chunk, pixel_m=src.pixel_m))
+                             chunk=cfg.chunk, pixel_m=src.pixel_m, geometry=src.geometry))
     t0, late = time.perf_counter(), None
     stop = min(src.n, cfg.die_after) if cfg.die_after else src.n
     for lo in range(0, stop, cfg.chunk):

@@ -13,7 +13,11 @@
 
 2. the HDF5 signature ``\\x89HDF\\r\\n\\x1a\\n`` means HDF5; its paths decide:
 
-   - ``/entry_1`` -> CXI (:mod:`ptycho.formats.cxi`), format ``'cxi'``;
+   - ``/entry_1`` -> CXI (:mod:`ptycho.formats.cxi`), format ``'cxi'`` (a finished live
+     scan file of the ``cxi`` layout among them);
+   - patterns and positions in the file itself, as ``ptycho-live-sim`` writes them
+     (``diffraction`` + ``xcoords`` / ``ycoords``, or ``patterns`` + ``probe_position_x_m``
+     / ``_y_m``) -> a live scan file (:mod:`ptycho.formats.live_file`), format ``'live_h5'``;
    - ``patterns`` (+ ``indexes``) -> Ptychodus ``diffraction.h5`` with its product
      (:mod:`ptycho.formats.ptychodus`, :mod:`ptycho.formats.ptychodus_product`), format
      ``'ptychodus_h5'`` (or ``'ptychodus_npz_product'`` when the product is the NPZ
@@ -34,6 +38,7 @@ from ptycho.formats.checks import fail
 from ptycho.formats.cxi import read_cxi
 from ptycho.formats.geometry import CONVENTIONAL_GEOMETRY, ScanGeometry
 from ptycho.formats.hdf5 import HDF5_MAGIC
+from ptycho.formats.live_file import live_layout_of, read_live_file
 from ptycho.formats.ptychodus import read_ptychodus
 from ptycho.formats.ptychodus_product import write_product
 from ptycho.formats.ptychopinn_npz import is_ptychopinn_npz, npz_keys, read_ptychopinn_npz
@@ -93,6 +98,8 @@ def detect_format(path: str | os.PathLike) -> str:
         with h5py.File(path, "r") as f:
             if "entry_1" in f:
                 return "cxi"
+            if live_layout_of(f) is not None:
+                return "live_h5"
             if "patterns" in f:
                 return "ptychodus_h5"
             if any(k in f for k in PRODUCT_KEYS):
@@ -115,7 +122,8 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
     """Read any supported file (detected by content) into a :class:`RawScan`.
 
     Args:
-        path: the patterns file (NPZ, Ptychodus ``diffraction.h5`` or CXI).
+        path: the patterns file (NPZ, Ptychodus ``diffraction.h5``, CXI or a live scan
+            file).
         unit: "auto" (the unit rule), "counts" or "amplitude".
         product: for a Ptychodus diffraction file, its product (HDF5 or NPZ); default:
             ``product-in.h5``, ``product-out.h5``, ``product-in.npz`` or ``product.h5``
@@ -140,6 +148,8 @@ def read_scan(path: str | os.PathLike, *, unit: str = "auto",
         return _read_project_npz(path, unit)
     if fmt == "cxi":
         return read_cxi(path, unit=unit, translation_sign=cxi_translation_sign)
+    if fmt == "live_h5":
+        return read_live_file(path, unit=unit)
     return read_ptychodus(path, product, unit=unit)
 
 

@@ -19,6 +19,11 @@ HDF5 path                                       shape     meaning
 ``object_center_y_m``
 =============================================== ========= ================================
 
+A live scan file of the ``cxi`` layout (:mod:`ptycho.formats.live_hdf5`, root attribute
+``layout = 'cxi'``) is read as any CXI file, but for the frames whose translation never
+arrived (NaN) and the patterns past the last translation written: those are dropped with a
+note (:func:`ptycho.formats.live_file.positioned_rows`), where another CXI file is refused.
+
 Translations to object pixels. Sign convention: by default ``x_px = +x_m / pixel_x``,
 ``y_px = +y_m / pixel_y``, the same axes as the translation, as Ptychodus reads them. CXI
 files do not agree on it (some record the sample stage, whose motion moves the beam the
@@ -54,6 +59,7 @@ from ptycho.formats.geometry import (
     pixels_to_metres,
     wavelength_m,
 )
+from ptycho.formats.live_file import positioned_rows
 from ptycho.formats.raw_scan import RawScan
 from ptycho.formats.scan_with_truth import ScanWithTruth
 from ptycho.formats.validation import make_raw_scan
@@ -170,15 +176,23 @@ def _patterns_and_translations(cx: _Cxi, translation_sign: int, notes: list[str]
     trans = np.asarray(cx.ds(tpath)[()])
     if patterns.ndim != 3:
         raise fail(path, dpath, f"has shape {patterns.shape}", "(n, H, W)")
-    n = patterns.shape[0]
     if trans.ndim != 2 or trans.shape[1] < 2:
         raise fail(path, tpath, f"has shape {trans.shape}", "(n, 3) (x, y, z) metres")
+    live = cx.f.attrs.get("layout") == "cxi" and "scan_id" in cx.f.attrs
+    if live and trans.shape[0] < patterns.shape[0]:   # a writer stopped between its flushes
+        notes.append(f"{patterns.shape[0] - trans.shape[0]} pattern(s) past the last "
+                     "translation written dropped (a live scan file)")
+        patterns = patterns[:trans.shape[0]]
+    n = patterns.shape[0]
     if trans.shape[0] != n:
         raise fail(path, tpath, f"has {trans.shape[0]} translations",
                    f"{n}, one per pattern of '{dpath}'")
     if trans.dtype.kind not in "fiu":
         raise fail(path, tpath, f"has dtype {trans.dtype}", "a real float dtype")
     trans = trans.astype(np.float64)
+    if live and not np.isfinite(trans).all():
+        keep = positioned_rows(path, tpath, trans, notes)
+        patterns, trans = patterns[keep], trans[keep]
     if not np.isfinite(trans).all():
         raise fail(path, tpath, "contains non-finite values", "finite values only")
     trans[:, :2] *= translation_sign

@@ -7,23 +7,34 @@ each chunk twice: the patterns first, the positions after them, so a reader that
 frame's position sees its pattern. The reader (:class:`LiveScanReader`, ``ptycho-live``)
 opens it with ``swmr=True`` and ``refresh()``-es the datasets.
 
-Layouts (the key names of this project's NPZ or of Ptychodus' diffraction.h5 + product):
+Layouts (the key names of this project's NPZ, of Ptychodus' diffraction.h5 + product, or
+the paths of a CXI file, :mod:`ptycho.formats.cxi`; ``DET`` = ``entry_1/instrument_1/
+detector_1``):
 
-=================== ==================== ===================== ==========================
-role                ``ptychopinn``       ``ptychodus``         shape
-=================== ==================== ===================== ==========================
-patterns            ``diffraction``      ``patterns``          (n, N, N), grows
-position x          ``xcoords`` (px)     ``probe_position_x_m`` (n,), grows; NaN = not yet
-position y          ``ycoords`` (px)     ``probe_position_y_m`` (n,), grows
-probe               ``probeGuess``       ``probe``             (modes, N, N) complex
-=================== ==================== ===================== ==========================
+========== ================ ====================== ======================== ================
+role       ``ptychopinn``   ``ptychodus``          ``cxi``                  shape
+========== ================ ====================== ======================== ================
+patterns   ``diffraction``  ``patterns``           ``DET/data`` [1]         (n, N, N), grows
+position x ``xcoords`` (px) ``probe_position_x_m`` ``TRANSLATION`` [2]      (n,), grows [3]
+position y ``ycoords`` (px) ``probe_position_y_m`` (the same)               (n,), grows [3]
+probe      ``probeGuess``   ``probe``              ``entry_1/image_1/data`` (modes, N, N)
+bad pixels ``bad_pixels``   ``bad_pixels``         ``DET/mask`` (uint32)    (N, N)
+========== ================ ====================== ======================== ================
 
-Both also hold ``bad_pixels`` (N, N) bool, ``frame_time_s`` (n,) (Unix time each frame was
-written), ``scan_complete`` (1,) int8 (1 once the writer closed the scan) and the root
-attributes ``scan_id`` (new for every scan), ``layout``, ``unit`` (``counts`` or
-``amplitude``) and, for Ptychodus positions in metres, ``object_pixel_width_m`` /
-``object_pixel_height_m`` (the positions are ``pixel * size``, relative to the scan's
-origin). Positions are probe centres ``(x, y) = (column, row)``.
+[1] soft-linked from ``entry_1/data_1/data``; [2] ``entry_1/sample_1/geometry_1/translation``,
+one (n, 3) dataset (x, y, z = 0) in metres; [3] NaN = not written yet.
+
+All hold ``frame_time_s`` (n,) (Unix time each frame was written), ``scan_complete`` (1,)
+int8 (1 once the writer closed the scan) and the root attributes ``scan_id`` (new for every
+scan), ``layout``, ``unit`` (``counts`` or ``amplitude``) and ``object_pixel_width_m`` /
+``object_pixel_height_m`` (for positions in metres: they are ``pixel * size``, relative to
+the scan's origin). Positions are probe centres ``(x, y) = (column, row)``. The ``cxi``
+layout also holds what the CXI reader needs to place the positions: ``DET/distance``,
+``DET/x_pixel_size`` / ``y_pixel_size`` and ``entry_1/instrument_1/source_1/energy``
+(joules), the detector pixel written as ``lambda z / (N * object pixel)`` so that the
+far-field object pixel is the scan's (distance and energy: the scan's, else 1 m and
+10 keV); a finished ``cxi`` live file is an ordinary CXI file. Followed without the root
+attributes (another writer's CXI), the object pixel is the far-field one of those paths.
 """
 from __future__ import annotations
 
@@ -36,6 +47,12 @@ from pathlib import Path
 import numpy as np
 
 from ptycho.formats.checks import fail
+from ptycho.formats.geometry import (
+    CONVENTIONAL_GEOMETRY,
+    ELECTRON_VOLT_J,
+    ScanGeometry,
+    wavelength_m,
+)
 from ptycho.formats.hdf5 import h5py_module
 
 __all__ = ["LAYOUTS", "LiveLayout", "LiveScanReader", "LiveScanWriter", "SourceReplacedError"]
@@ -43,16 +60,24 @@ __all__ = ["LAYOUTS", "LiveLayout", "LiveScanReader", "LiveScanWriter", "SourceR
 
 @dataclass(frozen=True)
 class LiveLayout:
+    """Where a layout keeps each role (``x == y``: one (n, 3) dataset (x, y, z))."""
+
     patterns: str
     x: str
     y: str
     probe: str
     metres: bool
+    bad_pixels: str = "bad_pixels"
 
 
+_DET = "entry_1/instrument_1/detector_1"
+_TRANSLATION = "entry_1/sample_1/geometry_1/translation"
+_ENERGY = "entry_1/instrument_1/source_1/energy"
 LAYOUTS = {"ptychopinn": LiveLayout("diffraction", "xcoords", "ycoords", "probeGuess", False),
            "ptychodus": LiveLayout("patterns", "probe_position_x_m", "probe_position_y_m",
-                                   "probe", True)}
+                                   "probe", True),
+           "cxi": LiveLayout(f"{_DET}/data", _TRANSLATION, _TRANSLATION,
+                             "entry_1/image_1/data", True, f"{_DET}/mask")}
 
 
 class SourceReplacedError(Exception):
@@ -63,7 +88,8 @@ class LiveScanWriter:
     """Writes a scan frame by frame into an SWMR HDF5 file (module docstring)."""
 
     def __init__(self, path, layout: str, probe: np.ndarray, bad_pixels: np.ndarray | None,
-                 unit: str, *, chunk: int = 8, pixel_m: tuple[float, float] = (1e-8, 1e-8)):
+                 unit: str, *, chunk: int = 8, pixel_m: tuple[float, float] = (1e-8, 1e-8),
+                 geometry: ScanGeometry | None = None):
         h5py = h5py_module()
         self.path, self.layout = Path(path), LAYOUTS[layout]
         modes = np.asarray(probe, np.complex64).reshape(-1, *np.shape(probe)[-2:])
@@ -77,24 +103,43 @@ class LiveScanWriter:
                        object_pixel_width_m=self.pixel_m[1])
         lay = self.layout
         f.create_dataset(lay.probe, data=modes)
-        f.create_dataset("bad_pixels", data=np.zeros((N, N), bool) if bad_pixels is None
-                         else np.asarray(bad_pixels, bool))
+        bad = np.zeros((N, N), bool) if bad_pixels is None else np.asarray(bad_pixels, bool)
+        f.create_dataset(lay.bad_pixels, data=bad.astype(np.uint32) if layout == "cxi" else bad)
         c = max(1, int(chunk))
         self.patterns = f.create_dataset(lay.patterns, (0, N, N), np.float32,
                                          maxshape=(None, N, N), chunks=(c, N, N))
-        self.xy = [f.create_dataset(k, (0,), np.float64, maxshape=(None,), chunks=(max(c, 64),),
-                                    fillvalue=np.nan) for k in (lay.x, lay.y)]
+        cols = (3,) if lay.x == lay.y else ()
+        self.xy = [f.create_dataset(k, (0, *cols), np.float64, maxshape=(None, *cols),
+                                    chunks=(max(c, 64), *cols), fillvalue=np.nan)
+                   for k in dict.fromkeys((lay.x, lay.y))]
+        if layout == "cxi":
+            self._cxi_geometry(N, geometry)
         self.times = f.create_dataset("frame_time_s", (0,), np.float64, maxshape=(None,),
                                       chunks=(max(c, 64),), fillvalue=np.nan)
         self.complete = f.create_dataset("scan_complete", data=np.zeros(1, np.int8))
         f.swmr_mode = True
         self.n = 0
 
-    def _scaled(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _cxi_geometry(self, N: int, geometry: ScanGeometry | None) -> None:
+        """What CXI readers need to place the positions (module docstring)."""
+        g = geometry or ScanGeometry()
+        z = g.detector_distance_m or CONVENTIONAL_GEOMETRY["detector_distance_m"]
+        e_ev = g.photon_energy_eV or CONVENTIONAL_GEOMETRY["photon_energy_eV"]
+        f, lam = self.f, wavelength_m(e_ev)
+        f.create_dataset("cxi_version", data=160)
+        f.create_dataset(f"{_DET}/distance", data=float(z))
+        f.create_dataset(f"{_DET}/x_pixel_size", data=lam * z / (N * self.pixel_m[1]))
+        f.create_dataset(f"{_DET}/y_pixel_size", data=lam * z / (N * self.pixel_m[0]))
+        f.create_dataset(_ENERGY, data=float(e_ev) * ELECTRON_VOLT_J)
+        f.create_group("entry_1/data_1")["data"] = h5py_module().SoftLink(f"/{_DET}/data")
+
+    def _columns(self, xy: np.ndarray) -> list[np.ndarray]:
+        """The values of each position dataset: x and y, or one (k, 3) (x, y, 0)."""
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        x, y = xy[:, 0], xy[:, 1]
         if self.layout.metres:
-            return xy[:, 0] * self.pixel_m[1], xy[:, 1] * self.pixel_m[0]
-        return xy[:, 0], xy[:, 1]
+            x, y = x * self.pixel_m[1], y * self.pixel_m[0]
+        return [np.stack([x, y, np.zeros_like(x)], axis=1)] if len(self.xy) == 1 else [x, y]
 
     def append(self, patterns: np.ndarray, positions_px: np.ndarray) -> None:
         """Append frames (k, N, N) and their positions (k, 2) (x, y) px, NaN where a
@@ -106,7 +151,7 @@ class LiveScanWriter:
         self.times.resize(n1, axis=0)
         self.times[n0:n1] = time.time()
         self.f.flush()
-        for ds, v in zip(self.xy, self._scaled(positions_px)):
+        for ds, v in zip(self.xy, self._columns(positions_px)):
             ds.resize(n1, axis=0)
             ds[n0:n1] = v
         self.f.flush()
@@ -114,7 +159,7 @@ class LiveScanWriter:
 
     def set_position(self, index: int, xy) -> None:
         """A position that arrives late."""
-        for ds, v in zip(self.xy, self._scaled(xy)):
+        for ds, v in zip(self.xy, self._columns(xy)):
             ds[int(index)] = v[0]
         self.f.flush()
 
@@ -149,9 +194,11 @@ class LiveScanReader:
         f = self.f
         name = next((k for k, lay in LAYOUTS.items() if lay.patterns in f and lay.x in f), None)
         if name is None:
+            lay_cxi = LAYOUTS["cxi"]
             self.f.close()
             raise fail(self.path, "diffraction", "is missing", "the datasets of a live scan: "
-                       "diffraction + xcoords/ycoords, or patterns + probe_position_x_m/_y_m")
+                       "diffraction + xcoords/ycoords, patterns + probe_position_x_m/_y_m, or "
+                       f"CXI's {lay_cxi.patterns} + {lay_cxi.x}")
         self.layout_name, lay = name, LAYOUTS[name]
         self.layout = lay
         if lay.probe not in f:
@@ -161,16 +208,33 @@ class LiveScanReader:
         self.probe = probe.reshape(-1, *probe.shape[-2:]).astype(np.complex64)
         self.patterns = f[lay.patterns]
         self.N = int(self.patterns.shape[-1])
-        self.bad_pixels = np.asarray(f["bad_pixels"][()], bool) if "bad_pixels" in f else None
-        self.xy = (f[lay.x], f[lay.y])
+        self.bad_pixels = (np.asarray(f[lay.bad_pixels][()]) != 0 if lay.bad_pixels in f
+                           else None)
+        self.xy = tuple(f[k] for k in dict.fromkeys((lay.x, lay.y)))
         self.times = f["frame_time_s"] if "frame_time_s" in f else None
         self.complete_ds = f["scan_complete"] if "scan_complete" in f else None
         a = f.attrs
         self.scan_id = str(a.get("scan_id", ""))
         self.unit = str(a.get("unit", "")) or None
         pix = (float(a.get("object_pixel_height_m", 1.0)), float(a.get("object_pixel_width_m", 1.0)))
+        if name == "cxi" and "object_pixel_width_m" not in a:
+            pix = self._far_field_pixel()
         self.pixel_m = pix if lay.metres else None
         self._scale = (pix[1], pix[0]) if lay.metres else (1.0, 1.0)
+
+    def _far_field_pixel(self) -> tuple[float, float]:
+        """The object pixel (y, x) ``lambda z / (N * detector pixel)`` of a CXI file."""
+        f, need = self.f, (f"{_DET}/distance", f"{_DET}/y_pixel_size", f"{_DET}/x_pixel_size",
+                           _ENERGY)
+        missing = next((k for k in need if k not in f), None)
+        if missing is not None:
+            self.f.close()
+            raise fail(self.path, missing, "is missing", "a CXI live scan with its geometry "
+                       "(distance, pixel sizes, energy) or the root attributes "
+                       "object_pixel_width_m / object_pixel_height_m")
+        z, dy, dx, e_j = (float(np.asarray(f[k][()]).reshape(())) for k in need)
+        lam = wavelength_m(e_j / ELECTRON_VOLT_J)
+        return lam * z / (self.N * dy), lam * z / (self.N * dx)
 
     def check_same_file(self) -> None:
         """Raise :class:`SourceReplacedError` when the path now names another file (a new scan
@@ -190,8 +254,12 @@ class LiveScanReader:
         return bool(self.complete_ds[0])
 
     def _positions(self, lo: int, hi: int) -> np.ndarray:
-        x, y = (ds[lo:hi] / s for ds, s in zip(self.xy, self._scale))
-        return np.stack([x, y], axis=1)
+        if len(self.xy) == 1:           # one (n, 3) translation (x, y, z)
+            t = np.asarray(self.xy[0][lo:hi], np.float64)
+            cols = (t[:, 0], t[:, 1])
+        else:
+            cols = tuple(np.asarray(ds[lo:hi], np.float64) for ds in self.xy)
+        return np.stack([c / s for c, s in zip(cols, self._scale)], axis=1)
 
     def poll(self, limit: int = 4096):
         """``(indexes (k,), patterns (k, N, N) as stored, positions (k, 2) px, written
