@@ -256,10 +256,10 @@ class LiveScanReader:
     def _positions(self, lo: int, hi: int) -> np.ndarray:
         if len(self.xy) == 1:           # one (n, 3) translation (x, y, z)
             t = np.asarray(self.xy[0][lo:hi], np.float64)
-            cols = (t[:, 0], t[:, 1])
+            x, y = t[:, 0], t[:, 1]
         else:
-            cols = tuple(np.asarray(ds[lo:hi], np.float64) for ds in self.xy)
-        return np.stack([c / s for c, s in zip(cols, self._scale)], axis=1)
+            x, y = (np.asarray(ds[lo:hi], np.float64) for ds in self.xy)
+        return np.stack([x / self._scale[0], y / self._scale[1]], axis=1)
 
     def poll(self, limit: int = 4096):
         """``(indexes (k,), patterns (k, N, N) as stored, positions (k, 2) px, written
