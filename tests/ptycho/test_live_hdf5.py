@@ -47,7 +47,7 @@ def _follow(reader, proc, timeout=60.0):
     raise AssertionError("the writer did not finish")
 
 
-@pytest.mark.parametrize("layout", ["ptychopinn", "ptychodus"])
+@pytest.mark.parametrize("layout", ["ptychopinn", "ptychodus", "cxi"])
 def test_the_reader_sees_frames_written_after_it_opened_the_file(tmp_path, layout):
     """The writer (another process) creates the file, the reader opens it after the first
     chunk and then receives every frame, each once, with its position (x, y) px and its
@@ -96,9 +96,9 @@ def test_a_lost_position_stays_pending_and_a_replaced_file_is_noticed(tmp_path):
      "error: LiveSimConfig.rate=-1.0 is out of range (allowed: 0..1e+07) [flag --rate]"),
     (["--output", "x.h5", "--chunk", "0"],
      "error: LiveSimConfig.chunk=0 is out of range (allowed: 1..1048576) [flag --chunk]"),
-    (["--output", "x.h5", "--layout", "cxi"],
-     "error: argument --layout: invalid choice: 'cxi' (choose from 'ptychopinn', 'ptychodus') "
-     "(run with --help to list the flags)"),
+    (["--output", "x.h5", "--layout", "nexus"],
+     "error: argument --layout: invalid choice: 'nexus' (choose from 'ptychopinn', 'ptychodus', "
+     "'cxi') (run with --help to list the flags)"),
 ])
 def test_live_sim_refusals(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
