@@ -33,15 +33,16 @@ layout also holds what the CXI reader needs to place the positions: ``DET/distan
 ``DET/x_pixel_size`` / ``y_pixel_size`` and ``entry_1/instrument_1/source_1/energy``
 (joules), the detector pixel written as ``lambda z / (N * object pixel)`` so that the
 far-field object pixel is the scan's (distance and energy: the scan's, else 1 m and
-10 keV); a finished ``cxi`` live file is an ordinary CXI file. Followed without the root
-attributes (another writer's CXI), the object pixel is the far-field one of those paths.
+10 keV); a finished ``cxi`` live file is an ordinary CXI file. Another writer's CXI (written
+with SWMR) is followed too: its patterns at ``DET/data`` or ``entry_1/data_1/data`` and,
+without the root attributes, the object pixel the far-field one of those paths.
 """
 from __future__ import annotations
 
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,8 @@ LAYOUTS = {"ptychopinn": LiveLayout("diffraction", "xcoords", "ycoords", "probeG
                                    "probe", True),
            "cxi": LiveLayout(f"{_DET}/data", _TRANSLATION, _TRANSLATION,
                              "entry_1/image_1/data", True, f"{_DET}/mask")}
+#: where else a CXI file may keep its patterns (another writer's: no soft link)
+_CXI_DATA = {"cxi": ("entry_1/data_1/data",)}
 
 
 class SourceReplacedError(Exception):
@@ -192,15 +195,15 @@ class LiveScanReader:
 
     def _open_layout(self) -> None:
         f = self.f
-        name = next((k for k, lay in LAYOUTS.items() if lay.patterns in f and lay.x in f), None)
-        if name is None:
-            lay_cxi = LAYOUTS["cxi"]
+        found = next(((k, replace(lay, patterns=p)) for k, lay in LAYOUTS.items() if lay.x in f
+                      for p in (lay.patterns, *_CXI_DATA.get(k, ())) if p in f), None)
+        if found is None:
             self.f.close()
             raise fail(self.path, "diffraction", "is missing", "the datasets of a live scan: "
                        "diffraction + xcoords/ycoords, patterns + probe_position_x_m/_y_m, or "
-                       f"CXI's {lay_cxi.patterns} + {lay_cxi.x}")
-        self.layout_name, lay = name, LAYOUTS[name]
-        self.layout = lay
+                       f"CXI's entry_1/data_1/data + {_TRANSLATION}")
+        name, lay = found
+        self.layout_name, self.layout = name, lay
         if lay.probe not in f:
             raise fail(self.path, lay.probe, "is missing", "the probe (modes, N, N), in the "
                        "patterns' units")

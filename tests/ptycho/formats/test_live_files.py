@@ -14,6 +14,7 @@ import pytest
 from ptycho.config.live_config import LIVE_LAYOUTS, LiveSimConfig
 from ptycho.datagen.live_detector import write_live_scan
 from ptycho.formats import detect_format, read_scan
+from ptycho.formats.geometry import ELECTRON_VOLT_J, wavelength_m
 from ptycho.formats.live_hdf5 import LAYOUTS, LiveScanReader, LiveScanWriter
 
 N, K, CHUNK, LOST = 16, 24, 4, 9
@@ -68,18 +69,30 @@ def test_the_follower_gives_what_was_written_in_every_layout(layout, tmp_path):
         r.close()
 
 
-def test_a_cxi_file_without_the_root_attributes_takes_the_far_field_pixel(tmp_path):
-    """Another writer's CXI: the object pixel lambda z / (N * detector pixel) of the file's
-    geometry, which the writer chose to be the scan's."""
-    _, _, _, positions = _write(tmp_path / "scan.h5", "cxi")
-    with h5py.File(tmp_path / "scan.h5", "r+") as f:
-        for k in ("object_pixel_width_m", "object_pixel_height_m"):
-            del f.attrs[k]
-    r = LiveScanReader(tmp_path / "scan.h5")
+def test_another_writers_cxi_is_followed_with_the_far_field_pixel(tmp_path):
+    """A CXI written with SWMR by another program: patterns at entry_1/data_1/data (no soft
+    link), no root attributes: the object pixel is lambda z / (N * detector pixel)."""
+    _, _, patterns, positions = _frames()
+    z, e_ev, det = 2.5, 8000.0, (75e-6, 55e-6)           # (y, x) detector pixel
+    pix = tuple(wavelength_m(e_ev) * z / (N * d) for d in det)
+    path = tmp_path / "other.cxi"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["entry_1/data_1/data"] = patterns
+        f["entry_1/sample_1/geometry_1/translation"] = np.stack(
+            [positions[:, 0] * pix[1], positions[:, 1] * pix[0], np.zeros(K)], axis=1)
+        f["entry_1/image_1/data"] = np.ones((1, N, N), np.complex64)
+        f["entry_1/instrument_1/detector_1/distance"] = z
+        f["entry_1/instrument_1/detector_1/y_pixel_size"] = det[0]
+        f["entry_1/instrument_1/detector_1/x_pixel_size"] = det[1]
+        f["entry_1/instrument_1/source_1/energy"] = e_ev * ELECTRON_VOLT_J
+        f.swmr_mode = True
+    r = LiveScanReader(path)
     try:
-        idx, _, xy, _ = r.poll()
-        assert r.pixel_m == pytest.approx(PIXEL_M, rel=1e-12)
-        assert np.allclose(xy, positions[idx], rtol=0, atol=1e-9)
+        idx, pats, xy, _ = r.poll()
+        assert r.layout_name == "cxi" and r.pixel_m == pytest.approx(pix, rel=1e-12)
+        assert idx.tolist() == list(range(K)) and np.array_equal(pats, patterns)
+        assert np.allclose(xy, positions, rtol=0, atol=1e-9)
+        assert r.bad_pixels is None and not r.is_complete()
     finally:
         r.close()
 
