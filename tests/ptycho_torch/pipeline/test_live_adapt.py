@@ -88,13 +88,16 @@ def test_the_window_is_bounded_and_keeps_the_latest_frames():
     assert w.frame[w.ordered()].tolist() == [104, 105, 106, 107, 108]
 
 
-def test_a_round_lowers_the_physics_loss_on_the_window(trained, tmp_path):
-    """The loss over all 64 frames of the window, computed by the model's own training loss
-    outside the adapter, falls after one round of 6 full-window steps."""
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_a_round_lowers_the_physics_loss_on_the_window(trained, tmp_path, precision):
+    """The loss over all 64 frames of the window, computed in float32 by the model's own
+    training loss outside the adapter, falls after one round of 6 full-window steps, taken
+    in float32 or under bf16-mixed autocast (whose first loss then differs from float32's)."""
     ckpt, source = trained
     run = _follow(_cfg(ckpt, source, tmp_path, adapt=True, adapt_every=1 << 20,
                        adapt_window=64, adapt_batch_size=64, adapt_steps=6, adapt_lr=1e-3))
     adapter, model = run.adapter, run.model
+    model.set_precision(precision)
     assert len(adapter.window) == 64 and adapter.rounds == 0
     x = torch.from_numpy(adapter.window.amp[:, None].copy())
     args = (x, torch.zeros(64, 1, 1, 2), torch.full((64, 1, 1, 1),
@@ -107,7 +110,11 @@ def test_a_round_lowers_the_physics_loss_on_the_window(trained, tmp_path):
     with torch.no_grad():
         after = float(model.physics_loss(*args, mask=mask))
     assert after < before
-    assert got["before"] == pytest.approx(before, rel=1e-5) and got["after"] < got["before"]
+    assert got["after"] < got["before"]
+    if precision == "32":
+        assert got["before"] == pytest.approx(before, rel=1e-5)
+    else:
+        assert got["before"] != before and got["before"] == pytest.approx(before, rel=0.05)
     assert not model.training and torch.equal(model.current_probe(), probe)
 
 
