@@ -11,7 +11,10 @@ FrameUnits`, the rule ``ptycho-reconstruct`` applies), predicted in batches
 (:func:`ptycho_torch.engine.inference.predict_patches`, the model's own probe) and added to
 a running weighted canvas (:class:`ptycho.stitching.incremental.IncrementalCanvas`; the
 frames are not kept). Every ``--every-frames`` K frames or ``--every-seconds`` T the outputs
-of :mod:`ptycho.live_outputs` are replaced atomically.
+of :mod:`ptycho.live_outputs` are replaced atomically. With ``--adapt`` the model also keeps
+learning from the latest frames, a round of its own physics loss every ``--adapt-every``
+frames (:mod:`ptycho_torch.pipeline.live_adapt`); the chunks after a round are predicted by
+the adapted model, and the canvas keeps what was stitched before it.
 
 The scan ends when the writer marks it complete and closes it, when ``--frames`` N frames
 were handled, or after ``--quiet-seconds`` without a new frame (a writer that died); then the
