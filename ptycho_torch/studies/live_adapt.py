@@ -48,17 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="outputs/live_adapt")
     p.add_argument("--seeds", default="1,7,42", help="comma-separated seeds")
     p.add_argument("--train-frames", type=int, default=500)
-    p.add_argument("--train-steps", type=int, default=600)
+    p.add_argument("--train-steps", type=int, default=300)
     p.add_argument("--train-args", default="--architecture hybrid --fno-width 8",
                    help="more ptycho-study flags")
     p.add_argument("--from", dest="source", default="data/run1084_recon3_postPC.npz")
+    p.add_argument("--probes", default="file,model",
+                   help="the probe the followed scan is simulated with, one set of runs each: "
+                        "file (that of --from) or model (the training scan's, the model's own)")
     p.add_argument("--nphotons", type=float, default=1e6)
     p.add_argument("--frames", type=int, default=0, help="frames of the followed scan "
                    "(0: all)")
-    p.add_argument("--variants", default="",
+    p.add_argument("--variants", default=";--adapt-lr 1e-3",
                    help="';'-separated ptycho-live flags, one adapted run each ('' = the "
                         "defaults)")
-    p.add_argument("--num-threads", type=int, default=2)
+    p.add_argument("--num-threads", type=int, default=1)
     return p
 
 
@@ -87,13 +90,21 @@ def train(d: Path, npz: Path, seed: int, a) -> Path:
     return ckpt
 
 
-def followed_scan(d: Path, seed: int, a):
-    """The live file of the other scan and its truth (object, true positions)."""
-    live, truth = d / "other.h5", d / "other_truth.npz"
+def followed_scan(d: Path, seed: int, probe: str, train_npz: Path, a):
+    """The live file of the other scan and its truth (object, true positions), simulated with
+    the probe of ``--from`` (``probe='file'``) or of the training scan (``'model'``)."""
+    live, truth = d / f"other_{probe}.h5", d / f"other_{probe}_truth.npz"
     if not (live.exists() and truth.is_file()):
-        scan, true = simulate_from_file(a.source, nphotons=a.nphotons, n_positions=a.frames,
+        source = Path(a.source)
+        if probe == "model":
+            with np.load(a.source) as f:
+                arrays = {k: f[k] for k in ("objectGuess", "xcoords", "ycoords")}
+            with np.load(train_npz) as f:
+                arrays["probeGuess"] = f["probeGuess"]
+            source = save_npz(d / "source_model_probe.npz", arrays)
+        scan, true = simulate_from_file(source, nphotons=a.nphotons, n_positions=a.frames,
                                         seed=seed, N=64)
-        npz = write_ptychopinn_npz(d / "other.npz", scan)
+        npz = write_ptychopinn_npz(d / f"other_{probe}.npz", scan)
         write_live_scan(LiveSimConfig(output=str(live), scan=str(npz), rate=0.0, chunk=8),
                         out=sys.stderr)
         np.savez(truth, object=true.object, positions_px=true.positions_px)
@@ -127,19 +138,27 @@ def follow(ckpt: Path, live: Path, out: Path, flags: list[str], a) -> dict:
     return json.loads((out / "live.json").read_text())
 
 
+def _slug(flags: str) -> str:
+    """The folder of an adapted run: ``adapt`` and its flags (``--adapt-lr 1e-3`` ->
+    ``adapt_lr_1e-3``)."""
+    words = [w.replace("--adapt-", "").replace("--", "") for w in shlex.split(flags)]
+    return "_".join(["adapt", *words])
+
+
 def one_seed(root: Path, seed: int, variants: list[str], a) -> list[dict]:
     d = root / f"seed_{seed}"
     d.mkdir(parents=True, exist_ok=True)
-    ckpt = train(d / "train", training_scan(d / "train_scan.npz", seed, a.train_frames),
-                 seed, a)
-    live, obj, true_xy = followed_scan(d, seed, a)
+    train_npz = training_scan(d / "train_scan.npz", seed, a.train_frames)
+    ckpt = train(d / "train", train_npz, seed, a)
     rows = []
-    for i, name in enumerate([FROZEN, *variants]):
+    for probe, name in [(p, v) for p in a.probes.split(",") for v in [FROZEN, *variants]]:
+        live, obj, true_xy = followed_scan(d, seed, probe, train_npz, a)
         flags = [] if name == FROZEN else ["--adapt", *shlex.split(name)]
-        out = d / (FROZEN if name == FROZEN else f"adapt_{i}")
+        out = d / f"probe_{probe}" / (FROZEN if name == FROZEN else _slug(name))
         st = follow(ckpt, live, out, flags, a)
         ad = st.get("adaptation") or {}
-        rows.append({"seed": seed, "run": name if name == FROZEN else "--adapt " + name,
+        rows.append({"seed": seed, "probe": probe,
+                     "run": name if name == FROZEN else f"--adapt {name}".strip(),
                      "residual": st["data_residual"]["amplitude_mae"],
                      "frames": st["frames"], "frames_per_s": st["frames_per_s"],
                      "adapt_rounds": ad.get("rounds", 0), "adapt_steps": ad.get("steps", 0),
@@ -155,11 +174,11 @@ def _stat(values) -> str:
 
 def table(rows: list[dict]) -> str:
     """Markdown: per run, mean (min..max) over the seeds."""
-    lines = ["| run | data residual | amp SSIM | phase SSIM | amp PSNR | phase PSNR | "
-             "frames/s | adaptation s |", "|---|---|---|---|---|---|---|---|"]
-    for run in dict.fromkeys(r["run"] for r in rows):
-        rs = [r for r in rows if r["run"] == run]
-        lines.append(f"| `{run}` | " + " | ".join([
+    lines = ["| probe | run | data residual | amp SSIM | phase SSIM | amp PSNR | phase PSNR | "
+             "frames/s | adaptation s |", "|---|---|---|---|---|---|---|---|---|"]
+    for probe, run in dict.fromkeys((r["probe"], r["run"]) for r in rows):
+        rs = [r for r in rows if r["run"] == run and r["probe"] == probe]
+        lines.append(f"| {probe} | `{run}` | " + " | ".join([
             _stat([r["residual"] for r in rs]),
             _stat([r["ssim"][0] for r in rs]), _stat([r["ssim"][1] for r in rs]),
             _stat([r["psnr"][0] for r in rs]), _stat([r["psnr"][1] for r in rs]),
@@ -178,6 +197,10 @@ def main(argv=None) -> int:
     if not Path(a.source).is_file():
         print(f"error: --from '{a.source}' does not exist (allowed: an NPZ with objectGuess, "
               "probeGuess, xcoords, ycoords)", file=sys.stderr)
+        return 2
+    if not a.probes or set(a.probes.split(",")) - {"file", "model"}:
+        print(f"error: --probes {a.probes!r} (allowed: file, model, comma-separated)",
+              file=sys.stderr)
         return 2
     root = Path(a.output_dir)
     variants = [v.strip() for v in a.variants.split(";")]
