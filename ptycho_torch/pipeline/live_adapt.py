@@ -141,6 +141,7 @@ class LiveAdapter:
         return {"rounds": self.rounds, "steps": self.steps, "seconds": round(self.seconds, 4),
                 "every_frames": c.adapt_every, "window": c.adapt_window,
                 "batch_size": c.adapt_batch_size, "lr": c.adapt_lr,
+                "window_bytes": self.window.nbytes,
                 "loss_first_round": self.first, "loss_last_round": self.last,
                 "note": "the physics loss of each round's first batch, before the round's "
                         "first step and after its last"}

@@ -160,6 +160,7 @@ def test_adapt_end_to_end_records_its_rounds(trained, tmp_path, capsys):
     st = json.loads((tmp_path / "adapt" / "live.json").read_text())
     a = st["adaptation"]
     assert st["frames"] == 64 and a["rounds"] == 4 and a["steps"] == 8 and a["seconds"] > 0
+    assert a["window_bytes"] == 256 * 32 * 32 * 4 + 256 * 16 + 256 * 8
     assert np.isfinite([a["loss_first_round"]["before"], a["loss_last_round"]["after"]]).all()
     assert st["data_residual"]["n_patterns"] == 64
     assert live("frozen16", "--frames", "16") == 0
