@@ -36,6 +36,7 @@ from ptycho.config.live_config import LiveSimConfig
 from ptycho.datagen.from_file import simulate_from_file
 from ptycho.datagen.live_detector import frame_source, write_live_scan
 from ptycho.evaluation import evaluate_reconstruction
+from ptycho.formats.geometry import metres_to_pixels
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.formats.ptychopinn_npz import save_npz, write_ptychopinn_npz
 from ptycho_torch.cli import live_main, study_main
@@ -116,14 +117,16 @@ def truth_score(product_path: Path, obj: np.ndarray, true_xy: np.ndarray) -> dic
     """SSIM / PSNR of the product's object against the true object's window under it (its
     corner from the product's positions, which are the true ones relative to it)."""
     p = read_product(product_path)
-    rel = np.stack([p["x_m"], p["y_m"]], 1)
-    pixel = np.ptp(rel, axis=0) / np.ptp(true_xy, axis=0)
-    corner = true_xy - rel / pixel
+    rel = metres_to_pixels(p["x_m"], p["y_m"], p["object_center_m"], p["object_pixel_m"],
+                           p["object_shape"])
+    corner = true_xy - rel
     if float(np.abs(corner - corner.mean(0)).max()) > 1e-3:
         raise SystemExit(f"{product_path}: positions are not the true ones shifted")
     c0, r0 = (int(round(v)) for v in corner.mean(0))
     rec = p["object"]
     gt = obj[r0:r0 + rec.shape[0], c0:c0 + rec.shape[1]]
+    if gt.shape != rec.shape or min(r0, c0) < 0:
+        raise SystemExit(f"{product_path}: its object does not lie inside the true object")
     m = evaluate_reconstruction(rec, gt)["metrics"]
     return {"ssim": m["ssim"], "psnr": m["psnr"]}
 
