@@ -72,9 +72,9 @@ class LiveAdapter:
         self.params = [p for p in model.generator.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.adapt_lr)
         self.device = next(iter(self.params)).device
-        self.mask = (model.valid_mask if bad_pixels is None else
-                     torch.as_tensor(~np.asarray(bad_pixels, bool), dtype=torch.float32,
-                                     device=self.device))
+        measured = (np.ones((N, N), bool) if bad_pixels is None
+                    else ~np.asarray(bad_pixels, bool))   # the scan's, not the training scan's
+        self.mask = torch.as_tensor(measured, dtype=torch.float32, device=self.device)
         self.rng = np.random.default_rng(seed)
         self.since = 0                # frames added since the last round
         self.rounds = self.steps = 0
