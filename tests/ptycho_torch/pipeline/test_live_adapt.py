@@ -150,7 +150,8 @@ def test_bad_adapt_flags_are_refused_in_one_line(extra, message, tmp_path, capsy
 def test_adapt_end_to_end_records_its_rounds(trained, tmp_path, capsys):
     """64 frames, a round every 16: 4 rounds of 2 steps in live.json. The canvas keeps what
     was stitched: with --frames 16 the only round comes after the 16 frames are stitched,
-    so the product is the frozen model's exactly."""
+    so the product is the frozen model's exactly; with --frames 32 the last 16 frames come
+    from the adapted model, and the product differs."""
     ckpt, source = trained
 
     def live(out, *extra):
@@ -170,4 +171,10 @@ def test_adapt_end_to_end_records_its_rounds(trained, tmp_path, capsys):
     frozen, adapted = (read_product(tmp_path / d / "product-out.h5")
                        for d in ("frozen16", "adapt16"))
     assert np.array_equal(frozen["object"], adapted["object"])
+    # the frames after a round are predicted by the adapted model
+    assert live("frozen", "--frames", "32") == 0
+    assert live("adapt32", "--frames", "32", "--adapt", "--adapt-every", "16") == 0
+    frozen, adapted = (read_product(tmp_path / d / "product-out.h5")
+                       for d in ("frozen", "adapt32"))
+    assert not np.allclose(frozen["object"], adapted["object"], rtol=1e-3, atol=1e-3)
     capsys.readouterr()
