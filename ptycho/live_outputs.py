@@ -64,6 +64,7 @@ class LiveStatus:
     end: str = ""
     data_residual: dict | None = None
     refined: dict | None = None
+    adaptation: dict | None = None    # --adapt: rounds, steps, seconds, loss before / after
     note: str = ""
 
 

@@ -49,6 +49,15 @@ class LiveConfig(Record):
     overwrite: bool = _f(False, "replace an earlier live reconstruction in --output-dir")
     trust_checkpoint: bool = _f(False, "load a --checkpoint that holds Python objects beyond "
                                 "weights and plain values (refused otherwise)")
+    adapt: bool = _f(False, "online adaptation: while the scan runs, fit the generator to the "
+                     "recent frames with a few steps of its own physics loss (no labels); the "
+                     "chunks after each round are predicted by the adapted model")
+    adapt_steps: int = _f(4, "--adapt: optimizer steps per adaptation round")
+    adapt_every: int = _f(64, "--adapt: frames stitched between adaptation rounds")
+    adapt_window: int = _f(256, "--adapt: the most recent frames kept for adaptation (a ring "
+                           "buffer: its memory is bounded by the window, not the scan)")
+    adapt_lr: float = _f(1e-4, "--adapt: Adam learning rate of the adaptation steps")
+    adapt_batch_size: int = _f(16, "--adapt: frames drawn at random from the window per step")
 
     def __post_init__(self) -> None:
         o = "LiveConfig"
@@ -56,7 +65,7 @@ class LiveConfig(Record):
         for name in ("checkpoint", "source", "output_dir"):
             if not str(getattr(self, name)).strip():
                 raise refuse(o, name, " is empty (allowed: a path)")
-        for name in ("overwrite", "trust_checkpoint", "polling_observer"):
+        for name in ("overwrite", "trust_checkpoint", "polling_observer", "adapt"):
             check_bool(o, name, getattr(self, name))
         check_int(o, "every_frames", self.every_frames, 0, 1 << 30)
         check_float(o, "every_seconds", self.every_seconds, 0.0, 86400.0)
@@ -66,6 +75,14 @@ class LiveConfig(Record):
         check_int(o, "frames", self.frames, 0, 1 << 40)
         check_int(o, "refine_epochs", self.refine_epochs, 1, 100000)
         check_int(o, "num_threads", self.num_threads, 0, 1024)
+        check_int(o, "adapt_steps", self.adapt_steps, 1, 10000)
+        check_int(o, "adapt_every", self.adapt_every, 1, 1 << 30)
+        check_int(o, "adapt_window", self.adapt_window, 1, 1 << 20)
+        check_float(o, "adapt_lr", self.adapt_lr, 0.0, 1.0, lo_open=True)
+        check_int(o, "adapt_batch_size", self.adapt_batch_size, 1, 1 << 20)
+        if self.adapt_batch_size > self.adapt_window:
+            raise refuse(o, "adapt_batch_size", f"={self.adapt_batch_size} is larger than "
+                         f"adapt_window={self.adapt_window} (allowed: <= adapt_window)")
         if self.every_frames == 0 and self.every_seconds == 0:
             raise refuse(o, "every_frames", "=0 with every_seconds=0 never writes the live "
                          "product (allowed: either > 0)")

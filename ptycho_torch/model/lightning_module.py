@@ -187,11 +187,20 @@ class PtychoPINN_Lightning(L.LightningModule):
             return self._object_patches(x, positions, input_scale_factor).to(torch.complex64)
 
     # ----------------------------------------------------------------- training loop
-    def _step(self, batch, stage: str):
-        x, positions, scale = batch
+    def physics_loss(self, x, positions, scale, mask=None):
+        """The unsupervised training loss of one batch: the predicted diffraction amplitude
+        of the generator's object (through the operator's probe) against the measured ``x``,
+        by ``training_config.loss``, over the pixels of ``mask`` ((N, N), 1 = measured;
+        default :attr:`valid_mask`). Runs in the caller's autocast region; the loss in
+        float32. Arguments as :meth:`forward`."""
         pred = self(x, positions, None, scale)
         with float32_island(x.device.type):
-            loss = self.loss_fn(pred.float(), x, mask=self.valid_mask)
+            return self.loss_fn(pred.float(), x,
+                                mask=self.valid_mask if mask is None else mask)
+
+    def _step(self, batch, stage: str):
+        x, positions, scale = batch
+        loss = self.physics_loss(x, positions, scale)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=x.shape[0], sync_dist=True)
         return loss

@@ -11,7 +11,10 @@ FrameUnits`, the rule ``ptycho-reconstruct`` applies), predicted in batches
 (:func:`ptycho_torch.engine.inference.predict_patches`, the model's own probe) and added to
 a running weighted canvas (:class:`ptycho.stitching.incremental.IncrementalCanvas`; the
 frames are not kept). Every ``--every-frames`` K frames or ``--every-seconds`` T the outputs
-of :mod:`ptycho.live_outputs` are replaced atomically.
+of :mod:`ptycho.live_outputs` are replaced atomically. With ``--adapt`` the model also keeps
+learning from the latest frames, a round of its own physics loss every ``--adapt-every``
+frames (:mod:`ptycho_torch.pipeline.live_adapt`); the chunks after a round are predicted by
+the adapted model, and the canvas keeps what was stitched before it.
 
 The scan ends when the writer marks it complete and closes it, when ``--frames`` N frames
 were handled, or after ``--quiet-seconds`` without a new frame (a writer that died); then the
@@ -45,6 +48,7 @@ from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.outputs import check_dir_target
 from ptycho_torch.engine.threads import apply_num_threads, threads_line
 from ptycho_torch.model.checkpoint import load_model
+from ptycho_torch.pipeline.live_adapt import LiveAdapter
 from ptycho_torch.pipeline.live_end import finish_scan
 from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
 
@@ -112,6 +116,8 @@ class LiveRun:
                                         stitch_weights(inference, self.probe))
         self.units: FrameUnits | None = None
         self.status = LiveStatus(source=cfg.source, scan_id=self.reader.scan_id)
+        self.adapter = (LiveAdapter(self.model, cfg, N, self.reader.bad_pixels)
+                        if cfg.adapt else None)
         self.latency, self.waiting = LatencyHistogram(), []
         self.accepted: list[np.ndarray] = []
         self.t_first, self.readable = None, True
@@ -162,15 +168,29 @@ class LiveRun:
         keep = np.array([w is None for w in reasons], bool)
         if not keep.any():
             return
-        amp = self.units.amplitudes(patterns[keep])
-        n = int(keep.sum())
+        amp, pos = self.units.amplitudes(patterns[keep]), np.asarray(positions)[keep]
+        ids, n = np.asarray(idx)[keep], int(keep.sum())
+        start = 0
+        while start < n:      # --adapt: a round every adapt_every frames, within a chunk too
+            stop = n if self.adapter is None else min(n, start + self.adapter.until_next())
+            self._stitch(amp[start:stop], pos[start:stop])
+            if self.adapter is not None:
+                self.adapter.add(amp[start:stop], pos[start:stop], ids[start:stop])
+                if self.adapter.due():
+                    self.adapter.round()
+                    self.status.adaptation = self.adapter.summary()
+            start = stop
+        self.accepted.append(ids)
+        self.waiting.append(np.asarray(times)[keep])
+        self.status.frames += n
+
+    def _stitch(self, amp, positions) -> None:
+        """Predict frames (amplitudes in the model's units) and add them to the canvas."""
+        n = len(amp)
         batch = {"diffraction": amp[:, None], "coords_nominal": np.zeros((n, 1, 1, 2), np.float32),
                  "probeGuess": self.probe}
         patches = predict_patches(self.model, batch, self.inference.infer_batch_size)
-        self.canvas.add(patches[:, 0], positions[keep])
-        self.accepted.append(np.asarray(idx)[keep])
-        self.waiting.append(np.asarray(times)[keep])
-        self.status.frames += n
+        self.canvas.add(patches[:, 0], positions)
 
     def snapshot(self) -> None:
         """Write the live outputs; the frames stitched since the last one get their latency."""
