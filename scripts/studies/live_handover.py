@@ -15,11 +15,14 @@ one for every seed); the scan replayed by ``ptycho-live-sim --rate 0``; ``ptycho
 ``live.json`` ``refined.seconds``); LSQML from a flat start for ``--flat-epochs`` epochs
 (timed as every study's iterative row: task build and epochs, after one untimed warm-up
 epoch); both scored against the truth. Each step runs in this process, one after the other.
+A seed whose ``seed_<S>/seed.json`` holds the same settings is read back, so seeds can
+be run one at a time (``--seeds 1``, then ``--seeds 7``, ...) and then tabled together.
 Prints one table and writes ``handover.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -109,6 +112,41 @@ def live(a, ckpt: str, out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def settings(a, ckpt: str) -> dict:
+    """What a seed's numbers depend on (a finished seed with the same is read back)."""
+    return {"dataset": a.dataset, "scan": a.scan or a.dataset, "model": ckpt or a.train_args,
+            "refine_epochs": a.refine_epochs, "flat_epochs": a.flat_epochs,
+            "num_threads": a.num_threads}
+
+
+def one_seed(a, seed: int, ckpt: str, data) -> dict:
+    """One seed's row and details (``seed_<S>/seed.json``, read back when it holds the same
+    :func:`settings`)."""
+    from ptycho.artifacts import write_json_atomic
+    from ptycho_torch.engine.threads import apply_num_threads
+    from ptycho_torch.studies import handover as h
+    out = Path(a.output_dir) / f"seed_{seed}"
+    done = out / "seed.json"
+    if done.is_file():
+        old = json.loads(done.read_text())
+        if old.get("settings") == settings(a, ckpt):
+            print(f"seed {seed}: read back from {done}", flush=True)
+            return old
+    out.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
+    model = ckpt or train(a, seed, out)
+    live_s = live(a, model, out)
+    live_scores = h.live_scores(out / "live", data)
+    threads = apply_num_threads(a.num_threads)[0]
+    flat = dict(h.flat_lsqml(data, epochs=a.flat_epochs, seed=seed), threads=threads)
+    result = {"settings": settings(a, ckpt), "row": h.seed_row(seed, live_scores, flat, live_s),
+              "seed": seed, "checkpoint": model, "load_at_start": load,
+              "load_at_end": os.getloadavg()[0], "live": live_scores, "flat": flat}
+    write_json_atomic(done, result)
+    print(f"seed {seed}: {result['row']}", flush=True)
+    return result
+
+
 def main(argv=None) -> int:
     a = parse(argv)
     try:
@@ -118,25 +156,15 @@ def main(argv=None) -> int:
         return 2
     from ptycho.artifacts import write_json_atomic
     from ptycho.io import load_dataset
-    from ptycho_torch.engine.threads import apply_num_threads
     from ptycho_torch.studies import handover as h
     try:
         data = load_dataset(a.dataset, require_ground_truth=True)
     except (OSError, ValueError) as err:
         print(f"error: --dataset: {err}", file=sys.stderr)
         return 2
-    rows, details = [], []
-    for i, seed in enumerate(seeds):
-        out = Path(a.output_dir) / f"seed_{seed}"
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt = ckpts[i] if ckpts else train(a, seed, out)
-        live_s = live(a, ckpt, out)
-        live_scores = h.live_scores(out / "live", data)
-        threads = apply_num_threads(a.num_threads)[0]
-        flat = dict(h.flat_lsqml(data, epochs=a.flat_epochs, seed=seed), threads=threads)
-        rows.append(h.seed_row(seed, live_scores, flat, live_s))
-        details.append({"seed": seed, "checkpoint": ckpt, "live": live_scores, "flat": flat})
-        print(f"seed {seed}: {rows[-1]}", flush=True)
+    details = [one_seed(a, seed, ckpts[i] if ckpts else "", data)
+               for i, seed in enumerate(seeds)]
+    rows = [d["row"] for d in details]
     s = h.summary(rows)
     text = h.table(rows, s, a.refine_epochs, a.flat_epochs)
     print(text)

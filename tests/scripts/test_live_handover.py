@@ -49,6 +49,14 @@ def test_one_seed_end_to_end(scan, tmp_path, capsys):
     # the polish lowers the network's data residual
     assert row["live_residual"] < live["network"]["data_residual"]
     assert res["summary"]["live_end_s"]["mean"] == row["live_end_s"]
+    # the finished seed is read back, not run again
+    (out / "seed_3" / "live" / "live.json").unlink()
+    assert live_handover.main(["--dataset", str(scan / "dataset.npz"), "--scan",
+                               str(scan / "scan_ptychopinn.npz"), "--seeds", "3",
+                               "--train-args", TINY, "--refine-epochs", "2", "--flat-epochs",
+                               "3", "--num-threads", "1", "--output-dir", str(out)]) == 0
+    assert "seed 3: read back from " in capsys.readouterr().out
+    assert json.loads((out / "handover.json").read_text())["rows"] == [row]
 
 
 @pytest.mark.parametrize("flags, message", [
