@@ -33,6 +33,14 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from ptycho.artifacts import write_json_atomic  # noqa: E402
+from ptycho.config.live_config import LiveSimConfig  # noqa: E402
+from ptycho.datagen.live_detector import write_live_scan  # noqa: E402
+from ptycho.io import load_dataset  # noqa: E402
+from ptycho_torch.cli import live_main, study_main  # noqa: E402
+from ptycho_torch.engine.threads import apply_num_threads  # noqa: E402
+from ptycho_torch.studies import handover as h  # noqa: E402
+
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -84,7 +92,6 @@ def check(a: argparse.Namespace) -> tuple[list[int], list[str]]:
 
 def train(a, seed: int, out: Path) -> str:
     """One model trained on --dataset with ``seed`` (``ptycho-study``); its checkpoint."""
-    from ptycho_torch.cli import study_main
     if study_main(["--train-npz", a.dataset, "--seed", str(seed), "--output-dir",
                    str(out / "model"), *shlex.split(a.train_args)]) != 0:
         raise RuntimeError(f"training seed {seed} failed (ptycho-study {a.train_args})")
@@ -98,9 +105,6 @@ def train(a, seed: int, out: Path) -> str:
 def live(a, ckpt: str, out: Path) -> float:
     """The scan replayed at full speed (``ptycho-live-sim --rate 0``), then ``ptycho-live
     --refine lsqml`` on it; the wall seconds of ``ptycho-live``."""
-    from ptycho.config.live_config import LiveSimConfig
-    from ptycho.datagen.live_detector import write_live_scan
-    from ptycho_torch.cli import live_main
     with open(os.devnull, "w") as quiet:
         write_live_scan(LiveSimConfig(output=str(out / "scan.h5"), scan=a.scan or a.dataset,
                                       rate=0), out=quiet)
@@ -122,9 +126,6 @@ def settings(a, ckpt: str) -> dict:
 def one_seed(a, seed: int, ckpt: str, data) -> dict:
     """One seed's row and details (``seed_<S>/seed.json``, read back when it holds the same
     :func:`settings`)."""
-    from ptycho.artifacts import write_json_atomic
-    from ptycho_torch.engine.threads import apply_num_threads
-    from ptycho_torch.studies import handover as h
     out = Path(a.output_dir) / f"seed_{seed}"
     done = out / "seed.json"
     if done.is_file():
@@ -154,9 +155,6 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from ptycho.artifacts import write_json_atomic
-    from ptycho.io import load_dataset
-    from ptycho_torch.studies import handover as h
     try:
         data = load_dataset(a.dataset, require_ground_truth=True)
     except (OSError, ValueError) as err:
