@@ -27,7 +27,9 @@ from ptycho.formats.geometry import metres_to_pixels
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.reconstruction import scored_region
 from ptycho_torch.core.residual import whole_object_residual
-from ptycho_torch.ptychi.baseline import reconstruct_iterative
+from ptycho_torch.ptychi.baseline import iterative_reconstruction
+from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
+from ptycho_torch.ptychi.scan import scan_for_ptychi
 
 #: the largest departure (px) of a product's positions from the scan's, once shifted
 POSITION_TOLERANCE_PX = 1e-3
@@ -80,20 +82,32 @@ def truth_region(data: PtychoDataset) -> tuple[int, int, int, int]:
     return int(r0), int(c0), int(h), int(w)
 
 
-def flat_lsqml(data: PtychoDataset, *, epochs: int, seed: int, device: str = "cpu") -> dict:
+def flat_lsqml(data: PtychoDataset, *, epochs: int, seed: int, device: str = "cpu",
+               every: int | None = None) -> dict:
     """LSQML from a flat start for ``epochs`` epochs on ``data`` (the scan's probe and
     positions, fixed): its seconds (the task build and the epochs, after one untimed
     warm-up epoch, as every study's iterative row), the wall seconds of the whole call
-    (``wall_s``), its data residual and its scores against the truth."""
+    (``wall_s``), its data residual and its scores against the truth; with ``every``, the
+    phase correlation of the same run every ``every`` epochs (``curve``: epoch, seconds so
+    far, phase corr; the reads are not timed) and the best of them (``best``)."""
+    scan = scan_for_ptychi(data, 0)
     t0 = time.perf_counter()
-    rec, res = reconstruct_iterative("lsqml", data, epochs=epochs, device=device, seed=seed)
-    seconds = time.perf_counter() - t0
-    sub = data.select(data.object_selection(0))
-    residual = whole_object_residual(rec, sub, data.probe, photon_scale=data.photon_scale,
-                                     bad_pixels=data.bad_pixels)
-    scores = score_on_region(np.asarray(rec.canvas), (0, 0), truth_of(data), truth_region(data))
-    return {"epochs": int(epochs), "seconds": float(res.time_s), "wall_s": seconds,
-            "data_residual": float(residual["amplitude_mae"]), **scores}
+    res, states = reconstruct(scan, PtychiOptions("lsqml", epochs=epochs, device=device,
+                                                  seed=seed), every=every)
+    wall = time.perf_counter() - t0
+    truth, region = truth_of(data), truth_region(data)
+    rec = iterative_reconstruction(data, res.obj, time_s=res.time_s, n_patterns=res.n_patterns,
+                                   batch_size=res.batch_size)
+    residual = whole_object_residual(rec, data.select(data.object_selection(0)), data.probe,
+                                     photon_scale=data.photon_scale, bad_pixels=data.bad_pixels)
+    out = {"epochs": int(epochs), "seconds": float(res.time_s), "wall_s": wall,
+           "data_residual": float(residual["amplitude_mae"]),
+           **score_on_region(res.obj, (0, 0), truth, region)}
+    if every is not None:
+        out["curve"] = [{"epoch": int(e), "seconds": float(t), "phase_corr": score_on_region(
+            obj, (0, 0), truth, region)["phase_corr"]} for e, obj, t in states]
+        out["best"] = max(out["curve"], key=lambda c: c["phase_corr"])
+    return out
 
 
 def truth_of(data: PtychoDataset) -> np.ndarray:
@@ -136,15 +150,20 @@ def seed_row(seed: int, live: dict, flat: dict, live_process_s: float) -> dict:
             "live_residual": live["polished"]["data_residual"],
             "network_phase_corr": live["network"]["phase_corr"],
             "flat_s": float(flat["seconds"]), "flat_phase_corr": flat["phase_corr"],
-            "flat_residual": flat["data_residual"], "time_ratio": end / float(flat["seconds"])}
+            "flat_residual": flat["data_residual"], "time_ratio": end / float(flat["seconds"]),
+            **({"flat_best_phase_corr": flat["best"]["phase_corr"],
+                "flat_best_epoch": flat["best"]["epoch"],
+                "flat_best_s": flat["best"]["seconds"]} if "best" in flat else {})}
 
 
 def summary(rows: list[dict]) -> dict:
-    """Mean, min and max of each :data:`SUMMARY_KEYS` column over the seeds' rows, and
+    """Mean, min and max of each :data:`SUMMARY_KEYS` column over the seeds' rows (and of
+    the flat run's best phase correlation and its seconds, when recorded), and
     whether the target holds on every seed: the polished phase correlation at least the
     flat start's, in less than half its time."""
     out: dict = {"seeds": [r["seed"] for r in rows]}
-    for key in SUMMARY_KEYS:
+    best = ("flat_best_phase_corr", "flat_best_s") if all("flat_best_s" in r for r in rows) else ()
+    for key in SUMMARY_KEYS + best:
         v = np.array([r[key] for r in rows], np.float64)
         out[key] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
     out["target_met_every_seed"] = bool(all(
@@ -160,19 +179,24 @@ def _cell(s: dict, key: str, fmt: str) -> str:
 
 
 def table(rows: list[dict], s: dict, refine_epochs: int, flat_epochs: int) -> str:
-    """The Markdown table: one line per seed, then the mean and range."""
-    head = ("| seed | live end: network + {r} LSQML epochs (s) | its phase corr | "
-            "its residual | flat LSQML {f} epochs (s) | its phase corr | its residual | "
-            "time ratio |").format(r=refine_epochs, f=flat_epochs)
-    lines = [head, "|" + "---|" * 8]
+    """The Markdown table: one line per seed, then the mean and range; with the flat run's
+    curve, a last column: its best phase correlation (the epoch, seconds)."""
+    cols = [("live_end_s", ".1f"), ("live_phase_corr", ".4f"), ("live_residual", ".4f"),
+            ("flat_s", ".1f"), ("flat_phase_corr", ".4f"), ("flat_residual", ".4f"),
+            ("time_ratio", ".2f")]
+    curve = "flat_best_s" in s
+    head = (f"| seed | live end: network + {refine_epochs} LSQML epochs (s) | its phase corr | "
+            f"its residual | flat LSQML {flat_epochs} epochs (s) | its phase corr | "
+            "its residual | time ratio |" + (" flat's best phase corr (epoch, s) |" if curve
+                                              else ""))
+    lines = [head, "|" + "---|" * (len(cols) + 1 + curve)]
     for r in rows:
-        lines.append(f"| {r['seed']} | {r['live_end_s']:.1f} | {r['live_phase_corr']:.4f} | "
-                     f"{r['live_residual']:.4f} | {r['flat_s']:.1f} | "
-                     f"{r['flat_phase_corr']:.4f} | {r['flat_residual']:.4f} | "
-                     f"{r['time_ratio']:.2f} |")
-    lines.append("| mean (range) | " + " | ".join(
-        _cell(s, k, f) for k, f in (("live_end_s", ".1f"), ("live_phase_corr", ".4f"),
-                                    ("live_residual", ".4f"), ("flat_s", ".1f"),
-                                    ("flat_phase_corr", ".4f"), ("flat_residual", ".4f"),
-                                    ("time_ratio", ".2f"))) + " |")
+        best = (f" {r['flat_best_phase_corr']:.4f} ({r['flat_best_epoch']}, "
+                f"{r['flat_best_s']:.1f}) |" if curve else "")
+        lines.append(f"| {r['seed']} | " + " | ".join(format(r[k], f) for k, f in cols)
+                     + " |" + best)
+    best = (f" {_cell(s, 'flat_best_phase_corr', '.4f')} (-, {_cell(s, 'flat_best_s', '.1f')})"
+            " |" if curve else "")
+    lines.append("| mean (range) | " + " | ".join(_cell(s, k, f) for k, f in cols) + " |"
+                 + best)
     return "\n".join(lines)

@@ -57,6 +57,8 @@ def parse(argv=None) -> argparse.Namespace:
                         "--seed S and --output-dir added)")
     p.add_argument("--refine-epochs", type=int, default=20)
     p.add_argument("--flat-epochs", type=int, default=100)
+    p.add_argument("--flat-every", type=int, default=10, help="score the flat run every this "
+                   "many epochs too (its best phase corr and when; 0: only at the end)")
     p.add_argument("--num-threads", type=int, default=0,
                    help="torch CPU threads of ptycho-live and the flat LSQML (0: torch's)")
     p.add_argument("--output-dir", default="outputs/live_handover")
@@ -75,6 +77,8 @@ def check(a: argparse.Namespace) -> tuple[list[int], list[str]]:
     for flag, v in (("--refine-epochs", a.refine_epochs), ("--flat-epochs", a.flat_epochs)):
         if not 1 <= v <= 100000:
             raise ValueError(f"{flag} {v} is out of range (allowed: 1..100000)")
+    if not 0 <= a.flat_every <= a.flat_epochs:
+        raise ValueError(f"--flat-every {a.flat_every} is out of range (allowed: 0..--flat-epochs)")
     if a.num_threads < 0:
         raise ValueError(f"--num-threads {a.num_threads} is out of range (allowed: >= 0)")
     for flag, path in (("--dataset", a.dataset), ("--scan", a.scan or a.dataset)):
@@ -120,7 +124,7 @@ def settings(a, ckpt: str) -> dict:
     """What a seed's numbers depend on (a finished seed with the same is read back)."""
     return {"dataset": a.dataset, "scan": a.scan or a.dataset, "model": ckpt or a.train_args,
             "refine_epochs": a.refine_epochs, "flat_epochs": a.flat_epochs,
-            "num_threads": a.num_threads}
+            "num_threads": a.num_threads, "flat_every": a.flat_every}
 
 
 def one_seed(a, seed: int, ckpt: str, data) -> dict:
@@ -139,7 +143,8 @@ def one_seed(a, seed: int, ckpt: str, data) -> dict:
     live_s = live(a, model, out)
     live_scores = h.live_scores(out / "live", data)
     threads = apply_num_threads(a.num_threads)[0]
-    flat = dict(h.flat_lsqml(data, epochs=a.flat_epochs, seed=seed), threads=threads)
+    flat = dict(h.flat_lsqml(data, epochs=a.flat_epochs, seed=seed, every=a.flat_every or None),
+                threads=threads)
     result = {"settings": settings(a, ckpt), "row": h.seed_row(seed, live_scores, flat, live_s),
               "seed": seed, "checkpoint": model, "load_at_start": load,
               "load_at_end": os.getloadavg()[0], "live": live_scores, "flat": flat}

@@ -37,14 +37,21 @@ def test_one_seed_end_to_end(scan, tmp_path, capsys):
     assert live_handover.main(["--dataset", str(scan / "dataset.npz"), "--scan",
                                str(scan / "scan_ptychopinn.npz"), "--seeds", "3",
                                "--train-args", TINY, "--refine-epochs", "2", "--flat-epochs",
-                               "3", "--num-threads", "1", "--output-dir", str(out)]) == 0
+                               "3", "--flat-every", "1", "--num-threads", "1", "--output-dir",
+                               str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| seed | live end: network + 2 LSQML epochs (s) |" in printed
     res = json.loads((out / "handover.json").read_text())
     row, live = res["rows"][0], res["details"][0]["live"]
     assert row["seed"] == 3 and live["frames"] == 40
     assert row["time_ratio"] == pytest.approx(row["live_end_s"] / row["flat_s"])
-    assert live["refined"]["epochs"] == 2 and res["details"][0]["flat"]["epochs"] == 3
+    flat = res["details"][0]["flat"]
+    assert live["refined"]["epochs"] == 2 and flat["epochs"] == 3
+    # the flat run scored every epoch: the last entry is the final object, the best the max
+    assert [c["epoch"] for c in flat["curve"]] == [1, 2, 3]
+    assert flat["curve"][-1]["phase_corr"] == pytest.approx(row["flat_phase_corr"])
+    assert flat["curve"][-1]["seconds"] == pytest.approx(row["flat_s"])
+    assert row["flat_best_phase_corr"] == max(c["phase_corr"] for c in flat["curve"])
     assert -1 <= row["live_phase_corr"] <= 1 and -1 <= row["flat_phase_corr"] <= 1
     # the polish lowers the network's data residual
     assert row["live_residual"] < live["network"]["data_residual"]
@@ -54,7 +61,8 @@ def test_one_seed_end_to_end(scan, tmp_path, capsys):
     assert live_handover.main(["--dataset", str(scan / "dataset.npz"), "--scan",
                                str(scan / "scan_ptychopinn.npz"), "--seeds", "3",
                                "--train-args", TINY, "--refine-epochs", "2", "--flat-epochs",
-                               "3", "--num-threads", "1", "--output-dir", str(out)]) == 0
+                               "3", "--flat-every", "1", "--num-threads", "1", "--output-dir",
+                               str(out)]) == 0
     assert "seed 3: read back from " in capsys.readouterr().out
     assert json.loads((out / "handover.json").read_text())["rows"] == [row]
 
@@ -63,6 +71,7 @@ def test_one_seed_end_to_end(scan, tmp_path, capsys):
     (["--seeds", "1,x"], "--seeds '1,x' is invalid (allowed: comma-separated integers >= 0)"),
     (["--seeds", "1,1"], "--seeds '1,1' is invalid (allowed: distinct integers >= 0)"),
     (["--flat-epochs", "0"], "--flat-epochs 0 is out of range (allowed: 1..100000)"),
+    (["--flat-epochs", "5"], "--flat-every 10 is out of range (allowed: 0..--flat-epochs)"),
     (["--seeds", "1,7", "--checkpoints", "a,b,c"],
      "--checkpoints names 3 files for 2 seeds (allowed: one per seed, or one for all)"),
 ])
