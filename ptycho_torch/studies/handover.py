@@ -180,22 +180,22 @@ def _cell(s: dict, key: str, fmt: str) -> str:
 
 def table(rows: list[dict], s: dict, refine_epochs: int, flat_epochs: int) -> str:
     """The Markdown table: one line per seed, then the mean and range; with the flat run's
-    curve, a last column: its best phase correlation (the epoch, seconds)."""
+    curve, a last column: its best phase correlation (the epoch, its seconds)."""
     cols = [("live_end_s", ".1f"), ("live_phase_corr", ".4f"), ("live_residual", ".4f"),
             ("flat_s", ".1f"), ("flat_phase_corr", ".4f"), ("flat_residual", ".4f"),
             ("time_ratio", ".2f")]
     curve = "flat_best_s" in s
     head = (f"| seed | live end: network + {refine_epochs} LSQML epochs (s) | its phase corr | "
             f"its residual | flat LSQML {flat_epochs} epochs (s) | its phase corr | "
-            "its residual | time ratio |" + (" flat's best phase corr (epoch, s) |" if curve
+            "its residual | time ratio |" + (" flat's best phase corr (when) |" if curve
                                               else ""))
     lines = [head, "|" + "---|" * (len(cols) + 1 + curve)]
     for r in rows:
-        best = (f" {r['flat_best_phase_corr']:.4f} ({r['flat_best_epoch']}, "
-                f"{r['flat_best_s']:.1f}) |" if curve else "")
+        best = (f" {r['flat_best_phase_corr']:.4f} (epoch {r['flat_best_epoch']}, "
+                f"{r['flat_best_s']:.1f} s) |" if curve else "")
         lines.append(f"| {r['seed']} | " + " | ".join(format(r[k], f) for k, f in cols)
                      + " |" + best)
-    best = (f" {_cell(s, 'flat_best_phase_corr', '.4f')} (-, {_cell(s, 'flat_best_s', '.1f')})"
+    best = (f" {_cell(s, 'flat_best_phase_corr', '.4f')}; {_cell(s, 'flat_best_s', '.1f')} s"
             " |" if curve else "")
     lines.append("| mean (range) | " + " | ".join(_cell(s, k, f) for k, f in cols) + " |"
                  + best)
