@@ -11,13 +11,15 @@ optional LSQML polish.
 - ``--refine lsqml``: the network-initialised LSQML polish of ``ptycho-reconstruct
   --refine lsqml`` (:func:`ptycho_torch.pipeline.polish.polish_with_lsqml`), which needs
   every frame at once: the accepted frames are read back and predicted again, and
-  ``product-out.h5`` then holds the polished object and probe.
+  ``product-out.h5`` then holds the polished object and probe; ``live.json`` ``refined``
+  holds its data residual and the wall seconds of the prediction and of the polish.
 
 When the file was replaced or can no longer be read, only the live outputs are written.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -104,15 +106,26 @@ def full_dataset(run) -> PtychoDataset:
 
 def refine(run) -> dict:
     """``--refine lsqml``: the network start predicted again on every stitched frame, then
-    :func:`polish_with_lsqml`; ``product-out.h5`` is rewritten with the polished object."""
+    :func:`polish_with_lsqml`; ``product-out.h5`` is rewritten with the polished object.
+    The wall seconds of each part are recorded: ``network_s`` (the frames read back and
+    predicted), ``polish_s`` (LSQML's start, its epochs and the data residual, of which
+    ``lsqml_s`` is Pty-chi's task build and epochs) and ``seconds`` (all, the write too)."""
+    t0 = time.perf_counter()
     data = full_dataset(run)
     rec = reconstruct_test_object(run.model, data, run.inference)
+    t1 = time.perf_counter()
     refined, polished, residual = polish_with_lsqml(data, rec, run.inference,
                                                     epochs=run.cfg.refine_epochs,
                                                     device=run.device)
+    t2 = time.perf_counter()
     region = polished.region
     positions = data.centres.reshape(-1, 2).astype(np.float64) - [region[1], region[0]]
     write_product(run.out / "product-out.h5", polished.recon, refined.probe_modes, positions,
                   **dict(run.product_meta, comments=run.product_meta["comments"]
                          + f"; polished by {run.cfg.refine_epochs} LSQML epochs"))
-    return {"engine": "lsqml", "epochs": run.cfg.refine_epochs, "data_residual": residual}
+    seconds = time.perf_counter() - t0
+    log.info("end of scan: network %.1f s, LSQML polish %.1f s, %.1f s in all", t1 - t0,
+             t2 - t1, seconds)
+    return {"engine": "lsqml", "epochs": run.cfg.refine_epochs, "data_residual": residual,
+            "network_s": t1 - t0, "polish_s": t2 - t1,
+            "lsqml_s": float(polished.inference_time_s), "seconds": seconds}

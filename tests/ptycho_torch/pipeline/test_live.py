@@ -267,6 +267,9 @@ def test_refine_lsqml_polishes_the_finished_scan(trained, tmp_path):
     st = _status(tmp_path / "live")
     assert st["refined"]["engine"] == "lsqml" and st["refined"]["epochs"] == 3
     assert st["refined"]["data_residual"]["amplitude_mae"] < st["data_residual"]["amplitude_mae"]
+    r = st["refined"]   # the parts' wall seconds lie inside the whole
+    assert 0 < r["lsqml_s"] <= r["polish_s"] and 0 < r["network_s"]
+    assert r["network_s"] + r["polish_s"] <= r["seconds"]
     polished = read_product(tmp_path / "live" / "product-out.h5")
     network = read_product(tmp_path / "live" / "product-live.h5")
     assert not np.allclose(polished["probe"], network["probe"])
