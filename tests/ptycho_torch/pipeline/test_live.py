@@ -169,12 +169,15 @@ def test_a_file_replaced_by_a_new_scan_stops_the_run(trained, tmp_path, capsys):
 def test_ctrl_c_leaves_the_last_live_product_valid(trained, tmp_path):
     npz, ckpt = trained
     source = tmp_path / "scan.h5"
-    proc = _sim(npz, source, "--rate", "16")
+    # the writer stops after 16 frames without closing the file and the reader waits 600 s
+    # for more, so the scan cannot end on its own before the signal, however slow the machine
+    proc = _sim(npz, source, "--rate", "16", "--die-after", "16")
     out = tmp_path / "live"
     live = subprocess.Popen([sys.executable, "-c", "import sys; from ptycho_torch.cli import "
                              "live_main; sys.exit(live_main(sys.argv[1:]))", "--checkpoint",
                              str(ckpt), "--source", str(source), "--output-dir", str(out),
-                             "--num-threads", "1", "--every-frames", "8"], env=ENV,
+                             "--num-threads", "1", "--every-frames", "8",
+                             "--quiet-seconds", "600"], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (out / "product-live.h5").exists():
         time.sleep(0.02)
