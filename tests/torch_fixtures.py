@@ -127,3 +127,34 @@ class CodeOnLoad:
 def code_on_load():
     """``code_on_load(marker)``: see :class:`CodeOnLoad`."""
     return CodeOnLoad
+
+
+#: the flags of a tiny FNO study on a scan file (N = 32; a few seconds on a CPU)
+TINY_SCAN_STUDY = ["--N", "32", "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4",
+                   "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--epochs", "1",
+                   "--num-threads", "1", "--no-progress-bar", "--batch-size", "8"]
+
+
+def tiny_spiral_scan(path, seed: int, n_frames: int = 64, bad_pixel_fraction: float = 0.0):
+    """A Fermat-spiral scan (N = 32, a 2-mode probe, Poisson counts at 1e5 photons) of a
+    grid-lines object drawn with ``seed`` (the noise and jitter with ``seed + 1``), written
+    as this project's NPZ at ``path``; returns the path."""
+    import numpy as np
+
+    from ptycho.datagen.grid_lines import make_object
+    from ptycho.datagen.spiral_scan import simulate_spiral_scan
+    from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
+    from ptycho.probes import two_mode_probe
+    obj = make_object(96, 40, np.random.default_rng(seed))
+    scan = simulate_spiral_scan(obj, 32, n_frames, step_px=4.0, jitter_px=0.7,
+                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=seed + 1,
+                                bad_pixel_fraction=bad_pixel_fraction)
+    return write_ptychopinn_npz(path, scan)
+
+
+def train_tiny_scan_model(npz, out_dir):
+    """The tiny FNO of :data:`TINY_SCAN_STUDY` trained on the scan ``npz``; its model.ckpt."""
+    from ptycho_torch.cli import study_main
+    assert study_main(["--train-npz", str(npz), "--output-dir", str(out_dir),
+                       *TINY_SCAN_STUDY]) == 0
+    return out_dir / "runs" / "pinn_fno" / "model.ckpt"

@@ -6,20 +6,12 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from ptycho.datagen.grid_lines import make_object
-from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.ptychodus_product import read_product
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.probes import two_mode_probe
-from ptycho_torch.cli import study_main
+from torch_fixtures import tiny_spiral_scan, train_tiny_scan_model
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["--N", "32", "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4",
-        "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--epochs", "1", "--num-threads", "1",
-        "--no-progress-bar", "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +24,11 @@ def script():
 
 
 def test_three_moments_of_a_tiny_scan(script, tmp_path, capsys):
-    obj = make_object(96, 40, np.random.default_rng(8))
-    scan = simulate_spiral_scan(obj, 32, 40, step_px=4.0, jitter_px=0.7,
-                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=9)
-    npz = write_ptychopinn_npz(tmp_path / "scan.npz", scan)
-    assert study_main(["--train-npz", str(npz), "--output-dir", str(tmp_path / "study"),
-                       *TINY]) == 0
+    npz = tiny_spiral_scan(tmp_path / "scan.npz", 8, n_frames=40)
+    ckpt = train_tiny_scan_model(npz, tmp_path / "study")
     capsys.readouterr()
     png = tmp_path / "fig" / "live.png"
-    assert script.main(["--checkpoint", str(tmp_path / "study" / "runs" / "pinn_fno" /
-                                            "model.ckpt"),
+    assert script.main(["--checkpoint", str(ckpt),
                         "--scan", str(npz), "--output", str(png), "--work-dir",
                         str(tmp_path / "work"), "--num-threads", "1"]) == 0
     out = capsys.readouterr().out.splitlines()

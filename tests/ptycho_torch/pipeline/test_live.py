@@ -19,33 +19,22 @@ import numpy as np
 import pytest
 
 from ptycho.config.live_config import LiveSimConfig
-from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.live_detector import write_live_scan
-from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.ptychodus_product import read_product
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.probes import two_mode_probe
-from ptycho_torch.cli import live_main, reconstruct_main, study_main
+from ptycho_torch.cli import live_main, reconstruct_main
 from ptycho_torch.ptychi import IterativeUnavailableError
 from ptycho_torch.pipeline import live as live_pipeline
+from torch_fixtures import tiny_spiral_scan, train_tiny_scan_model
 
 REPO = Path(__file__).resolve().parents[3]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-TINY = ["--N", "32", "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4",
-        "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--epochs", "1", "--num-threads", "1",
-        "--no-progress-bar", "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("live")
-    obj = make_object(96, 40, np.random.default_rng(3))
-    scan = simulate_spiral_scan(obj, 32, 64, step_px=4.0, jitter_px=0.7,
-                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=4,
-                                bad_pixel_fraction=0.005)
-    npz = write_ptychopinn_npz(d / "scan.npz", scan)
-    assert study_main(["--train-npz", str(npz), "--output-dir", str(d / "study"), *TINY]) == 0
-    return npz, d / "study" / "runs" / "pinn_fno" / "model.ckpt"
+    npz = tiny_spiral_scan(d / "scan.npz", 3, bad_pixel_fraction=0.005)
+    return npz, train_tiny_scan_model(npz, d / "study")
 
 
 def _sim_args(npz, path, *extra):

@@ -17,41 +17,27 @@ import torch
 
 from ptycho.config.config import InferenceConfig
 from ptycho.config.live_config import LiveConfig, LiveSimConfig
-from ptycho.datagen.grid_lines import make_object
 from ptycho.datagen.live_detector import write_live_scan
-from ptycho.datagen.spiral_scan import simulate_spiral_scan
 from ptycho.formats.ptychodus_product import read_product
-from ptycho.formats.ptychopinn_npz import write_ptychopinn_npz
-from ptycho.probes import two_mode_probe
-from ptycho_torch.cli import live_main, study_main
+from ptycho_torch.cli import live_main
 from ptycho_torch.model.checkpoint import load_model
 from ptycho_torch.pipeline.live import LiveRun
 from ptycho_torch.pipeline.live_adapt import FrameWindow
+from torch_fixtures import tiny_spiral_scan, train_tiny_scan_model
 
-TINY = ["--N", "32", "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4",
-        "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--epochs", "1", "--num-threads", "1",
-        "--no-progress-bar", "--batch-size", "8"]
-
-
-def _scan(d, name, seed):
-    obj = make_object(96, 40, np.random.default_rng(seed))
-    scan = simulate_spiral_scan(obj, 32, 64, step_px=4.0, jitter_px=0.7,
-                                probe_modes=two_mode_probe(32), nphotons=1e5, seed=seed + 1,
-                                bad_pixel_fraction=0.005)
-    return write_ptychopinn_npz(d / name, scan)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A model trained on one scan and a live file of another (other object and noise)."""
     d = tmp_path_factory.mktemp("adapt")
-    train = _scan(d, "train.npz", 3)
-    assert study_main(["--train-npz", str(train), "--output-dir", str(d / "study"), *TINY]) == 0
-    other = _scan(d, "other.npz", 11)
+    ckpt = train_tiny_scan_model(tiny_spiral_scan(d / "train.npz", 3, bad_pixel_fraction=0.005),
+                                 d / "study")
+    other = tiny_spiral_scan(d / "other.npz", 11, bad_pixel_fraction=0.005)
     source = d / "other.h5"
     write_live_scan(LiveSimConfig(output=str(source), scan=str(other), rate=0, chunk=8),
                     out=open(os.devnull, "w"))
-    return d / "study" / "runs" / "pinn_fno" / "model.ckpt", source
+    return ckpt, source
 
 
 def _cfg(ckpt, source, out, **kw) -> LiveConfig:
