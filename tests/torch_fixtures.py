@@ -158,3 +158,11 @@ def train_tiny_scan_model(npz, out_dir):
     assert study_main(["--train-npz", str(npz), "--output-dir", str(out_dir),
                        *TINY_SCAN_STUDY]) == 0
     return out_dir / "runs" / "pinn_fno" / "model.ckpt"
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child a test sends SIGINT: the child takes it as from a terminal
+    even where the tests run with SIGINT ignored (a background job of a non-interactive
+    shell, which Python then keeps ignoring)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

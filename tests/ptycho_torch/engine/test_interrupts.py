@@ -14,6 +14,7 @@ import pytest
 
 from ptycho_torch.cli import run_entry
 from ptycho_torch.engine.interrupts import Interrupted
+from torch_fixtures import default_sigint
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "studies" / "grid_lines_torch_runner.py"
@@ -32,6 +33,7 @@ def test_a_signal_during_training_exits_with_128_plus_its_number(tiny_paths, tmp
            "--no-progress-bar", "--train-npz", str(tiny_paths.train), "--test-npz",
            str(tiny_paths.test), "--output-dir", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + 120
     try:

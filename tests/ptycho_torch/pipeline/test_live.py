@@ -24,7 +24,7 @@ from ptycho.formats.ptychodus_product import read_product
 from ptycho_torch.cli import live_main, reconstruct_main
 from ptycho_torch.ptychi import IterativeUnavailableError
 from ptycho_torch.pipeline import live as live_pipeline
-from torch_fixtures import tiny_spiral_scan, train_tiny_scan_model
+from torch_fixtures import default_sigint, tiny_spiral_scan, train_tiny_scan_model
 
 REPO = Path(__file__).resolve().parents[3]
 ENV = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -166,7 +166,7 @@ def test_ctrl_c_leaves_the_last_live_product_valid(trained, tmp_path):
                              "live_main; sys.exit(live_main(sys.argv[1:]))", "--checkpoint",
                              str(ckpt), "--source", str(source), "--output-dir", str(out),
                              "--num-threads", "1", "--every-frames", "8",
-                             "--quiet-seconds", "600"], env=ENV,
+                             "--quiet-seconds", "600"], env=ENV, preexec_fn=default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not (out / "product-live.h5").exists():
         time.sleep(0.02)
