@@ -166,3 +166,15 @@ def default_sigint() -> None:
     shell, which Python then keeps ignoring)."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def load_repo_file(relpath: str):
+    """The module of a repository file that is not in a package (a script or an example),
+    loaded by path, e.g. ``load_repo_file("scripts/docs/flag_reference.py")``."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location("_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,21 +1,15 @@
 """The scripts under examples/ run as a user would copy them: each with --tiny, in this
 process (one torch thread), writing what its docstring says."""
-import importlib.util
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from torch_fixtures import load_repo_file
 
 
 def _example(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", REPO / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_file(f"examples/{name}.py")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 equals the rendering, --check says in one line when it does not, and the file holds every
 study field with its default and its quick-preset value."""
 import argparse
-import importlib.util
 from dataclasses import fields
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ptycho.config.cli import flag
 from ptycho.config.presets import PRESET_VALUES
 from ptycho.config.reference import value
 from ptycho.config.study_config import SECTIONS
+from torch_fixtures import load_repo_file
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS = REPO / "docs" / "reference" / "flags.md"
@@ -19,11 +19,7 @@ FLAGS = REPO / "docs" / "reference" / "flags.md"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("_flag_reference",
-                                                  REPO / "scripts" / "docs" / "flag_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_file("scripts/docs/flag_reference.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,17 @@
 three moments hold the frames asked for; the last one is ptycho-live's whole scan."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from ptycho.formats.ptychodus_product import read_product
-from torch_fixtures import tiny_spiral_scan, train_tiny_scan_model
-
-REPO = Path(__file__).resolve().parents[2]
+from torch_fixtures import load_repo_file, tiny_spiral_scan, train_tiny_scan_model
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("_live_figure",
-                                                  REPO / "scripts" / "docs" / "live_figure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_file("scripts/docs/live_figure.py")
 
 
 def test_three_moments_of_a_tiny_scan(script, tmp_path, capsys):

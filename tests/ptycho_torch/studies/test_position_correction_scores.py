@@ -12,6 +12,7 @@ from ptycho.datagen.grid_lines import make_object
 from ptycho.formats.readers import read_dataset
 from ptycho_torch.pipeline import probe_update
 from ptycho_torch.studies import position_correction
+from torch_fixtures import load_repo_file
 
 SHIFT = (0.4, -0.3)   # (x, y) px: where the refined object sits against the truth
 
@@ -62,12 +63,7 @@ def test_a_study_scores_with_registration_when_the_test_positions_were_corrected
 
 
 def test_script_refuses_a_bad_epoch_count_before_reading_the_dataset(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        "_position_script", Path(__file__).resolve().parents[3] / "scripts/studies/position_correction.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_repo_file("scripts/studies/position_correction.py")
     out = tmp_path / "out.json"
     assert script.main([str(tmp_path / "none.npz"), "--output", str(out), "--epochs", "0"]) == 2
     captured = capsys.readouterr()
