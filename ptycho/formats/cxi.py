@@ -55,9 +55,9 @@ from ptycho.formats.geometry import (
     ELECTRON_VOLT_J,
     ScanGeometry,
     WritableGeometry,
+    far_field_object_pixel_m,
     geometry_to_write,
     pixels_to_metres,
-    wavelength_m,
 )
 from ptycho.formats.live_file import positioned_rows
 from ptycho.formats.raw_scan import RawScan
@@ -82,12 +82,6 @@ ENERGY_PATH = "/entry_1/instrument_1/source_1/energy"
 PT = "/entry_1/ptychodus"
 _PT_KEYS = ("object_pixel_width_m", "object_pixel_height_m", "object_center_x_m",
             "object_center_y_m")
-
-
-def far_field_object_pixel_m(photon_energy_eV: float, distance_m: float,
-                             n_px: int, detector_pixel_m: float) -> float:
-    """``lambda z / (n * detector pixel)``: the object pixel of a far-field geometry."""
-    return wavelength_m(photon_energy_eV) * distance_m / (n_px * detector_pixel_m)
 
 
 def is_cxi(h5file) -> bool:

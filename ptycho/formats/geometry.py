@@ -21,6 +21,7 @@ __all__ = [
     "ScanGeometry",
     "WritableGeometry",
     "conventional_geometry",
+    "far_field_object_pixel_m",
     "geometry_to_write",
     "metres_to_pixels",
     "pixels_to_metres",
@@ -79,6 +80,13 @@ def wavelength_m(photon_energy_eV: float) -> float:
     return PLANCK_J_S * LIGHT_SPEED_M_S / (float(photon_energy_eV) * ELECTRON_VOLT_J)
 
 
+def far_field_object_pixel_m(photon_energy_eV: float, distance_m: float,
+                             n_px: int, detector_pixel_m: float) -> float:
+    """``lambda z / (n * detector pixel)``: the object pixel of a far-field geometry (and,
+    the relation being symmetric, the detector pixel of an object pixel)."""
+    return wavelength_m(photon_energy_eV) * distance_m / (n_px * detector_pixel_m)
+
+
 def conventional_geometry(N: int) -> ScanGeometry:
     """The conventional geometry of simulated data, made self-consistent for size N.
 
@@ -89,7 +97,7 @@ def conventional_geometry(N: int) -> ScanGeometry:
     px = CONVENTIONAL_GEOMETRY["object_pixel_m"]
     z = CONVENTIONAL_GEOMETRY["detector_distance_m"]
     e = CONVENTIONAL_GEOMETRY["photon_energy_eV"]
-    dp = wavelength_m(e) * z / (N * px)
+    dp = far_field_object_pixel_m(e, z, N, px)
     return ScanGeometry(detector_distance_m=z, detector_pixel_m=(dp, dp), photon_energy_eV=e,
                         object_pixel_m=(px, px), object_center_m=(0.0, 0.0))
 

@@ -52,7 +52,7 @@ from ptycho.formats.geometry import (
     CONVENTIONAL_GEOMETRY,
     ELECTRON_VOLT_J,
     ScanGeometry,
-    wavelength_m,
+    far_field_object_pixel_m,
 )
 from ptycho.formats.hdf5 import h5py_module
 
@@ -128,11 +128,13 @@ class LiveScanWriter:
         g = geometry or ScanGeometry()
         z = g.detector_distance_m or CONVENTIONAL_GEOMETRY["detector_distance_m"]
         e_ev = g.photon_energy_eV or CONVENTIONAL_GEOMETRY["photon_energy_eV"]
-        f, lam = self.f, wavelength_m(e_ev)
+        f = self.f
         f.create_dataset("cxi_version", data=160)
         f.create_dataset(f"{_DET}/distance", data=float(z))
-        f.create_dataset(f"{_DET}/x_pixel_size", data=lam * z / (N * self.pixel_m[1]))
-        f.create_dataset(f"{_DET}/y_pixel_size", data=lam * z / (N * self.pixel_m[0]))
+        f.create_dataset(f"{_DET}/x_pixel_size",
+                         data=far_field_object_pixel_m(e_ev, z, N, self.pixel_m[1]))
+        f.create_dataset(f"{_DET}/y_pixel_size",
+                         data=far_field_object_pixel_m(e_ev, z, N, self.pixel_m[0]))
         f.create_dataset(_ENERGY, data=float(e_ev) * ELECTRON_VOLT_J)
         f.create_group("entry_1/data_1")["data"] = h5py_module().SoftLink(f"/{_DET}/data")
 
@@ -236,8 +238,9 @@ class LiveScanReader:
                        "(distance, pixel sizes, energy) or the root attributes "
                        "object_pixel_width_m / object_pixel_height_m")
         z, dy, dx, e_j = (float(np.asarray(f[k][()]).reshape(())) for k in need)
-        lam = wavelength_m(e_j / ELECTRON_VOLT_J)
-        return lam * z / (self.N * dy), lam * z / (self.N * dx)
+        e_ev = e_j / ELECTRON_VOLT_J
+        return (far_field_object_pixel_m(e_ev, z, self.N, dy),
+                far_field_object_pixel_m(e_ev, z, self.N, dx))
 
     def check_same_file(self) -> None:
         """Raise :class:`SourceReplacedError` when the path now names another file (a new scan
