@@ -30,6 +30,7 @@ from ptycho_torch.core.residual import whole_object_residual
 from ptycho_torch.ptychi.baseline import iterative_reconstruction
 from ptycho_torch.ptychi.engine import PtychiOptions, reconstruct
 from ptycho_torch.ptychi.scan import scan_for_ptychi
+from ptycho_torch.studies.sweep import stats
 
 #: the largest departure (px) of a product's positions from the scan's, once shifted
 POSITION_TOLERANCE_PX = 1e-3
@@ -164,8 +165,7 @@ def summary(rows: list[dict]) -> dict:
     out: dict = {"seeds": [r["seed"] for r in rows]}
     best = ("flat_best_phase_corr", "flat_best_s") if all("flat_best_s" in r for r in rows) else ()
     for key in SUMMARY_KEYS + best:
-        v = np.array([r[key] for r in rows], np.float64)
-        out[key] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+        out[key] = stats([float(r[key]) for r in rows])
     out["target_met_every_seed"] = bool(all(
         r["live_phase_corr"] >= r["flat_phase_corr"] and r["time_ratio"] < 0.5 for r in rows))
     return out

@@ -40,6 +40,7 @@ from ptycho.formats.geometry import metres_to_pixels
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.formats.ptychopinn_npz import save_npz, write_ptychopinn_npz
 from ptycho_torch.cli import live_main, study_main
+from ptycho_torch.studies.sweep import span, stats
 
 FROZEN = "frozen"
 
@@ -170,9 +171,9 @@ def one_seed(root: Path, seed: int, variants: list[str], a) -> list[dict]:
     return rows
 
 
-def _stat(values) -> str:
-    v = np.asarray(values, np.float64)
-    return f"{v.mean():.4g} ({v.min():.4g}..{v.max():.4g})"
+def _span(values) -> str:
+    """``mean (min..max)`` of a column over the seeds, the studies' one summary format."""
+    return span(stats(values))
 
 
 def table(rows: list[dict]) -> str:
@@ -182,11 +183,11 @@ def table(rows: list[dict]) -> str:
     for probe, run in dict.fromkeys((r["probe"], r["run"]) for r in rows):
         rs = [r for r in rows if r["run"] == run and r["probe"] == probe]
         lines.append(f"| {probe} | `{run}` | " + " | ".join([
-            _stat([r["residual"] for r in rs]),
-            _stat([r["ssim"][0] for r in rs]), _stat([r["ssim"][1] for r in rs]),
-            _stat([r["psnr"][0] for r in rs]), _stat([r["psnr"][1] for r in rs]),
-            _stat([r["frames_per_s"] for r in rs]),
-            _stat([r["adapt_seconds"] for r in rs])]) + " |")
+            _span([r["residual"] for r in rs]),
+            _span([r["ssim"][0] for r in rs]), _span([r["ssim"][1] for r in rs]),
+            _span([r["psnr"][0] for r in rs]), _span([r["psnr"][1] for r in rs]),
+            _span([r["frames_per_s"] for r in rs]),
+            _span([r["adapt_seconds"] for r in rs])]) + " |")
     return "\n".join(lines) + "\n"
 
 
