@@ -36,10 +36,10 @@ from ptycho.config.live_config import LiveSimConfig
 from ptycho.datagen.from_file import simulate_from_file
 from ptycho.datagen.live_detector import frame_source, write_live_scan
 from ptycho.evaluation import evaluate_reconstruction
-from ptycho.formats.geometry import metres_to_pixels
 from ptycho.formats.ptychodus_product import read_product
 from ptycho.formats.ptychopinn_npz import save_npz, write_ptychopinn_npz
 from ptycho_torch.cli import live_main, study_main
+from ptycho_torch.studies.handover import product_origin
 from ptycho_torch.studies.sweep import span, stats
 
 FROZEN = "frozen"
@@ -118,12 +118,10 @@ def truth_score(product_path: Path, obj: np.ndarray, true_xy: np.ndarray) -> dic
     """SSIM / PSNR of the product's object against the true object's window under it (its
     corner from the product's positions, which are the true ones relative to it)."""
     p = read_product(product_path)
-    rel = metres_to_pixels(p["x_m"], p["y_m"], p["object_center_m"], p["object_pixel_m"],
-                           p["object_shape"])
-    corner = true_xy - rel
-    if float(np.abs(corner - corner.mean(0)).max()) > 1e-3:
-        raise SystemExit(f"{product_path}: positions are not the true ones shifted")
-    c0, r0 = (int(round(v)) for v in corner.mean(0))
+    try:
+        r0, c0 = product_origin(p, true_xy)
+    except ValueError as err:
+        raise SystemExit(f"{product_path}: {err}") from None
     rec = p["object"]
     gt = obj[r0:r0 + rec.shape[0], c0:c0 + rec.shape[1]]
     if gt.shape != rec.shape or min(r0, c0) < 0:
