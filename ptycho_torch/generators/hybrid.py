@@ -46,9 +46,11 @@ from ptycho_torch.generators.layers import (
     Generator,
     ResidualConvBlock,
     SpectralBlock,
+    channels_last_grad,
     check_generator_input,
     conv3x3,
     init_conv_weights,
+    is_channels_last,
 )
 
 MAX_LEVEL_WIDTH = 256
@@ -86,6 +88,8 @@ class _Up(nn.Module):
 
     def forward(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.up(h))
+        if is_channels_last(self.conv1):
+            h, skip = channels_last_grad(h), channels_last_grad(skip)
         h = F.gelu(self.conv1(torch.cat([h, skip], dim=1)))
         return F.gelu(self.conv2(h))
 
