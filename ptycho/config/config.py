@@ -170,7 +170,8 @@ class TrainingConfig(Record):
                         "output head, the forward model and the loss in float32 / complex64)",
                         choices=PRECISIONS)
     channels_last: bool = _f(False, "keep the generator's weights and activations in "
-                             "channels-last memory order (faster convolutions on CPU under "
+                             "channels-last memory order, its spectral layers as DFT "
+                             "products (faster on CPU in either precision, most with "
                              "bf16-mixed)")
     refine_probe_epochs: int = _f(0, "before training, refine the file's probe with this many "
                                   "Pty-chi LSQML epochs on the training scan (object and probe; "

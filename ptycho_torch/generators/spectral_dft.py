@@ -16,10 +16,10 @@ small matrix products over the kept frequencies, with no transform of the whole 
 
 The products run on the channels-last view ``(B, H, W, C)`` of the activations and
 return a channels-last tensor, so a generator kept in channels-last order stays in it (a
-whole-grid FFT would need the channels-first order). At N = 64 with 12 modes a forward and
-backward take half the time of neuraloperator's FFT path on one CPU thread
-(``scripts/benchmarks/precision.py``). The weights are neuraloperator's own parameters:
-the module, its state dict and its checkpoints are unchanged. Float32 in, float32 out.
+whole-grid FFT would need the channels-first order). What it buys is measured by
+``scripts/benchmarks/precision.py`` (``docs/results/2026-12-speed.md``). The weights are
+neuraloperator's own parameters: the module, its state dict and its checkpoints are
+unchanged. Float32 in, float32 out.
 """
 from __future__ import annotations
 

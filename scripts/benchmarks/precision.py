@@ -65,8 +65,10 @@ def _model(width: int, N: int, precision: str, channels_last: bool):
 
 def compiled(model):
     """``model`` with its generator under ``torch.compile`` (inductor). neuraloperator's
-    SpectralConv stays eager: its einsum goes through tensorly / opt_einsum, which dynamo
-    cannot trace (a graph break at every spectral layer either way)."""
+    SpectralConv forward stays eager: its einsum goes through tensorly / opt_einsum, which
+    dynamo cannot trace (a graph break at every spectral layer either way). In channels-last
+    order the generator does not call it (``generators/spectral_dft.py``), so dynamo traces
+    the spectral layers too; inductor leaves their complex operations to eager kernels."""
     for m in model.generator.modules():
         if type(m).__name__ == "SpectralConv":
             m.forward = torch.compiler.disable(m.forward)

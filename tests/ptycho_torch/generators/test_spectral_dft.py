@@ -57,13 +57,14 @@ def test_layers_it_cannot_evaluate_keep_neuraloperators_forward():
     assert _rel(block(x), plain(x)) < 1e-6
 
 
-def test_a_channels_last_hybrid_trains_on_the_same_numbers_in_channels_last_order():
-    cfg = StudyConfig().replace(architecture="hybrid", N=64, fno_width=8).model
+@pytest.mark.parametrize("arch,n", [("hybrid", 64), ("fno", 32)])
+def test_a_channels_last_generator_trains_on_the_same_numbers_in_channels_last_order(arch, n):
+    cfg = StudyConfig().replace(architecture=arch, N=n, fno_width=8).model
     torch.manual_seed(0)
     ref = build_generator(cfg)
     fast = to_channels_last(build_generator(cfg))
     fast.load_state_dict(ref.state_dict())
-    x = torch.rand(4, 1, 64, 64)
+    x = torch.rand(4, 1, n, n)
     seen = []
     for block in fast.spectral_layers:
         block.register_forward_hook(lambda m, i, o: seen.append(o))  # neuraloperator's, unused
