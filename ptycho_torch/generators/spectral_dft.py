@@ -51,17 +51,16 @@ def _dft_matrices(h: int, w: int, k1: int, k2: int, device: torch.device):
     f1 = torch.arange(k1, dtype=d) - k1 // 2
     a1 = 2 * math.pi * f1[:, None] * torch.arange(h, dtype=d)[None, :] / h       # (k1, h)
     a2 = 2 * math.pi * torch.arange(w, dtype=d)[:, None] * torch.arange(k2, dtype=d) / w
-    rows = torch.cat([torch.cos(a1), -torch.sin(a1)]) / (h * w)                  # (2 k1, h)
+    rows_trig = torch.cat([torch.cos(a1), -torch.sin(a1)])                      # (2 k1, h)
     cols = torch.complex(torch.cos(a2), -torch.sin(a2))                          # (w, k2)
     weight = torch.full((k2,), 2.0, dtype=d)
     weight[0] = 1.0
     if w % 2 == 0 and k2 - 1 == w // 2:
         weight[-1] = 1.0
     cols_inv = (cols.conj() * weight).T                                          # (k2, w)
-    rows_inv = torch.cat([torch.cos(a1), -torch.sin(a1)]).T                      # (h, 2 k1)
-    return (rows.float().to(device), cols.to(torch.complex64).to(device),
+    return ((rows_trig / (h * w)).float().to(device), cols.to(torch.complex64).to(device),
             cols_inv.to(torch.complex64).contiguous().to(device),
-            rows_inv.float().contiguous().to(device))
+            rows_trig.T.float().contiguous().to(device))                        # (h, 2 k1)
 
 
 def _real_block_weight(weight: torch.Tensor) -> torch.Tensor:
