@@ -30,6 +30,8 @@ from ptycho_torch.generators.layers import (
     SpectralBlock,
     check_generator_input,
     init_conv_weights,
+    lift,
+    module_channels_last,
 )
 
 PADDING_MODE = "circular"
@@ -67,7 +69,7 @@ class FNOGenerator(Generator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, C, N, N) float32 -> object patches (B, C, N, N) complex64."""
         check_generator_input(x, self.channels, self.N, "FNOGenerator")
-        h = self.lift(x)
+        h = lift(self.lift, x, module_channels_last(self))
         for block in self.blocks:
             h = block(h)
         for refiner in self.refiners:

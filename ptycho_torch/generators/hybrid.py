@@ -38,7 +38,6 @@ patch. Convolutions are He-initialised and residual branches damped (see
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ptycho_torch.generators.layers import (
@@ -49,8 +48,11 @@ from ptycho_torch.generators.layers import (
     channels_last_grad,
     check_generator_input,
     conv3x3,
+    gelu,
     init_conv_weights,
     is_channels_last,
+    lift,
+    module_channels_last,
 )
 
 MAX_LEVEL_WIDTH = 256
@@ -87,11 +89,12 @@ class _Up(nn.Module):
         self.conv2 = conv3x3(out_ch, out_ch)
 
     def forward(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.up(h))
+        h = gelu(self.up(h))
+        skip = skip.to(h.dtype)  # what conv1's autocast would cast it to: the same numbers
         if is_channels_last(self.conv1):
             h, skip = channels_last_grad(h), channels_last_grad(skip)
-        h = F.gelu(self.conv1(torch.cat([h, skip], dim=1)))
-        return F.gelu(self.conv2(h))
+        h = gelu(self.conv1(torch.cat([h, skip], dim=1)))
+        return gelu(self.conv2(h))
 
 
 class HybridGenerator(Generator):
@@ -138,14 +141,14 @@ class HybridGenerator(Generator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, C, N, N) float32 -> object patches (B, C, N, N) complex64."""
         check_generator_input(x, self.channels, self.N, "HybridGenerator")
-        h = self.lift(x)
+        h = lift(self.lift, x, module_channels_last(self))
         skips = []
         for lvl, blocks in enumerate(self.encoder):
             for block in blocks:
                 h = block(h)
             if lvl < self.levels:
                 skips.append(h)
-                h = F.gelu(self.down[lvl](h))
+                h = gelu(self.down[lvl](h))
         for block in self.bottleneck_blocks:
             h = block(h)
         for up, skip in zip(self.decoder, reversed(skips)):
