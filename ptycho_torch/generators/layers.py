@@ -138,9 +138,8 @@ def channels_last_grad(x: torch.Tensor) -> torch.Tensor:
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """``F.gelu(x)``; a channels-last ``x`` goes through its contiguous ``(B, H, W, C)`` view
-    and comes back channels-last. Same function: torch's own GELU kernel takes a faster path
-    on a contiguous tensor (forward and backward about 1.4x faster at width 8, measured by
-    ``scripts/benchmarks/precision.py``'s ``--ops`` table)."""
+    and comes back channels-last. Same function: torch's GELU kernels are faster on a
+    contiguous tensor (``scripts/benchmarks/channels_last_ops.py``)."""
     if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return F.gelu(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
     return F.gelu(x)
@@ -151,8 +150,9 @@ def lift(conv: nn.Conv2d, x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
     In channels-last order it is evaluated on the contiguous ``(B, H, W, C)`` view as a
     float32 product, with no autocast: one multiply-add per output for a single input
-    channel. oneDNN's 1 x 1 convolution from one channel is about 10x slower and returns
-    the input's (channels-first) order, which the first block then has to copy."""
+    channel. oneDNN's 1 x 1 convolution from one channel is several times slower
+    (``scripts/benchmarks/channels_last_ops.py``) and returns the input's (channels-first)
+    order, which the first block then has to copy."""
     if not channels_last:
         return conv(x)
     out_ch, in_ch = conv.weight.shape[:2]

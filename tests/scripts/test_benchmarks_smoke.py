@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import channels_last_ops
 import generators  # the benchmark scripts (tests/conftest.py puts scripts/benchmarks on the path)
 import inference
 import live
@@ -21,8 +22,8 @@ import training
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "benchmarks"
-_SCRIPTS = {m.__name__: m for m in (generators, inference, live, precision, reconstruct_vs_ptychi,
-                                     training)}
+_SCRIPTS = {m.__name__: m for m in (channels_last_ops, generators, inference, live, precision,
+                                     reconstruct_vs_ptychi, training)}
 
 
 def _load(script: str):
@@ -167,3 +168,10 @@ def test_live_parts_and_train_args(tmp_path, capsys):
         _load("live").main(["--smoke", "--parts", "speed"])
     assert exc.value.code == 2
     assert "--parts ['speed']: allowed throughput, latency, memory" in capsys.readouterr().err
+
+
+def test_channels_last_ops_smoke(tmp_path, capsys):
+    r, res = _run("channels_last_ops", tmp_path, capsys)
+    assert len(res["cases"]) == 8
+    assert all(c["plain_ms"] > 0 and c["form_ms"] > 0 for c in res["cases"].values())
+    assert "lift bf16-mixed, forward, no grad, batch 64" in r.stdout

@@ -1,0 +1,125 @@
+"""The generators' small channels-last layers against the plain torch calls, in one run.
+
+Each pair computes the same function (``tests/ptycho_torch/generators/
+test_layers_channels_last.py``) on the quick preset's level-0 activations (width 8,
+N = 64):
+
+- **GELU**: ``F.gelu`` on a channels-last tensor against ``layers.gelu`` (the same GELU on
+  its contiguous ``(B, H, W, C)`` view), float32 and bfloat16, forward alone and forward +
+  backward, batch 16;
+- **lift**: the 1 x 1 convolution from one channel (``nn.Conv2d`` under the precision's
+  autocast, as the generator ran it before) against ``layers.lift`` (a float32 product on
+  the channels-last view), forward + backward at batch 16 (training) and forward without
+  gradients at batch 64 (inference).
+
+Pairs are timed in turn, round after round, and each keeps its best round; the ratio is
+plain time over channels-last-form time.
+
+    python scripts/benchmarks/channels_last_ops.py --threads 2 --rounds 5 [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from bench_common import add_common_args, write_json  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ptycho_torch.core.precision import autocast  # noqa: E402
+from ptycho_torch.generators.layers import gelu, lift  # noqa: E402
+
+CL = torch.channels_last
+
+
+def best_of(pair: dict, reps: int, rounds: int) -> dict:
+    """Best seconds per call of each closure of ``pair``, timed in turn."""
+    for fn in pair.values():
+        fn()
+        fn()
+    best = {k: float("inf") for k in pair}
+    for _ in range(rounds):
+        for k, fn in pair.items():
+            t = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t) / reps)
+    return best
+
+
+def gelu_pair(batch: int, n: int, dtype: torch.dtype, backward: bool) -> dict:
+    x = torch.randn(batch, 8, n, n).to(dtype).contiguous(memory_format=CL)
+    x.requires_grad_(backward)
+    g = torch.randn_like(x)
+
+    def run(fn):
+        def call():
+            y = fn(x)
+            if backward:
+                y.backward(g)
+        return call
+    return {"plain": run(F.gelu), "channels-last form": run(gelu)}
+
+
+def lift_pair(batch: int, n: int, precision: str, backward: bool) -> dict:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 8, 1).to(memory_format=CL)
+    x = torch.rand(batch, 1, n, n)
+
+    def run(channels_last: bool):
+        def call():
+            with torch.set_grad_enabled(backward), autocast(precision, "cpu"):
+                y = lift(conv, x, channels_last)
+            if backward:
+                y.float().backward(torch.ones(y.shape))
+        return call
+    return {"plain": run(False), "channels-last form": run(True)}
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=5, help="rounds of every pair (default 5)")
+    p.add_argument("--reps", type=int, default=50, help="calls per round (default 50)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (CI): the script runs")
+    add_common_args(p, device_default="cpu")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = _parse(argv)
+    if a.device != "cpu":
+        print("error: --device: this benchmark measures the CPU (allowed: cpu)", file=sys.stderr)
+        return 2
+    torch.set_num_threads(a.threads)
+    n, reps, rounds = (16, 2, 1) if a.smoke else (64, a.reps, a.rounds)
+    cases = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        name = str(dtype).replace("torch.", "")
+        cases[f"gelu {name}, forward, batch 16"] = gelu_pair(16, n, dtype, False)
+        cases[f"gelu {name}, forward + backward, batch 16"] = gelu_pair(16, n, dtype, True)
+    for precision in ("32", "bf16-mixed"):
+        cases[f"lift {precision}, forward + backward, batch 16"] = lift_pair(16, n, precision, True)
+        cases[f"lift {precision}, forward, no grad, batch 64"] = lift_pair(64, n, precision, False)
+    print(f"torch {torch.__version__}, {a.threads} thread(s), N {n}, width 8")
+    print(f"{'case':<44} {'plain ms':>9} {'CL form ms':>10} {'ratio':>7}")
+    out = {"threads": a.threads, "rounds": rounds, "reps": reps, "smoke": a.smoke, "cases": {}}
+    for title, pair in cases.items():
+        best = best_of(pair, reps, rounds)
+        plain, form = best["plain"], best["channels-last form"]
+        print(f"{title:<44} {plain * 1e3:9.3f} {form * 1e3:10.3f} {plain / form:7.2f}")
+        out["cases"][title] = {"plain_ms": plain * 1e3, "form_ms": form * 1e3,
+                               "ratio": plain / form}
+    if a.json:
+        write_json(a.json, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
