@@ -68,11 +68,13 @@ def compiled(model):
     SpectralConv forward stays eager: its einsum goes through tensorly / opt_einsum, which
     dynamo cannot trace (a graph break at every spectral layer either way). In channels-last
     order the generator does not call it (``generators/spectral_dft.py``), so dynamo traces
-    the spectral layers too; inductor leaves their complex operations to eager kernels."""
+    the spectral layers too; inductor leaves their complex operations to eager kernels.
+    Shapes are static (``dynamic=False``): the batch never changes here, and inductor
+    (torch 2.13) fails on the symbolic strides of the channels-last views."""
     for m in model.generator.modules():
         if type(m).__name__ == "SpectralConv":
             m.forward = torch.compiler.disable(m.forward)
-    model.generator = torch.compile(model.generator)
+    model.generator = torch.compile(model.generator, dynamic=False)
     return model
 
 
