@@ -15,7 +15,15 @@ N = 64):
 Pairs are timed in turn, round after round, and each keeps its best round; the ratio is
 plain time over channels-last-form time.
 
-    python scripts/benchmarks/channels_last_ops.py --threads 2 --rounds 5 [--json PATH]
+``--whole`` also times what the two forms buy in the whole model, in ``bf16-mixed`` +
+channels-last and ``32`` + channels-last, inside this one process: the same model with
+the plain GELU and the convolution lift (the generator modules' names rebound for the
+call) against the channels-last forms, alternating: the width-8 training step and
+``predict_patches`` at N = 64 (``precision.py``'s closures), and ``--fit`` a Lightning fit
+of 60 steps. One process, because this machine's speed can wander by a third from one
+process to the next.
+
+    python scripts/benchmarks/channels_last_ops.py --threads 2 --rounds 5 [--whole [--fit]]
 """
 from __future__ import annotations
 
@@ -31,9 +39,12 @@ if str(_REPO) not in sys.path:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from bench_common import add_common_args, write_json  # noqa: E402
+from precision import inference_run, lightning_fit, training_step  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ptycho_torch.core.precision import autocast  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
+from ptycho_torch.generators import fno, hybrid, layers  # noqa: E402
 from ptycho_torch.generators.layers import gelu, lift  # noqa: E402
 
 CL = torch.channels_last
@@ -83,10 +94,55 @@ def lift_pair(batch: int, n: int, precision: str, backward: bool) -> dict:
     return {"plain": run(False), "channels-last form": run(True)}
 
 
+def _plain_lift(conv, x, channels_last):
+    return conv(x)
+
+
+def with_plain_layers(fn):
+    """``fn`` run with the generators' GELU and lift rebound to the plain calls."""
+    names = [(layers, "gelu"), (hybrid, "gelu"), (hybrid, "lift"), (fno, "lift")]
+
+    def call():
+        saved = [getattr(m, n) for m, n in names]
+        for m, n in names:
+            setattr(m, n, F.gelu if n == "gelu" else _plain_lift)
+        try:
+            return fn()
+        finally:
+            for (m, n), v in zip(names, saved):
+                setattr(m, n, v)
+    return call
+
+
+def whole_model(n: int, reps: int, rounds: int, fit_steps: int) -> dict:
+    """Patterns/s of the plain and the channels-last layers in the whole model."""
+    out = {}
+    for precision in ("bf16-mixed", "32"):
+        cases = {f"training step, {precision} + channels-last, width 8":
+                 (lambda p=precision: training_step(8, p, True), 16, reps),
+                 f"inference N {n}, {precision} + channels-last":
+                 (lambda p=precision: inference_run(n, p, True, n=256), 256, 1)}
+        if fit_steps:
+            cases[f"Lightning fit {fit_steps} steps, {precision} + channels-last, width 8"] = (
+                lambda p=precision: lightning_fit(8, p, True, fit_steps), None, 1)
+        for title, (make, patterns, k) in cases.items():
+            new = make()
+            pair = {"plain": with_plain_layers(new), "channels-last form": new}
+            if patterns is None:   # a fit closure returns its own patterns/s
+                rates = {key: max(fn() for _ in range(rounds)) for key, fn in pair.items()}
+            else:
+                rates = {key: patterns / t for key, t in best_of(pair, k, rounds).items()}
+            out[title] = rates
+    return out
+
+
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5, help="rounds of every pair (default 5)")
     p.add_argument("--reps", type=int, default=50, help="calls per round (default 50)")
+    p.add_argument("--whole", action="store_true",
+                   help="also time the plain and channels-last layers in the whole model")
+    p.add_argument("--fit", action="store_true", help="with --whole: also a Lightning fit")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI): the script runs")
     add_common_args(p, device_default="cpu")
     return p.parse_args(argv)
@@ -116,6 +172,16 @@ def main(argv=None) -> int:
         print(f"{title:<44} {plain * 1e3:9.3f} {form * 1e3:10.3f} {plain / form:7.2f}")
         out["cases"][title] = {"plain_ms": plain * 1e3, "form_ms": form * 1e3,
                                "ratio": plain / form}
+    if a.whole:
+        keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
+        fit_steps = (2 if a.smoke else 60) if a.fit else 0
+        print(f"\n{'whole model':<58} {'plain':>9} {'CL forms':>9} {'ratio':>6}  patterns/s")
+        out["whole"] = {}
+        for title, rates in whole_model(32 if a.smoke else 64, 2 if a.smoke else 10,
+                                        rounds, fit_steps).items():
+            plain, form = rates["plain"], rates["channels-last form"]
+            print(f"{title:<58} {plain:9.1f} {form:9.1f} {form / plain:6.2f}")
+            out["whole"][title] = {**rates, "ratio": form / plain}
     if a.json:
         write_json(a.json, out)
     return 0

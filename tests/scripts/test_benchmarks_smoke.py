@@ -175,3 +175,12 @@ def test_channels_last_ops_smoke(tmp_path, capsys):
     assert len(res["cases"]) == 8
     assert all(c["plain_ms"] > 0 and c["form_ms"] > 0 for c in res["cases"].values())
     assert "lift bf16-mixed, forward, no grad, batch 64" in r.stdout
+    assert "whole" not in res
+
+
+def test_channels_last_ops_whole_model_smoke(tmp_path, capsys):
+    r, res = _run("channels_last_ops", tmp_path, capsys, "--whole", "--fit")
+    assert len(res["whole"]) == 6
+    for rates in res["whole"].values():
+        assert rates["plain"] > 0 and rates["ratio"] == rates["channels-last form"] / rates["plain"]
+    assert "Lightning fit 2 steps, 32 + channels-last, width 8" in r.stdout
