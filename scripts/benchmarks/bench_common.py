@@ -45,6 +45,27 @@ def select_device(name: str):
         return None
 
 
+def cpu_only(device: str) -> bool:
+    """Whether ``--device`` is the CPU; otherwise prints the one-line refusal (the caller
+    exits with 2)."""
+    if device == "cpu":
+        return True
+    print("error: --device: this benchmark measures the CPU (allowed: cpu)", file=sys.stderr)
+    return False
+
+
+def quiet_lightning(*loggers: str) -> None:
+    """Lightning's info lines and warnings off (these benchmarks run many short fits), and
+    the named ``loggers`` too."""
+    import logging
+    import warnings
+
+    import lightning  # noqa: F401  (configures its loggers on import; quiet them afterwards)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", *loggers):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+
+
 def write_json(path, obj) -> None:
     """Write ``obj`` as indented JSON to ``path`` (creating its folder)."""
     path = Path(path)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +37,8 @@ if str(_REPO) not in sys.path:
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from bench_common import add_common_args, write_json  # noqa: E402
-from precision import inference_run, lightning_fit, training_step  # noqa: E402
+from bench_common import add_common_args, cpu_only, quiet_lightning, write_json  # noqa: E402
+from precision import best_times, inference_run, lightning_fit, training_step  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ptycho_torch.core.precision import autocast  # noqa: E402
@@ -48,21 +47,6 @@ from ptycho_torch.generators import fno, hybrid, layers  # noqa: E402
 from ptycho_torch.generators.layers import gelu, lift  # noqa: E402
 
 CL = torch.channels_last
-
-
-def best_of(pair: dict, reps: int, rounds: int) -> dict:
-    """Best seconds per call of each closure of ``pair``, timed in turn."""
-    for fn in pair.values():
-        fn()
-        fn()
-    best = {k: float("inf") for k in pair}
-    for _ in range(rounds):
-        for k, fn in pair.items():
-            t = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            best[k] = min(best[k], (time.perf_counter() - t) / reps)
-    return best
 
 
 def gelu_pair(batch: int, n: int, dtype: torch.dtype, backward: bool) -> dict:
@@ -131,7 +115,7 @@ def whole_model(n: int, reps: int, rounds: int, fit_steps: int) -> dict:
             if patterns is None:   # a fit closure returns its own patterns/s
                 rates = {key: max(fn() for _ in range(rounds)) for key, fn in pair.items()}
             else:
-                rates = {key: patterns / t for key, t in best_of(pair, k, rounds).items()}
+                rates = {key: patterns / t for key, t in best_times(pair, k, rounds).items()}
             out[title] = rates
     return out
 
@@ -150,8 +134,7 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     a = _parse(argv)
-    if a.device != "cpu":
-        print("error: --device: this benchmark measures the CPU (allowed: cpu)", file=sys.stderr)
+    if not cpu_only(a.device):
         return 2
     torch.set_num_threads(a.threads)
     n, reps, rounds = (16, 2, 1) if a.smoke else (64, a.reps, a.rounds)
@@ -167,13 +150,14 @@ def main(argv=None) -> int:
     print(f"{'case':<44} {'plain ms':>9} {'CL form ms':>10} {'ratio':>7}")
     out = {"threads": a.threads, "rounds": rounds, "reps": reps, "smoke": a.smoke, "cases": {}}
     for title, pair in cases.items():
-        best = best_of(pair, reps, rounds)
+        best = best_times(pair, reps, rounds)
         plain, form = best["plain"], best["channels-last form"]
         print(f"{title:<44} {plain * 1e3:9.3f} {form * 1e3:10.3f} {plain / form:7.2f}")
         out["cases"][title] = {"plain_ms": plain * 1e3, "form_ms": form * 1e3,
                                "ratio": plain / form}
     if a.whole:
         keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
+        quiet_lightning()
         fit_steps = (2 if a.smoke else 60) if a.fit else 0
         print(f"\n{'whole model':<58} {'plain':>9} {'CL forms':>9} {'ratio':>6}  patterns/s")
         out["whole"] = {}

@@ -25,10 +25,8 @@ its best round, so a load that comes and goes hits every variant alike. Ratios a
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +36,7 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, write_json  # noqa: E402
+from bench_common import add_common_args, cpu_only, quiet_lightning, write_json  # noqa: E402
 from training import lightning_throughput  # noqa: E402  (scripts/benchmarks/training.py)
 
 from ptycho.config.config import DataConfig  # noqa: E402
@@ -173,14 +171,11 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     a = _parse(argv)
-    if a.device != "cpu":
-        print("error: --device: this benchmark measures the CPU (allowed: cpu)", file=sys.stderr)
+    if not cpu_only(a.device):
         return 2
     torch.set_num_threads(a.threads)
     keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):  # one fit per cell
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
+    quiet_lightning()   # one fit per cell
     if not bf16_supported("cpu"):  # autocast still runs, on torch's reference kernels
         print("note: this CPU has no native bfloat16 arithmetic (the study refuses "
               "--precision bf16-mixed here); the bf16 rows below are emulated")

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import platform
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +37,7 @@ for _p in (str(_REPO), str(_REPO / "scripts" / "studies")):
         sys.path.insert(0, _p)
 
 import torch  # noqa: E402
-from bench_common import add_common_args, select_device, write_json  # noqa: E402
+from bench_common import add_common_args, quiet_lightning, select_device, write_json  # noqa: E402
 
 from ptycho.config.choices import ARCHITECTURES  # noqa: E402
 from ptycho.study_metrics import format_crossing  # noqa: E402
@@ -153,10 +151,7 @@ def main(argv=None) -> int:
             return 2
     if device.type == "cpu":
         torch.set_num_threads(a.threads)
-    import lightning  # noqa: F401  (configures its loggers on import; quiet them afterwards)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "grid_lines_torch_runner"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
+    quiet_lightning("grid_lines_torch_runner")
 
     from ptycho_torch.ptychi import IterativeUnavailableError, import_ptychi
     from ptycho_torch.ptychi.baseline import reconstruct_iterative

@@ -25,12 +25,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import logging
 import platform
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +37,14 @@ if str(_REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_common import add_common_args, add_generator_args, select_device, sync, write_json  # noqa: E402
+from bench_common import (  # noqa: E402
+    add_common_args,
+    add_generator_args,
+    quiet_lightning,
+    select_device,
+    sync,
+    write_json,
+)
 
 from ptycho.config.choices import ARCHITECTURES as ARCHS  # noqa: E402
 from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
@@ -170,10 +175,7 @@ def main(argv=None) -> int:
             return 2
     if device.type == "cpu":
         torch.set_num_threads(a.threads)
-    import lightning  # noqa: F401  (configures its loggers on import; quiet them afterwards)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
+    quiet_lightning()
     archs = a.arch or list(ARCHS)
     rows = []
     for arch in archs:
