@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ptycho_torch.generators.channels_last import lift, module_channels_last
 from ptycho_torch.generators.layers import (
     ComplexOutputHead,
     Generator,
@@ -30,8 +31,6 @@ from ptycho_torch.generators.layers import (
     SpectralBlock,
     check_generator_input,
     init_conv_weights,
-    lift,
-    module_channels_last,
 )
 
 PADDING_MODE = "circular"

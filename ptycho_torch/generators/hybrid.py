@@ -40,19 +40,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ptycho_torch.generators.channels_last import (channels_last_grad, gelu, is_channels_last,
+                                                    lift, module_channels_last)
 from ptycho_torch.generators.layers import (
     ComplexOutputHead,
     Generator,
     ResidualConvBlock,
     SpectralBlock,
-    channels_last_grad,
     check_generator_input,
     conv3x3,
-    gelu,
     init_conv_weights,
-    is_channels_last,
-    lift,
-    module_channels_last,
 )
 
 MAX_LEVEL_WIDTH = 256

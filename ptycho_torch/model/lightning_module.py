@@ -16,7 +16,7 @@ from ptycho.config.probe_config import ProbeConfig
 from ptycho_torch.core import losses, overlap, physics
 from ptycho_torch.core.precision import autocast, float32_island
 from ptycho_torch.generators import build_generator
-from ptycho_torch.generators.layers import to_channels_last
+from ptycho_torch.generators.channels_last import to_channels_last
 from ptycho_torch.core.learned_probe import LearnedProbe
 
 

@@ -4,21 +4,22 @@ Each pair computes the same function (``tests/ptycho_torch/generators/
 test_layers_channels_last.py``) on the quick preset's level-0 activations (width 8,
 N = 64):
 
-- **GELU**: ``F.gelu`` on a channels-last tensor against ``layers.gelu`` (the same GELU on
+- **GELU**: ``F.gelu`` on a channels-last tensor against ``channels_last.gelu`` (the same GELU on
   its contiguous ``(B, H, W, C)`` view), float32 and bfloat16, forward alone and forward +
   backward, batch 16;
 - **lift**: the 1 x 1 convolution from one channel (``nn.Conv2d`` under the precision's
-  autocast, as the generator ran it before) against ``layers.lift`` (a float32 product on
+  autocast, as the generator ran it before) against ``channels_last.lift`` (a float32 product on
   the channels-last view), forward + backward at batch 16 (training) and forward without
   gradients at batch 64 (inference).
 
 Pairs are timed in turn, round after round, and each keeps its best round; the ratio is
 plain time over channels-last-form time.
 
-``--whole`` also times what the two forms buy in the whole model, in ``bf16-mixed`` +
+``--whole`` also times what the forms buy in the whole model, in ``bf16-mixed`` +
 channels-last and ``32`` + channels-last, inside this one process: the same model with
-the plain GELU and the convolution lift (the generator modules' names rebound for the
-call) against the channels-last forms, alternating: the width-8 training step and
+the plain GELU, the convolution lift and the out-of-place spectral-block sums at
+inference (the generator modules' names rebound for the call) against the channels-last
+forms and the in-place inference, alternating: the width-8 training step and
 ``predict_patches`` at N = 64 (``precision.py``'s closures), and ``--fit`` a Lightning fit
 of 60 steps. One process, because this machine's speed can wander by a third from one
 process to the next.
@@ -41,10 +42,11 @@ from bench_common import add_common_args, cpu_only, quiet_lightning, write_json 
 from precision import best_times, inference_run, lightning_fit, training_step  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ptycho_torch.core.precision import autocast  # noqa: E402
+from ptycho_torch.core.precision import autocast, float32_island  # noqa: E402
 from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 from ptycho_torch.generators import fno, hybrid, layers  # noqa: E402
-from ptycho_torch.generators.layers import gelu, lift  # noqa: E402
+from ptycho_torch.generators.channels_last import gelu, lift  # noqa: E402
+from ptycho_torch.generators.spectral_dft import spectral_conv_dft  # noqa: E402
 
 CL = torch.channels_last
 
@@ -82,14 +84,27 @@ def _plain_lift(conv, x, channels_last):
     return conv(x)
 
 
-def with_plain_layers(fn):
-    """``fn`` run with the generators' GELU and lift rebound to the plain calls."""
-    names = [(layers, "gelu"), (hybrid, "gelu"), (hybrid, "lift"), (fno, "lift")]
+def _out_of_place(block, x):
+    """A channels-last spectral block without autograd, as autograd's path computes it."""
+    with float32_island(x.device.type):
+        spectral = spectral_conv_dft(block.spectral, x.float())
+    return x + F.gelu(spectral + block.local(x))
+
+
+PLAIN = {"gelu": F.gelu, "lift": _plain_lift, "_forward_in_place": _out_of_place}
+
+
+def with_plain_layers(fn, only: str | None = None):
+    """``fn`` run with the generators' GELU and lift rebound to the plain calls, and the
+    spectral blocks' in-place inference to the out-of-place sums (``only``: that one)."""
+    names = [(layers, "gelu"), (hybrid, "gelu"), (hybrid, "lift"), (fno, "lift"),
+             (layers.SpectralBlock, "_forward_in_place")]
+    names = [(m, n) for m, n in names if only in (None, n)]
 
     def call():
         saved = [getattr(m, n) for m, n in names]
         for m, n in names:
-            setattr(m, n, F.gelu if n == "gelu" else _plain_lift)
+            setattr(m, n, PLAIN[n])
         try:
             return fn()
         finally:
@@ -109,9 +124,12 @@ def whole_model(n: int, reps: int, rounds: int, fit_steps: int) -> dict:
         if fit_steps:
             cases[f"Lightning fit {fit_steps} steps, {precision} + channels-last, width 8"] = (
                 lambda p=precision: lightning_fit(8, p, True, fit_steps), None, 1)
+        cases[f"inference N {n}, {precision} + channels-last, in-place sums alone"] = (
+            cases[f"inference N {n}, {precision} + channels-last"][0], 256, 1)
         for title, (make, patterns, k) in cases.items():
             new = make()
-            pair = {"plain": with_plain_layers(new), "channels-last form": new}
+            only = "_forward_in_place" if title.endswith("alone") else None
+            pair = {"plain": with_plain_layers(new, only), "channels-last form": new}
             if patterns is None:   # a fit closure returns its own patterns/s
                 rates = {key: max(fn() for _ in range(rounds)) for key, fn in pair.items()}
             else:

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch.nn.functional as F
 
 import channels_last_ops
 import generators  # the benchmark scripts (tests/conftest.py puts scripts/benchmarks on the path)
@@ -19,6 +20,8 @@ import live
 import precision
 import reconstruct_vs_ptychi
 import training
+
+from ptycho_torch.generators import layers
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "scripts" / "benchmarks"
@@ -180,7 +183,18 @@ def test_channels_last_ops_smoke(tmp_path, capsys):
 
 def test_channels_last_ops_whole_model_smoke(tmp_path, capsys):
     r, res = _run("channels_last_ops", tmp_path, capsys, "--whole", "--fit")
-    assert len(res["whole"]) == 6
+    assert len(res["whole"]) == 8
     for rates in res["whole"].values():
         assert rates["plain"] > 0 and rates["ratio"] == rates["channels-last form"] / rates["plain"]
     assert "Lightning fit 2 steps, 32 + channels-last, width 8" in r.stdout
+    assert "inference N 32, bf16-mixed + channels-last, in-place sums alone" in r.stdout
+
+
+def test_the_plain_layers_rebinding_restores_the_generators_own(monkeypatch):
+    own = layers.SpectralBlock._forward_in_place
+    seen = []
+    call = channels_last_ops.with_plain_layers(
+        lambda: seen.append(layers.SpectralBlock._forward_in_place), "_forward_in_place")
+    call()
+    assert seen == [channels_last_ops._out_of_place]
+    assert layers.SpectralBlock._forward_in_place is own and layers.gelu is not F.gelu

@@ -1,6 +1,7 @@
 """The channels-last forms of the generators' small layers compute the same function as the
 plain ones: GELU on the contiguous (B, H, W, C) view, the lifting 1 x 1 convolution as a
-float32 product, and the decoder's skip cast before its concatenation."""
+float32 product, the decoder's skip cast before its concatenation, and a spectral block's in-place
+inference."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,13 +9,9 @@ from torch import nn
 
 from ptycho_torch.core.precision import autocast
 from ptycho_torch.generators.hybrid import _Up
-from ptycho_torch.generators.layers import (
-    conv3x3,
-    gelu,
-    lift,
-    module_channels_last,
-    to_channels_last,
-)
+from ptycho_torch.generators.channels_last import (gelu, lift, module_channels_last,
+                                                    to_channels_last)
+from ptycho_torch.generators.layers import SpectralBlock, conv3x3
 
 CL = torch.channels_last
 
@@ -88,3 +85,29 @@ def test_module_channels_last_asks_a_convolution_wider_than_one_by_one():
     assert not module_channels_last(model)
     assert module_channels_last(to_channels_last(model))
     assert not module_channels_last(to_channels_last(nn.Conv2d(8, 8, 1)))  # both orders
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_a_spectral_block_without_autograd_gives_the_same_bits_in_place(precision, monkeypatch):
+    torch.manual_seed(0)
+    block = to_channels_last(SpectralBlock(8, (12, 12)))
+    with torch.no_grad():
+        block.spectral.bias.normal_()          # a bias that is not zero, so it counts
+    x = torch.randn(3, 8, 32, 32).contiguous(memory_format=CL)
+    before = x.clone()
+    with autocast(precision, "cpu"):
+        ref = block(x.requires_grad_()).detach()        # autograd: the out-of-place sums
+        x = x.detach()
+        calls = []
+        real = SpectralBlock._forward_in_place
+        monkeypatch.setattr(SpectralBlock, "_forward_in_place",
+                            lambda self, t: calls.append(1) or real(self, t))
+        with torch.inference_mode():
+            got = block(x)
+        with torch.no_grad():
+            got_no_grad = block(x)
+        ref_again = block(x.requires_grad_()).detach()
+    assert len(calls) == 2                  # inference and no_grad took it; autograd did not
+    assert torch.equal(got, ref) and torch.equal(got_no_grad, ref) and torch.equal(ref_again, ref)
+    assert got.dtype == torch.float32 and got.is_contiguous(memory_format=CL)
+    assert torch.equal(x, before)           # the block's input is left as it was

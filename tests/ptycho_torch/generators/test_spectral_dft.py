@@ -7,11 +7,8 @@ from torch import nn
 
 from ptycho.config.study_config import StudyConfig
 from ptycho_torch.generators import build_generator
-from ptycho_torch.generators.layers import (
-    SpectralBlock,
-    channels_last_grad,
-    to_channels_last,
-)
+from ptycho_torch.generators.channels_last import channels_last_grad, to_channels_last
+from ptycho_torch.generators.layers import SpectralBlock
 from ptycho_torch.generators.spectral_dft import spectral_conv_dft, uses_dft_form
 
 CL = torch.channels_last

@@ -1,6 +1,6 @@
 """In channels-last order a whole training step keeps its activations and their gradients in
 that order: every GELU and GELU backward of the generator sees contiguous operands (the
-``(B, H, W, C)`` views that ``layers.gelu`` hands it), and no sum mixes orders. An operand
+``(B, H, W, C)`` views that ``channels_last.gelu`` hands it), and no sum mixes orders. An operand
 in neither order (a channel slice of a channels-last tensor) sends GELU's backward down a
 strided path about ten times slower, and a channels-last operand down one 1.2 to 1.8 times
 slower (docs/results/2026-12-speed.md), so a layer that breaks the order fails here, not
