@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ptycho.config.study_config import StudyConfig
 from ptycho_torch.core.precision import autocast
+from ptycho_torch.generators import build_generator
 from ptycho_torch.generators.hybrid import _Up
 from ptycho_torch.generators.channels_last import (gelu, lift, module_channels_last,
                                                     to_channels_last)
@@ -111,3 +113,23 @@ def test_a_spectral_block_without_autograd_gives_the_same_bits_in_place(precisio
     assert torch.equal(got, ref) and torch.equal(got_no_grad, ref) and torch.equal(ref_again, ref)
     assert got.dtype == torch.float32 and got.is_contiguous(memory_format=CL)
     assert torch.equal(x, before)           # the block's input is left as it was
+
+
+@pytest.mark.parametrize("arch", ["hybrid", "fno"])
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_a_channels_last_generator_predicts_the_bits_it_trains_on(arch, precision):
+    """Every spectral block of the generator (bfloat16 inputs from the encoder included)
+    gives at inference, in place, the bits the autograd path gives."""
+    cfg = StudyConfig().replace(architecture=arch, N=32, fno_width=8, fno_modes=8).model
+    torch.manual_seed(0)
+    gen = to_channels_last(build_generator(cfg))
+    for block in gen.modules():
+        if isinstance(block, SpectralBlock):
+            with torch.no_grad():
+                block.spectral.bias.normal_()
+    x = torch.rand(3, 1, 32, 32)
+    with autocast(precision, "cpu"):
+        trained = gen(x).detach()
+        with torch.inference_mode():
+            predicted = gen(x)
+    assert torch.equal(predicted, trained)
