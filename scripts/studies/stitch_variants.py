@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     from ptycho.formats.readers import read_dataset
     from ptycho.study_metrics import format_crossing, format_number
     from ptycho import reconstruction as study
+    from ptycho_torch.engine.inference import reconstruct_test_object
     from ptycho_torch.pipeline.reconstruct import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
     model = load_model(a.checkpoint, "cpu")
     data = read_dataset(a.data, gridsize=model.model_config.gridsize)
     N = data.N
-    base = study.reconstruct_test_object(model, data, InferenceConfig(stitch="positions"))
+    base = reconstruct_test_object(model, data, InferenceConfig(stitch="positions"))
     patches = base.patches
     variants = []
     if data.gridsize == 1 and study.grid_geometry(data) is not None:
