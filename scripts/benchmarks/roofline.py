@@ -1,26 +1,29 @@
 """A training step against the machine's own peak: GFLOP per step, GFLOP/s, the matmul peaks.
 
 For the quick preset's generator (Hybrid, width 8) and the reference width (32), N = 64,
-batch 16, on the CPU with ``--threads`` torch threads, one run measures:
+batch 16, on the CPU with ``--threads`` torch threads, in each ``--variants`` precision
+(``32``, and ``bf16-mixed+cl``: ``bf16-mixed`` with channels-last), one run measures:
 
-- patterns/s of a whole training step (forward through the forward model, the preset's
-  loss, backward, Adam), best of ``--rounds`` x ``--steps``;
+- patterns/s of a whole training step (forward under the precision's autocast through the
+  forward model, the preset's loss, backward, Adam: ``precision.training_step``), best of
+  ``--rounds`` x ``--steps``;
 - GFLOP counted per step by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and
   convolutions; FFTs and element-wise work are not counted, so the GFLOP/s is a lower
-  bound of the work done);
-- the same core's fp32 and bf16 matmul peaks (a 1024^2 matmul, best of 5);
+  bound of the work done; with channels-last the spectral layers run as DFT matrix
+  products, which it counts, so that variant counts more GFLOP for the same model);
+- the same core's fp32 and bf16 matmul peaks (a 1024^2 matmul, best of 5), each variant's
+  GFLOP/s as a share of its own precision's peak;
 - the top 10 operators by self CPU time (``torch.profiler``) of one step.
 
-    python scripts/benchmarks/roofline.py --threads 1 --steps 10 --rounds 2
+    python scripts/benchmarks/roofline.py --threads 1 --steps 10 --rounds 2 [--json PATH]
 
-Prints each figure and the ratio GFLOP/s / fp32 peak.
+``--smoke`` runs one width-4 step of each variant against a 128^2 matmul (CI).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -28,11 +31,14 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import torch  # noqa: E402
+from bench_common import add_common_args, write_json  # noqa: E402
+from precision import training_step  # noqa: E402  (scripts/benchmarks/precision.py)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from ptycho.config.config import DataConfig  # noqa: E402
-from ptycho.config.presets import from_preset  # noqa: E402
-from ptycho_torch.model import build_model  # noqa: E402
+from ptycho_torch.core.precision import bf16_supported  # noqa: E402
+
+# --variants: name -> (TrainingConfig.precision, channels_last); each against its own peak
+VARIANTS = {"32": ("32", False), "bf16-mixed+cl": ("bf16-mixed", True)}
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
@@ -47,25 +53,8 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def _step_fn(width: int):
-    cfg = from_preset("quick")
-    model_cfg = replace(cfg.model, fno_width=width)
-    torch.manual_seed(0)
-    m = build_model(model_cfg, DataConfig(), cfg.training)
-    opt = torch.optim.Adam(m.parameters(), 1e-3)
-    B, N = cfg.training.batch_size, model_cfg.N
-    x, pos, sc = torch.rand(B, 1, N, N), torch.zeros(B, 1, 1, 2), torch.ones(B, 1, 1, 1)
-
-    def step():
-        loss = m.loss_fn(m(x, pos, None, sc), x, mask=m.valid_mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return step, B, model_cfg.architecture
-
-
-def measure(width: int, steps: int, rounds: int) -> dict:
-    step, B, arch = _step_fn(width)
+def measure(width: int, variant: str, steps: int, rounds: int, B: int = 16) -> dict:
+    step = training_step(width, *VARIANTS[variant], batch=B)
     for _ in range(3):
         step()
     with FlopCounterMode(display=False) as counter:
@@ -80,27 +69,52 @@ def measure(width: int, steps: int, rounds: int) -> dict:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10)
-    return {"arch": arch, "width": width, "patterns_per_s": B / best, "ms_per_step": best * 1e3,
-            "gflop_per_step": gflop, "gflop_per_s": gflop / best, "profile": table}
+    return {"variant": variant, "width": width, "patterns_per_s": B / best,
+            "ms_per_step": best * 1e3, "gflop_per_step": gflop, "gflop_per_s": gflop / best,
+            "profile": table}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=1)
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_common_args(p, device_default=None)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--widths", default="8,32")
+    p.add_argument("--variants", default="32,bf16-mixed+cl",
+                   help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     a = p.parse_args(argv)
+    a.variants = a.variants.split(",")
+    bad = [v for v in a.variants if v not in VARIANTS]
+    if bad:
+        p.error(f"--variants {bad}: allowed {', '.join(VARIANTS)}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = _parse(argv)
     torch.set_num_threads(a.threads)
-    fp32, bf16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
-    print(f"threads {a.threads}; matmul peak fp32 {fp32:.1f} GFLOP/s, bf16 {bf16:.1f} GFLOP/s")
-    for w in (int(v) for v in a.widths.split(",")):
-        r = measure(w, a.steps, a.rounds)
-        print(f"\n{r['arch']} width {w}: {r['patterns_per_s']:.1f} patterns/s, "
-              f"{r['ms_per_step']:.1f} ms/step, {r['gflop_per_step']:.2f} GFLOP/step counted, "
-              f"{r['gflop_per_s']:.1f} GFLOP/s = {r['gflop_per_s'] / fp32:.1%} of the fp32 "
-              "matmul peak")
-        print(r["profile"])
+    n, widths, steps, rounds = (128, [4], 1, 1) if a.smoke else (
+        1024, [int(v) for v in a.widths.split(",")], a.steps, a.rounds)
+    peak = {"32": matmul_peak(torch.float32, n), "bf16-mixed+cl": matmul_peak(torch.bfloat16, n)}
+    print(f"threads {a.threads}; {n}^2 matmul peak fp32 {peak['32']:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16-mixed+cl']:.1f} GFLOP/s")
+    if "bf16-mixed+cl" in a.variants and not bf16_supported("cpu"):
+        print("note: this CPU has no native bfloat16 arithmetic; the bf16 rows are emulated")
+    out = {"threads": a.threads, "smoke": a.smoke, "matmul_peak_gflop_per_s":
+           {"fp32": peak["32"], "bf16": peak["bf16-mixed+cl"]}, "steps": []}
+    for w in widths:
+        for v in a.variants:
+            r = measure(w, v, steps, rounds)
+            r["share_of_peak"] = r["gflop_per_s"] / peak[v]
+            print(f"\nhybrid width {w}, {v}: {r['patterns_per_s']:.1f} patterns/s, "
+                  f"{r['ms_per_step']:.1f} ms/step, {r['gflop_per_step']:.2f} GFLOP/step "
+                  f"counted, {r['gflop_per_s']:.1f} GFLOP/s = {r['share_of_peak']:.1%} of the "
+                  f"{'bf16' if v != '32' else 'fp32'} matmul peak")
+            print(r["profile"])
+            out["steps"].append(r)
+    if a.json:
+        write_json(a.json, out)
     return 0
 
 

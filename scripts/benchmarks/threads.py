@@ -9,9 +9,10 @@ generator (forward through the forward model, the preset's loss, backward, Adam;
   :func:`ptycho_torch.engine.threads.apply_num_threads` picks at start: the usable CPUs that other
   work leaves free).
 
-    python scripts/benchmarks/threads.py --steps 20 --rounds 2
+    python scripts/benchmarks/threads.py --steps 20 --rounds 2 [--json PATH]
 
-Prints each cell's best of ``--rounds`` and the ratios, measured in one run.
+Prints each cell's best of ``--rounds`` and the ratios, measured in one run. ``--smoke``
+runs one step per cell, one round (CI).
 """
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+_REPO = str(Path(__file__).resolve().parents[2])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import write_json  # noqa: E402
 
 CELL = r"""
 import sys, time, torch
@@ -49,16 +55,22 @@ print(torch.get_num_threads(), (time.perf_counter() - t) / n * 1e3)
 
 def _cell(steps: int, policy: str) -> tuple[int, float]:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    # the cell imports the project from this clone, installed or not
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH")) if p)
     out = subprocess.run([sys.executable, "-c", CELL, str(steps), policy], env=env,
                          check=True, stdout=subprocess.PIPE, text=True).stdout.split()
     return int(out[0]), float(out[1])
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="one step per cell, one round (CI)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.steps, a.rounds = 1, 1
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     best: dict = {}
     for load in ("idle", "loaded"):
@@ -85,6 +97,10 @@ def main(argv=None) -> int:
         ratio = best[("loaded", policy)][1] / idle
         print(f"loaded / idle torch default, {policy}: {ratio:.2f}x")
     print(f"chosen / torch default, idle: {best[('idle', 'chosen')][1] / idle:.2f}x")
+    if a.json:
+        write_json(a.json, {"steps": a.steps, "rounds": a.rounds, "cells": [
+            {"load": load, "policy": policy, "threads": threads, "ms_per_step": ms}
+            for (load, policy), (threads, ms) in best.items()]})
     return 0
 
 

@@ -19,6 +19,7 @@ import inference
 import live
 import precision
 import reconstruct_vs_ptychi
+import roofline
 import training
 
 from ptycho_torch.generators import layers
@@ -60,6 +61,43 @@ def test_malloc_smoke(tmp_path):  # each measurement is its own process
     res = json.loads(out.read_text())
     assert set(res["patterns_per_s"]) == {"off", "mallopt", "env"}
     assert all(v > 0 for v in res["patterns_per_s"].values()) and res["ratio_to_off"]["off"] == 1.0
+
+
+def test_roofline_smoke(tmp_path, capsys):
+    out = tmp_path / "roofline.json"
+    assert roofline.main(["--smoke", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert [(r["variant"], r["width"]) for r in res["steps"]] == [("32", 4), ("bf16-mixed+cl", 4)]
+    peak = res["matmul_peak_gflop_per_s"]
+    for r in res["steps"]:
+        # a conv / matmul per layer at least: forward and backward of a 4-channel Hybrid
+        assert r["gflop_per_step"] > 0.1 and r["patterns_per_s"] == 16 / (r["ms_per_step"] / 1e3)
+        own = peak["fp32" if r["variant"] == "32" else "bf16"]
+        assert r["share_of_peak"] == r["gflop_per_s"] / own
+    # channels-last runs the spectral layers as DFT products, which the counter counts
+    assert res["steps"][1]["gflop_per_step"] > res["steps"][0]["gflop_per_step"]
+    assert "of the bf16 matmul peak" in text and "of the fp32 matmul peak" in text
+    with pytest.raises(SystemExit) as exc:
+        roofline.main(["--smoke", "--variants", "32,fp16"])
+    assert exc.value.code == 2
+    assert "--variants ['fp16']: allowed 32, bf16-mixed+cl" in capsys.readouterr().err
+
+
+def test_threads_smoke(tmp_path):  # each cell is its own process, one beside a busy one
+    out = tmp_path / "threads.json"
+    r = subprocess.run([sys.executable, str(BENCH / "threads.py"), "--smoke", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cells = json.loads(out.read_text())["cells"]
+    assert [(c["load"], c["policy"]) for c in cells] == [
+        ("idle", "default"), ("idle", "chosen"), ("loaded", "default"), ("loaded", "chosen")]
+    assert all(c["ms_per_step"] > 0 and c["threads"] >= 1 for c in cells)
+    # beside a process spinning on a CPU, the chosen count leaves that CPU to it
+    cpus = len(__import__("os").sched_getaffinity(0))
+    loaded_chosen = cells[3]["threads"]
+    assert loaded_chosen <= max(cpus - 1, 1), (cpus, loaded_chosen)
+    assert "loaded / idle torch default, chosen:" in r.stdout
 
 
 def test_stitching_smoke(tmp_path):  # numpy only: no --device flag
