@@ -7,7 +7,8 @@ generator (forward through the forward model, the preset's loss, backward, Adam;
 - ``idle`` / ``loaded`` (one other process spinning on a CPU for the whole cell);
 - ``torch default`` (one thread per core, as torch sets it) / ``chosen`` (the count
   :func:`ptycho_torch.engine.threads.apply_num_threads` picks at start: the usable CPUs that other
-  work leaves free).
+  work leaves free) / ``passive`` (torch's default count with ``OMP_WAIT_POLICY=PASSIVE``:
+  OpenMP threads sleep between parallel regions instead of spinning).
 
     python scripts/benchmarks/threads.py --steps 20 --rounds 2 [--json PATH]
 
@@ -53,8 +54,14 @@ print(torch.get_num_threads(), (time.perf_counter() - t) / n * 1e3)
 """
 
 
+POLICIES = {"default": "torch default", "chosen": "chosen", "passive": "passive wait"}
+
+
 def _cell(steps: int, policy: str) -> tuple[int, float]:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy == "passive":   # read by OpenMP when torch loads it: set before the cell starts
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     # the cell imports the project from this clone, installed or not
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH")) if p)
     out = subprocess.run([sys.executable, "-c", CELL, str(steps), policy], env=env,
@@ -80,7 +87,7 @@ def main(argv=None) -> int:
             time.sleep(1.0)
         try:
             for _ in range(a.rounds):
-                for policy in ("default", "chosen"):
+                for policy in POLICIES:
                     threads, ms = _cell(a.steps, policy)
                     key = (load, policy)
                     if key not in best or ms < best[key][1]:
@@ -90,13 +97,14 @@ def main(argv=None) -> int:
                 burner.kill()
                 burner.wait()
     for (load, policy), (threads, ms) in best.items():
-        name = "torch default" if policy == "default" else "chosen"
+        name = POLICIES[policy]
         print(f"{load:<7} {name:<14} {threads} thread(s)  {ms:7.1f} ms/step")
     idle = best[("idle", "default")][1]
-    for policy in ("default", "chosen"):
+    for policy in POLICIES:
         ratio = best[("loaded", policy)][1] / idle
         print(f"loaded / idle torch default, {policy}: {ratio:.2f}x")
-    print(f"chosen / torch default, idle: {best[('idle', 'chosen')][1] / idle:.2f}x")
+    for policy in ("chosen", "passive"):
+        print(f"{policy} / torch default, idle: {best[('idle', policy)][1] / idle:.2f}x")
     if a.json:
         write_json(a.json, {"steps": a.steps, "rounds": a.rounds, "cells": [
             {"load": load, "policy": policy, "threads": threads, "ms_per_step": ms}

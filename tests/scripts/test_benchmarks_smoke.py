@@ -91,13 +91,14 @@ def test_threads_smoke(tmp_path):  # each cell is its own process, one beside a 
     assert r.returncode == 0, r.stderr[-2000:]
     cells = json.loads(out.read_text())["cells"]
     assert [(c["load"], c["policy"]) for c in cells] == [
-        ("idle", "default"), ("idle", "chosen"), ("loaded", "default"), ("loaded", "chosen")]
+        (load, policy) for load in ("idle", "loaded") for policy in ("default", "chosen", "passive")]
     assert all(c["ms_per_step"] > 0 and c["threads"] >= 1 for c in cells)
     # beside a process spinning on a CPU, the chosen count leaves that CPU to it
     cpus = len(__import__("os").sched_getaffinity(0))
-    loaded_chosen = cells[3]["threads"]
+    loaded_chosen = cells[4]["threads"]
     assert loaded_chosen <= max(cpus - 1, 1), (cpus, loaded_chosen)
     assert "loaded / idle torch default, chosen:" in r.stdout
+    assert "passive / torch default, idle:" in r.stdout
 
 
 def test_stitching_smoke(tmp_path):  # numpy only: no --device flag
