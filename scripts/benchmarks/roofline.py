@@ -36,6 +36,7 @@ from precision import training_step  # noqa: E402  (scripts/benchmarks/precision
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from ptycho_torch.core.precision import bf16_supported  # noqa: E402
+from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
 # --variants: name -> (TrainingConfig.precision, channels_last); each against its own peak
 VARIANTS = {"32": ("32", False), "bf16-mixed+cl": ("bf16-mixed", True)}
@@ -94,6 +95,7 @@ def _parse(argv):
 def main(argv=None) -> int:
     a = _parse(argv)
     torch.set_num_threads(a.threads)
+    keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     n, widths, steps, rounds = (128, [4], 1, 1) if a.smoke else (
         1024, [int(v) for v in a.widths.split(",")], a.steps, a.rounds)
     peak = {"32": matmul_peak(torch.float32, n), "bf16-mixed+cl": matmul_peak(torch.bfloat16, n)}

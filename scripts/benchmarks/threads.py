@@ -34,6 +34,8 @@ from ptycho.config.config import DataConfig
 from ptycho.config.presets import from_preset
 from ptycho_torch.model import build_model
 from ptycho_torch.engine.threads import apply_num_threads
+from ptycho_torch.engine.malloc import keep_freed_memory
+keep_freed_memory()  # as every entry point does
 if sys.argv[2] == "chosen":
     apply_num_threads(0)
 cfg = from_preset("quick")
