@@ -16,10 +16,17 @@ module scores that per patch, against known truth:
   phase with the true phase and with the twin's phase.
 
 A patch whose ``twin`` exceeds its ``direct`` is counted in ``twin_fraction``.
+
+Whether the data could tell them apart is :func:`twin_data_residuals`: the misfit to the
+measured pattern of each predicted patch and of its own twin, through the forward model.
+An object patch and its twin give the same pattern only under a probe equal to its own
+twin (``P(r) = conj(P(-r))``).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ptycho.forward import diffraction_amplitude
 
 
 def twin_of(patches: np.ndarray) -> np.ndarray:
@@ -70,3 +77,33 @@ def patch_twin_scores(pred: np.ndarray, true: np.ndarray, probe: np.ndarray) -> 
             "median_direct": float(np.median(direct[ok])) if ok.any() else float("nan"),
             "median_twin": float(np.median(twin[ok])) if ok.any() else float("nan"),
             "twin_fraction": float(np.mean(twin[ok] > direct[ok])) if ok.any() else float("nan")}
+
+
+def data_residuals(patches: np.ndarray, measured: np.ndarray, probe: np.ndarray,
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """Per-patch misfit ``||s a - m|| / ||m||`` of the far-field amplitudes ``a`` that the
+    object ``patches`` (n, N, N) give under ``probe``
+    (:func:`ptycho.forward.diffraction_amplitude`) to the ``measured`` amplitudes ``m``
+    (n, N, N), ``s`` each patch's least-squares scale (far-field data do not fix the
+    object's scale); over the pixels where ``valid`` (N, N) is True, all by default."""
+    a = diffraction_amplitude(patches, probe).astype(np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    if a.shape != m.shape:
+        raise ValueError(f"measured must have the patches' shape {a.shape} (got {m.shape})")
+    if valid is not None:
+        a, m = a * valid, m * valid
+    s = np.sum(a * m, axis=(-2, -1)) / np.maximum(np.sum(a * a, axis=(-2, -1)), 1e-300)
+    err = np.sqrt(np.sum((s[:, None, None] * a - m) ** 2, axis=(-2, -1)))
+    return err / np.maximum(np.sqrt(np.sum(m * m, axis=(-2, -1))), 1e-300)
+
+
+def twin_data_residuals(pred: np.ndarray, measured: np.ndarray, probe: np.ndarray,
+                        valid: np.ndarray | None = None) -> dict:
+    """:func:`data_residuals` of the predicted patches and of their twins, their medians and
+    ``twin_fits_better``: the fraction of patches whose twin fits the measured pattern
+    better than the patch itself."""
+    own = data_residuals(pred, measured, probe, valid)
+    twin = data_residuals(twin_of(pred), measured, probe, valid)
+    return {"residual": own, "twin_residual": twin,
+            "median_residual": float(np.median(own)), "median_twin_residual":
+            float(np.median(twin)), "twin_fits_better": float(np.mean(twin < own))}

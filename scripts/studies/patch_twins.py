@@ -6,7 +6,10 @@
 Predicts the patches of one test object and prints, against the scan's true object phase
 (its ``Y_phi`` labels), the median weighted phase correlation of the predicted patches with
 the true patches and with their conjugate twins, and the fraction of patches closer to the
-twin. ``--json PATH`` also writes them (with the per-patch values).
+twin; and, through the forward model with the model's probe, the median misfit of the
+predicted patches and of their twins to the measured patterns, and the fraction of patches
+whose twin fits better (``ptycho.patch_twins``). ``--json PATH`` also writes them (with the
+per-patch values).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from ptycho.formats.readers import read_dataset
-    from ptycho.patch_twins import patch_twin_scores
+    from ptycho.patch_twins import patch_twin_scores, twin_data_residuals
     from ptycho_torch.engine.inference import forward_probe, predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
 
@@ -54,10 +57,16 @@ def main(argv=None) -> int:
     sub = data.select(data.object_selection(a.object_index))
     pred = np.asarray(predict_patches(model, sub, a.infer_batch_size))[:, 0]
     true = np.exp(1j * sub.Y_phi[:, 0])
-    s = patch_twin_scores(pred, true, forward_probe(model, data))
+    probe = forward_probe(model, data)
+    s = patch_twin_scores(pred, true, probe)
+    valid = None if data.bad_pixels is None else ~np.asarray(data.bad_pixels)
+    s.update(twin_data_residuals(pred, sub.diffraction[:, 0], probe, valid))
     print(f"{len(pred)} patches of test object {a.object_index}: phase correlation with the "
           f"true patch (median) {s['median_direct']:.3f}, with its twin {s['median_twin']:.3f}; "
           f"closer to the twin: {s['twin_fraction']:.3f} of the patches")
+    print(f"misfit to the measured patterns (median): predicted patches "
+          f"{s['median_residual']:.4f}, their twins {s['median_twin_residual']:.4f}; the twin "
+          f"fits better for {s['twin_fits_better']:.3f} of the patches")
     if a.json:
         out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
         Path(a.json).write_text(json.dumps({"checkpoint": a.checkpoint, "data": a.data,

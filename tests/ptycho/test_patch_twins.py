@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptycho.forward import diffraction_amplitude
-from ptycho.patch_twins import patch_twin_scores, twin_of
+from ptycho.patch_twins import data_residuals, patch_twin_scores, twin_data_residuals, twin_of
 
 
 def _patches(n=12, N=16, seed=0):
@@ -68,6 +68,43 @@ def test_the_weights_are_the_probe_intensity():
     modes = np.stack([probe, 0.5 * probe])        # modes: intensities summed, same support
     np.testing.assert_allclose(patch_twin_scores(pred, true, modes)["direct"], 1.0, atol=1e-9)
     assert np.all(patch_twin_scores(pred, true, np.ones((N, N)))["direct"] < 0.9)
+
+
+def test_a_twin_symmetric_probe_cannot_tell_a_patch_from_its_twin():
+    obj = _patches()
+    sym = np.abs(_probe())                         # real and centro-symmetric about N/2
+    np.testing.assert_allclose(twin_of(sym[None])[0], sym, atol=1e-12)
+    measured = diffraction_amplitude(obj, sym)
+    r = twin_data_residuals(obj, measured, sym)
+    np.testing.assert_allclose(r["residual"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(r["twin_residual"], 0.0, atol=1e-5)
+    # a probe that is not its own twin does tell them apart, and the truth fits better
+    probe = _probe()
+    r = twin_data_residuals(obj, diffraction_amplitude(obj, probe), probe)
+    assert r["twin_fits_better"] == 0.0 and r["median_twin_residual"] > 0.1
+    r = twin_data_residuals(twin_of(obj), diffraction_amplitude(obj, probe), probe)
+    assert r["twin_fits_better"] == 1.0
+
+
+def test_data_residuals_against_a_direct_computation():
+    obj, probe = _patches(n=3), _probe()
+    rng = np.random.default_rng(5)
+    measured = 2.5 * diffraction_amplitude(obj, probe) + rng.normal(0, 0.01, (3, 16, 16))
+    got = data_residuals(obj, measured, probe)
+    for k in range(3):   # the scale by least squares, then the relative misfit
+        a = np.abs(np.fft.fftshift(np.fft.fft2(obj[k] * probe, norm="ortho")))
+        s = np.vdot(a, measured[k]).real / np.vdot(a, a).real
+        want = np.linalg.norm(s * a - measured[k]) / np.linalg.norm(measured[k])
+        assert got[k] == pytest.approx(want, rel=1e-4)
+    # pixels marked invalid do not count
+    bad = measured.copy()
+    bad[:, 0, :] = 100.0
+    valid = np.ones((16, 16), bool)
+    valid[0, :] = False
+    np.testing.assert_allclose(data_residuals(obj, bad, probe, valid),
+                               data_residuals(obj, np.where(valid, measured, 0), probe, valid))
+    with pytest.raises(ValueError, match=r"measured must have the patches' shape \(3, 16, 16\)"):
+        data_residuals(obj, measured[:, :8], probe)
 
 
 @pytest.mark.parametrize("pred_shape,true_shape,probe_shape,needle", [

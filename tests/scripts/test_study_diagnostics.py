@@ -48,7 +48,7 @@ def test_the_default_row_scores_what_the_study_scored(tiny_run, capsys):
 
 def test_patch_twins_scores_the_study_s_patches(tiny_run, tmp_path, capsys):
     from ptycho.formats.readers import read_dataset
-    from ptycho.patch_twins import patch_twin_scores
+    from ptycho.patch_twins import patch_twin_scores, twin_data_residuals
     from ptycho_torch.engine.inference import forward_probe, predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
 
@@ -68,7 +68,12 @@ def test_patch_twins_scores_the_study_s_patches(tiny_run, tmp_path, capsys):
     assert len(res["direct"]) == len(sub.Y_phi) == len(pred)
     np.testing.assert_allclose(res["direct"], s["direct"], atol=1e-5)
     assert res["twin_fraction"] == pytest.approx(s["twin_fraction"])
-    assert f"closer to the twin: {s['twin_fraction']:.3f}" in capsys.readouterr().out
+    r = twin_data_residuals(pred, sub.diffraction[:, 0], forward_probe(model, data))
+    np.testing.assert_allclose(res["residual"], r["residual"], rtol=1e-4)
+    assert res["twin_fits_better"] == pytest.approx(r["twin_fits_better"])
+    text = capsys.readouterr().out
+    assert f"closer to the twin: {s['twin_fraction']:.3f}" in text
+    assert f"the twin fits better for {r['twin_fits_better']:.3f} of the patches" in text
 
 
 def test_patch_twins_refuses_in_one_line(tiny_run, spiral_npz, tmp_path, capsys):
