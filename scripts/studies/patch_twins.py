@@ -39,6 +39,10 @@ def main(argv=None) -> int:
     from ptycho_torch.engine.inference import forward_probe, predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
 
+    if a.infer_batch_size < 1:
+        print(f"error: --infer-batch-size {a.infer_batch_size}: allowed 1 or more",
+              file=sys.stderr)
+        return 2
     for flag, path in (("--checkpoint", a.checkpoint), ("--data", a.data)):
         if not Path(path).is_file():
             print(f"error: {flag} {path}: no such file", file=sys.stderr)

@@ -86,6 +86,8 @@ def test_patch_twins_refuses_in_one_line(tiny_run, spiral_npz, tmp_path, capsys)
               f"error: --data {tmp_path / 'none.npz'}: no such file"),
              (["--checkpoint", ckpt, "--data", test_npz, "--object-index", "3"],
               "error: --object-index 3: allowed [0]"),
+             (["--checkpoint", ckpt, "--data", test_npz, "--infer-batch-size", "0"],
+              "error: --infer-batch-size 0: allowed 1 or more"),
              (["--checkpoint", ckpt, "--data", str(spiral_npz)],
               f"error: --data {spiral_npz}: no Y_phi labels (the true object phase of each "
               "patch): a simulated test scan is needed")]
