@@ -129,6 +129,13 @@ def code_on_load():
     return CodeOnLoad
 
 
+#: the flags of a tiny simulated grid-lines study (N = 32, one epoch of a one-block width-8
+#: generator; a few seconds on a CPU), for the runner and the study scripts
+TINY_STUDY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
+                    "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
+                    "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes",
+                    "4", "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar"]
+
 #: the flags of a tiny FNO study on a scan file (N = 32; a few seconds on a CPU)
 TINY_SCAN_STUDY = ["--N", "32", "--architecture", "fno", "--fno-width", "8", "--fno-modes", "4",
                    "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--epochs", "1",

@@ -12,12 +12,10 @@ import torch
 import grid_lines_torch_runner as runner
 from ptycho.config.cli import config_from_argv
 from ptycho_torch.engine.inference import run_torch_inference
+from torch_fixtures import TINY_STUDY_FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
-              "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
-              "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",
-              "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar"]
+TINY_FLAGS = TINY_STUDY_FLAGS
 
 
 class SpyModel(torch.nn.Module):

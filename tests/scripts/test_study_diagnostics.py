@@ -8,13 +8,9 @@ import pytest
 
 from ptycho.study_metrics import format_number
 from ptycho_torch.cli import study_main
-from torch_fixtures import load_repo_file
+from torch_fixtures import TINY_STUDY_FLAGS, load_repo_file
 
-TINY = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
-        "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
-        "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",
-        "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar",
-        "--architecture", "fno", "--num-threads", "1"]
+TINY = [*TINY_STUDY_FLAGS, "--architecture", "fno", "--num-threads", "1"]
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,10 @@ import pytest
 from ptycho.config.presets import from_preset
 from ptycho.config.study_config import StudyConfig
 from ptycho_torch.studies import comparison as compare
+from torch_fixtures import TINY_STUDY_FLAGS
 
 REPO = Path(__file__).resolve().parents[3]
-TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
-              "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
-              "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",
-              "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar"]
+TINY_FLAGS = TINY_STUDY_FLAGS
 
 
 def _md_rows(md: str) -> list[list[str]]:

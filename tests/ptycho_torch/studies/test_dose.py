@@ -14,12 +14,10 @@ from ptycho.study_metrics import TABLE_COLUMNS
 from ptycho_torch.studies import dose as ds
 from ptycho_torch.studies.dose import cells, report, rules
 from ptycho_torch.studies.dose.config import DoseConfig, DoseOptions
+from torch_fixtures import TINY_STUDY_FLAGS
 
 REPO = Path(__file__).resolve().parents[3]
-TINY_FLAGS = ["--N", "32", "--object-size", "64", "--n-lines", "40", "--train-stride", "4",
-              "--test-stride", "8", "--n-train-objects", "1", "--n-test-objects", "1",
-              "--epochs", "1", "--batch-size", "16", "--fno-width", "8", "--fno-modes", "4",
-              "--fno-blocks", "1", "--fno-cnn-blocks", "1", "--no-progress-bar",
+TINY_FLAGS = [*TINY_STUDY_FLAGS,
               "--architectures", "fno", "--nphotons-list", "1e3,1e9"]
 
 
