@@ -38,8 +38,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from ptycho_torch.core.precision import bf16_supported  # noqa: E402
 from ptycho_torch.engine.malloc import keep_freed_memory  # noqa: E402
 
-# --variants: name -> (TrainingConfig.precision, channels_last); each against its own peak
+# --variants: name -> (TrainingConfig.precision, channels_last), and the matmul peak
+# (PEAK_DTYPES) each is measured against
 VARIANTS = {"32": ("32", False), "bf16-mixed+cl": ("bf16-mixed", True)}
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+VARIANT_PEAK = {"32": "fp32", "bf16-mixed+cl": "bf16"}
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 5) -> float:
@@ -98,21 +101,21 @@ def main(argv=None) -> int:
     keep_freed_memory()  # as every entry point does (ptycho_torch.engine.malloc)
     n, widths, steps, rounds = (128, [4], 1, 1) if a.smoke else (
         1024, [int(v) for v in a.widths.split(",")], a.steps, a.rounds)
-    peak = {"32": matmul_peak(torch.float32, n), "bf16-mixed+cl": matmul_peak(torch.bfloat16, n)}
-    print(f"threads {a.threads}; {n}^2 matmul peak fp32 {peak['32']:.1f} GFLOP/s, "
-          f"bf16 {peak['bf16-mixed+cl']:.1f} GFLOP/s")
+    peak = {name: matmul_peak(dtype, n) for name, dtype in PEAK_DTYPES.items()}
+    print(f"threads {a.threads}; {n}^2 matmul peak fp32 {peak['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16']:.1f} GFLOP/s")
     if "bf16-mixed+cl" in a.variants and not bf16_supported("cpu"):
         print("note: this CPU has no native bfloat16 arithmetic; the bf16 rows are emulated")
-    out = {"threads": a.threads, "smoke": a.smoke, "matmul_peak_gflop_per_s":
-           {"fp32": peak["32"], "bf16": peak["bf16-mixed+cl"]}, "steps": []}
+    out = {"threads": a.threads, "smoke": a.smoke, "matmul_peak_gflop_per_s": peak,
+           "steps": []}
     for w in widths:
         for v in a.variants:
             r = measure(w, v, steps, rounds)
-            r["share_of_peak"] = r["gflop_per_s"] / peak[v]
+            r["share_of_peak"] = r["gflop_per_s"] / peak[VARIANT_PEAK[v]]
             print(f"\nhybrid width {w}, {v}: {r['patterns_per_s']:.1f} patterns/s, "
                   f"{r['ms_per_step']:.1f} ms/step, {r['gflop_per_step']:.2f} GFLOP/step "
                   f"counted, {r['gflop_per_s']:.1f} GFLOP/s = {r['share_of_peak']:.1%} of the "
-                  f"{'bf16' if v != '32' else 'fp32'} matmul peak")
+                  f"{VARIANT_PEAK[v]} matmul peak")
             print(r["profile"])
             out["steps"].append(r)
     if a.json:

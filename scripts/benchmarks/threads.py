@@ -24,9 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench_common import write_json
+
 _REPO = str(Path(__file__).resolve().parents[2])
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import write_json  # noqa: E402
 
 CELL = r"""
 import sys, time, torch
