@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch.nn.functional as F
 
+import against_revision
 import channels_last_ops
 import generators  # the benchmark scripts (tests/conftest.py puts scripts/benchmarks on the path)
 import inference
@@ -99,6 +100,32 @@ def test_threads_smoke(tmp_path):  # each cell is its own process, one beside a 
     assert loaded_chosen <= max(cpus - 1, 1), (cpus, loaded_chosen)
     assert "loaded / idle torch default, chosen:" in r.stdout
     assert "passive / torch default, idle:" in r.stdout
+
+
+def test_against_revision_smoke(tmp_path, capsys):  # the cells are processes, trees alternate
+    out = tmp_path / "against.json"
+    assert against_revision.main(["--smoke", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert res["base"] == head
+    assert [(r["cell"], r["N"]) for r in res["rows"]] == [("fit", 32), ("infer", 32)]
+    names = [f"base {head[:7]}", "this tree"]
+    for row in res["rows"]:
+        assert all(row[n]["patterns_per_s"] > 0 for n in names)
+        assert row[names[0]]["x_base"] == 1.0
+
+
+def test_against_revision_refusals(tmp_path, capsys):
+    out = tmp_path / "against.json"
+    assert against_revision.main(["--base", "no-such-rev", "--json", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --base: git finds no commit 'no-such-rev' in {REPO} "
+        "(allowed: a commit id, branch or tag of this checkout)\n")
+    assert not out.exists()
+    # a cell whose tree has no package imports the installed project: refused, not timed
+    with pytest.raises(against_revision.RevisionError, match="a cell meant for .* imported "):
+        against_revision.run_cell(tmp_path, "infer", 32, 1, 1, {})
 
 
 def test_stitching_smoke(tmp_path):  # numpy only: no --device flag
