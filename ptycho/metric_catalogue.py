@@ -7,7 +7,8 @@ tables, summaries over seeds, learning-curve points and figures name them from
 
 * ``key``: the flat JSON key of a learning-curve point or reference (``amp_ssim``);
 * ``record``, ``channel``: where a row keeps it (``ssim``, 0 amplitude / 1 phase, a
-  ``data_residual`` entry by name, or None for a plain number);
+  ``data_residual`` entry by name, a ``(name, 0 | 1)`` pair for the ``[amplitude, phase]``
+  list ``name`` of a dict record such as ``two_half_frc``, or None for a plain number);
 * ``header``: the column of a table and the label of a summary over seeds (``amp SSIM``);
 * ``label`` and ``unit``: a figure's words (``amplitude PSNR`` in ``dB``; :attr:`Metric.title`
   joins them); ``higher_is_better``: the sense of "best".
@@ -26,7 +27,7 @@ CHANNELS = ("amplitude", "phase")
 class Metric:
     key: str
     record: str
-    channel: int | str | None
+    channel: int | str | tuple[str, int] | None
     header: str
     label: str
     unit: str = ""
@@ -55,6 +56,9 @@ def _pair(record: str, name: str, unit: str = "", higher: bool = True) -> tuple[
 CATALOGUE = {m.key: m for m in (
     *_pair("mae", "MAE", higher=False), *_pair("psnr", "PSNR", "dB"), *_pair("ssim", "SSIM"),
     *_pair("frc50", "FRC50", "cycles/pixel"),
+    *(Metric(f"{short}_two_half_frc50", "two_half_frc", ("frc50", ch), f"{short} two-half FRC50",
+             f"{word} two-half FRC50", "cycles/pixel")
+      for ch, (short, word) in enumerate((("amp", "amplitude"), ("phase", "phase")))),
     Metric("phase_correlation", "phase_correlation", None, "phase corr", "phase correlation"),
     Metric("phase_strength_ratio", "phase_strength_ratio", None, "phase strength",
            "phase strength ratio"),

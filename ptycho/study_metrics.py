@@ -164,7 +164,8 @@ class StudyMetrics:
 
 
 # (label, key, channel) of the table's metric columns; channel 0 amplitude, 1 phase
-TABLE_COLUMNS = tuple((m.header, m.record, int(m.channel or 0)) for m in metrics(
+TABLE_COLUMNS = tuple((m.header, m.record, m.channel if isinstance(m.channel, int) else 0)
+                      for m in metrics(
     "amp_mae", "phase_mae", "amp_psnr", "phase_psnr", "amp_ssim", "phase_ssim", "amp_frc50",
     "phase_frc50"))
 _MORE_COLUMNS = metrics("phase_correlation", "phase_strength_ratio", "data_residual")

@@ -40,7 +40,8 @@ from ptycho_torch.studies.sweep import (
 #: (label, metrics.json key, index of [amplitude, phase], data_residual entry or None)
 SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
     "amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "amp_frc50", "phase_correlation",
-    "data_residual", "train_time_s", "total_time_s"))
+    "amp_two_half_frc50", "phase_two_half_frc50", "data_residual", "train_time_s",
+    "total_time_s"))
 
 
 def plan_sweep(sweep: SeedSweep) -> list[str]:
@@ -49,7 +50,11 @@ def plan_sweep(sweep: SeedSweep) -> list[str]:
 
 
 def _value(m: dict, key: str, index):
-    """The number, None when absent, or the censored label of an FRC never crossed."""
+    """The number, None when absent, or the censored label of an FRC never crossed; an
+    ``index`` pair ``(name, channel)`` reads the list ``name`` of the dict ``m[key]``."""
+    if isinstance(index, tuple):
+        name, index = index
+        m, key = (m.get(key) or {}), name
     v = m.get(key)
     if isinstance(index, int):
         flags = m.get(f"{key}_censored")

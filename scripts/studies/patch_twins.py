@@ -18,47 +18,24 @@ import json
 import sys
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
+from _model_object import add_model_object_args, read_object
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    p.add_argument("--checkpoint", required=True, help="a study's runs/<model>/model.ckpt")
-    p.add_argument("--data", required=True, help="a simulated test scan (with Y_phi labels)")
-    p.add_argument("--object-index", type=int, default=0, help="which test object (default 0)")
-    p.add_argument("--infer-batch-size", type=int, default=64)
+    add_model_object_args(p, "a simulated test scan (with Y_phi labels)")
     p.add_argument("--json", metavar="PATH", help="also write the scores as JSON")
     a = p.parse_args(argv)
 
     import numpy as np
-
-    from ptycho.formats.readers import read_dataset
     from ptycho.patch_twins import patch_twin_scores, twin_data_residuals
     from ptycho_torch.engine.inference import forward_probe, predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
-
-    if a.infer_batch_size < 1:
-        print(f"error: --infer-batch-size {a.infer_batch_size}: allowed 1 or more",
-              file=sys.stderr)
+    read = read_object(a, needs_phase=True)
+    if read is None:
         return 2
-    for flag, path in (("--checkpoint", a.checkpoint), ("--data", a.data)):
-        if not Path(path).is_file():
-            print(f"error: {flag} {path}: no such file", file=sys.stderr)
-            return 2
-    data = read_dataset(a.data)
-    if data.Y_phi is None:
-        print(f"error: --data {a.data}: no Y_phi labels (the true object phase of each patch): "
-              "a simulated test scan is needed", file=sys.stderr)
-        return 2
-    objects = np.unique(data.object_index)
-    if a.object_index not in objects:
-        print(f"error: --object-index {a.object_index}: allowed {objects.tolist()}",
-              file=sys.stderr)
-        return 2
+    data, sub = read
     model = load_model(a.checkpoint, "cpu")
-    sub = data.select(data.object_selection(a.object_index))
     pred = np.asarray(predict_patches(model, sub, a.infer_batch_size))[:, 0]
     true = np.exp(1j * sub.Y_phi[:, 0])
     probe = forward_probe(model, data)

@@ -21,7 +21,8 @@ def test_every_entry_reads_a_study_row():
     rng = np.random.default_rng(0)
     gt = (1 + 0.2 * rng.random((48, 48))) * np.exp(1j * rng.random((48, 48)))
     row = StudyMetrics("pinn_x", "network", True, data_residual={"amplitude_mae": 0.25},
-                       train_time_s=3.0, inference_time_s=1.0, total_time_s=4.0)
+                       train_time_s=3.0, inference_time_s=1.0, total_time_s=4.0,
+                       two_half_frc={"frc50": [0.21, 0.13], "frc50_censored": [None, None]})
     pred = gt * np.exp(0.1j * rng.standard_normal(gt.shape)) + 0.05 * rng.standard_normal(gt.shape)
     row.set_scores(evaluation.evaluate_reconstruction(pred, gt))
     fields = {f.name for f in dataclasses.fields(StudyMetrics)}
@@ -30,6 +31,9 @@ def test_every_entry_reads_a_study_row():
         if isinstance(m.channel, int):
             assert m.record in METRIC_NAMES
             assert np.isfinite(row.value(m.record, m.channel, censored_at_bound=True))
+        elif isinstance(m.channel, tuple):   # (list name, channel) of a dict record
+            name, channel = m.channel
+            assert getattr(row, m.record)[name][channel] == [0.21, 0.13][channel], m.key
         else:
             v = getattr(row, m.record)
             v = v[m.channel] if isinstance(m.channel, str) else v

@@ -1,6 +1,7 @@
 """The diagnostic scripts on a finished tiny study: stitch_variants.py's row for the study's
 own stitching options gives the scores the study wrote to metrics.json; patch_twins.py
-scores the study's patches and refuses bad input in one line."""
+scores the study's patches and refuses bad input in one line; two_half_frc.py gives the
+study's two-half FRC for its test object 0."""
 import json
 
 import numpy as np
@@ -91,3 +92,24 @@ def test_patch_twins_refuses_in_one_line(tiny_run, spiral_npz, tmp_path, capsys)
         capsys.readouterr()
         assert script.main(argv) == 2
         assert capsys.readouterr().err == line + "\n"
+
+
+def test_two_half_frc_gives_the_study_s_for_test_object_0(tiny_run, tmp_path, capsys):
+    run, test_npz = tiny_run
+    m = json.loads((run / "metrics.json").read_text())["two_half_frc"]
+    script = load_repo_file("scripts/studies/two_half_frc.py")
+    out = tmp_path / "two_half.json"
+    capsys.readouterr()
+    assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
+                        "--infer-batch-size", "7", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n_patterns"] == m["n_patterns"] and res["region"] == m["region"]
+    for key in ("frc50", "frc_halfbit"):
+        assert res[f"{key}_censored"] == m[f"{key}_censored"]
+        for got, want in zip(res[key], m[key]):
+            assert (got is None and want is None) or got == pytest.approx(want, abs=1e-6)
+    text = capsys.readouterr().out
+    assert text.startswith("object 0, amplitude: two-half FRC50 ")
+    assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
+                        "--object-index", "2"]) == 2
+    assert capsys.readouterr().err == "error: --object-index 2: allowed [0]\n"

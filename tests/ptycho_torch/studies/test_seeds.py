@@ -60,3 +60,16 @@ def test_a_censored_frc50_is_a_lower_bound_over_the_seeds():
     assert measured["mean"] == pytest.approx(0.3) and measured["max"] == 0.35
     every = seeds.summarise([7], [rows[1]])["amp FRC50"]
     assert every["min"] == every["mean"] == every["max"] == ">= 0.5"
+
+
+def test_the_two_half_frc_is_read_from_its_dict_censored_or_absent():
+    """The ground-truth-free FRC50s of ``two_half_frc`` (no value on a row without it, such
+    as an iterative method's) summarise like the other crossings."""
+    rows = [{"two_half_frc": {"frc50": [0.13, 0.068], "frc50_censored": [None, None]}},
+            {"two_half_frc": {"frc50": [0.14, None], "frc50_censored": [None, ">= 0.5"]}},
+            {"two_half_frc": None}]
+    out = seeds.summarise([1, 7, 42], rows)
+    assert out["phase two-half FRC50"]["per_seed"] == {1: 0.068, 7: ">= 0.5", 42: None}
+    assert out["phase two-half FRC50"]["max"] == ">= 0.5"
+    assert out["amp two-half FRC50"]["per_seed"] == {1: 0.13, 7: 0.14, 42: None}
+    assert out["amp two-half FRC50"]["mean"] == pytest.approx(0.135)
