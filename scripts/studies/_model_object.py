@@ -1,5 +1,5 @@
 """What the per-object diagnostic scripts here share (``patch_twins.py``,
-``two_half_frc.py``): their flags for a trained model and one object of a scan, and the
+``self_consistency.py``): their flags for a trained model and one object of a scan, and the
 checks of those flags, each refusal one line naming the flag, before the model is read."""
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The diagnostic scripts on a finished tiny study: stitch_variants.py's row for the study's
 own stitching options gives the scores the study wrote to metrics.json; patch_twins.py
-scores the study's patches and refuses bad input in one line; two_half_frc.py gives the
-study's two-half FRC for its test object 0."""
+scores the study's patches and refuses bad input in one line; self_consistency.py gives the
+study's two-half FRC for its test object 0, and the library's neighbour disagreement."""
 import json
 
 import numpy as np
@@ -94,22 +94,37 @@ def test_patch_twins_refuses_in_one_line(tiny_run, spiral_npz, tmp_path, capsys)
         assert capsys.readouterr().err == line + "\n"
 
 
-def test_two_half_frc_gives_the_study_s_for_test_object_0(tiny_run, tmp_path, capsys):
+def test_self_consistency_gives_the_study_s_two_half_frc(tiny_run, tmp_path, capsys):
+    from ptycho.formats.readers import read_dataset
+    from ptycho.neighbour_agreement import neighbour_disagreement
+    from ptycho_torch.engine.inference import predict_patches
+    from ptycho_torch.pipeline.reconstruct import load_model
+
     run, test_npz = tiny_run
     m = json.loads((run / "metrics.json").read_text())["two_half_frc"]
-    script = load_repo_file("scripts/studies/two_half_frc.py")
-    out = tmp_path / "two_half.json"
+    script = load_repo_file("scripts/studies/self_consistency.py")
+    out = tmp_path / "consistency.json"
     capsys.readouterr()
     assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
                         "--infer-batch-size", "7", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["n_patterns"] == m["n_patterns"] and res["region"] == m["region"]
+    frc = res["two_half_frc"]
+    assert frc["n_patterns"] == m["n_patterns"] and frc["region"] == m["region"]
     for key in ("frc50", "frc_halfbit"):
-        assert res[f"{key}_censored"] == m[f"{key}_censored"]
-        for got, want in zip(res[key], m[key]):
+        assert frc[f"{key}_censored"] == m[f"{key}_censored"]
+        for got, want in zip(frc[key], m[key]):
             assert (got is None and want is None) or got == pytest.approx(want, abs=1e-6)
+    # the neighbour disagreement of the same patches, from the library (crop N/2 = 16)
+    data = read_dataset(test_npz)
+    sub = data.select(data.object_selection(0))
+    pred = np.asarray(predict_patches(load_model(str(run / "model.ckpt"), "cpu"), sub, 5))
+    want = neighbour_disagreement(pred[:, 0], sub.centres[:, 0], 16)
+    assert res["neighbour_disagreement"]["pairs"] == want["pairs"].tolist()
+    assert res["neighbour_disagreement"]["median"] == pytest.approx(want["median"], rel=1e-4)
+    assert want["median"] > 0 and len(want["pairs"]) > 0
     text = capsys.readouterr().out
     assert text.startswith("object 0, amplitude: two-half FRC50 ")
+    assert f"neighbour phase disagreement {want['median']:.4f} rad" in text
     assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
                         "--object-index", "2"]) == 2
     assert capsys.readouterr().err == "error: --object-index 2: allowed [0]\n"
