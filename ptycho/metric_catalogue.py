@@ -59,6 +59,8 @@ CATALOGUE = {m.key: m for m in (
     *(Metric(f"{short}_two_half_frc50", "two_half_frc", ("frc50", ch), f"{short} two-half FRC50",
              f"{word} two-half FRC50", "cycles/pixel")
       for ch, (short, word) in enumerate((("amp", "amplitude"), ("phase", "phase")))),
+    Metric("neighbour_disagreement", "neighbour_disagreement", None, "neighbour disagreement",
+           "neighbour phase disagreement", "rad", higher_is_better=False),
     Metric("phase_correlation", "phase_correlation", None, "phase corr", "phase correlation"),
     Metric("phase_strength_ratio", "phase_strength_ratio", None, "phase strength",
            "phase strength ratio"),

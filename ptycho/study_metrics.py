@@ -13,7 +13,9 @@ the row was not registered). Without ground truth they are ``null`` and ``ground
 (the stitched reconstruction for network rows, the engine's object for iterative rows);
 network rows add ``patch_residual``, of their raw patches before stitching
 (``ptycho_torch.core.residual``), and ``two_half_frc``, the FRC50 of the objects stitched
-from the even and the odd patterns (``ptycho.two_half_frc``), and ``probe_fill``, the
+from the even and the odd patterns (``ptycho.two_half_frc``), ``neighbour_disagreement``,
+the median phase disagreement of overlapping patches in rad (``ptycho.neighbour_agreement``),
+and ``probe_fill``, the
 fraction of the window inside the disk holding 90 % of the probe's energy
 (``ptycho.probes.probe_fill``).
 """
@@ -61,6 +63,7 @@ class StudyMetrics:
     data_residual: dict = field(default_factory=dict)
     patch_residual: Optional[dict] = None  # network rows: the raw patches' residual
     two_half_frc: Optional[dict] = None    # network rows: ptycho.two_half_frc
+    neighbour_disagreement: Optional[float] = None  # network rows (rad): ptycho.neighbour_agreement
     probe_fill: Optional[float] = None     # network rows: ptycho.probes.probe_fill
     stitch: dict = field(default_factory=dict)
     region: Optional[list] = None

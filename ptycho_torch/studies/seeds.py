@@ -40,8 +40,8 @@ from ptycho_torch.studies.sweep import (
 #: (label, metrics.json key, index of [amplitude, phase], data_residual entry or None)
 SUMMARY = tuple((m.header, m.record, m.channel) for m in metrics(
     "amp_ssim", "phase_ssim", "amp_psnr", "phase_psnr", "amp_frc50", "phase_correlation",
-    "amp_two_half_frc50", "phase_two_half_frc50", "data_residual", "train_time_s",
-    "total_time_s"))
+    "amp_two_half_frc50", "phase_two_half_frc50", "neighbour_disagreement", "data_residual",
+    "train_time_s", "total_time_s"))
 
 
 def plan_sweep(sweep: SeedSweep) -> list[str]:

@@ -56,7 +56,6 @@ def main(argv=None) -> int:
     import numpy as np
     from ptycho.config.config import InferenceConfig
     from ptycho.neighbour_agreement import neighbour_disagreement
-    from ptycho.reconstruction import stitch_options
     from ptycho.two_half_frc import two_half_frc
     from ptycho_torch.engine.inference import predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
@@ -68,9 +67,8 @@ def main(argv=None) -> int:
     pred = np.asarray(predict_patches(model, sub, a.infer_batch_size))
     inference = InferenceConfig()
     frc = two_half_frc(pred, sub.centres, inference)
-    N = pred.shape[-1]
     agree = neighbour_disagreement(pred[:, 0], np.asarray(sub.centres)[:, 0],
-                                   stitch_options(inference, N).crop)
+                                   inference.crop_for(pred.shape[-1]))
     _print(a.object_index, frc, agree)
     if a.json:
         Path(a.json).write_text(json.dumps({

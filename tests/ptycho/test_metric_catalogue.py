@@ -22,7 +22,8 @@ def test_every_entry_reads_a_study_row():
     gt = (1 + 0.2 * rng.random((48, 48))) * np.exp(1j * rng.random((48, 48)))
     row = StudyMetrics("pinn_x", "network", True, data_residual={"amplitude_mae": 0.25},
                        train_time_s=3.0, inference_time_s=1.0, total_time_s=4.0,
-                       two_half_frc={"frc50": [0.21, 0.13], "frc50_censored": [None, None]})
+                       two_half_frc={"frc50": [0.21, 0.13], "frc50_censored": [None, None]},
+                       neighbour_disagreement=0.09)
     pred = gt * np.exp(0.1j * rng.standard_normal(gt.shape)) + 0.05 * rng.standard_normal(gt.shape)
     row.set_scores(evaluation.evaluate_reconstruction(pred, gt))
     fields = {f.name for f in dataclasses.fields(StudyMetrics)}

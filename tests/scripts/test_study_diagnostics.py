@@ -122,6 +122,8 @@ def test_self_consistency_gives_the_study_s_two_half_frc(tiny_run, tmp_path, cap
     assert res["neighbour_disagreement"]["pairs"] == want["pairs"].tolist()
     assert res["neighbour_disagreement"]["median"] == pytest.approx(want["median"], rel=1e-4)
     assert want["median"] > 0 and len(want["pairs"]) > 0
+    study = json.loads((run / "metrics.json").read_text())["neighbour_disagreement"]
+    assert study == pytest.approx(want["median"], rel=1e-4)   # the study wrote the same
     text = capsys.readouterr().out
     assert text.startswith("object 0, amplitude: two-half FRC50 ")
     assert f"neighbour phase disagreement {want['median']:.4f} rad" in text
