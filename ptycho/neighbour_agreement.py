@@ -13,10 +13,10 @@ axis neighbours) the runs whose phase stayed weak disagreed more than those that
 it (``docs/results/2026-12-speed.md``). Pairs at sub-pixel offsets (a spiral scan) are
 skipped: the count of pairs used is returned with the values.
 
-A study writes the median of test object 0 to ``metrics.json``
-(``neighbour_disagreement``, :func:`median_disagreement`). Centres are ``(x, y)`` in object
-pixels; patch pixel ``(r, c)`` of a patch centred at
-``(x, y)`` is object pixel ``(y - N/2 + r, x - N/2 + c)`` (``ptycho.geometry.patches``).
+A study writes the median of test object 0 to ``metrics.json`` (``neighbour_disagreement``,
+:func:`study_disagreement`). Centres are ``(x, y)`` in object pixels; patch pixel ``(r, c)``
+of a patch centred at ``(x, y)`` is object pixel ``(y - N/2 + r, x - N/2 + c)``
+(``ptycho.geometry.patches``).
 """
 from __future__ import annotations
 
@@ -73,13 +73,12 @@ def neighbour_disagreement(patches: np.ndarray, centres: np.ndarray, crop: int) 
             "pairs": pairs, "crop": int(crop)}
 
 
-def median_disagreement(patches: np.ndarray, centres: np.ndarray,
-                        inference: InferenceConfig) -> float | None:
-    """:func:`neighbour_disagreement`'s median for a study's predicted ``patches``
-    (n, C, N, N) at ``centres`` (n, C, 2), with the central crop of ``inference``'s
-    position stitching (``crop_for``)."""
+def study_disagreement(patches: np.ndarray, centres: np.ndarray,
+                       inference: InferenceConfig) -> dict:
+    """:func:`neighbour_disagreement` of a study's predicted ``patches`` (n, C, N, N) at
+    ``centres`` (n, C, 2), with the central crop of ``inference``'s position stitching
+    (``crop_for``)."""
     p = np.asarray(patches)
     N = p.shape[-1]
-    crop = inference.crop_for(N)
     return neighbour_disagreement(p.reshape(-1, N, N), np.asarray(centres).reshape(-1, 2),
-                                  crop)["median"]
+                                  inference.crop_for(N))

@@ -12,12 +12,11 @@ the row was not registered). Without ground truth they are ``null`` and ``ground
 ``data_residual`` (ground-truth-free) is reported either way: of the delivered object
 (the stitched reconstruction for network rows, the engine's object for iterative rows);
 network rows add ``patch_residual``, of their raw patches before stitching
-(``ptycho_torch.core.residual``), and ``two_half_frc``, the FRC50 of the objects stitched
-from the even and the odd patterns (``ptycho.two_half_frc``), ``neighbour_disagreement``,
-the median phase disagreement of overlapping patches in rad (``ptycho.neighbour_agreement``),
-and ``probe_fill``, the
-fraction of the window inside the disk holding 90 % of the probe's energy
-(``ptycho.probes.probe_fill``).
+(``ptycho_torch.core.residual``), ``two_half_frc``, the FRC50 of the objects stitched from
+the even and the odd patterns (``ptycho.two_half_frc``), ``neighbour_disagreement``, the
+median phase disagreement of overlapping patches in rad (``ptycho.neighbour_agreement``),
+and ``probe_fill``, the fraction of the window inside the disk holding 90 % of the probe's
+energy (``ptycho.probes.probe_fill``).
 """
 from __future__ import annotations
 

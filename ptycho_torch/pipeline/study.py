@@ -52,7 +52,7 @@ from ptycho_torch.pipeline.probe_update import (
 from ptycho_torch.pipeline.stitch_preflight import check_stitching
 from ptycho.inputs import load_study_data
 from ptycho.two_half_frc import two_half_frc
-from ptycho.neighbour_agreement import median_disagreement
+from ptycho.neighbour_agreement import study_disagreement
 from ptycho.reconstruction import (
     Reconstruction,
     grid_geometry,
@@ -183,7 +183,7 @@ def run_study(cfg: StudyConfig) -> StudyResult | None:
     m.probe_fill = probe_fill(test.probe)
     centres = test.select(test.object_selection(0)).centres
     m.two_half_frc = two_half_frc(rec.patches, centres, cfg.inference, rec.stitch_weights)
-    m.neighbour_disagreement = median_disagreement(rec.patches, centres, cfg.inference)
+    m.neighbour_disagreement = study_disagreement(rec.patches, centres, cfg.inference)["median"]
     m.data_time_s = p.data_time
     write_run_files(cfg, p, fit)
     save_reconstruction(p.layout.recon_dir / "recon.npz", rec, scan=test)

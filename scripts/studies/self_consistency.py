@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import numpy as np
     from ptycho.config.config import InferenceConfig
-    from ptycho.neighbour_agreement import neighbour_disagreement
+    from ptycho.neighbour_agreement import study_disagreement
     from ptycho.two_half_frc import two_half_frc
     from ptycho_torch.engine.inference import predict_patches
     from ptycho_torch.pipeline.reconstruct import load_model
@@ -67,8 +67,7 @@ def main(argv=None) -> int:
     pred = np.asarray(predict_patches(model, sub, a.infer_batch_size))
     inference = InferenceConfig()
     frc = two_half_frc(pred, sub.centres, inference)
-    agree = neighbour_disagreement(pred[:, 0], np.asarray(sub.centres)[:, 0],
-                                   inference.crop_for(pred.shape[-1]))
+    agree = study_disagreement(pred, sub.centres, inference)
     _print(a.object_index, frc, agree)
     if a.json:
         Path(a.json).write_text(json.dumps({
