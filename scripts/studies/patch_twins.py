@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Per-patch twin check of a trained model on a simulated test scan (``ptycho.patch_twins``).
 
-    python scripts/studies/patch_twins.py --checkpoint RUN/model.ckpt --data test.npz
+    python scripts/studies/patch_twins.py --checkpoint RUN/model.ckpt --data test.npz \
+        [--object-index 0] [--infer-batch-size 64] [--num-threads 0] [--json PATH]
 
 Predicts the patches of one test object and prints, against the scan's true object phase
 (its ``Y_phi`` labels), the median weighted phase correlation of the predicted patches with

@@ -2,7 +2,7 @@
 """Two ground-truth-free checks of a trained model on any object of any scan.
 
     python scripts/studies/self_consistency.py --checkpoint RUN/model.ckpt --data SCAN.npz \
-        [--object-index 0] [--infer-batch-size 64] [--json PATH]
+        [--object-index 0] [--infer-batch-size 64] [--num-threads 0] [--json PATH]
 
 Predicts the patches of one object of the scan and prints, with the study's default
 stitching:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Score one trained model's test scan under several stitching options (predicts once).
 
-    python scripts/studies/stitch_variants.py --checkpoint RUN/model.ckpt --data test.npz
+    python scripts/studies/stitch_variants.py --checkpoint RUN/model.ckpt --data test.npz \
+        [--crops 8,16,32,48,64] [--num-threads 0]
 
 Prints a markdown table: tiles (gridsize 1 grid scans), then positions with each central
 crop, sub-pixel mode and with/without per-patch phase alignment, all scored on the same
@@ -14,8 +15,11 @@ import sys
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
+for _path in (_REPO, _REPO / "scripts" / "studies"):  # the package; _model_object
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from _model_object import add_threads_arg, apply_threads  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -31,7 +35,10 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="a test scan with ground truth")
     p.add_argument("--crops", default="8,16,32,48,64")
+    add_threads_arg(p)
     a = p.parse_args(argv)
+    if not apply_threads(a):
+        return 2
     model = load_model(a.checkpoint, "cpu")
     data = read_dataset(a.data, gridsize=model.model_config.gridsize)
     N = data.N

@@ -85,6 +85,8 @@ def test_patch_twins_refuses_in_one_line(tiny_run, spiral_npz, tmp_path, capsys)
               "error: --object-index 3: allowed [0]"),
              (["--checkpoint", ckpt, "--data", test_npz, "--infer-batch-size", "0"],
               "error: --infer-batch-size 0: allowed 1 or more"),
+             (["--checkpoint", ckpt, "--data", test_npz, "--num-threads", "-1"],
+              "error: --num-threads -1: allowed 0 (choose) or more"),
              (["--checkpoint", ckpt, "--data", str(spiral_npz)],
               f"error: --data {spiral_npz}: no Y_phi labels (the true object phase of each "
               "patch): a simulated test scan is needed")]
@@ -130,3 +132,23 @@ def test_self_consistency_gives_the_study_s_two_half_frc(tiny_run, tmp_path, cap
     assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
                         "--object-index", "2"]) == 2
     assert capsys.readouterr().err == "error: --object-index 2: allowed [0]\n"
+
+
+def test_the_diagnostic_scripts_take_the_thread_count(tiny_run, capsys):
+    import torch
+    run, test_npz = tiny_run
+    before = torch.get_num_threads()
+    try:
+        for name in ("self_consistency", "stitch_variants"):
+            torch.set_num_threads(2)
+            script = load_repo_file(f"scripts/studies/{name}.py")
+            capsys.readouterr()
+            assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
+                                "--num-threads", "1"]) == 0
+            assert torch.get_num_threads() == 1, name
+        capsys.readouterr()
+        assert script.main(["--checkpoint", str(run / "model.ckpt"), "--data", test_npz,
+                            "--num-threads", "-2"]) == 2
+        assert capsys.readouterr().err == "error: --num-threads -2: allowed 0 (choose) or more\n"
+    finally:
+        torch.set_num_threads(before)
