@@ -83,6 +83,7 @@ class StudyMetrics:
     stop_reason: Optional[str] = None
     wall_time_cap_hit: Optional[bool] = None
     resumed_from_epoch: Optional[int] = None
+    candidates: Optional[list] = None     # the starts chosen from: ptycho_torch.pipeline.candidates
     world_size: Optional[int] = None
     n_train_patterns: Optional[int] = None
     n_val_patterns: Optional[int] = None

@@ -156,6 +156,10 @@ class TrainingConfig(Record):
                                   "groups")
     early_stopping_patience: int = _f(0, "stop after this many epochs without validation "
                                       "improvement (0: off)")
+    candidates: int = _f(1, "train this many starts (seeds) for candidate_epochs each and go "
+                         "on with the one whose patches of test object 1 agree best with their "
+                         "neighbours (1: one start, the seed's)")
+    candidate_epochs: int = _f(3, "epochs of each start when candidates > 1")
     device: str = _f("auto", "where to train and predict", choices=DEVICES)
     devices: int = _f(1, "number of devices (processes) to train on")
     strategy: str = _f("auto", "Lightning strategy; ddp for data-parallel training",
@@ -202,6 +206,7 @@ class TrainingConfig(Record):
         check_int(o, "k_nearest", self.k_nearest, 0, MAX_K_NEAREST)
         check_int(o, "groups_per_position", self.groups_per_position, 1,
                   MAX_GROUPS_PER_POSITION)
+        self._check_candidates(o)
         check_int(o, "devices", self.devices, 1, 1024)
         check_int(o, "num_nodes", self.num_nodes, 1, 1024)
         check_bool(o, "deterministic", self.deterministic)
@@ -210,6 +215,23 @@ class TrainingConfig(Record):
         if self.num_nodes > 1 and self.strategy != "ddp":
             raise refuse(o, "num_nodes", f"={self.num_nodes} needs strategy='ddp' (allowed "
                          f"with strategy={self.strategy!r}: 1)")
+
+    def _check_candidates(self, o: str) -> None:
+        check_int(o, "candidates", self.candidates, 1, 64)
+        check_int(o, "candidate_epochs", self.candidate_epochs, 1, 100000)
+        if self.candidates == 1:
+            if self.candidate_epochs != 3:
+                raise refuse(o, "candidate_epochs", f"={self.candidate_epochs} has no effect "
+                             "with candidates=1 (it sets the epochs of each start)")
+            return
+        if self.candidate_epochs >= self.epochs:
+            raise refuse(o, "candidate_epochs", f"={self.candidate_epochs} leaves nothing to go "
+                         f"on with (allowed: fewer than epochs={self.epochs})")
+        for name, value, why in (("devices", self.devices, 1), ("num_nodes", self.num_nodes, 1),
+                                 ("max_train_minutes", self.max_train_minutes, 0)):
+            if value != why:
+                raise refuse(o, name, f"={value:g} is not supported with candidates="
+                             f"{self.candidates} (allowed: {why})")
 
 
 @dataclass(frozen=True)

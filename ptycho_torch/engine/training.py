@@ -80,7 +80,8 @@ class FitResult:
     a distributed run ``is_global_zero`` is False (they write nothing).
     ``patterns_trained``: training samples (groups) actually passed through a training
     step in this call, on all ranks (a last partial batch counts its own size; a resumed
-    run counts only its new steps, as ``train_time_s`` times only them)."""
+    run counts only its new steps, as ``train_time_s`` times only them). ``candidates``: the
+    starts it was chosen from (:mod:`ptycho_torch.pipeline.candidates`), or None."""
 
     model: PtychoPINN_Lightning
     history: dict
@@ -97,6 +98,7 @@ class FitResult:
     accelerator: str
     is_global_zero: bool = True
     patterns_trained: int = 0
+    candidates: list | None = None
 
     @property
     def interrupted(self) -> bool:

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,9 @@ from ptycho.probes import probe_fill
 from ptycho.plotting import object_pixel_m, save_reconstruction_figure, save_study_figures
 from ptycho.stitching import clip_to_region, grid_region
 from ptycho.study_metrics import StudyMetrics
-from ptycho_torch.engine.data import data_config_from
 from ptycho_torch.core.residual import data_residual, test_object_residuals
 from ptycho_torch.engine.callbacks import SnapshotCallback
-from ptycho_torch.engine.data import input_scale_from, split_indices
+from ptycho_torch.engine.data import data_config_from, input_scale_from, split_indices
 from ptycho_torch.engine.device import check_device
 from ptycho_torch.engine.inference import predict_patches
 from ptycho_torch.engine.loggers import check_logger
@@ -39,16 +39,11 @@ from ptycho_torch.engine.outputs import is_launch_rank_zero, last_checkpoint, pr
 from ptycho_torch.engine.training import fit_model
 from ptycho_torch.generators import count_parameters
 from ptycho_torch.engine.interrupts import Interrupted
-from ptycho_torch.pipeline.probe_update import (
-    compare_with_lsqml,
-    model_probe_config,
-    poisson_floor_mae,
-    refine_study_probe,
-    report,
-    resolve_route,
-    scored_at_corrected_positions,
-    warn_learned_probe,
-)
+from ptycho_torch.pipeline.probe_update import (compare_with_lsqml, model_probe_config,
+                                                 poisson_floor_mae, refine_study_probe, report,
+                                                 resolve_route, scored_at_corrected_positions,
+                                                 warn_learned_probe)
+from ptycho_torch.pipeline.candidates import check_candidates, fit_candidates
 from ptycho_torch.pipeline.stitch_preflight import check_stitching
 from ptycho.inputs import load_study_data
 from ptycho.two_half_frc import two_half_frc
@@ -244,6 +239,7 @@ def preflight_study(cfg: StudyConfig) -> StudyInputs:
         train, test, data_info = load_study_data(cfg)
         data_time = time.perf_counter() - t0
         data_config = check_data(cfg, train, test)
+        check_candidates(cfg, test)
         log.info(threads_line(*threads))
         warn_probe_fill(cfg, train.probe)
         route, why = resolve_route(cfg)
@@ -278,12 +274,17 @@ def train_study_model(cfg: StudyConfig, p: StudyInputs, callbacks: list):
     """:func:`fit_model` of the study; an interruption (or a wall-clock stop) is logged,
     an interrupted fit raises KeyboardInterrupt on rank 0, and Lightning's SIGTERM stop
     (a ``SystemExit`` with status 0) :class:`Interrupted` (status 143)."""
+    start = partial(fit_model, cfg.model, data_config=p.data_config, train=p.train,
+                    progress_bar=cfg.run.progress_bar, logger=cfg.run.logger,
+                    probe_config=model_probe_config(cfg, p.route),
+                    trust_checkpoint=cfg.run.trust_checkpoint)
     try:
-        fit = fit_model(cfg.model, cfg.training, p.data_config, p.train, p.layout.work_dir,
-                        resume=cfg.run.resume, progress_bar=cfg.run.progress_bar,
-                        extra_callbacks=callbacks,
-                        probe_config=model_probe_config(cfg, p.route), logger=cfg.run.logger,
-                        trust_checkpoint=cfg.run.trust_checkpoint)
+        if cfg.training.candidates == 1:
+            fit = start(training_config=cfg.training, work_dir=p.layout.work_dir,
+                        resume=cfg.run.resume, extra_callbacks=callbacks)
+        else:  # several starts, one chosen: ptycho_torch.pipeline.candidates
+            fit = fit_candidates(cfg, p.test, start, callbacks, p.layout.work_dir,
+                                 torch.device(p.accelerator))
     except (KeyboardInterrupt, SystemExit, Interrupted) as err:
         log.error("training interrupted: no metrics.json written; continue with --resume")
         if isinstance(err, SIGTERMException):
@@ -323,6 +324,7 @@ def network_record(cfg: StudyConfig, fit, rec: Reconstruction, residual: dict,
         epochs_trained=fit.epochs_trained, stop_reason=fit.stop_reason,
         wall_time_cap_hit=fit.stop_reason == "max_time",
         resumed_from_epoch=fit.resumed_from_epoch, world_size=fit.world_size,
+        candidates=fit.candidates,
         n_train_patterns=fit.n_train, n_val_patterns=fit.n_val, train_time_s=fit.train_time_s,
         train_patterns_per_s=fit.patterns_trained / max(fit.train_time_s, 1e-9),
         final_train_loss=(h.get("train_loss") or [float("nan")])[-1],
