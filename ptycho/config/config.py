@@ -114,6 +114,8 @@ class TrainingConfig(Record):
 
     ``val_fraction`` of the training patterns is held out (seeded) as the validation split
     that drives the LR scheduler and early stopping; the test scan is never used for it.
+    With ``candidates`` > 1 the test scan's object 1, which no score uses, chooses among
+    the starts (``ptycho_torch.pipeline.candidates``).
     The budget is ``epochs`` and, when > 0, ``max_steps`` (optimizer steps): both are
     reproducible on any machine. ``max_train_minutes`` is a wall-clock safety cap only.
     """
@@ -227,11 +229,16 @@ class TrainingConfig(Record):
         if self.candidate_epochs >= self.epochs:
             raise refuse(o, "candidate_epochs", f"={self.candidate_epochs} leaves nothing to go "
                          f"on with (allowed: fewer than epochs={self.epochs})")
-        for name, value, why in (("devices", self.devices, 1), ("num_nodes", self.num_nodes, 1),
-                                 ("max_train_minutes", self.max_train_minutes, 0)):
-            if value != why:
-                raise refuse(o, name, f"={value:g} is not supported with candidates="
-                             f"{self.candidates} (allowed: {why})")
+        # one process; no wall-clock cap; a schedule that does not plan the whole budget
+        # (onecycle's would end with each start)
+        for name, value, allowed in (("devices", self.devices, (1,)),
+                                     ("num_nodes", self.num_nodes, (1,)),
+                                     ("max_train_minutes", self.max_train_minutes, (0,)),
+                                     ("scheduler", self.scheduler, ("plateau", "none"))):
+            if value not in allowed:
+                shown = repr(value) if isinstance(value, str) else f"{value:g}"
+                raise refuse(o, name, f"={shown} is not supported with candidates="
+                             f"{self.candidates} (allowed: {', '.join(map(str, allowed))})")
 
 
 @dataclass(frozen=True)

@@ -344,7 +344,7 @@ def test_every_numeric_field_out_of_range_is_refused(capsys):
            "probe_pupil_radius": 0.6, "probe_defocus": float("nan"), "overlap_weight": 1.5,
            "min_steps": -1, "probe_learning_rate": 0.0, "probe_warmup_epochs": -1,
            "probe_smoothing_sigma": -1.0, "ema_decay": 0.0, "gradient_clip_val": -1.0,
-           "k_nearest": 65, "groups_per_position": 0}
+           "k_nearest": 65, "groups_per_position": 0, "candidates": 0, "candidate_epochs": 0}
     numeric = {f.name for section, f in leaf_fields()
                if typing.get_type_hints(SECTIONS[section])[f.name] in (int, float)
                and "choices" not in f.metadata}

@@ -106,6 +106,9 @@ def test_candidate_seeds():
                                     "candidates=2 (allowed: 1)"),
     (dict(candidates=2, max_train_minutes=5.0), "TrainingConfig.max_train_minutes=5 is not "
                                                 "supported with candidates=2 (allowed: 0)"),
+    (dict(candidates=2, scheduler="onecycle"), "TrainingConfig.scheduler='onecycle' is not "
+                                               "supported with candidates=2 (allowed: plateau, "
+                                               "none)"),
     (dict(candidates=0), "TrainingConfig.candidates"),
 ])
 def test_bad_candidate_settings_are_refused(kwargs, message):
