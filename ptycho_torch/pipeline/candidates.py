@@ -2,10 +2,12 @@
 held-out object agree best with themselves.
 
 At the quick study's budget a run's phase ends in one of two states, weak or strong, and
-the seed decides which (``docs/results/2026-12-speed.md#candidate-starts``). The state
-shows after a few epochs, before the phase itself does, in the neighbour disagreement of
-patterns the network was not trained on (:mod:`ptycho.neighbour_agreement`: the RMS phase
-difference of overlapping patches, each pair's constant phase removed; no ground truth).
+the seed decides which. After 3 epochs the neighbour disagreement of patterns the network
+was not trained on (:mod:`ptycho.neighbour_agreement`: the RMS phase difference of
+overlapping patches, each pair's constant phase removed; no ground truth) was low in runs
+that ended strong, but not low in every one, and choosing among starts by it lifted no
+weak seed at that budget (``docs/results/2026-12-speed.md#candidate-starts``): a tool to
+choose with, not a default.
 
 With ``TrainingConfig.candidates = K > 1`` a study
 
@@ -53,7 +55,8 @@ ONE_START = TrainingConfig()  # a start's own budget is a plain one-start traini
 
 def candidate_seed(seed: int, k: int) -> int:
     """The seed of start ``k``: the study's ``seed`` for k = 0, else the first 32-bit word
-    of numpy's ``SeedSequence([seed, k])`` (streams apart from every plain seed's)."""
+    of numpy's ``SeedSequence([seed, k])`` (not ``seed + k``: the starts of seeds 1 and 2
+    would share seeds)."""
     if k == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
