@@ -128,3 +128,20 @@ def test_a_test_scan_without_object_1_is_refused_before_any_write(tmp_path, caps
                             "more: --n-test-objects 2)")
     assert "Traceback" not in "\n".join(err)
     assert not out.exists()
+
+
+def test_resume_scores_the_same_starts_and_goes_on_with_the_chosen_one(chosen, tmp_path):
+    """A study stopped after its starts (here: its metrics.json removed, the training state
+    kept) resumes: the starts load as they were, score the same, the same start goes on."""
+    import shutil
+    root, out, m, _ = chosen
+    copy = tmp_path / "study"
+    shutil.copytree(out, copy)
+    (copy / "runs" / "pinn_fno" / "metrics.json").unlink()
+    assert study_main([*TINY, *BUDGET, "--cache-dir", str(root / "cache"), "--output-dir",
+                       str(copy), "--resume"]) == 0
+    again = json.loads((copy / "runs" / "pinn_fno" / "metrics.json").read_text())
+    drop = ("train_time_s",)
+    assert ([{k: v for k, v in r.items() if k not in drop} for r in again["candidates"]]
+            == [{k: v for k, v in r.items() if k not in drop} for r in m["candidates"]])
+    assert again["resumed_from_epoch"] == 2 and again["psnr"] == m["psnr"]
