@@ -108,6 +108,9 @@ class ModelConfig(Record):
         return self.gridsize * self.gridsize
 
 
+CANDIDATE_EPOCHS = 3  # TrainingConfig.candidate_epochs' default
+
+
 @dataclass(frozen=True)
 class TrainingConfig(Record):
     """Optimisation, budget and devices.
@@ -161,7 +164,7 @@ class TrainingConfig(Record):
     candidates: int = _f(1, "train this many starts (seeds) for candidate_epochs each and go "
                          "on with the one whose patches of test object 1 agree best with their "
                          "neighbours (1: one start, the seed's)")
-    candidate_epochs: int = _f(3, "epochs of each start when candidates > 1")
+    candidate_epochs: int = _f(CANDIDATE_EPOCHS, "epochs of each start when candidates > 1")
     device: str = _f("auto", "where to train and predict", choices=DEVICES)
     devices: int = _f(1, "number of devices (processes) to train on")
     strategy: str = _f("auto", "Lightning strategy; ddp for data-parallel training",
@@ -222,7 +225,7 @@ class TrainingConfig(Record):
         check_int(o, "candidates", self.candidates, 1, 64)
         check_int(o, "candidate_epochs", self.candidate_epochs, 1, 100000)
         if self.candidates == 1:
-            if self.candidate_epochs != 3:
+            if self.candidate_epochs != CANDIDATE_EPOCHS:
                 raise refuse(o, "candidate_epochs", f"={self.candidate_epochs} has no effect "
                              "with candidates=1 (it sets the epochs of each start)")
             return

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ptycho.artifacts import copy_atomic
-from ptycho.config.config import InferenceConfig, TrainingConfig
+from ptycho.config.config import CANDIDATE_EPOCHS, InferenceConfig
 from ptycho.config.study_config import StudyConfig
 from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
@@ -50,7 +50,6 @@ from ptycho_torch.engine.training import FitResult
 log = logging.getLogger(__name__)
 
 SELECTION_OBJECT = 1  # the test scan's object the starts are compared on (0 is scored)
-ONE_START = TrainingConfig()  # a start's own budget is a plain one-start training config
 
 
 def candidate_seed(seed: int, k: int) -> int:
@@ -97,7 +96,7 @@ def fit_candidates(cfg: StudyConfig, test: PtychoDataset, start, callbacks: list
     for k in range(tc.candidates):
         seed = candidate_seed(tc.seed, k)
         short = replace(tc, seed=seed, epochs=tc.candidate_epochs, max_steps=0, min_steps=0,
-                        candidates=1, candidate_epochs=ONE_START.candidate_epochs)
+                        candidates=1, candidate_epochs=CANDIDATE_EPOCHS)
         fit = start(training_config=short, work_dir=work_dir / f"candidate_{k}",
                     resume=cfg.run.resume, extra_callbacks=None)
         if fit.interrupted or not fit.is_global_zero:
