@@ -64,8 +64,13 @@ def read_checkpoint_epoch(path, *, trust: bool = False) -> int:
                          "(expected a complete Lightning checkpoint)") from None
 
 
+def last_checkpoint_in(work_dir: Path) -> Path:
+    """The checkpoint a training in ``work_dir`` writes after every epoch (and resumes from)."""
+    return Path(work_dir) / "checkpoints" / "last.ckpt"
+
+
 def last_checkpoint(layout: StudyLayout) -> Path:
-    return layout.work_dir / "checkpoints" / "last.ckpt"
+    return last_checkpoint_in(layout.work_dir)
 
 
 def check_dir_target(name: str, path: Path) -> None:

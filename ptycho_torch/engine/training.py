@@ -45,7 +45,7 @@ from ptycho_torch.engine.callbacks import (
 from ptycho_torch.engine.data import make_loaders, object_amplitude_estimate, split_indices
 from ptycho_torch.engine.device import resolve_device
 from ptycho_torch.engine.loggers import make_logger
-from ptycho_torch.engine.outputs import read_checkpoint_epoch
+from ptycho_torch.engine.outputs import last_checkpoint_in, read_checkpoint_epoch
 from ptycho_torch.engine.weight_averaging import weight_average_callbacks
 from ptycho_torch.model import PtychoPINN_Lightning
 
@@ -180,7 +180,8 @@ def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
     train_loader, val_loader = make_loaders(train, split, data_config.input_scale,
                                             tc.batch_size, tc.seed)
     tc = scaled_budget(tc, len(train_loader))
-    ckpt_dir = work_dir / "checkpoints"
+    last = last_checkpoint_in(work_dir)  # ModelCheckpoint(filename="last") in its folder
+    ckpt_dir = last.parent
     cbs = _make_callbacks(tc, ckpt_dir, progress_bar, extra_callbacks)
     accelerator = resolve_device(tc.device)
     log.info("training %s on %s: %d training / %d validation patterns, batch %d, %s",
@@ -188,7 +189,6 @@ def prepare_fit(model_config: ModelConfig, training_config: TrainingConfig,
              tc.batch_size, f"{tc.epochs} epochs" + (f" or {tc.max_steps} steps"
                                                      if tc.max_steps else ""))
     ckpt_path = resumed_from = None
-    last = ckpt_dir / "last.ckpt"
     if resume and last.exists():
         ckpt_path = str(last)
         resumed_from = read_checkpoint_epoch(last, trust=trust_checkpoint)

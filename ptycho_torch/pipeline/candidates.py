@@ -45,6 +45,7 @@ from ptycho.config.validation import StudyError
 from ptycho.dataset import PtychoDataset
 from ptycho.neighbour_agreement import study_disagreement
 from ptycho_torch.engine.inference import predict_patches
+from ptycho_torch.engine.outputs import last_checkpoint_in
 from ptycho_torch.engine.training import FitResult
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,11 @@ def fit_candidates(cfg: StudyConfig, test: PtychoDataset, start, callbacks: list
                  "none" if score is None else f"{score:.4f} rad")
     best = min(rows, key=lambda r: (math.inf if r["neighbour_disagreement"] is None
                                     else r["neighbour_disagreement"], r["index"]))
-    chosen = work_dir / "checkpoints" / "last.ckpt"
+    chosen = last_checkpoint_in(work_dir)
     resumed = chosen.exists()  # an interrupted continuation, kept by --resume
     if not resumed:
         chosen.parent.mkdir(parents=True, exist_ok=True)
-        copy_atomic(work_dir / f"candidate_{best['index']}" / "checkpoints" / "last.ckpt",
-                    chosen)
+        copy_atomic(last_checkpoint_in(work_dir / f"candidate_{best['index']}"), chosen)
     log.info("going on with candidate %d (seed %d) to the study's budget", best["index"],
              best["seed"])
     with warnings.catch_warnings():
